@@ -1,0 +1,79 @@
+"""Model zoo: backbones × attention, built by ``create_model(name, attn=..., attn_kwargs=...)``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from seadeploy.errors import ConfigError
+from seadeploy.models.attention import ATTENTION, create_attention, list_attention
+from seadeploy.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """A registered backbone builder and its defaults."""
+
+    fn: Callable[..., nn.Module]
+    family: str
+    default_attn: str = "none"
+    input_size: int = 32
+    num_classes: int = 10
+
+    @property
+    def __qualname__(self) -> str:  # for Registry.__repr__
+        return self.fn.__qualname__
+
+
+MODELS: Registry[ModelEntry] = Registry("model")
+
+
+def register_model(name: str, family: str, default_attn: str = "none", input_size: int = 32, num_classes: int = 10):
+    """Decorator: register ``fn(attn, attn_kwargs, num_classes, input_size, **kw) -> nn.Module``."""
+
+    def deco(fn):
+        MODELS.register(name)(ModelEntry(fn, family, default_attn, input_size, num_classes))
+        return fn
+
+    return deco
+
+
+def create_model(name: str, attn: str | None = None, attn_kwargs: dict[str, Any] | None = None,
+                 num_classes: int | None = None, input_size: int | None = None, **kwargs: Any) -> nn.Module:
+    """Build backbone ``name`` with attention ``attn`` (default: the family's, ``none`` for most)."""
+    _ensure_registered()
+    entry = MODELS.get(name)
+    attn = entry.default_attn if attn is None else attn
+    if attn != "none":
+        ATTENTION.get(attn) if attn in ATTENTION else create_attention(attn, 8)  # raises listing the choices
+    input_size = entry.input_size if input_size is None else int(input_size)
+    num_classes = entry.num_classes if num_classes is None else int(num_classes)
+    if input_size < 32:
+        raise ConfigError(f"input size {input_size} is too small; the backbones need at least 32 pixels")
+    if num_classes < 1:
+        raise ConfigError(f"num_classes must be ≥ 1, got {num_classes}")
+    return entry.fn(attn=attn, attn_kwargs=dict(attn_kwargs or {}), num_classes=num_classes,
+                    input_size=input_size, **kwargs)
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered backbone names, optionally filtered by a shell pattern such as ``resnet*``."""
+    _ensure_registered()
+    return MODELS.names(pattern)
+
+
+def model_defaults(name: str) -> ModelEntry:
+    """The registry entry (family, default attention, input size, classes) of ``name``."""
+    _ensure_registered()
+    return MODELS.get(name)
+
+
+def _ensure_registered() -> None:
+    from seadeploy.models import efficientnet, resnet, resnet_cifar, vgg_cifar  # noqa: F401
+
+
+__all__ = ["MODELS", "ATTENTION", "create_model", "create_attention", "list_models", "list_attention",
+           "register_model", "model_defaults"]
