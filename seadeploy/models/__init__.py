@@ -47,8 +47,8 @@ def create_model(name: str, attn: str | None = None, attn_kwargs: dict[str, Any]
     _ensure_registered()
     entry = MODELS.get(name)
     attn = entry.default_attn if attn is None else attn
-    if attn != "none":
-        ATTENTION.get(attn) if attn in ATTENTION else create_attention(attn, 8)  # raises listing the choices
+    if attn not in list_attention():
+        raise ConfigError(f"unknown attention '{attn}'. Valid choices: {', '.join(list_attention())}")
     input_size = entry.input_size if input_size is None else int(input_size)
     num_classes = entry.num_classes if num_classes is None else int(num_classes)
     if input_size < 32:
