@@ -1,0 +1,41 @@
+"""Suite-wide fixtures and the gpu/trt markers' automatic skips."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+
+def _has_gpu() -> bool:
+    return torch.cuda.is_available()
+
+
+def _has_trt() -> bool:
+    return _has_gpu() and importlib.util.find_spec("tensorrt") is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu, trt = _has_gpu(), _has_trt()
+    skip_gpu = pytest.mark.skip(reason="needs an NVIDIA GPU (torch.cuda.is_available() is False)")
+    skip_trt = pytest.mark.skip(reason="needs TensorRT and a GPU: pip install 'seadeploy[gpu]' on a CUDA machine")
+    for item in items:
+        if "trt" in item.keywords and not trt:
+            item.add_marker(skip_trt)
+        elif "gpu" in item.keywords and not gpu:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """An empty run folder."""
+    d = tmp_path / "run"
+    d.mkdir()
+    return d
