@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from seadeploy.artifacts import ModelSpec
 from seadeploy.errors import ConfigError
 from seadeploy.models.attention import ATTENTION, create_attention, list_attention
 from seadeploy.registry import Registry
@@ -23,9 +24,8 @@ class ModelEntry:
     input_size: int = 32
     num_classes: int = 10
 
-    @property
-    def __qualname__(self) -> str:  # for Registry.__repr__
-        return self.fn.__qualname__
+    def __repr__(self) -> str:  # shown by Registry.__repr__ (a __qualname__ property is a TypeError on 3.11)
+        return f"{self.fn.__qualname__} (family={self.family}, attn={self.default_attn})"
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
@@ -43,7 +43,10 @@ def register_model(name: str, family: str, default_attn: str = "none", input_siz
 
 def create_model(name: str, attn: str | None = None, attn_kwargs: dict[str, Any] | None = None,
                  num_classes: int | None = None, input_size: int | None = None, **kwargs: Any) -> nn.Module:
-    """Build backbone ``name`` with attention ``attn`` (default: the family's, ``none`` for most)."""
+    """Build backbone ``name`` with attention ``attn`` (default: the family's, ``none`` for most).
+
+    The returned model carries ``model.spec`` (a :class:`~seadeploy.artifacts.ModelSpec`) that rebuilds it.
+    """
     _ensure_registered()
     entry = MODELS.get(name)
     attn = entry.default_attn if attn is None else attn
@@ -55,8 +58,12 @@ def create_model(name: str, attn: str | None = None, attn_kwargs: dict[str, Any]
         raise ConfigError(f"input size {input_size} is too small; the backbones need at least 32 pixels")
     if num_classes < 1:
         raise ConfigError(f"num_classes must be ≥ 1, got {num_classes}")
-    return entry.fn(attn=attn, attn_kwargs=dict(attn_kwargs or {}), num_classes=num_classes,
-                    input_size=input_size, **kwargs)
+    model = entry.fn(attn=attn, attn_kwargs=dict(attn_kwargs or {}), num_classes=num_classes,
+                     input_size=input_size, **kwargs)
+    # The recipe that rebuilds this model (read by models.convert and by whoever writes a checkpoint).
+    model.spec = ModelSpec(model=name, attn=attn, attn_kwargs=dict(attn_kwargs or {}), num_classes=num_classes,
+                           input_size=input_size, model_kwargs=dict(kwargs))
+    return model
 
 
 def list_models(pattern: str | None = None) -> list[str]:

@@ -63,4 +63,4 @@ def list_attention() -> list[str]:
 
 def _ensure_registered() -> None:
     # Import the modules that register attention classes (kept lazy to avoid import cycles).
-    from seadeploy.models.attention import cbam, sb, se, spse, tse  # noqa: F401
+    from seadeploy.models.attention import cbam, rgse, sb, se, spse, tse  # noqa: F401

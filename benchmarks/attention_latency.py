@@ -1,0 +1,183 @@
+"""ONNX Runtime CPU latency of every attention on the same backbone, with ratios to ``none`` and ``se``.
+
+    python benchmarks/attention_latency.py                       # vgg16_cifar + resnet56_cifar, all attentions
+    python benchmarks/attention_latency.py --models resnet56_cifar --variants none,se,tse,tse:tile=2
+    python benchmarks/attention_latency.py --profile tse --batch 8   # + per-node ORT profile of tse vs se
+    python benchmarks/attention_latency.py --variants se,tse --int8  # + int8/fp32 ratio (digits calibration)
+
+Method: each variant is exported with ``export_onnx`` (random weights, seed 0, opset 18, dynamic batch),
+run by one ``InferenceSession`` per variant (ORT_ENABLE_ALL, ``intra_op_num_threads`` pinned, sequential),
+warmed up, then timed in interleaved rounds (round r runs every variant ``--repeats`` times, the variant
+order rotating) so machine noise hits every variant alike; the figure is the median of all timed runs, with
+the IQR. Target (issue 4): TSE ≤ 1.10× SE and SE ≤ 1.15× none at batch 1. Timing never enters a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seadeploy.cli import parse_kv_args
+from seadeploy.export.checks import ort_session
+from seadeploy.export.onnx_export import export_onnx, node_module_map
+from seadeploy.models import create_model, list_attention, model_defaults
+
+TARGETS = {"tse/se": 1.10, "se/none": 1.15}
+
+
+def parse_variant(text: str) -> tuple[str, str, dict]:
+    """``tse:tile=2,reduction=8`` → (label, attention, kwargs)."""
+    attn, _, rest = text.partition(":")
+    return text, attn, parse_kv_args([kv for kv in rest.split(",") if kv]) if rest else {}
+
+
+def export_variants(model: str, variants: list[str], folder: Path, int8: bool) -> dict[str, dict[str, Path]]:
+    """Export every variant of ``model`` (and its int8 QDQ file when asked); returns label → {precision: path}."""
+    out = {}
+    for text in variants:
+        label, attn, kwargs = parse_variant(text)
+        torch.manual_seed(0)
+        net = create_model(model, attn=attn, attn_kwargs=kwargs).eval()
+        size = model_defaults(model).input_size
+        path = export_onnx(net, folder / f"{model}.{label.replace(':', '_').replace('=', '')}.onnx", (3, size, size))
+        out[label] = {"fp32": path}
+        if int8:
+            from seadeploy.data.samples import load_samples
+            from seadeploy.export.precision import quantize_int8
+
+            calib, _ = load_samples("digits", 64, split="train", input_size=size)
+            quantize_int8(path, path.with_suffix(".int8.onnx"), calib)
+            out[label]["int8"] = path.with_suffix(".int8.onnx")
+    return out
+
+
+def time_sessions(sessions: dict[str, object], batch: int, warmup: int, rounds: int, repeats: int) -> dict[str, list[float]]:
+    """Interleaved timing: ms per run for every session key."""
+    keys = list(sessions)
+    shape = [int(d) for d in sessions[keys[0]].get_inputs()[0].shape[1:]]
+    x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
+    for key in keys:
+        for _ in range(warmup):
+            sessions[key].run(None, {"x": x})
+    times: dict[str, list[float]] = defaultdict(list)
+    for r in range(rounds):
+        for key in keys[r % len(keys):] + keys[: r % len(keys)]:
+            sess = sessions[key]
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                sess.run(None, {"x": x})
+                times[key].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def summarise(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for key, ts in times.items():
+        q = statistics.quantiles(ts, n=4)
+        out[key] = {"median_ms": statistics.median(ts), "iqr_ms": q[2] - q[0], "n": len(ts)}
+    return out
+
+
+def print_table(model: str, batch: int, threads: int, stats: dict[str, dict[str, float]], precision: str) -> list[str]:
+    """Print one table; returns the target lines (PASS/MISS)."""
+    med = {k[0]: v["median_ms"] for k, v in stats.items() if k[1] == precision}
+    print(f"\n{model}  batch {batch}  {precision}  ORT CPU, intra_op_num_threads={threads}")
+    print(f"{'variant':<22}{'median ms':>11}{'IQR ms':>9}{'× none':>9}{'× se':>8}")
+    for label, m in med.items():
+        iqr = stats[(label, precision)]["iqr_ms"]
+        r_none = f"{m / med['none']:.3f}" if "none" in med else "-"
+        r_se = f"{m / med['se']:.3f}" if "se" in med else "-"
+        print(f"{label:<22}{m:>11.3f}{iqr:>9.3f}{r_none:>9}{r_se:>8}")
+    lines = []
+    if "se" in med and "none" in med:
+        r = med["se"] / med["none"]
+        lines.append(f"{model} b{batch} {precision}: SE/none = {r:.3f} (target ≤ {TARGETS['se/none']}) "
+                     f"{'PASS' if r <= TARGETS['se/none'] else 'MISS'}")
+    for label in [k for k in med if k.split(":")[0] == "tse" and "se" in med]:
+        r = med[label] / med["se"]
+        lines.append(f"{model} b{batch} {precision}: {label}/SE = {r:.3f} (target ≤ {TARGETS['tse/se']}) "
+                     f"{'PASS' if r <= TARGETS['tse/se'] else 'MISS'}")
+    return lines
+
+
+def profile_nodes(path: Path, batch: int, threads: int, runs: int = 30, top: int = 8) -> None:
+    """ORT per-node profile: time per op type inside/outside attention blocks, and the slowest attention nodes."""
+    import onnx
+    import onnxruntime as ort
+
+    modules = node_module_map(onnx.load(str(path)))
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.enable_profiling = threads, True
+        opts.profile_file_prefix = str(Path(tmp) / "prof")
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        shape = [int(d) for d in sess.get_inputs()[0].shape[1:]]
+        x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
+        for _ in range(runs):
+            sess.run(None, {"x": x})
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    by_op: dict[tuple[str, bool], float] = defaultdict(float)
+    by_node: dict[str, float] = defaultdict(float)
+    for e in events:
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+            continue
+        node = e["name"][: -len("_kernel_time")]
+        attn = ".attn" in modules.get(node, "") or ".attn" in str(e.get("args", {}))
+        by_op[(e["args"].get("op_name", "?"), attn)] += e["dur"] / 1e3 / runs
+        if attn:
+            by_node[f"{node} ({e['args'].get('op_name')})"] += e["dur"] / 1e3 / runs
+    total = sum(by_op.values())
+    print(f"\nper-node profile of {path.name}, batch {batch}: {total:.3f} ms/run in kernels")
+    for (op, attn), ms in sorted(by_op.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {'attn' if attn else 'main'} {op:<22}{ms:8.3f} ms  {100 * ms / total:5.1f}%")
+    for node, ms in sorted(by_node.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  attention node {node:<48}{ms:8.3f} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="vgg16_cifar,resnet56_cifar")
+    p.add_argument("--variants", default=None, help="comma list; attention[:k=v,...]; default: every attention "
+                   "with its defaults plus tse:tile=2 (separate variants with ';' when they have kwargs)")
+    p.add_argument("--batches", default="1,8")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--int8", action="store_true", help="also time the int8 QDQ files (int8/fp32 ratio)")
+    p.add_argument("--profile", default=None, help="variant to profile per node (with se), e.g. tse")
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    sep = ";" if a.variants and ";" in a.variants else ","
+    variants = a.variants.split(sep) if a.variants else [*list_attention(), "tse:tile=2"]
+    verdicts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in a.models.split(","):
+            files = export_variants(model, variants, Path(tmp), a.int8)
+            sessions = {(v, prec): ort_session(path, threads=a.threads) for v, d in files.items() for prec, path in d.items()}
+            for batch in map(int, a.batches.split(",")):
+                stats = summarise(time_sessions(sessions, batch, a.warmup, a.rounds, a.repeats))
+                for prec in ("fp32", "int8") if a.int8 else ("fp32",):
+                    verdicts += print_table(model, batch, a.threads, stats, prec)
+                if a.int8:
+                    for v in files:
+                        r = stats[(v, "int8")]["median_ms"] / stats[(v, "fp32")]["median_ms"]
+                        print(f"  int8/fp32 latency {model} {v} batch {batch}: {r:.3f}")
+                if a.profile:
+                    for v in ("se", a.profile):
+                        profile_nodes(files[v]["fp32"], batch, a.threads)
+    print("\n" + "\n".join(verdicts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""ONNX Runtime backend: CPU, CUDA or TensorRT execution provider chosen by name.
+
+Threads are pinned (``intra_op_num_threads``; one inter-op thread, sequential execution) and recorded in
+``info`` with the providers actually used and the graph optimisation level, so every number can be
+reproduced. ``profile=True`` turns on ORT's per-node profiler; ``end_profiling()`` returns the trace path.
+``extra_outputs`` exposes intermediate tensors as additional graph outputs of an in-memory copy of the
+model (used by layer-wise parity); the file on disk is never modified.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seadeploy.backends.base import BACKENDS, Backend, TensorSpec, default_threads
+from seadeploy.errors import BackendUnavailable, ConfigError, InputError
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+GRAPH_OPT = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+             "all": "ORT_ENABLE_ALL"}
+GPU_HINT = "pip uninstall onnxruntime && pip install onnxruntime-gpu (never both) on a machine with an NVIDIA GPU"
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+              "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+              "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+
+
+@BACKENDS.register("ort")
+class OrtBackend(Backend):
+    """An ``onnxruntime.InferenceSession`` behind the backend contract.
+
+    Args:
+        source: an ``.onnx`` file, a run folder (its ``model.onnx``) or an ``onnx.ModelProto``.
+        providers: provider names in priority order: ``cpu``, ``cuda``, ``tensorrt`` (or ORT's full names).
+            ``tensorrt`` adds ``cuda`` as fallback for nodes TensorRT cannot take. ``cpu`` is always last.
+        threads: intra-op threads (default: the CPUs this process may use); recorded in ``info``.
+        graph_opt: ``all`` (default), ``extended``, ``basic`` or ``disable`` (one ORT node per ONNX node).
+        profile: enable ORT's per-node profiler; call ``end_profiling()`` to get the JSON trace.
+        profile_dir: folder of the profiling trace (default: a new temporary folder).
+        extra_outputs: names of intermediate tensors to return as well (their graph copy lives in memory).
+        allow_tf32: let the CUDA provider use TF32 (off by default for fp32 parity); recorded in ``info``.
+        provider_options: ``{provider name: {option: value}}`` passed to ORT as is.
+    """
+
+    name = "ort"
+
+    def __init__(self, source: Any, providers: Sequence[str] = ("cpu",), threads: int | None = None,
+                 graph_opt: str = "all", profile: bool = False, profile_dir: str | os.PathLike | None = None,
+                 extra_outputs: Sequence[str] = (), allow_tf32: bool = False,
+                 provider_options: dict[str, dict[str, Any]] | None = None) -> None:
+        super().__init__()
+        ort = _import_ort()
+        if graph_opt not in GRAPH_OPT:
+            raise ConfigError(f"unknown graph optimisation level '{graph_opt}'. Valid choices: {', '.join(GRAPH_OPT)}")
+        self.threads = int(threads) if threads is not None else default_threads()
+        if self.threads < 1:
+            raise ConfigError(f"threads must be ≥ 1, got {threads}")
+        wanted = _provider_list(providers, ort.get_available_providers(), allow_tf32, provider_options or {})
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = self.threads, 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPT[graph_opt])
+        so.log_severity_level = 3  # errors only: ORT warns about every unused initializer otherwise
+        if profile:
+            folder = Path(profile_dir) if profile_dir else Path(tempfile.mkdtemp(prefix="seadeploy-ort-"))
+            folder.mkdir(parents=True, exist_ok=True)
+            so.enable_profiling, so.profile_file_prefix = True, str(folder / "ort_profile")
+        self.path, model = _load_source(source, extra_outputs)
+        self.session = _create_session(ort, model, so, wanted, self.path)
+        used = self.session.get_providers()
+        if wanted[0][0] not in used:
+            raise BackendUnavailable(f"onnxruntime could not start {wanted[0][0]} (it fell back to {used[0]}); "
+                                     f"check the CUDA/cuDNN/TensorRT libraries it needs: {GPU_HINT}")
+        self.profile = bool(profile)
+        self.extra_outputs = list(extra_outputs)
+        self.info = {"providers": used, "threads": self.threads, "graph_opt": graph_opt, "onnxruntime": ort.__version__,
+                     "tf32": bool(allow_tf32) and any(p[0] != "CPUExecutionProvider" for p in wanted),
+                     "model": str(self.path) if self.path else None}
+
+    @property
+    def input_specs(self) -> dict[str, TensorSpec]:
+        return {i.name: TensorSpec(tuple(d if isinstance(d, int) else (d or None) for d in i.shape),
+                                   np.dtype(_ORT_TYPES.get(i.type, np.float32))) for i in self.session.get_inputs()}
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.session.get_outputs()]
+
+    @classmethod
+    def variant_options(cls, variant: str) -> dict[str, Any]:
+        names = tuple(v for v in variant.split("+") if v)
+        bad = [n for n in names if n not in PROVIDERS and n not in PROVIDERS.values()]
+        if bad or not names:
+            raise ConfigError(f"unknown onnxruntime provider '{variant}'. Valid choices: {', '.join(PROVIDERS)}")
+        return {"providers": names}
+
+    @classmethod
+    def variants(cls) -> list[str]:
+        return ["ort", "ort:cuda", "ort:tensorrt"]
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = self.output_names
+        try:
+            values = self.session.run(names, feed)
+        except Exception as exc:  # ORT raises its own pybind types (Fail, InvalidArgument, RuntimeException)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"onnxruntime failed to run {self.path or 'the model'}: {first}") from exc
+        return {n: np.asarray(v) for n, v in zip(names, values)}
+
+    def end_profiling(self) -> Path:
+        """Stop profiling and return the path of ORT's Chrome-trace JSON (one event per node run)."""
+        if not self.profile:
+            raise ConfigError("profiling is off for this ort backend; create it with profile=True")
+        return Path(self.session.end_profiling())
+
+    def _release(self) -> None:
+        self.session = None  # type: ignore[assignment]
+
+
+def _import_ort():
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime (CPU) or onnxruntime-gpu") from exc
+    return ort
+
+
+def _provider_list(names: Sequence[str], available: Sequence[str], allow_tf32: bool,
+                   options: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    if isinstance(names, str):
+        names = (names,)
+    full = []
+    for n in names or ("cpu",):
+        if n not in PROVIDERS and n not in PROVIDERS.values():
+            raise ConfigError(f"unknown onnxruntime provider '{n}'. Valid choices: {', '.join(PROVIDERS)}")
+        full.append(PROVIDERS.get(n, n))
+    if full[0] == PROVIDERS["tensorrt"] and PROVIDERS["cuda"] not in full:
+        full.insert(1, PROVIDERS["cuda"])
+    if PROVIDERS["cpu"] not in full:
+        full.append(PROVIDERS["cpu"])
+    missing = [p for p in full if p not in available]
+    if missing:
+        raise BackendUnavailable(f"onnxruntime provider {missing[0]} is not available here (this onnxruntime has "
+                                 f"{', '.join(available)}): {GPU_HINT}")
+    defaults = {PROVIDERS["cuda"]: {"use_tf32": "1" if allow_tf32 else "0"}}
+    return [(p, {**defaults.get(p, {}), **options.get(p, {})}) for p in full]
+
+
+def _load_source(source: Any, extra_outputs: Sequence[str]) -> tuple[Path | None, Any]:
+    """``(path or None, path-string or serialized bytes)`` for ``InferenceSession``."""
+    import onnx
+
+    path: Path | None = None
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if path.is_dir():
+            path = path / "model.onnx"
+        if not path.is_file():
+            raise InputError(f"ONNX file '{path}' does not exist; run python -m seadeploy.export first")
+        if not extra_outputs:
+            return path, str(path)
+        try:
+            proto = onnx.load(str(path))
+        except Exception as exc:  # protobuf DecodeError and friends
+            raise InputError(f"'{path}' is not a readable ONNX file ({exc}); re-run export") from exc
+    elif isinstance(source, onnx.ModelProto):
+        proto = source
+    else:
+        raise ConfigError(f"ort backend runs an .onnx path or onnx.ModelProto, got {type(source).__name__}")
+    if extra_outputs:
+        proto = with_extra_outputs(proto, extra_outputs)
+    return path, proto.SerializeToString()
+
+
+def _create_session(ort, model: Any, so, providers: list[tuple[str, dict[str, Any]]], path: Path | None):
+    try:
+        return ort.InferenceSession(model, sess_options=so, providers=[p for p, _ in providers],
+                                    provider_options=[o for _, o in providers])
+    except Exception as exc:  # InvalidProtobuf, InvalidGraph, Fail, NotImplemented ... from pybind
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"onnxruntime cannot load {path or 'the model'}: {first}; re-run export") from exc
+
+
+def with_extra_outputs(proto: Any, names: Sequence[str]) -> Any:
+    """A copy of ``proto`` whose graph also outputs the intermediate tensors ``names`` (types from shape inference).
+
+    Raises:
+        ConfigError: a name is not a tensor of the graph.
+    """
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    known = {o for n in model.graph.node for o in n.output}
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ConfigError(f"'{bad[0]}' is not a tensor produced by a node of the graph")
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {vi.name: vi for vi in (*inferred.graph.value_info, *inferred.graph.output)}
+    have = {o.name for o in model.graph.output}
+    for name in names:
+        if name in have:
+            continue
+        vi = types.get(name)
+        elem = vi.type.tensor_type.elem_type if vi is not None else onnx.TensorProto.FLOAT
+        model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+        have.add(name)
+    return model

@@ -1,0 +1,279 @@
+"""TensorRT backend: a serialized engine run with ``execute_async_v3`` (TensorRT 10 and 11).
+
+Device buffers come from torch CUDA tensors, or from pycuda when PyTorch has no CUDA (``buffers="auto"``
+picks in that order). A dynamic batch is set per call with ``context.set_input_shape``; output buffers are
+sized from ``context.get_tensor_shape`` afterwards. The three phases are public so profiling can time
+H2D / compute / D2H separately with CUDA events on ``stream``::
+
+    with TrtBackend("runs/x/model.fp16.engine") as be:
+        be.stage_inputs({"x": x})     # set shapes, copy host → device (async on be.stream)
+        be.execute()                  # context.execute_async_v3(stream)
+        out = be.fetch_outputs()      # copy device → host, synchronise
+
+``tensorrt`` and ``pycuda`` are imported only when a TrtBackend is created.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seadeploy.backends.base import BACKENDS, Backend, TensorSpec
+from seadeploy.errors import BackendUnavailable, ConfigError, InputError
+
+TRT_HINT = "pip install tensorrt (or pip install 'seadeploy[gpu]') on a machine with an NVIDIA GPU and driver"
+
+
+def import_tensorrt():
+    """``import tensorrt`` or raise ``BackendUnavailable`` with the install hint."""
+    try:
+        import tensorrt
+    except ImportError as exc:
+        raise BackendUnavailable(f"TensorRT is not installed: {TRT_HINT}") from exc
+    return tensorrt
+
+
+@BACKENDS.register("trt")
+class TrtBackend(Backend):
+    """Run a serialized TensorRT engine.
+
+    Args:
+        source: an ``.engine`` file or the serialized engine bytes.
+        device: CUDA device index.
+        buffers: ``auto`` (torch if it has CUDA, else pycuda), ``torch`` or ``pycuda``.
+    """
+
+    name = "trt"
+
+    def __init__(self, source: str | os.PathLike | bytes, device: int = 0, buffers: str = "auto") -> None:
+        super().__init__()
+        trt = import_tensorrt()
+        self._mem = _make_allocator(buffers, int(device))
+        self.path, blob = _read_engine(source)
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.logger)
+        self.engine = self.runtime.deserialize_cuda_engine(blob)
+        if self.engine is None:
+            raise InputError(f"TensorRT {trt.__version__} cannot deserialize '{self.path or 'engine'}': it was built "
+                             "with another TensorRT version or GPU, or is not an engine; rebuild it with export --engine")
+        self.context = self.engine.create_execution_context()
+        if self.context is None:
+            raise BackendUnavailable("TensorRT could not create an execution context (out of GPU memory?)")
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        is_in = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        self._inputs = [n for n in names if is_in[n]]
+        self._outputs = [n for n in names if not is_in[n]]
+        self._dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
+        self._device: dict[str, tuple[tuple[int, ...], Any]] = {}
+        self._host: dict[str, np.ndarray] = {}
+        self.info = {"tensorrt": trt.__version__, "device": int(device), "buffers": self._mem.kind,
+                     "gpu": self._mem.device_name(), "engine": str(self.path) if self.path else None}
+
+    # ------------------------------------------------------------------ contract
+    @property
+    def input_specs(self) -> dict[str, TensorSpec]:
+        out = {}
+        for n in self._inputs:
+            dims = tuple(int(d) for d in self.engine.get_tensor_shape(n))
+            shape = tuple(d if d >= 0 else ("batch" if i == 0 else None) for i, d in enumerate(dims))
+            out[n] = TensorSpec(shape, self._dtypes[n])
+        return out
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._outputs)
+
+    @property
+    def stream(self) -> Any:
+        """The CUDA stream every phase runs on (a ``torch.cuda.Stream`` or a ``pycuda.driver.Stream``)."""
+        return self._mem.stream
+
+    def profile_range(self, name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(min shape, max shape)`` of input ``name`` in optimisation profile 0."""
+        shapes = self.engine.get_tensor_profile_shape(name, 0)
+        return tuple(int(d) for d in shapes[0]), tuple(int(d) for d in shapes[-1])
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._stage(feed)
+        self.execute()
+        return self.fetch_outputs()
+
+    # ------------------------------------------------------------------ phases
+    def stage_inputs(self, feed: dict[str, Any]) -> None:
+        """Validate ``feed``, set the input shapes, copy the inputs to the GPU and bind every address."""
+        from seadeploy.backends.base import check_feed
+
+        self._stage(check_feed(feed, self.input_specs, self.name))
+
+    def _stage(self, feed: dict[str, np.ndarray]) -> None:
+        for name in self._inputs:
+            arr = feed[name]
+            lo, hi = self.profile_range(name)
+            if any(s < a or s > b for s, a, b in zip(arr.shape, lo, hi)):
+                raise InputError(f"trt: input '{name}' has shape {arr.shape}, outside the engine's optimisation "
+                                 f"profile {lo}..{hi}; rebuild the engine with a larger batch range")
+            if not self.context.set_input_shape(name, tuple(arr.shape)):
+                raise InputError(f"trt: the engine rejected shape {arr.shape} for input '{name}'")
+            self._mem.to_device(self._buffer(name, arr.shape), arr)
+        for name in self._outputs:
+            shape = tuple(int(d) for d in self.context.get_tensor_shape(name))
+            if any(d < 0 for d in shape):
+                raise InputError(f"trt: output '{name}' has an unresolved shape {shape}; set every input shape")
+            self._buffer(name, shape)
+            if name not in self._host or self._host[name].shape != shape:
+                self._host[name] = self._mem.host_empty(shape, self._dtypes[name])
+
+    def execute(self) -> None:
+        """Enqueue the engine on ``stream`` (``execute_async_v3``); does not wait for it."""
+        if not self.context.execute_async_v3(self._mem.stream_handle):
+            raise InputError("trt: execute_async_v3 failed; see the TensorRT log above")
+
+    def fetch_outputs(self) -> dict[str, np.ndarray]:
+        """Copy every output to the host, wait for the stream, return ``{name: array}``."""
+        for name in self._outputs:
+            self._mem.to_host(self._host[name], self._device[name][1])
+        self._mem.synchronize()
+        return {name: self._host[name].copy() for name in self._outputs}
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> Any:
+        have = self._device.get(name)
+        if have is None or have[0] != tuple(shape):
+            buf = self._mem.device_empty(tuple(shape), self._dtypes[name])
+            self._device[name] = (tuple(shape), buf)
+            self.context.set_tensor_address(name, self._mem.pointer(buf))
+        return self._device[name][1]
+
+    def _release(self) -> None:
+        self._device.clear()
+        self._host.clear()
+        self.context = None
+        self.engine = None
+        self._mem.close()
+
+
+def _read_engine(source: str | os.PathLike | bytes) -> tuple[Path | None, bytes]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return None, bytes(source)
+    if not isinstance(source, str | os.PathLike):
+        raise ConfigError(f"trt backend runs an .engine file or its bytes, got {type(source).__name__}")
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"TensorRT engine '{path}' does not exist; build it with python -m seadeploy.export --engine")
+    return path, path.read_bytes()
+
+
+# ------------------------------------------------------------------------------------- device memory
+class _TorchMemory:
+    """Device buffers as torch CUDA tensors on a dedicated stream."""
+
+    kind = "torch"
+
+    def __init__(self, device: int) -> None:
+        import torch
+
+        self.torch = torch
+        self.device = torch.device("cuda", device)
+        self.stream = torch.cuda.Stream(device=self.device)
+        self.stream_handle = int(self.stream.cuda_stream)
+
+    def device_name(self) -> str:
+        return self.torch.cuda.get_device_name(self.device)
+
+    def device_empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        return self.torch.empty(shape, dtype=_torch_dtype(self.torch, dtype), device=self.device)
+
+    def host_empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        return np.empty(shape, dtype=dtype)
+
+    def pointer(self, buf: Any) -> int:
+        return int(buf.data_ptr())
+
+    def to_device(self, buf: Any, host: np.ndarray) -> None:
+        with self.torch.cuda.stream(self.stream):
+            buf.copy_(self.torch.from_numpy(host), non_blocking=True)
+
+    def to_host(self, host: np.ndarray, buf: Any) -> None:
+        with self.torch.cuda.stream(self.stream):
+            self.torch.from_numpy(host).copy_(buf, non_blocking=False)
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()
+
+    def close(self) -> None:
+        self.stream.synchronize()
+
+
+class _PycudaMemory:
+    """Device buffers from ``pycuda.driver.mem_alloc`` with page-locked host buffers."""
+
+    kind = "pycuda"
+
+    def __init__(self, device: int) -> None:
+        import pycuda.driver as cuda
+
+        cuda.init()
+        self.cuda = cuda
+        self.dev = cuda.Device(device)
+        self.ctx = self.dev.retain_primary_context()
+        self.ctx.push()
+        self.stream = cuda.Stream()
+        self.stream_handle = int(self.stream.handle)
+
+    def device_name(self) -> str:
+        return str(self.dev.name())
+
+    def device_empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        return self.cuda.mem_alloc(max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))
+
+    def host_empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        return self.cuda.pagelocked_empty(shape, dtype)
+
+    def pointer(self, buf: Any) -> int:
+        return int(buf)
+
+    def to_device(self, buf: Any, host: np.ndarray) -> None:
+        self.cuda.memcpy_htod_async(buf, np.ascontiguousarray(host), self.stream)
+        self.stream.synchronize()  # the source is pageable numpy memory: do not let it go before the copy ends
+
+    def to_host(self, host: np.ndarray, buf: Any) -> None:
+        self.cuda.memcpy_dtoh_async(host, buf, self.stream)
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()
+
+    def close(self) -> None:
+        self.stream.synchronize()
+        self.ctx.pop()
+
+
+def _make_allocator(kind: str, device: int) -> Any:
+    if kind not in ("auto", "torch", "pycuda"):
+        raise ConfigError(f"unknown buffers '{kind}'. Valid choices: auto, torch, pycuda")
+    import torch
+
+    if kind in ("auto", "torch") and torch.cuda.is_available():
+        if device >= torch.cuda.device_count():
+            raise BackendUnavailable(f"CUDA device {device} does not exist ({torch.cuda.device_count()} GPUs)")
+        return _TorchMemory(device)
+    if kind == "torch":
+        raise BackendUnavailable("buffers='torch' needs a CUDA build of PyTorch and a GPU (torch.cuda.is_available() "
+                                 "is False); use buffers='pycuda' or install CUDA PyTorch")
+    try:
+        return _PycudaMemory(device)
+    except ImportError as exc:
+        raise BackendUnavailable("no CUDA buffers: PyTorch has no CUDA and pycuda is not installed; "
+                                 f"{TRT_HINT} and pip install pycuda") from exc
+    except Exception as exc:  # pycuda.driver.Error / LogicError when there is no GPU or driver
+        raise BackendUnavailable(f"no usable CUDA device for TensorRT ({exc}); {TRT_HINT}") from exc
+
+
+def _torch_dtype(torch: Any, dtype: np.dtype) -> Any:
+    table = {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16, np.dtype(np.int8): torch.int8,
+             np.dtype(np.int32): torch.int32, np.dtype(np.int64): torch.int64, np.dtype(np.uint8): torch.uint8,
+             np.dtype(np.bool_): torch.bool}
+    if np.dtype(dtype) not in table:
+        raise ConfigError(f"trt: tensors of dtype {dtype} are not supported by this backend")
+    return table[np.dtype(dtype)]

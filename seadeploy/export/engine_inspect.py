@@ -1,0 +1,154 @@
+"""Engine inspector JSON (TensorRT 10.x and 11.x schemas) and layer-precision verification.
+
+Pure Python, no TensorRT needed: ``trt_engine`` feeds it ``get_engine_information(JSON)`` after a build, the
+profiling stage may reuse :func:`parse_inspector_json` for layer shapes and datatypes.
+
+* 10.x: top-level ``Bindings`` (names); each tensor has one ``"Format/Datatype"`` string such as
+  ``"Row major linear FP32"`` or ``"Channel major FP16 format where channel % 8 == 0"``.
+* 11.x: top-level ``"I/O Tensors"`` (objects); tensors have separate ``Format`` and ``Datatype`` fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import onnx
+
+from seadeploy.errors import InputError
+
+COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+_DTYPE_WORDS = (("bfloat16", "bf16"), ("fp8", "fp8"), ("int8", "int8"), ("fp16", "fp16"), ("half", "fp16"),
+                ("fp32", "fp32"), ("float", "fp32"), ("int32", "int32"), ("int64", "int64"), ("bool", "bool"),
+                ("uint8", "uint8"))
+
+
+# ----------------------------------------------------------------------------------------- inspector
+@dataclasses.dataclass
+class EngineLayer:
+    """One engine layer from the inspector JSON."""
+
+    name: str
+    layer_type: str
+    inputs: list[tuple[str, str, list[int]]]  # (tensor name, dtype, dims)
+    outputs: list[tuple[str, str, list[int]]]
+    onnx_nodes: list[str]
+    tactic: str = ""
+
+    @property
+    def precision(self) -> str:
+        """Datatype of the first input (what the kernel reads), else of the first output."""
+        for _, dtype, _ in [*self.inputs, *self.outputs]:
+            if dtype != "unknown":
+                return dtype
+        return "unknown"
+
+
+def normalise_dtype(text: str) -> str:
+    """``"Row major linear FP32"``/``"Channel major FP16 format where channel % 8 == 0"``/``"Half"``/``"INT8"`` → fp32/fp16/int8..."""
+    low = (text or "").lower()
+    for word in re.findall(r"[a-z0-9]+", low):
+        for key, dtype in _DTYPE_WORDS:
+            if word == key:
+                return dtype
+    return "unknown"
+
+
+def _tensor(t: dict[str, Any]) -> tuple[str, str, list[int]]:
+    if "Format/Datatype" in t:  # TensorRT 10.x: one descriptive string
+        dtype = normalise_dtype(str(t["Format/Datatype"]))
+    else:  # TensorRT 11.x: separate fields ("Datatype"; some builds spell it "DataType")
+        dtype = normalise_dtype(str(t.get("Datatype", t.get("DataType", ""))))
+    return str(t.get("Name", "")), dtype, list(t.get("Dimensions", []))
+
+
+def _onnx_names(layer: dict[str, Any], known: set[str]) -> list[str]:
+    meta = str(layer.get("Metadata", "")).replace("\x1e", "+").replace("\x1f", "+")
+    names = re.findall(r"\[ONNX Layer: ([^\]]+)\]", meta)
+    parts = [p.strip() for p in str(layer.get("Name", "")).split(" + ")]
+    names += [p for p in parts if p in known]
+    return list(dict.fromkeys(names))
+
+
+def parse_inspector_json(text: str | dict[str, Any], onnx_nodes: Iterable[str] = ()) -> dict[str, Any]:
+    """Parse ``get_engine_information(JSON)`` output (10.x or 11.x schema).
+
+    Returns ``{"schema": "10.x"|"11.x", "io": [names], "layers": [EngineLayer]}``.
+
+    Raises:
+        InputError: not JSON, or layers given as bare names (engine built without DETAILED verbosity).
+    """
+    try:
+        data = json.loads(text) if isinstance(text, str) else text
+    except json.JSONDecodeError as exc:
+        raise InputError(f"engine inspector output is not JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("Layers"), list):
+        raise InputError("engine inspector JSON has no 'Layers' list")
+    if "I/O Tensors" in data:
+        schema, io = "11.x", [t.get("Name", "") if isinstance(t, dict) else str(t) for t in data["I/O Tensors"]]
+    else:
+        schema, io = "10.x", [str(b) for b in data.get("Bindings", [])]
+    known = set(onnx_nodes)
+    layers = []
+    for raw in data["Layers"]:
+        if not isinstance(raw, dict):
+            raise InputError("engine inspector lists layer names only; build with "
+                             "profiling_verbosity=DETAILED to read layer precisions")
+        layers.append(EngineLayer(
+            name=str(raw.get("Name", "")), layer_type=str(raw.get("LayerType", raw.get("ParameterType", ""))),
+            inputs=[_tensor(t) for t in raw.get("Inputs", [])], outputs=[_tensor(t) for t in raw.get("Outputs", [])],
+            onnx_nodes=_onnx_names(raw, known), tactic=str(raw.get("TacticName", raw.get("TacticValue", "")))))
+    return {"schema": schema, "io": io, "layers": layers}
+
+
+# ------------------------------------------------------------------------------------- verification
+def expected_precisions(proto: onnx.ModelProto) -> dict[str, str]:
+    """Precision each compute node (Conv/Gemm/MatMul) of an ONNX graph asks for.
+
+    ``int8`` when its data input comes from a DequantizeLinear of an int8 tensor, ``fp16`` when that input is
+    float16 (the fp16 cast graph), else ``fp32``.
+    """
+    elem = {v.name: v.type.tensor_type.elem_type for v in [*proto.graph.input, *proto.graph.value_info,
+                                                            *proto.graph.output] if v.type.HasField("tensor_type")}
+    elem.update({t.name: t.data_type for t in proto.graph.initializer})
+    producers = {out: n for n in proto.graph.node for out in n.output}
+    out = {}
+    for node in proto.graph.node:
+        if node.op_type not in COMPUTE_OPS or not node.input:
+            continue
+        src = producers.get(node.input[0])
+        if src is not None and src.op_type == "DequantizeLinear":
+            out[node.name] = "int8"
+        elif elem.get(node.input[0]) == onnx.TensorProto.FLOAT16:
+            out[node.name] = "fp16"
+        else:
+            out[node.name] = "fp32"
+    return out
+
+
+def verify_precisions(layers: list[EngineLayer], expected: dict[str, str], requested: str) -> dict[str, Any]:
+    """Compare each engine layer that computes an ONNX Conv/Gemm/MatMul with the precision the graph asks for.
+
+    A layer passes when it runs in the expected precision or a lower one (an int8 kernel for an fp16 request
+    is fine; an fp32 kernel for an int8/fp16 request is not). Returns a summary with ``passed`` and
+    ``violations`` (layer, onnx node, expected, actual).
+    """
+    rank = {"int8": 0, "fp8": 0, "fp16": 1, "bf16": 1, "fp32": 2}
+    violations, checked, counts = [], 0, {}
+    for layer in layers:
+        nodes = [n for n in layer.onnx_nodes if n in expected]
+        if not nodes:
+            continue
+        want = min((expected[n] for n in nodes), key=lambda p: rank.get(p, 2))
+        got = layer.precision
+        checked += 1
+        counts[got] = counts.get(got, 0) + 1
+        if got not in rank or rank[got] > rank.get(want, 2):
+            violations.append({"layer": layer.name, "onnx_node": nodes[0], "expected": want, "actual": got})
+    wanted = sum(1 for p in expected.values() if p == requested)
+    passed = checked > 0 and not violations and (requested == "fp32" or counts.get(requested, 0) > 0 or wanted == 0)
+    return {"requested": requested, "passed": passed, "compute_layers_checked": checked, "precision_counts": counts,
+            "violations": violations}

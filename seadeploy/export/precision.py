@@ -1,0 +1,243 @@
+"""fp16 and int8-QDQ ONNX graphs from the fp32 export (ARCHITECTURE.md §4).
+
+Precision is decided in the graph, so the same files serve ONNX Runtime and TensorRT 10/11:
+
+* fp16: ``onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True)`` with a
+  :class:`Fp16Policy` that keeps the squeeze reductions, the excitation and the sigmoid inputs in fp32
+  (an SE squeeze sums H×W values and can overflow 65504; sigmoid saturates early in fp16);
+* int8: ``quant_pre_process`` then ``quantize_static`` (QDQ, QInt8 activations and weights, per-channel
+  weights, symmetric activations, which TensorRT needs) calibrated on real samples of the run's dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import CalibrationDataReader
+
+from seadeploy.artifacts import atomic_path
+from seadeploy.errors import ConfigError
+from seadeploy.export.onnx_export import INPUT_NAME, MODULE_KEY, node_module_map, restore_modules
+
+ATTN = "attn"
+REDUCE_OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp",
+              "GlobalAveragePool", "GlobalMaxPool")
+GATE_OPS = ("Sigmoid", "HardSigmoid", "Softmax")
+NORM_OPS = ("BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization")
+
+
+@dataclasses.dataclass
+class Fp16Policy:
+    """Which nodes stay fp32 in the fp16 graph.
+
+    Attributes:
+        fp32_ops: op types always kept in fp32 (reductions, gates, normalisations by default).
+        keep_excitation: inside each attention block (module path containing ``.attn``), also keep every node
+            on the path from a squeeze reduction to the gate (the excitation MLP/conv) in fp32. The broadcast
+            and the scale multiply on the full feature map run in fp16.
+        extra_nodes: node names to keep in fp32 in addition.
+    """
+
+    fp32_ops: tuple[str, ...] = (*REDUCE_OPS, *GATE_OPS, *NORM_OPS)
+    keep_excitation: bool = True
+    extra_nodes: tuple[str, ...] = ()
+
+    @classmethod
+    def named(cls, name: str) -> Fp16Policy:
+        """``attention-fp32`` (default), ``reductions-fp32`` (no excitation), ``all-fp16`` (nothing blocked)."""
+        policies = {"attention-fp32": cls(), "reductions-fp32": cls(keep_excitation=False),
+                    "all-fp16": cls(fp32_ops=(), keep_excitation=False)}
+        if name not in policies:
+            raise ConfigError(f"unknown fp16 policy '{name}'. Valid choices: {', '.join(policies)}")
+        return policies[name]
+
+    def blocked_nodes(self, proto: onnx.ModelProto) -> list[str]:
+        """Node names this policy keeps in fp32 (the ones matched by op type included)."""
+        names = {n.name for n in proto.graph.node if n.op_type in self.fp32_ops} | set(self.extra_nodes)
+        if self.keep_excitation:
+            names |= excitation_nodes(proto)
+        return sorted(names)
+
+
+def _block(module: str) -> str | None:
+    parts = module.split(".") if module else []
+    return ".".join(parts[: parts.index(ATTN) + 1]) if ATTN in parts else None
+
+
+def excitation_nodes(proto: onnx.ModelProto) -> set[str]:
+    """Nodes of each attention block reachable from its squeeze reductions without passing its gate.
+
+    Hand-written graph walk: onnx has no dataflow query API. The gate itself is included, its consumers
+    (broadcast, scale multiply) are not.
+    """
+    modules = node_module_map(proto)
+    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in proto.graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    found: set[str] = set()
+    stack = [n for n in proto.graph.node if n.op_type in REDUCE_OPS and _block(modules.get(n.name, ""))]
+    while stack:
+        node = stack.pop()
+        if node.name in found:
+            continue
+        found.add(node.name)
+        if node.op_type in GATE_OPS:
+            continue
+        block = _block(modules.get(node.name, ""))
+        stack.extend(c for out in node.output for c in consumers[out] if _block(modules.get(c.name, "")) == block)
+    return found
+
+
+def propagate_modules(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Give nodes a converter added (Cast, Q/DQ) the ``module`` of the node they feed, else of their producer."""
+    producers = {out: n for n in proto.graph.node for out in n.output}
+    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in proto.graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    modules = {n.name: next((p.value for p in n.metadata_props if p.key == MODULE_KEY), None) for n in proto.graph.node}
+    for _ in range(8):  # Q→DQ→Cast chains are at most a few nodes long
+        changed = False
+        for node in proto.graph.node:
+            if modules[node.name] is not None:
+                continue
+            near = [c.name for out in node.output for c in consumers[out]]
+            near += [producers[i].name for i in node.input if i in producers]
+            found = next((modules[n] for n in near if modules.get(n) is not None), None)
+            if found is not None:
+                modules[node.name] = found
+                node.metadata_props.add(key=MODULE_KEY, value=found)
+                changed = True
+        if not changed:
+            break
+    return proto
+
+
+def fold_cast_round_trips(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Remove ``Cast(fp16) → Cast(fp32)`` pairs the converter puts between two fp32 (blocked) nodes.
+
+    Hand-written: such a pair rounds an fp32 value to fp16 and back, exactly what the block list is meant to
+    avoid, and neither the converter nor onnxslim removes it. A pair is folded only when the fp16 tensor
+    feeds nothing else and is not a graph output.
+    """
+    graph = proto.graph
+    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+    outputs = {o.name for o in graph.output}
+    rename: dict[str, str] = {}
+    drop: set[int] = set()
+    for node in graph.node:
+        if node.op_type != "Cast" or _cast_to(node) != onnx.TensorProto.FLOAT16 or node.output[0] in outputs:
+            continue
+        users = consumers[node.output[0]]
+        if users and all(u.op_type == "Cast" and _cast_to(u) == onnx.TensorProto.FLOAT and u.output[0] not in outputs
+                         for u in users):
+            drop.update(id(u) for u in (node, *users))
+            rename.update({u.output[0]: node.input[0] for u in users})
+    kept = [n for n in graph.node if id(n) not in drop]
+    for node in kept:
+        node.input[:] = [rename.get(i, i) for i in node.input]
+    del graph.node[:]
+    graph.node.extend(kept)
+    return proto
+
+
+def _cast_to(node: onnx.NodeProto) -> int | None:
+    return next((a.i for a in node.attribute if a.name == "to"), None)
+
+
+def sort_graph(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Topologically sort the nodes (converters append Casts at the end; onnx.checker requires order)."""
+    import onnx_ir
+
+    model = onnx_ir.from_proto(proto)
+    model.graph.sort()
+    return onnx_ir.to_proto(model)
+
+
+def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike, policy: Fp16Policy | None = None) -> dict[str, Any]:
+    """Write the fp16 graph of ``src`` to ``dst`` (atomically); returns the policy record for the manifest."""
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    policy = policy or Fp16Policy()
+    proto = onnx.load(str(src))
+    blocked = policy.blocked_nodes(proto)
+    # The converter turns every float value_info to fp16; the dynamo exporter writes value_info for
+    # initializers too, which would make blocked nodes cast their (still fp32) weights. Drop those entries.
+    weights = {t.name for t in proto.graph.initializer}
+    kept = [v for v in proto.graph.value_info if v.name not in weights]
+    del proto.graph.value_info[:]
+    proto.graph.value_info.extend(kept)
+    ops = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(policy.fp32_ops))
+    half = convert_float_to_float16(proto, keep_io_types=True, op_block_list=ops, node_block_list=blocked)
+    half = sort_graph(fold_cast_round_trips(propagate_modules(half)))
+    with atomic_path(dst) as tmp:
+        onnx.save_model(half, str(tmp), save_as_external_data=False)
+    return {"fp32_ops": list(policy.fp32_ops), "keep_excitation": policy.keep_excitation, "fp32_nodes": len(blocked)}
+
+
+class SampleReader(CalibrationDataReader):
+    """``CalibrationDataReader`` over an array of normalised samples, in batches, with an optional tqdm bar."""
+
+    def __init__(self, x: np.ndarray, batch: int = 16, progress: bool = False) -> None:
+        self.batches = [x[i:i + batch] for i in range(0, len(x), batch)]
+        self._it: Iterator[np.ndarray] = iter(self.batches)
+        self._bar = None
+        if progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=len(x), desc="int8 calibration", unit="img", leave=False)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._it, None)
+        if batch is None:
+            if self._bar is not None:
+                self._bar.close()
+            return None
+        if self._bar is not None:
+            self._bar.update(len(batch))
+        return {INPUT_NAME: batch}
+
+    def rewind(self) -> None:
+        self._it = iter(self.batches)
+
+
+def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calib: np.ndarray, *, per_channel: bool = True,
+                  exclude_nodes: Sequence[str] = (), progress: bool = False) -> dict[str, Any]:
+    """Write the int8 QDQ graph of ``src`` to ``dst`` (atomically), calibrated on ``calib`` (N, C, H, W).
+
+    Returns the quantisation record for the manifest.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
+
+    if len(calib) < 1:
+        raise ConfigError("int8 calibration needs at least one sample (--calib-samples N)")
+    with tempfile.TemporaryDirectory(prefix="seadeploy-int8-") as work:
+        pre = Path(work) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+        onnx_pre = onnx.load(str(pre))
+        restore_modules(onnx_pre, onnx.load(str(src)))
+        onnx.save_model(onnx_pre, str(pre))
+        out = Path(work) / "int8.onnx"
+        quantize_static(str(pre), str(out), SampleReader(calib, progress=progress), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
+                        nodes_to_exclude=list(exclude_nodes), calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+        proto = propagate_modules(onnx.load(str(out)))
+        with atomic_path(dst) as tmp:
+            onnx.save_model(proto, str(tmp), save_as_external_data=False)
+    n_q = sum(1 for n in proto.graph.node if n.op_type == "QuantizeLinear")
+    return {"format": "QDQ", "activations": "QInt8 symmetric", "weights": "QInt8 symmetric",
+            "per_channel": per_channel, "calibration": "MinMax", "calib_samples": int(len(calib)),
+            "quantize_nodes": n_q, "excluded_nodes": list(exclude_nodes)}

@@ -1,0 +1,81 @@
+"""Tiled Squeeze-and-Excite (Vosco, Shenkler, Grobman — arXiv:2107.02145, ICCV 2021 Workshops).
+
+SE with local context (MODELS.md §2.2): average every non-overlapping ``(kh, kw)`` tile (ceil mode, edge
+tiles average only their valid pixels), run the SE MLP on every tile descriptor as 1×1 convolutions,
+broadcast each gate back over its tile (nearest repeat + crop) and multiply. When the tile covers the
+map this is exactly SE (the global-mean path is used, so the graph is SE's).
+
+Forms: ``bn=False`` the paper's pseudo-code (default); ``bn=True`` / ``"hidden"`` the yuranusduke repo
+(BatchNorm2d after the first conv); ``bn="both"`` adds BatchNorm2d(C) before the sigmoid so the repo's
+BN-heavy SE converts to TSE exactly (models/convert.py).
+
+Lowering (DEPLOYMENT.md, "Tiled SE export traps"): reshape + ReduceMean tile pooling (pad + ReduceSum ×
+constant counts for edge tiles), Resize(nearest) with integer scales (+ Slice) for the broadcast, 4-D Mul;
+no AveragePool(ceil), no repeat_interleave, no 6-D broadcast.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from seadeploy.errors import ConfigError
+from seadeploy.models.attention import ATTENTION
+from seadeploy.models.attention.pooling import global_mean, tile_broadcast, tile_mean
+from seadeploy.models.attention.se import bn_form, hidden_channels, make_act
+
+
+def parse_tile(tile: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``7`` → ``(7, 7)``; ``(kh, kw)`` kept; anything < 1 or malformed raises ``ConfigError``."""
+    if isinstance(tile, bool):
+        raise ConfigError(f"tile must be an int or (kh, kw), got {tile!r}")
+    if isinstance(tile, int | float) and float(tile).is_integer():
+        kh = kw = int(tile)
+    elif isinstance(tile, tuple | list) and len(tile) == 2 and all(
+            isinstance(t, int | float) and not isinstance(t, bool) and float(t).is_integer() for t in tile):
+        kh, kw = int(tile[0]), int(tile[1])
+    else:
+        raise ConfigError(f"tile must be an int or a pair (kh, kw) of ints, got {tile!r} "
+                          "(per-stage tiles: a list such as tile=[2, 2, 4, 7])")
+    if kh < 1 or kw < 1:
+        raise ConfigError(f"tile must be ≥ 1 in both directions, got {(kh, kw)}")
+    return kh, kw
+
+
+@ATTENTION.register("tse")
+class TiledSqueezeExcite(nn.Module):
+    """``y = x ⊙ up(σ(MLP₁ₓ₁(tile_mean(x))))``.
+
+    Args:
+        channels: C of the attended map.
+        tile: ``k`` or ``(kh, kw)``; a list gives one value per stage (resolved by ``create_attention``).
+        reduction, ratio, hidden, bias, act, min_hidden: the MLP width and options, as in ``se``.
+        bn: ``False`` (paper), ``True``/``"hidden"`` (repo: BN2d after the first conv), ``"both"``.
+    """
+
+    def __init__(self, channels: int, tile: int | tuple[int, int] = 7, reduction: float | None = 16,
+                 ratio: float | None = None, hidden: int | None = None, bias: bool = True,
+                 bn: bool | str = False, act: str = "relu", min_hidden: int = 1) -> None:
+        super().__init__()
+        self.tile = parse_tile(tile)
+        self.bn_form = bn_form(bn, true_means="hidden")
+        h = hidden_channels(channels, reduction, ratio, hidden, min_hidden)
+        self.fc1 = nn.Conv2d(channels, h, 1, bias=bias)
+        self.bn1 = nn.BatchNorm2d(h) if self.bn_form else nn.Identity()
+        self.act = make_act(act)
+        self.fc2 = nn.Conv2d(h, channels, 1, bias=bias)
+        self.bn2 = nn.BatchNorm2d(channels) if self.bn_form == "both" else nn.Identity()
+        self.gate = nn.Sigmoid()
+
+    def excite(self, z: Tensor) -> Tensor:
+        """``(N, C, gh, gw)`` tile descriptors → gates of the same shape."""
+        return self.gate(self.bn2(self.fc2(self.act(self.bn1(self.fc1(z))))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        if self.tile[0] >= h and self.tile[1] >= w:
+            return x * self.excite(global_mean(x))  # one tile: exactly SE
+        a = self.excite(tile_mean(x, self.tile))
+        return x * tile_broadcast(a, self.tile, (h, w))
+
+    def extra_repr(self) -> str:
+        return f"tile={self.tile}, bn={self.bn_form}"

@@ -1,0 +1,168 @@
+"""Per-layer latency for every backend in one schema (``schema.COLUMNS``), with the attention split out.
+
+``profile_layers(run_dir, ["torch", "ort"])`` runs each backend's per-layer profiler (the
+``LAYER_PROFILERS`` registry: torch.profiler, ORT's node profiler for the optimised and the
+one-to-one graph, TensorRT's IProfiler) and returns a :class:`LayerProfile`: the frame (one row per
+layer, mapped to its ONNX node, PyTorch module, role and attention block), the per-layer sum
+compared with the end-to-end median (the gap), and the attention share per block and in total.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seadeploy import artifacts
+from seadeploy.errors import ConfigError
+from seadeploy.profiling import graph, sources
+from seadeploy.profiling.schema import attention_block, attention_share, make_frame
+from seadeploy.registry import Registry
+
+#: name → fn(source, *, run_dir, batch, threads, runs, warmup_runs, duration_s) -> list[(frame, Timing)]
+LAYER_PROFILERS: Registry[Callable[..., list[tuple[pd.DataFrame, Timing]]]] = Registry("per-layer profiler")
+GAP_TOLERANCE = 0.15  # |Σ layers − end-to-end| / end-to-end accepted as "layers explain the latency"
+
+
+@dataclasses.dataclass
+class Timing:
+    """Whole-run figures a per-layer profile is checked against.
+
+    Attributes:
+        end_to_end_ms: median latency of unprofiled runs (interleaved with the profiled ones where possible).
+        run_sum_ms: median over profiled runs of that run's per-layer sum.
+        profiled_run_ms: median wall time of the profiled runs (profiler overhead included), if known.
+    """
+
+    end_to_end_ms: float
+    run_sum_ms: float
+    profiled_run_ms: float = float("nan")
+
+
+@dataclasses.dataclass
+class LayerProfile:
+    """Per-layer frame + per-backend sums. ``bool()`` is True when every gap is within ``GAP_TOLERANCE``."""
+
+    frame: pd.DataFrame
+    gaps: pd.DataFrame  # backend, precision, batch, layers, run_sum_ms, end_to_end_ms, gap_ms, gap_pct, ...
+
+    def __bool__(self) -> bool:
+        return bool(len(self.gaps)) and bool((self.gaps["gap_pct"].abs() <= 100 * GAP_TOLERANCE).all())
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.frame.copy()
+
+    def attention(self) -> pd.DataFrame:
+        """Attention share per block and ``TOTAL`` (see :func:`schema.attention_share`)."""
+        return attention_share(self.frame)
+
+    def write(self, run_dir: str | os.PathLike) -> list[Path]:
+        """``layers_<backend>.csv`` per backend family (ort and ort-noopt share ``layers_ort.csv``)."""
+        paths = []
+        family = self.frame["backend"].str.split(r"[-:]", regex=True).str[0]
+        for name, part in self.frame.groupby(family, sort=False):
+            path = Path(run_dir) / artifacts.layers_csv(str(name))
+            with artifacts.atomic_path(path) as tmp:
+                part.to_csv(tmp, index=False)
+            paths.append(path)
+        return paths
+
+    def summary(self) -> dict[str, Any]:
+        total = self.attention()
+        total = total[total["block"] == "TOTAL"]
+        return {"gaps": self.gaps.to_dict("records"), "attention_total": total.to_dict("records"),
+                "within_tolerance": bool(self)}
+
+
+def node_info(model_path: str | os.PathLike, batch: int) -> pd.DataFrame:
+    """Static facts per ONNX node: module, role, block, op type, output shape/bytes at ``batch``, params,
+    MACs per sample and the dataflow ``buffer_elems`` (batch 1)."""
+    from seadeploy.profiling.dataflow import analyse_buffers
+
+    model = graph.load_model(model_path)
+    modules = graph.node_modules(model)
+    roles = graph.attention_roles(model, modules)
+    static = graph.make_static(model, batch=batch)
+    shapes = graph.infer_shapes(static)
+    pm = graph.node_params_macs(static, shapes)
+    try:
+        buffers = analyse_buffers(model).node_elements()
+    except ConfigError:  # dynamic spatial dims: no buffer model without an input size
+        buffers = {}
+    rows = []
+    for n in model.graph.node:
+        shape, elem = shapes.get(n.output[0], ((), 1)) if n.output else ((), 1)
+        rows.append({"onnx_node": n.name, "module": modules.get(n.name, ""), "op_type": n.op_type,
+                     "role": roles[n.name], "block": attention_block(modules.get(n.name, "")),
+                     "out_shape": "x".join(map(str, shape)) or None,
+                     "out_bytes": float(np.prod(shape)) * graph.elem_size(elem) if shape else np.nan,
+                     "params": pm[n.name][0], "macs": pm[n.name][1], "buffer_elems": buffers.get(n.name, 0.0)})
+    return pd.DataFrame(rows).set_index("onnx_node", drop=False)
+
+
+def attach_nodes(rows: pd.DataFrame, nodes: pd.DataFrame, covered: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """Fill module/role/block/params/macs/buffer_elems of per-layer rows from their ONNX node(s).
+
+    ``rows`` has ``layer`` and ``onnx_node`` (the principal node); ``covered`` lists every ONNX node a
+    fused layer computes (sums of params/MACs/buffers over them).
+    """
+    out = rows.copy()
+    for col in ("module", "role", "block"):
+        out[col] = out["onnx_node"].map(nodes[col]) if len(nodes) else None
+    for col in ("params", "macs", "buffer_elems"):
+        def total(row, col=col):
+            if covered is not None and row["layer"] in covered:
+                names = covered[row["layer"]]
+            else:
+                names = [row["onnx_node"]] if row["onnx_node"] in nodes.index else []
+            return float(nodes.loc[[n for n in names if n in nodes.index], col].sum()) if names else np.nan
+        out[col] = out.apply(total, axis=1) if len(out) else []
+    from seadeploy.profiling.schema import classify_role
+
+    missing = out["role"].isna()
+    out.loc[missing, "role"] = [classify_role(op, None) for op in out.loc[missing, "op_type"]]
+    return out
+
+
+def gap_row(frame: pd.DataFrame, timing: Timing, precision: str, batch: int) -> dict[str, Any]:
+    """Per-layer sum vs end-to-end for one backend.
+
+    ``gap_pct`` compares the per-layer sum of a run (median over runs) with the unprofiled end-to-end
+    median. ``layers_sum_ms`` (the sum of per-layer medians) is lower when other processes preempt
+    random layers; ``interference_pct`` is that difference, a measure of how noisy the machine was.
+    """
+    e2e, run_sum = timing.end_to_end_ms, timing.run_sum_ms
+    layers_sum = float(frame["time_ms"].sum())
+    return {"backend": frame["backend"].iloc[0], "precision": precision, "batch": batch, "layers": int(len(frame)),
+            "layers_sum_ms": layers_sum, "run_sum_ms": run_sum, "profiled_run_ms": timing.profiled_run_ms,
+            "end_to_end_ms": e2e, "gap_ms": e2e - run_sum, "gap_pct": 100.0 * (e2e - run_sum) / e2e if e2e else np.nan,
+            "interference_pct": 100.0 * (run_sum - layers_sum) / run_sum if run_sum else np.nan}
+
+
+def profile_layers(run_dir: str | os.PathLike, backends: Sequence[str] = ("ort",), *, batch: int = 8,
+                   precisions: Sequence[str] | None = ("fp32",), threads: int | None = None, runs: int = 20,
+                   warmup_runs: int = 5, duration_s: float = 2.0, device: str = "cpu") -> LayerProfile:
+    """Profile layer by layer on every backend × precision of a run folder.
+
+    Raises:
+        BackendUnavailable: a requested backend cannot run here (before anything runs).
+    """
+    from seadeploy.profiling import layers_ort, layers_torch, layers_trt  # noqa: F401  (register profilers)
+
+    if batch < 1 or runs < 1 or warmup_runs < 0:
+        raise ConfigError(f"batch and runs must be ≥ 1 and warm-up ≥ 0 (got {batch}, {runs}, {warmup_runs})")
+    plan = sources.plan(run_dir, backends, precisions, device=device)
+    frames, gaps = [], []
+    for src in plan:
+        fn = LAYER_PROFILERS.get(src.backend.split(":")[0])
+        for frame, timing in fn(src, run_dir=Path(run_dir), batch=batch, threads=threads, runs=runs,
+                                warmup_runs=warmup_runs, duration_s=duration_s):
+            frames.append(frame)
+            gaps.append(gap_row(frame, timing, src.precision, batch))
+    frame = pd.concat(frames, ignore_index=True) if frames else make_frame([])
+    return LayerProfile(frame=frame, gaps=pd.DataFrame(gaps))

@@ -1,0 +1,157 @@
+"""PyTorch per-layer latency with ``torch.profiler``, each top-level ATen op attributed to its module.
+
+torch.profiler's ``with_modules`` only works for TorchScript, so every module's forward is wrapped in
+a ``record_function("seadeploy.module::<path>")`` (forward pre/post hooks) and each ATen op is
+attributed to the innermost module range that contains it (ops inside other ops are part of their
+parent's time). One row per (module, op, occurrence) with the median over runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from seadeploy.profiling.layers import LAYER_PROFILERS, Timing, attach_nodes, node_info
+from seadeploy.profiling.schema import classify_role, make_frame
+from seadeploy.profiling.sources import open_backend
+
+MODULE_TAG, RUN_TAG = "seadeploy.module::", "seadeploy.run#"
+#: ATen op → the ONNX op it exports to (for roles and for matching ONNX nodes).
+ATEN_TO_ONNX = {
+    "conv2d": "Conv", "convolution": "Conv", "_convolution": "Conv", "conv1d": "Conv", "linear": "Gemm",
+    "addmm": "Gemm", "matmul": "MatMul", "mm": "MatMul", "bmm": "MatMul", "batch_norm": "BatchNormalization",
+    "layer_norm": "LayerNormalization", "group_norm": "GroupNormalization", "relu": "Relu", "silu": "Swish",
+    "sigmoid": "Sigmoid", "tanh": "Tanh", "hardsigmoid": "HardSigmoid", "hardswish": "HardSwish", "gelu": "Gelu",
+    "softmax": "Softmax", "_softmax": "Softmax", "mean": "ReduceMean", "amax": "ReduceMax", "max": "ReduceMax",
+    "std": "ReduceMean", "var": "ReduceMean", "sum": "ReduceSum", "adaptive_avg_pool2d": "GlobalAveragePool",
+    "adaptive_max_pool2d": "GlobalMaxPool", "avg_pool2d": "AveragePool", "max_pool2d": "MaxPool",
+    "upsample_nearest2d": "Resize", "mul": "Mul", "add": "Add", "sub": "Sub", "div": "Div", "reshape": "Reshape",
+    "view": "Reshape", "flatten": "Flatten", "constant_pad_nd": "Pad", "pad": "Pad", "cat": "Concat",
+    "rand": "RandomUniformLike", "expand": "Expand", "repeat_interleave": "Expand", "slice": "Slice",
+    "dropout": "Dropout", "clamp": "Clip", "hardtanh": "Clip",
+}
+
+
+def onnx_op(aten_name: str) -> str:
+    """``aten::relu_`` → ``Relu``; unknown ops keep their ATen name."""
+    base = aten_name.split("::")[-1].rstrip("_")
+    return ATEN_TO_ONNX.get(base, aten_name)
+
+
+@contextlib.contextmanager
+def module_ranges(model: nn.Module) -> Iterator[None]:
+    """Wrap every module's forward in a profiler range named after its path (root = ``""``)."""
+    import torch
+
+    stacks: dict[int, list] = defaultdict(list)
+    handles = []
+    for name, mod in model.named_modules():
+        def pre(m, args, name=name):
+            rf = torch.profiler.record_function(MODULE_TAG + name)
+            rf.__enter__()
+            stacks[id(m)].append(rf)
+
+        def post(m, args, out):
+            stacks[id(m)].pop().__exit__(None, None, None)
+
+        handles += [mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def attribute_events(events) -> pd.DataFrame:
+    """Rows (run, module, op, occurrence, time_ms) from profiler ``FunctionEvent``s.
+
+    An ATen op counts when its parent range is a module range (so nested ops are not counted twice);
+    time is device time when the op ran kernels on a GPU, else CPU time.
+    """
+    rows = []
+    counts: dict[tuple, int] = defaultdict(int)
+    for e in events:
+        parent = e.cpu_parent
+        if not e.name.startswith("aten::") or parent is None or not parent.name.startswith(MODULE_TAG):
+            continue
+        run_ev = parent
+        while run_ev is not None and not run_ev.name.startswith(RUN_TAG):
+            run_ev = run_ev.cpu_parent
+        run = int(run_ev.name[len(RUN_TAG):]) if run_ev is not None else 0
+        module = parent.name[len(MODULE_TAG):]
+        key = (run, module, e.name)
+        occ = counts[key]
+        counts[key] += 1
+        dev = float(getattr(e, "device_time_total", 0.0) or 0.0)
+        rows.append({"run": run, "module": module, "op": e.name, "occurrence": occ,
+                     "time_ms": (dev if dev > 0 else float(e.cpu_time_total)) / 1e3})
+    return pd.DataFrame(rows, columns=["run", "module", "op", "occurrence", "time_ms"])
+
+
+def torch_rows(per_run: pd.DataFrame, nodes: pd.DataFrame | None) -> pd.DataFrame:
+    """Median over runs per (module, op, occurrence), matched to the ONNX node of the same module and op."""
+    keys = ["module", "op", "occurrence"]
+    agg = per_run.groupby(keys, sort=False)["time_ms"].median().reset_index()
+    agg["op_type"] = agg["op"].map(onnx_op)
+    agg["layer"] = [f"{m or '<root>'}:{op.split('::')[-1]}#{o}" for m, op, o in zip(agg["module"], agg["op"],
+                                                                                   agg["occurrence"])]
+    matched = []
+    for m, op, occ in zip(agg["module"], agg["op_type"], agg["occurrence"]):
+        cands = [] if nodes is None else nodes.index[(nodes["module"] == m) & (nodes["op_type"] == op)].tolist()
+        matched.append(cands[occ] if occ < len(cands) else None)
+    agg["onnx_node"] = matched
+    return agg
+
+
+@LAYER_PROFILERS.register("torch")
+def profile_torch(src, *, run_dir, batch: int, threads: int | None, runs: int, warmup_runs: int,
+                  duration_s: float) -> list[tuple[pd.DataFrame, Timing]]:
+    """torch.profiler over ``runs`` forwards of the run's checkpoint; ``[(frame, Timing)]``.
+
+    The unprofiled end-to-end times are taken half before and half after the profiled runs.
+    """
+    import torch
+
+    from seadeploy.profiling.latency import _feed, _timed_call
+    from seadeploy.profiling.sources import input_shape
+    from seadeploy.profiling.timing import measure
+
+    onnx_path = run_dir / "model.onnx"
+    nodes = node_info(onnx_path, batch) if onnx_path.is_file() else None
+    with open_backend(src, threads=threads) as be:
+        feed = _feed({k: tuple(v) for k, v in be.input_specs.items()}, batch, input_shape(run_dir))
+        call = _timed_call(be, feed)
+        before = measure(call, warmup_s=0.5, duration_s=duration_s / 2, batch=batch).times_ms
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if be.device.type == "cuda":
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        for _ in range(warmup_runs):
+            call()
+        with module_ranges(be.model), torch.profiler.profile(activities=activities) as prof:
+            for i in range(runs):
+                with torch.profiler.record_function(f"{RUN_TAG}{i}"):
+                    call()
+        after = measure(call, warmup_s=0.0, duration_s=duration_s / 2, batch=batch).times_ms
+        device = str(be.device)
+    per_run = attribute_events(prof.events())
+    timing = Timing(float(np.median(np.concatenate([before, after]))),
+                    float(per_run.groupby("run")["time_ms"].sum().median()))
+    agg = torch_rows(per_run, nodes)
+    rows = attach_nodes(agg, nodes if nodes is not None else pd.DataFrame(columns=["module", "role", "block"]))
+    rows["module"] = agg["module"].to_numpy()
+    unmatched = rows["onnx_node"].isna()
+    rows.loc[unmatched, "role"] = [classify_role(op, m) for op, m in zip(agg.loc[unmatched, "op_type"],
+                                                                         agg.loc[unmatched, "module"])]
+    from seadeploy.profiling.schema import attention_block
+
+    rows["block"] = [attention_block(m) for m in rows["module"]]
+    rows["op_type"] = agg["op"].to_numpy()
+    rows["device"] = device
+    label = "torch" if device == "cpu" else f"torch:{device.split(':')[0]}"
+    return [(make_frame(rows.drop(columns=["op", "occurrence"]), backend=label, precision=src.precision,
+                        batch=batch), timing)]

@@ -1,0 +1,190 @@
+"""Read what the stages wrote into a run folder into the report's frames.
+
+Each reader returns ``(frame_or_value, why)``: ``why`` is ``None`` when the data was found, else a
+short reason ("no latency.csv: run python -m seadeploy.profiling latency RUN"), which the report
+shows as "not measured: <reason>". Readers never raise for a missing file; they do for a corrupt one
+only through ``why`` (the report must still render).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from seadeploy import artifacts as A
+
+#: Accepted spellings of the latency columns the reports use (first match wins).
+_LATENCY_ALIASES = {
+    "median_ms": ("median_ms", "latency_median_ms", "median"),
+    "iqr_ms": ("iqr_ms", "latency_iqr_ms", "iqr"),
+    "p90_ms": ("p90_ms", "latency_p90_ms", "p90"),
+    "p99_ms": ("p99_ms", "latency_p99_ms", "p99"),
+    "mean_ms": ("mean_ms", "latency_mean_ms", "mean"),
+    "throughput": ("throughput", "throughput_per_s", "throughput_qps", "samples_per_s", "qps"),
+    "cv": ("cv", "coefficient_of_variation", "cv_pct"),
+    "threads": ("threads", "intra_op_threads"),
+}
+_HINT = "python -m seadeploy.{stage} ... --out {run}"
+
+
+def _csv(path: Path) -> tuple[pd.DataFrame | None, str | None]:
+    if not path.is_file():
+        return None, f"no {path.name}"
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        return None, f"{path.name} is unreadable ({exc})"
+    return (df, None) if not df.empty else (None, f"{path.name} is empty")
+
+
+def _json(path: Path) -> tuple[Any, str | None]:
+    if not path.is_file():
+        return None, f"no {path.name}"
+    try:
+        return json.loads(path.read_text()), None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return None, f"{path.name} is not valid JSON ({exc})"
+
+
+def _percent(value: Any) -> float:
+    """Accuracy in percent: fractions (≤ 1) are scaled by 100."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return 100.0 * v if 0.0 <= v <= 1.0 else v
+
+
+def read_run_info(run: Path) -> tuple[dict[str, Any], str | None]:
+    """Model, attention, dataset, best test accuracy (%), epochs and parameter count from the checkpoint."""
+    path = run / A.CHECKPOINT
+    if not path.is_file():
+        manifest, why = _json(run / A.MANIFEST)
+        if manifest is None:
+            return {}, f"no {A.CHECKPOINT} or {A.MANIFEST} (train and export it: {_HINT.format(stage='train', run=run)})"
+        spec = A.ModelSpec.from_dict(manifest.get("spec", {"model": "?"}))
+        return _spec_info(spec) | {"dataset": manifest.get("dataset")}, f"no {A.CHECKPOINT}: accuracy not measured"
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = json.loads((f.metadata() or {}).get("seadeploy", "{}"))
+            params = sum(_numel(f.get_slice(k).get_shape()) for k in f.keys() if _is_param(k))
+    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        return {}, f"{A.CHECKPOINT} is unreadable ({exc})"
+    metrics = meta.get("metrics", {})
+    info = _spec_info(A.ModelSpec.from_dict(meta["spec"])) if "spec" in meta else {}
+    acc = metrics.get("best_top1", metrics.get("top1"))
+    info.update(dataset=meta.get("dataset"), accuracy=_percent(acc) if acc is not None else float("nan"),
+                epochs=metrics.get("epoch"), params=params)
+    return info, None if acc is not None else "the checkpoint records no test accuracy"
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _is_param(key: str) -> bool:
+    return not key.endswith(("running_mean", "running_var", "num_batches_tracked"))
+
+
+def _spec_info(spec: A.ModelSpec) -> dict[str, Any]:
+    kw = ", ".join(f"{k}={v}" for k, v in spec.attn_kwargs.items())
+    return {"model": spec.model, "attn": spec.attn or "none", "attn_kwargs": kw, "input_size": spec.input_size}
+
+
+def read_training(run: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """``metrics.csv``: one row per epoch (accuracies in %)."""
+    df, why = _csv(run / A.METRICS_CSV)
+    return df, (f"{why} (train: {_HINT.format(stage='train', run=run)})" if why else None)
+
+
+def read_latency(run: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """``latency.csv`` with columns renamed to ``backend, precision, batch, median_ms, iqr_ms, ...``."""
+    df, why = _csv(run / A.LATENCY_CSV)
+    if df is None:
+        return None, f"{why} (python -m seadeploy.profiling latency {run})"
+    rename = {}
+    for name, aliases in _LATENCY_ALIASES.items():
+        found = next((a for a in aliases if a in df.columns), None)
+        if found and found != name and name not in df.columns:
+            rename[found] = name
+    df = df.rename(columns=rename)
+    missing = [c for c in ("backend", "precision", "batch", "median_ms") if c not in df.columns]
+    if missing:
+        return None, f"{A.LATENCY_CSV} lacks columns {missing}"
+    return df, None
+
+
+def read_layers(run: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """All ``layers_<backend>.csv`` files of the run, concatenated (the per-layer frame schema)."""
+    from seadeploy.profiling.schema import make_frame
+
+    files = sorted(run.glob("layers_*.csv"))
+    frames = []
+    for path in files:
+        df, why = _csv(path)
+        if df is not None:
+            frames.append(make_frame(df))
+    if not frames:
+        return None, f"no layers_<backend>.csv (python -m seadeploy.profiling layers {run})"
+    return pd.concat(frames, ignore_index=True), None
+
+
+def read_buffers(run: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | None]:
+    """``buffers.json`` → per-attention-block frame (``block, elements, bytes, ...``) and the totals (one row)."""
+    data, why = _json(run / A.BUFFERS_JSON)
+    if data is None:
+        return None, None, f"{why} (python -m seadeploy.profiling buffers {run})"
+    summary = data.get("summary", data)
+    totals = {k: summary.get(k) for k in ("attention_buffer_elements", "total_buffer_elements",
+                                          "attention_buffer_bytes", "total_buffer_bytes") if k in summary}
+    if "attention_buffer_elements" not in totals:
+        return None, None, f"{A.BUFFERS_JSON} has no attention_buffer_elements"
+    blocks = data.get("blocks") or data.get("attention_blocks") or []
+    if isinstance(blocks, dict):
+        blocks = [{"block": k, **(v if isinstance(v, dict) else {"elements": v})} for k, v in blocks.items()]
+    bf = pd.DataFrame(blocks)
+    if not bf.empty:
+        for alias in ("attention_buffer_elements", "buffer_elements", "elements"):
+            if alias in bf.columns:
+                bf = bf.rename(columns={alias: "elements"})
+                break
+        bf = bf if {"block", "elements"} <= set(bf.columns) else None
+    return (bf if bf is not None and not bf.empty else None), pd.DataFrame([totals]), None
+
+
+def read_parity(run: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """``parity.csv`` (one row per backend × precision) or, failing that, the results in ``parity.json``."""
+    df, why = _csv(run / A.PARITY_CSV)
+    if df is not None:
+        return df, None
+    data, why_json = _json(run / A.PARITY_JSON)
+    if data is None:
+        return None, f"{why} and {why_json} (python -m seadeploy.validate {run})"
+    rows = data.get("results") if isinstance(data, dict) else data
+    if not isinstance(rows, list) or not rows:
+        return None, f"{A.PARITY_JSON} holds no results"
+    return pd.json_normalize(rows), None
+
+
+def read_backend_accuracy(run: Path) -> tuple[dict[str, float], str | None]:
+    """``acc_<backend>_<precision>`` (%) for every validated backend × precision that measured accuracy."""
+    df, why = read_parity(run)
+    if df is None:
+        return {}, why
+    acc_col = next((c for c in ("accuracy", "top1", "acc", "test_top1") if c in df.columns), None)
+    if acc_col is None or not {"backend", "precision"} <= set(df.columns):
+        return {}, "parity results carry no per-backend accuracy"
+    out = {}
+    for row in df.itertuples(index=False):
+        value = _percent(getattr(row, acc_col))
+        if value == value:
+            out[f"acc_{row.backend}_{row.precision}"] = value
+    return out, None

@@ -1,0 +1,217 @@
+"""The report's content: turn a :class:`~seadeploy.reports.study.StudyData` into sections.
+
+Every section is always present; where its data is missing it carries ``not measured: <reason>``
+(the reasons recorded while the study was loaded or run). The first section answers the study's
+question: what does tiled vs global squeeze cost and buy here?
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from seadeploy.reports import plots, tables
+from seadeploy.reports.render import NOT_MEASURED, FigureItem, Section, Table
+from seadeploy.reports.study import StudyData
+
+HEADERS = {
+    "accuracy": "test acc (%)", "acc_ort_fp32": "ORT fp32 acc (%)", "acc_ort_fp16": "ORT fp16 acc (%)",
+    "acc_ort_int8": "ORT int8 acc (%)", "latency_ms": "median latency (ms)", "attention_pct": "attention share (%)",
+    "attention_buffer_elements": "attention buffer (elem)", "total_buffer_elements": "total buffer (elem)",
+    "accuracy_delta_pp": "Δ acc (pp)", "median_ms": "median (ms)", "iqr_ms": "IQR (ms)", "p90_ms": "p90 (ms)",
+    "p99_ms": "p99 (ms)", "ms_per_sample": "ms / sample", "throughput": "samples/s", "attention_ms": "attention (ms)",
+    "total_ms": "sum of layers (ms)", "squeeze_pct": "squeeze %", "excite_pct": "excite %", "gate_pct": "gate %",
+    "scale_pct": "scale %", "attn_kwargs": "attn args",
+}
+
+
+def _missing(study: StudyData, *frames: str, default: str) -> str:
+    notes = [n for f in frames for n in study.notes.get(f, [])]
+    return "; ".join(dict.fromkeys(notes)) or default
+
+
+def _notes(study: StudyData, *frames: str) -> list[str]:
+    """Partial gaps, shown under a section that has some data."""
+    notes = [n for f in frames for n in study.notes.get(f, [])]
+    return [f"{NOT_MEASURED}: {n}" for n in dict.fromkeys(notes)]
+
+
+def _headers(base: str | None) -> dict[str, str]:
+    b = base or "baseline"
+    return {**HEADERS, "latency_x": f"latency × {b}", "attn_buffer_x": f"attn buffer × {b}",
+            "total_buffer_x": f"total buffer × {b}", "ratio": f"× {b}"}
+
+
+def _fmt(v: float, spec: str = ".3g", unit: str = "") -> str:
+    return f"{v:{spec}}{unit}" if v == v else "n/a"
+
+
+def answer_lines(comp: pd.DataFrame) -> list[str]:
+    """One sentence per variant comparing it with the baseline (global squeeze), from the comparison table."""
+    base = comp.attrs.get("baseline")
+    if base is None or comp.empty:
+        return []
+    b = comp.set_index("variant").loc[base]
+    point = comp.attrs.get("latency_point")
+    where = f"{point[0]} {point[1]} batch {point[2]}" if point else "latency"
+    lines = []
+    for _, r in comp.iterrows():
+        if r["variant"] == base:
+            continue
+        acc = f"accuracy {_fmt(r.get('accuracy', float('nan')), '.2f', '%')} vs {_fmt(b.get('accuracy', float('nan')), '.2f', '%')}"
+        lat = (f"{where} {_fmt(r['latency_x'], '.2f', '×')} ({_fmt(r['latency_ms'], '.3g')} ms vs "
+               f"{_fmt(b['latency_ms'], '.3g')} ms)")
+        share = (f"attention takes {_fmt(r['attention_pct'], '.1f', '%')} of per-layer time "
+                 f"(vs {_fmt(b['attention_pct'], '.1f', '%')})")
+        buf = (f"attention buffering {_fmt(r['attn_buffer_x'], '.3g', '×')} "
+               f"({_fmt(r['attention_buffer_elements'], ',.0f')} vs {_fmt(b['attention_buffer_elements'], ',.0f')} elements)")
+        lines.append(f"**{r['variant']}** vs **{base}**: {acc}; {lat}; {share}; {buf}.")
+    return lines
+
+
+def _comparison(study: StudyData) -> pd.DataFrame:
+    m = study.meta
+    return tables.comparison_table(study.runs, study.latency, study.layers, study.buffer_totals,
+                                   baseline=m.get("baseline", "se"), backend=m.get("backend", "ort"),
+                                   precision="fp32", batch=m.get("report_batch"))
+
+
+def answer_section(study: StudyData, comp: pd.DataFrame) -> Section:
+    s = Section("Tiled vs global squeeze: the answer", anchor="answer")
+    lines = answer_lines(comp)
+    if not lines:
+        s.missing = _missing(study, "runs", default="fewer than two variants were run")
+        return s
+    s.items += lines
+    n_test = study.meta.get("test_samples")
+    if n_test:
+        s.items.append(f"One test image is {100.0 / n_test:.2f} pp of accuracy ({n_test} test images): smaller "
+                       "differences are noise. Latencies are medians on a shared CPU; ratios matter more than ms.")
+    return s
+
+
+def variants_section(study: StudyData, comp: pd.DataFrame) -> Section:
+    s = Section("Accuracy, latency and buffering per variant", anchor="variants")
+    if comp.empty or len(comp.columns) <= 1:
+        s.missing = _missing(study, "runs", default="no variant finished training")
+        return s
+    cols = [c for c in ("variant", "attn", "accuracy", "acc_ort_fp32", "acc_ort_int8", "latency_ms", "latency_x",
+                        "attention_pct", "attention_buffer_elements", "attn_buffer_x", "total_buffer_elements",
+                        "total_buffer_x", "params") if c in comp.columns]
+    s.items.append(Table(comp[cols], "Variants (ratios to the baseline)", _headers(comp.attrs.get("baseline"))))
+    if comp["accuracy"].notna().any() if "accuracy" in comp else False:
+        s.items.append(FigureItem(plots.plot_tradeoff(comp), "tradeoff", "Accuracy against latency and buffering"))
+    s.items += _notes(study, "runs")
+    return s
+
+
+def latency_section(study: StudyData) -> Section:
+    s = Section("Latency per backend, precision and batch", anchor="latency")
+    lat = tables.latency_table(study.latency, study.meta.get("baseline", "se"))
+    if lat.empty:
+        s.missing = _missing(study, "latency", default="latency was not profiled")
+        return s
+    s.items.append(Table(lat, "Median latency per batch (ratio to the baseline at the same backend/precision/batch)",
+                         _headers(tables.pick_baseline(list(dict.fromkeys(lat["variant"])), study.meta.get("baseline", "se")))))
+    s.items.append(FigureItem(plots.plot_latency_vs_batch(study.latency), "latency_vs_batch", "Latency vs batch"))
+    s.items += _notes(study, "latency")
+    return s
+
+
+def share_section(study: StudyData) -> Section:
+    s = Section("Attention share of time", anchor="attention-share")
+    share = tables.attention_share_table(study.layers)
+    share = share[share["blocks"] > 0] if not share.empty else share
+    if share.empty:
+        s.missing = _missing(study, "layers", default="no per-layer profile of a variant with attention")
+        return s
+    s.items.append("Share of the summed per-layer time spent in the attention blocks, split into squeeze "
+                   "(reduction), excitation (MLP), gate (sigmoid) and scale (broadcast multiply).")
+    s.items.append(Table(share.drop(columns=["blocks"]), "Attention share per backend", HEADERS))
+    s.items.append(FigureItem(plots.plot_attention_share(share), "attention_share", "Attention share of time"))
+    s.items += _notes(study, "layers")
+    return s
+
+
+def layers_section(study: StudyData) -> Section:
+    s = Section("Per-layer latency", anchor="layers")
+    df = study.layers
+    if df.empty or "time_ms" not in df or df["time_ms"].notna().sum() == 0:
+        s.missing = _missing(study, "layers", default="per-layer latency was not profiled")
+        return s
+    df = df.dropna(subset=["time_ms"])
+    for (variant, backend, precision), g in df.groupby(["variant", "backend", "precision"], sort=False):
+        g = g[g["batch"] == g["batch"].min()]
+        name = f"layers_{variant}_{backend}_{precision}".replace("(", "_").replace(")", "").replace("=", "")
+        title = f"{variant} · {backend} {precision} · batch {g['batch'].iloc[0]} · {len(g)} layers"
+        s.items.append(FigureItem(plots.plot_layer_latency(g, title), name, title))
+    roles = tables.role_time_table(df)
+    s.items.append(Table(roles, "Time per role (ms per run, summed over layers)"))
+    s.items += _notes(study, "layers")
+    return s
+
+
+def buffers_section(study: StudyData) -> Section:
+    s = Section("Dataflow buffering: global vs tiled squeeze", anchor="buffers")
+    if study.buffer_totals.empty:
+        s.missing = _missing(study, "buffer_blocks", default="the dataflow buffer model was not run")
+        return s
+    s.items.append("Row-streaming pipeline model (ARCHITECTURE.md §5): a global squeeze holds the whole feature "
+                   "map until its last row arrives; a tiled squeeze holds one band of tile rows.")
+    totals = study.buffer_totals
+    s.items.append(Table(totals, "Totals per variant (elements held)", HEADERS))
+    blocks = tables.buffer_block_table(study.buffer_blocks, baseline=study.meta.get("baseline", "se"))
+    if len(blocks.columns) > 1:
+        s.items.append(Table(blocks, "Attention buffering per block (elements)"))
+        s.items.append(FigureItem(plots.plot_buffer_blocks(study.buffer_blocks), "buffers_per_block",
+                                  "Attention buffer per block (log scale)"))
+    else:
+        s.items.append(f"{NOT_MEASURED}: no per-block buffer rows (no variant has attention blocks)")
+    s.items += _notes(study, "buffer_blocks")
+    return s
+
+
+def parity_section(study: StudyData) -> Section:
+    s = Section("Export precisions and parity", anchor="parity")
+    if study.parity.empty:
+        s.missing = _missing(study, "parity", default="validate was not run")
+        return s
+    s.items.append(Table(study.parity, "ONNX Runtime vs PyTorch, per precision"))
+    s.items += _notes(study, "parity")
+    return s
+
+
+def training_section(study: StudyData) -> Section:
+    s = Section("Training", anchor="training")
+    tr = study.training
+    if tr.empty:
+        s.missing = _missing(study, "training", default="no training history")
+        return s
+    last = tr.groupby("variant", sort=False).tail(1)
+    cols = [c for c in ("variant", "epoch", "train_loss", "train_top1", "test_loss", "test_top1") if c in last]
+    s.items.append(Table(last[cols], "Last epoch per variant"))
+    if "epoch_time_s" in tr:
+        s.items.append(Table(tr.groupby("variant", sort=False)["epoch_time_s"].sum().reset_index(),
+                             "Training time (s)"))
+    s.items += _notes(study, "training")
+    return s
+
+
+def method_section(study: StudyData) -> Section:
+    s = Section("Method and environment", anchor="method")
+    meta = {k: v for k, v in study.meta.items() if k != "versions" and v is not None}
+    if meta:
+        s.items.append(Table(pd.DataFrame({"setting": list(meta), "value": [str(v) for v in meta.values()]})))
+    versions = study.meta.get("versions") or {}
+    if versions:
+        s.items.append(Table(pd.DataFrame({"library": list(versions), "version": list(versions.values())})))
+    if not s.items:
+        s.missing = "no settings were recorded"
+    return s
+
+
+def build_sections(study: StudyData) -> list[Section]:
+    """All report sections, in reading order."""
+    comp = _comparison(study)
+    return [answer_section(study, comp), variants_section(study, comp), latency_section(study), share_section(study),
+            layers_section(study), buffers_section(study), parity_section(study), training_section(study),
+            method_section(study)]

@@ -1,0 +1,82 @@
+"""``python -m seadeploy.validate RUN_DIR`` (parity of every backend × precision) and ``... validate matrix`` (CI gate).
+
+Exit codes: 0 every comparison passed, 1 a comparison failed, 2 bad input (mismatched run folder, missing
+files, wrong shapes, NaN inputs), 3 a requested backend or device is unavailable.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from seadeploy.cli import ArgumentParser, print_json, progress_enabled, run_main
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _parser(matrix: bool) -> ArgumentParser:
+    p = ArgumentParser(prog="python -m seadeploy.validate" + (" matrix" if matrix else ""), description=__doc__)
+    if matrix:
+        p.add_argument("--models", type=_csv, default=None, help="backbones (default: vgg16_cifar,resnet20_cifar,"
+                       "efficientnet_b0)")
+        p.add_argument("--attn", type=_csv, default=None, help="attention variants (default: every registered one)")
+        p.add_argument("--out", default=None, help="folder for the exported runs and matrix.json (default: temporary)")
+        p.add_argument("--calib-samples", type=int, default=32, help="int8 calibration samples per model")
+    else:
+        p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by export")
+        p.add_argument("--backends", type=_csv, default=["ort"], help="torch, torch:cuda, ort, ort:cuda, ort:tensorrt, trt")
+        p.add_argument("--dataset", default=None, help="labelled samples (default: the run's dataset; 'none' to skip)")
+        p.add_argument("--data-root", default=None, help="dataset folder (cifar10, imagefolder)")
+        p.add_argument("--inputs", default=None, metavar="NPZ", help="replay inputs saved in a parity.npz")
+        p.add_argument("--atol", type=float, default=None, help="absolute tolerance (|a-b| <= atol + rtol*|ref|)")
+        p.add_argument("--rtol", type=float, default=None, help="relative tolerance")
+        p.add_argument("--layerwise", action="store_true", help="localise the first divergent layer")
+        p.add_argument("--out", default=None, help="folder for parity.* (default: RUN_DIR)")
+        p.add_argument("--batch", type=int, default=64, help="inference batch size")
+        p.add_argument("--seed", type=int, default=0, help="input selection seed")
+        p.add_argument("--device", default="cpu", help="torch device of the reference (cpu, cuda)")
+    p.add_argument("--precision", type=_csv, default=None, help="fp32,fp16,int8 (default: every one present)")
+    p.add_argument("--samples", type=int, default=512, help="labelled samples (capped at the test split)")
+    p.add_argument("--random", type=int, default=32, help="seeded random inputs")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (pinned, recorded)")
+    p.add_argument("--junit", default=None, metavar="FILE", help="also write JUnit XML here")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def _main(argv: list[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    matrix = bool(argv) and argv[0] == "matrix"
+    args = _parser(matrix).parse_args(argv[1:] if matrix else argv)
+    log = print if progress_enabled(args.json) else None
+    if matrix:
+        from seadeploy.validate.matrix import run_matrix
+
+        report = run_matrix(models=args.models, attns=args.attn, precisions=args.precision, out_dir=args.out,
+                            samples=args.samples, random=args.random, threads=args.threads,
+                            calib_samples=args.calib_samples, log=log)
+    else:
+        from seadeploy.validate.parity import validate_run
+
+        report = validate_run(args.run_dir, backends=args.backends, precisions=args.precision, dataset=args.dataset,
+                              samples=args.samples, random=args.random, batch=args.batch, atol=args.atol,
+                              rtol=args.rtol, layerwise=args.layerwise, device=args.device, threads=args.threads,
+                              seed=args.seed, root=args.data_root, inputs=args.inputs, out_dir=args.out, log=log)
+    if args.junit:
+        from seadeploy.validate.junit import write_junit
+
+        write_junit(args.junit, report)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.text())
+    return 0 if report else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""``validate_run``: every backend × precision of a run folder against PyTorch fp32, on identical inputs.
+
+Two input sets: ``random`` (seeded standard-normal batches, which reach activations real images do not)
+and ``data`` (seeded real samples of the run's dataset, labelled, so accuracy parity is measured too).
+The PyTorch fp32 model from ``checkpoint.safetensors`` is the reference. Results go to ``parity.json``,
+``parity.csv`` and ``parity.npz`` (inputs, labels, reference and every backend's outputs, so a failure
+can be replayed with ``--inputs parity.npz`` and attached to a bug report), all written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seadeploy.artifacts import PARITY_CSV, PARITY_JSON, PARITY_NPZ, atomic_path, library_versions, write_json
+from seadeploy.errors import ConfigError, InputError
+from seadeploy.validate.compare import Comparison, ParityReport, compare_outputs, default_tolerance
+from seadeploy.validate.runfolder import RunFolder
+
+LAYERS_CSV = "parity_layers.csv"
+Inputs = dict[str, tuple[np.ndarray, np.ndarray | None]]
+
+
+def make_inputs(folder: RunFolder, *, dataset: str | None, samples: int, random: int, seed: int = 0,
+                root: str | None = None, replay: str | os.PathLike | None = None) -> tuple[Inputs, list[str]]:
+    """The input sets ``{"random": (x, None), "data": (x, y)}`` and notes about what was left out.
+
+    ``replay`` loads them from a ``parity.npz`` (keys ``x_random``, ``x_data``, ``y_data``) or any ``.npz``
+    with ``x`` (and optionally ``y``) instead.
+    """
+    if replay is not None:
+        return _load_replay(Path(replay)), []
+    from seadeploy.data.samples import load_samples
+
+    size, notes, out = folder.spec.input_size, [], {}
+    if random > 0:
+        out["random"] = (load_samples("synthetic", random, input_size=size, seed=seed)[0], None)
+    name = folder.dataset if dataset is None else dataset
+    if name in (None, "", "none"):
+        notes.append("no dataset: accuracy parity skipped (pass --dataset digits or cifar10)")
+    elif samples > 0:
+        from seadeploy.data import get_dataset
+
+        n = min(int(samples), len(get_dataset(name, split="test", root=root, input_size=size)))
+        x, y = load_samples(name, n, split="test", input_size=size, mean=folder.mean, std=folder.std, seed=seed,
+                            root=root)
+        if y is not None and int(y.max(initial=0)) >= folder.spec.num_classes:
+            raise InputError(f"dataset '{name}' has labels up to {int(y.max())} but the model has "
+                             f"{folder.spec.num_classes} classes; pass the dataset it was trained on")
+        out["data"] = (x, y)
+    if not out:
+        raise ConfigError("nothing to compare: --samples and --random are both 0")
+    return out, notes
+
+
+def _load_replay(path: Path) -> Inputs:
+    if not path.is_file():
+        raise InputError(f"inputs file '{path}' does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"'{path}' is not a readable .npz file ({exc})") from exc
+    if "x" in arrays:
+        return {"data" if "y" in arrays else "random": (arrays["x"], arrays.get("y"))}
+    out = {k: (arrays[f"x_{k}"], arrays.get(f"y_{k}")) for k in ("random", "data") if f"x_{k}" in arrays}
+    if not out:
+        raise InputError(f"'{path}' has no 'x' (or x_random / x_data) array to replay")
+    return out
+
+
+def infer_batches(backend: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Run ``x`` through ``backend`` in chunks of ``batch`` and return the first output, concatenated."""
+    name = next(iter(backend.input_specs))
+    out_name = backend.output_names[0]
+    parts = [backend.infer({name: x[i:i + batch]})[out_name] for i in range(0, len(x), max(1, int(batch)))]
+    return np.concatenate(parts, axis=0)
+
+
+def _backend_for(spec: str, precision: str, folder: RunFolder, opts: dict[str, Any]) -> Any:
+    """Create backend ``spec`` on the run's file of ``precision`` and check it fits the model."""
+    from seadeploy.backends import create_backend, parse_backend_spec
+
+    name, _ = parse_backend_spec(spec)
+    if name == "torch":
+        be = create_backend(spec, folder.checkpoint.build_model(), input_shape=folder.spec.input_shape)
+    elif name == "ort":
+        be = create_backend(spec, folder.onnx_path(precision), threads=opts.get("threads"),
+                            graph_opt=opts.get("graph_opt", "all"))
+    else:
+        be = create_backend(spec, folder.engine_path(precision))
+        outs = {n: tuple(be.engine.get_tensor_shape(n)) for n in be.output_names}
+        folder.check_io(be.input_specs, outs, f"engine '{folder.path.name}/{Path(be.info['engine']).name}'")
+    return be
+
+
+def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort",),
+                 precisions: Sequence[str] | None = None, dataset: str | None = None, samples: int = 512,
+                 random: int = 32, batch: int = 64, atol: float | None = None, rtol: float | None = None,
+                 layerwise: bool = False, device: str = "cpu", threads: int | None = None, seed: int = 0,
+                 root: str | None = None, inputs: str | os.PathLike | None = None, trained: bool | None = None,
+                 out_dir: str | os.PathLike | None = None, write: bool = True,
+                 log: Callable[[str], None] | None = None) -> ParityReport:
+    """Compare each backend × precision of ``run_dir`` with the PyTorch fp32 reference and write the results.
+
+    Args:
+        backends: backend specs (``torch``, ``torch:cuda``, ``ort``, ``ort:cuda``, ``ort:tensorrt``, ``trt``).
+        precisions: subset of fp32/fp16/int8 (default: every ONNX precision present in the folder).
+        dataset / samples / root: labelled samples for accuracy parity (default: the run's dataset).
+        random: number of seeded random inputs. batch: inference batch size.
+        atol / rtol: override the per-precision defaults (and make the element-wise check binding).
+        layerwise: also localise the first divergent layer of every ORT (and TensorRT) comparison.
+        device: torch device of the reference. threads: ORT intra-op threads (pinned; recorded).
+        inputs: replay the inputs saved in a ``parity.npz``. trained: override the trained-model detection.
+        out_dir: where parity.* go (default ``run_dir``). write: write files at all.
+        log: called with progress lines.
+
+    Raises:
+        InputError (mismatched/missing files, bad inputs), ConfigError, BackendUnavailable.
+    """
+    say = log or (lambda _msg: None)
+    folder = RunFolder.load(run_dir)
+    precisions = list(precisions or folder.available_precisions())
+    if not precisions:
+        raise InputError(f"'{folder.path}' has no model*.onnx; run python -m seadeploy.export --out {folder.path} first")
+    is_trained = folder.trained if trained is None else bool(trained)
+    sets, notes = make_inputs(folder, dataset=dataset, samples=samples, random=random, seed=seed, root=root,
+                              replay=inputs)
+    from seadeploy.backends.torch_backend import TorchBackend
+
+    with TorchBackend(folder.checkpoint.build_model(), device=device, input_shape=folder.spec.input_shape) as ref_be:
+        refs = {k: infer_batches(ref_be, x, batch) for k, (x, _) in sets.items()}
+        reference = {"backend": "torch", "precision": "fp32", **ref_be.info}
+    comparisons: list[Comparison] = []
+    outputs: dict[str, np.ndarray] = {}
+    warnings = [*folder.warnings, *notes]
+    opts = {"threads": threads}
+    for spec in backends:
+        for precision in precisions:
+            if spec.split(":")[0] == "torch" and precision != "fp32":
+                warnings.append(f"{spec} runs fp32 only; {precision} skipped")
+                continue
+            tol = default_tolerance(precision, trained=is_trained, atol=atol, rtol=rtol)
+            say(f"running {spec} {precision}")
+            with _backend_for(spec, precision, folder, opts) as be:
+                for kind, (x, y) in sets.items():
+                    out = infer_batches(be, x, batch)
+                    outputs[f"out_{spec.replace(':', '-')}_{precision}_{kind}"] = out
+                    comparisons.append(compare_outputs(refs[kind], out, tol, backend=spec, precision=precision,
+                                                       inputs=kind, labels=y, info=be.info))
+    if not is_trained:
+        warnings.append("untrained (random-weight) model: fp16/int8 judged on cosine only, top-1 reported "
+                        "(near-uniform logits flip top-1 on tiny errors)")
+    settings = {"backends": list(backends), "precisions": precisions, "samples": {k: len(v[0]) for k, v in sets.items()},
+                "dataset": dataset or folder.dataset, "seed": seed, "batch": batch, "trained": is_trained,
+                "spec": folder.spec.to_dict(), "versions": library_versions(), "replayed_from": str(inputs) if inputs else None}
+    report = ParityReport(str(folder.path), comparisons, reference, settings, warnings)
+    if layerwise:
+        from seadeploy.validate.layerwise_run import run_layerwise
+
+        report.layerwise = run_layerwise(folder, backends, precisions, sets, threads=threads, log=say)
+    if write:
+        write_report(report, Path(out_dir or folder.path), sets, refs, outputs)
+    return report
+
+
+def write_report(report: ParityReport, out_dir: Path, sets: Inputs, refs: dict[str, np.ndarray],
+                 outputs: dict[str, np.ndarray]) -> list[Path]:
+    """Atomically write parity.json, parity.csv, parity.npz (and parity_layers.csv after --layerwise)."""
+    import pandas as pd
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [write_json(out_dir / PARITY_JSON, report.to_dict())]
+    with atomic_path(out_dir / PARITY_CSV) as tmp:
+        report.to_frame().to_csv(tmp, index=False)
+    written.append(out_dir / PARITY_CSV)
+    arrays = {f"x_{k}": x for k, (x, _) in sets.items()}
+    arrays.update({f"y_{k}": y for k, (_, y) in sets.items() if y is not None})
+    arrays.update({f"ref_{k}": v for k, v in refs.items()})
+    arrays.update(outputs)
+    with atomic_path(out_dir / PARITY_NPZ) as tmp, open(tmp, "wb") as f:  # a file object: savez adds no suffix
+        np.savez_compressed(f, **arrays)
+    written.append(out_dir / PARITY_NPZ)
+    if report.layerwise:
+        frame = pd.concat([lw.to_frame() for lw in report.layerwise], ignore_index=True)
+        with atomic_path(out_dir / LAYERS_CSV) as tmp:
+            frame.to_csv(tmp, index=False)
+        written.append(out_dir / LAYERS_CSV)
+    return written
