@@ -49,10 +49,11 @@ def _cifar100(split: str, root: Any, input_size: int | None, download: bool) -> 
 
 @DATASETS.register("imagefolder")
 def _imagefolder(split: str, root: Any, input_size: int | None, download: bool) -> ImageDataset:
-    from seadeploy.data.imagefolder import find_classes, load_imagefolder
+    from seadeploy.data.imagefolder import find_classes, load_imagefolder, split_folder
 
     classes = None
     if split == "test" and root is not None and (Path(root) / "train").is_dir():
+        split_folder(Path(root), "test")  # say first that the test folder itself is missing
         classes = find_classes(Path(root) / "train")[0]  # test labels follow the training class order
     return load_imagefolder(split, root, input_size, classes=classes)
 

@@ -124,10 +124,9 @@ def download_cifar(name: str, root: str | os.PathLike) -> Path:
     archive = root / Path(src["url"]).name
     if not archive.is_file():
         try:
-            with atomic_path(archive) as tmp, urllib.request.urlopen(src["url"], timeout=60) as resp:
-                with open(tmp, "wb") as f:
-                    while chunk := resp.read(1 << 20):
-                        f.write(chunk)
+            with atomic_path(archive) as tmp, urllib.request.urlopen(src["url"], timeout=60) as resp, open(tmp, "wb") as f:
+                while chunk := resp.read(1 << 20):
+                    f.write(chunk)
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             raise InputError(f"could not download {src['url']} ({exc}). Without a network, download it elsewhere and "
                              f"extract it into '{root}' so that '{root / src['folder']}' exists") from exc

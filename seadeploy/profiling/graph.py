@@ -89,6 +89,9 @@ def make_static(model: onnx.ModelProto, input_size: int | None = None, batch: in
         for axis, d in enumerate(dims):
             fixed = d.HasField("dim_value") and d.dim_value > 0
             if axis == 0:
+                if fixed and d.dim_value != batch:
+                    raise ConfigError(f"input '{vi.name}' has a fixed batch of {d.dim_value}, not {batch}; use batch "
+                                      f"{d.dim_value} or re-export with a dynamic batch")
                 d.Clear()
                 d.dim_value = batch
             elif axis >= 2 and len(dims) == 4:

@@ -108,6 +108,43 @@ def torch_rows(per_run: pd.DataFrame, nodes: pd.DataFrame | None) -> pd.DataFram
     return agg
 
 
+_SHAPE_OPS = frozenset({"Reshape", "Flatten", "Unsqueeze", "Squeeze", "Expand", "Slice", "aten::unsqueeze",
+                        "aten::squeeze", "aten::view", "aten::expand_as", "aten::flatten"})
+
+
+def sequence_roles(modules: list[str], ops: list[str], roles: list[str]) -> list[str]:
+    """Refine attention roles of ops in call order: inside a block, shape ops up to its first squeeze
+    belong to the squeeze and those after its gate to the scale (the graph-free counterpart of
+    :func:`graph.attention_roles`)."""
+    from seadeploy.profiling.schema import attention_block
+
+    out, state = list(roles), {}
+    for i, (m, op, role) in enumerate(zip(modules, ops, roles)):
+        block = attention_block(m)
+        if block is None:
+            continue
+        seen = state.setdefault(block, set())
+        if role in ("attention.squeeze", "attention.gate"):
+            seen.add(role)
+        elif onnx_op(op) in _SHAPE_OPS or op in _SHAPE_OPS:
+            if "attention.squeeze" not in seen:
+                out[i] = "attention.squeeze"
+            elif "attention.gate" in seen:
+                out[i] = "attention.scale"
+    return out
+
+
+def module_params(model: nn.Module, modules: list[str]) -> list[float]:
+    """Parameters a module owns directly, charged to its first op (BatchNorm, folded away in ONNX, included)."""
+    owned = {name: float(sum(p.numel() for p in mod.parameters(recurse=False))) for name, mod in model.named_modules()}
+    first: set[str] = set()
+    out = []
+    for m in modules:
+        out.append(owned.get(m, 0.0) if m not in first else 0.0)
+        first.add(m)
+    return out
+
+
 @LAYER_PROFILERS.register("torch")
 def profile_torch(src, *, run_dir, batch: int, threads: int | None, runs: int, warmup_runs: int,
                   duration_s: float) -> list[tuple[pd.DataFrame, Timing]]:
@@ -138,6 +175,7 @@ def profile_torch(src, *, run_dir, batch: int, threads: int | None, runs: int, w
                     call()
         after = measure(call, warmup_s=0.0, duration_s=duration_s / 2, batch=batch).times_ms
         device = str(be.device)
+        model = be.model
     per_run = attribute_events(prof.events())
     timing = Timing(float(np.median(np.concatenate([before, after]))),
                     float(per_run.groupby("run")["time_ms"].sum().median()))
@@ -151,6 +189,8 @@ def profile_torch(src, *, run_dir, batch: int, threads: int | None, runs: int, w
 
     rows["block"] = [attention_block(m) for m in rows["module"]]
     rows["op_type"] = agg["op"].to_numpy()
+    rows["role"] = sequence_roles(list(rows["module"]), list(rows["op_type"]), list(rows["role"]))
+    rows["params"] = module_params(model, list(agg["module"]))
     rows["device"] = device
     label = "torch" if device == "cpu" else f"torch:{device.split(':')[0]}"
     return [(make_frame(rows.drop(columns=["op", "occurrence"]), backend=label, precision=src.precision,

@@ -68,7 +68,8 @@ def trt_rows(times: pd.DataFrame, inspector_layers: list | None, nodes: pd.DataF
     for name, t in zip(times["layer"], times["time_ms"]):
         layer = info.get(name) or info.get(name.split(" [")[0])
         names = [n for n in (layer.onnx_nodes if layer else []) if n in nodes.index] or onnx_nodes_in_name(name, order)
-        covered[name] = names
+        reformat = "reformat" in name.lower() or (layer is not None and "reformat" in layer.layer_type.lower())
+        covered[name] = [] if reformat else names  # a copy charges its time, not the node's params/MACs
         compute = [n for n in names if nodes.loc[n, "op_type"] in COMPUTE_OPS]
         principal = (compute or names or [None])[0]
         out = layer.outputs[0] if layer and layer.outputs else None

@@ -48,7 +48,8 @@ def _fmt(v: float, spec: str = ".3g", unit: str = "") -> str:
 def answer_lines(comp: pd.DataFrame) -> list[str]:
     """One sentence per variant comparing it with the baseline (global squeeze), from the comparison table."""
     base = comp.attrs.get("baseline")
-    if base is None or comp.empty:
+    need = {"latency_x", "latency_ms", "attention_pct", "attn_buffer_x", "attention_buffer_elements"}
+    if base is None or comp.empty or not need <= set(comp.columns):
         return []
     b = comp.set_index("variant").loc[base]
     point = comp.attrs.get("latency_point")

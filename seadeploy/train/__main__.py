@@ -12,7 +12,17 @@ from __future__ import annotations
 
 import sys
 
-from seadeploy.cli import ArgumentParser, add_common_args, add_model_args, parse_kv_args, print_json, progress_enabled, run_main
+import torch
+
+from seadeploy.cli import (
+    ArgumentParser,
+    add_common_args,
+    add_model_args,
+    parse_kv_args,
+    print_json,
+    progress_enabled,
+    run_main,
+)
 from seadeploy.train import CONVERSIONS, evaluate_run, list_recipes, make_config, resume_config, train
 from seadeploy.train.recipes import add_config_args
 
@@ -21,12 +31,15 @@ def _train(argv: list[str]) -> int:
     p = ArgumentParser(prog="python -m seadeploy.train", description="Train a model (see --recipe).")
     p.add_argument("--recipe", default=None, help=f"preset to start from: {', '.join(list_recipes())} (default digits)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its last complete epoch")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     add_model_args(p)
     add_common_args(p)
     add_config_args(p)
     args = vars(p.parse_args(argv))
     args["attn_kwargs"] = parse_kv_args(args.pop("attn_arg")) or None
-    json_mode = args.pop("json")
+    json_mode, threads = args.pop("json"), args.pop("threads")
+    if threads:
+        torch.set_num_threads(threads)
     recipe, resume = args.pop("recipe"), args["resume"]
     cfg = resume_config(resume, **args) if resume else make_config(recipe, **args)
     result = train(cfg, progress=progress_enabled(json_mode), log=None if json_mode else print)

@@ -23,6 +23,7 @@ def _parser(matrix: bool) -> ArgumentParser:
         p.add_argument("--attn", type=_csv, default=None, help="attention variants (default: every registered one)")
         p.add_argument("--out", default=None, help="folder for the exported runs and matrix.json (default: temporary)")
         p.add_argument("--calib-samples", type=int, default=32, help="int8 calibration samples per model")
+        p.add_argument("--jobs", type=int, default=1, help="cases exported/validated in parallel processes")
     else:
         p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by export")
         p.add_argument("--backends", type=_csv, default=["ort"], help="torch, torch:cuda, ort, ort:cuda, ort:tensorrt, trt")
@@ -37,8 +38,8 @@ def _parser(matrix: bool) -> ArgumentParser:
         p.add_argument("--seed", type=int, default=0, help="input selection seed")
         p.add_argument("--device", default="cpu", help="torch device of the reference (cpu, cuda)")
     p.add_argument("--precision", type=_csv, default=None, help="fp32,fp16,int8 (default: every one present)")
-    p.add_argument("--samples", type=int, default=512, help="labelled samples (capped at the test split)")
-    p.add_argument("--random", type=int, default=32, help="seeded random inputs")
+    p.add_argument("--samples", type=int, default=64 if matrix else 512, help="labelled samples (capped at the split)")
+    p.add_argument("--random", type=int, default=16 if matrix else 32, help="seeded random inputs")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (pinned, recorded)")
     p.add_argument("--junit", default=None, metavar="FILE", help="also write JUnit XML here")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -55,7 +56,7 @@ def _main(argv: list[str] | None) -> int:
 
         report = run_matrix(models=args.models, attns=args.attn, precisions=args.precision, out_dir=args.out,
                             samples=args.samples, random=args.random, threads=args.threads,
-                            calib_samples=args.calib_samples, log=log)
+                            calib_samples=args.calib_samples, jobs=args.jobs, log=log)
     else:
         from seadeploy.validate.parity import validate_run
 

@@ -122,3 +122,24 @@ def graphs():
     return types.SimpleNamespace(conv_chain=conv_chain, se_block=se_block, tse_block=tse_block,
                                  tse_pool_block=tse_pool_block, residual=residual, se_residual=se_residual,
                                  with_dynamic_spatial=with_dynamic_spatial, make_model=make_model)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A run folder like export writes: resnet20_cifar + SE checkpoint, model.onnx and manifest.json."""
+    import torch
+
+    from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
+    from seadeploy.export.manifest import new_manifest, write_manifest
+    from seadeploy.export.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    run = tmp_path_factory.mktemp("profiling") / "run"
+    spec = ModelSpec(model="resnet20_cifar", attn="se", num_classes=10, input_size=32)
+    model = spec.build().eval()
+    Checkpoint(spec=spec, state_dict=model.state_dict()).save(run / "checkpoint.safetensors")
+    path = export_onnx(model, run / "model.onnx", (3, 32, 32))
+    manifest = new_manifest(spec, mean=(0.5,) * 3, std=(0.5,) * 3, dataset=None, opset=18)
+    manifest["files"]["fp32"] = {"path": "model.onnx", "sha256": sha256(path)}
+    write_manifest(run, manifest)
+    return run

@@ -1,0 +1,307 @@
+"""The study: what does tiled vs global squeeze cost and buy here?
+
+For every attention variant: train → export (fp32 + fp16 + int8) → validate (ONNX Runtime CPU parity) →
+profile (latency torch/ORT, per-layer ORT/torch, dataflow buffers), then one combined report
+(``report.html``, ``report.md``, ``summary.csv``, ``summary.json``) in ``--out``::
+
+    python -m seadeploy.compare                                   # small default on digits, a few minutes
+    python -m seadeploy.compare --model resnet20_cifar --attn none,se,tse --epochs 5 --out runs/study \\
+        --attn-arg tse:tile=4 --batch 1,8,32
+
+Each variant has its own run folder ``OUT/<variant>``; the stages are the library functions the stage
+commands call. A failing stage is recorded (the report says "not measured: <why>"), the remaining
+variants still run, and the exit code is the first failure's (1 check failed, 2 bad input, 3 backend
+unavailable). ``--attn-arg KEY=VALUE`` goes to every variant whose attention takes KEY;
+``--attn-arg NAME:KEY=VALUE`` to variant NAME only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from seadeploy.cli import ArgumentParser, add_common_args, parse_value, print_json, progress_enabled, run_main
+from seadeploy.errors import ConfigError, SeadeployError
+
+STAGES = ("train", "export", "validate", "latency", "layers", "buffers")
+#: Files a stage writes into a variant's run folder; removed before it runs so a report never shows stale data.
+STALE = {"export": ("manifest.json", "model.onnx", "model.fp16.onnx", "model.int8.onnx"),
+         "validate": ("parity.json", "parity.csv", "parity.npz"), "latency": ("latency.csv", "latency.json"),
+         "layers": ("layers_ort.csv", "layers_torch.csv", "layers_trt.csv"), "buffers": ("buffers.json",)}
+#: Which report frame a failed stage leaves empty.
+FRAME_OF = {"train": "runs", "export": "parity", "validate": "parity", "latency": "latency", "layers": "layers",
+            "buffers": "buffer_blocks"}
+
+
+@dataclasses.dataclass
+class Variant:
+    """One attention variant of the study and its run folder."""
+
+    name: str
+    attn: str
+    attn_kwargs: dict[str, Any]
+    run_dir: Path
+
+
+@dataclasses.dataclass
+class CompareOptions:
+    """Settings of a study; the defaults are the small default run (a few minutes on 2 CPU cores)."""
+
+    model: str = "resnet20_cifar"
+    attn: tuple[str, ...] = ("none", "se", "tse")
+    attn_args: tuple[str, ...] = ()
+    dataset: str = "digits"
+    data_root: str | None = None
+    epochs: int = 2
+    out: str = "runs/study"
+    batches: tuple[int, ...] = (1, 8)
+    backends: tuple[str, ...] = ("torch", "ort")
+    precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
+    latency_precisions: tuple[str, ...] = ("fp32", "int8")
+    threads: int | None = 1
+    warmup_s: float = 0.2
+    duration_s: float = 0.5
+    layer_runs: int = 10
+    parity_samples: int = 512
+    calib_samples: int = 128
+    limit_train: int | None = None
+    limit_test: int | None = None
+    skip_train: bool = False
+    baseline: str = "se"
+    seed: int = 0
+    device: str = "cpu"
+
+    def variants(self) -> list[Variant]:
+        """The variants with their attention kwargs (raises ``ConfigError`` for bad names or options)."""
+        from seadeploy.models import create_model, list_attention
+
+        names = [a.strip() for a in self.attn if a.strip()]
+        valid = list_attention()
+        bad = [a for a in names if a not in valid]
+        if not names or bad or len(set(names)) != len(names):
+            why = f"unknown attention '{bad[0]}'" if bad else ("duplicate variants" if names else "no variants")
+            raise ConfigError(f"--attn: {why}. Valid choices: {', '.join(valid)} (e.g. --attn none,se,tse)")
+        kwargs = _route_attn_args(self.attn_args, names)
+        out = [Variant(n, n, kwargs[n], Path(self.out) / n) for n in names]
+        for v in out:  # fail fast (exit 2) on a bad option, before minutes of training
+            create_model(self.model, attn=v.attn, attn_kwargs=dict(v.attn_kwargs))
+        if not self.batches or min(self.batches) < 1 or self.epochs < 1:
+            raise ConfigError(f"--epochs and --batch must be ≥ 1 (got {self.epochs}, {list(self.batches)})")
+        return out
+
+
+def _accepts(attn: str, key: str) -> bool:
+    from seadeploy.models.attention import ATTENTION
+
+    params = inspect.signature(ATTENTION.get(attn).__init__).parameters
+    return key in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def _route_attn_args(items: tuple[str, ...], names: list[str]) -> dict[str, dict[str, Any]]:
+    """``KEY=VALUE`` to every variant whose attention takes KEY; ``NAME:KEY=VALUE`` to variant NAME."""
+    out: dict[str, dict[str, Any]] = {n: {} for n in names}
+    for item in items:
+        scope, _, kv = item.rpartition(":") if ":" in item.split("=", 1)[0] else ("", "", item)
+        key, sep, value = kv.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ConfigError(f"--attn-arg expects [VARIANT:]KEY=VALUE, got '{item}' (example: --attn-arg tse:tile=4)")
+        if scope and scope not in names:
+            raise ConfigError(f"--attn-arg '{item}': no variant '{scope}' in --attn {','.join(names)}")
+        targets = [scope] if scope else [n for n in names if n != "none" and _accepts(n, key)]
+        if not targets:
+            raise ConfigError(f"--attn-arg '{item}': no attention in --attn {','.join(names)} takes option '{key}'")
+        for t in targets:
+            out[t][key] = parse_value(value)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- stages
+def _train(v: Variant, o: CompareOptions) -> dict[str, Any]:
+    from seadeploy.artifacts import CHECKPOINT
+    from seadeploy.errors import InputError
+
+    if o.skip_train:
+        if not (v.run_dir / CHECKPOINT).is_file():
+            raise InputError(f"--skip-train: no {v.run_dir / CHECKPOINT}; run once without --skip-train")
+        return {"skipped": True}
+    from seadeploy.train import make_config, train
+
+    cfg = make_config(model=o.model, attn=v.attn, attn_kwargs=v.attn_kwargs, dataset=o.dataset, data_root=o.data_root,
+                      epochs=o.epochs, seed=o.seed, limit_train=o.limit_train, limit_test=o.limit_test,
+                      device=o.device, out=str(v.run_dir), overwrite=True)
+    return train(cfg).summary()
+
+
+def _export(v: Variant, o: CompareOptions) -> dict[str, Any]:
+    from seadeploy.export.pipeline import ExportOptions, load_source
+    from seadeploy.export.runner import export_run
+
+    ckpt, src = load_source(v.run_dir)
+    opts = ExportOptions(precisions=o.precisions, dataset=o.dataset, data_root=o.data_root,
+                         calib_samples=o.calib_samples, eval_samples=o.parity_samples)
+    manifest = export_run(ckpt, v.run_dir, opts, source_file=src)
+    return {"files": sorted(manifest["files"])}
+
+
+def _validate(v: Variant, o: CompareOptions) -> dict[str, Any]:
+    from seadeploy.errors import ParityFailure
+    from seadeploy.validate.parity import validate_run
+
+    report = validate_run(v.run_dir, backends=("ort",), dataset=o.dataset, root=o.data_root,
+                          samples=o.parity_samples, threads=o.threads, seed=o.seed)
+    if not report:
+        raise ParityFailure("; ".join(report.failures[:3]) or "parity failed")
+    return {"comparisons": len(report.comparisons)}
+
+
+def _latency(v: Variant, o: CompareOptions) -> dict[str, Any]:
+    from seadeploy.profiling.latency import benchmark_latency
+
+    report = benchmark_latency(v.run_dir, o.backends, o.batches, o.latency_precisions, threads=o.threads,
+                               warmup_s=o.warmup_s, duration_s=o.duration_s, device=o.device)
+    report.write(v.run_dir)
+    return {"measurements": len(report.measurements), "warnings": report.warnings()}
+
+
+def _layers(v: Variant, o: CompareOptions) -> dict[str, Any]:
+    from seadeploy.profiling.layers import profile_layers
+
+    prof = profile_layers(v.run_dir, o.backends, batch=max(o.batches), precisions=("fp32",), threads=o.threads,
+                          runs=o.layer_runs, warmup_runs=2, duration_s=o.duration_s, device=o.device)
+    prof.write(v.run_dir)
+    return {"layers": len(prof.frame), "within_tolerance": bool(prof)}
+
+
+def _buffers(v: Variant, o: CompareOptions) -> dict[str, Any]:
+    from seadeploy.artifacts import BUFFERS_JSON, write_json
+    from seadeploy.profiling.summaries import buffers_for
+
+    summary = buffers_for(run_dir=str(v.run_dir)).summary()
+    write_json(v.run_dir / BUFFERS_JSON, summary)
+    return {k: summary[k] for k in ("attention_buffer_elements", "total_buffer_elements")}
+
+
+STAGE_FNS: dict[str, Callable[[Variant, CompareOptions], dict[str, Any]]] = {
+    "train": _train, "export": _export, "validate": _validate, "latency": _latency, "layers": _layers,
+    "buffers": _buffers}
+NEEDS = {"export": "train", "validate": "export", "latency": "export", "layers": "export", "buffers": "export"}
+
+
+def run_variant(v: Variant, o: CompareOptions, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """Run every stage of one variant; returns ``{stage: {"status", "seconds", "error"?, ...}}``, never raises
+    for a failing stage (``SEADEPLOY_DEBUG=1`` re-raises)."""
+    import torch
+
+    status: dict[str, dict[str, Any]] = {}
+    threads = torch.get_num_threads()
+    for stage in STAGES:
+        need = NEEDS.get(stage)
+        if need and status[need]["status"] != "ok":
+            status[stage] = {"status": "skipped", "seconds": 0.0, "error": f"{need} did not finish"}
+            continue
+        for name in STALE.get(stage, ()):
+            (v.run_dir / name).unlink(missing_ok=True)
+        torch.set_num_threads(threads)  # a pinned profiling backend must not slow the next training
+        t0 = time.perf_counter()
+        try:
+            info = STAGE_FNS[stage](v, o)
+            status[stage] = {"status": "ok", **info}
+        except Exception as exc:  # noqa: BLE001 - one broken stage must not lose the other variants' results
+            if os.environ.get("SEADEPLOY_DEBUG"):
+                raise
+            code = exc.exit_code if isinstance(exc, SeadeployError) else 1
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            status[stage] = {"status": "failed", "error": f"{type(exc).__name__}: {msg}", "exit_code": code}
+        status[stage]["seconds"] = round(time.perf_counter() - t0, 2)
+        log(f"[{v.name}] {stage:8s} {status[stage]['status']:7s} {status[stage]['seconds']:6.1f} s"
+            + (f"  {status[stage]['error']}" if "error" in status[stage] else ""))
+    return status
+
+
+# ------------------------------------------------------------------------------------------------ the study
+def run_compare(o: CompareOptions, *, progress: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the study and write the report; returns the summary (``summary.json``) with ``exit_code``."""
+    from seadeploy.reports.summary import write_summary
+
+    from seadeploy.profiling.sources import require_backend
+
+    say = log or (lambda _m: None)
+    variants = o.variants()
+    for spec in o.backends:
+        require_backend(spec)  # exit 3 with the install hint before anything runs
+    if Path(o.out).is_file():
+        raise ConfigError(f"--out '{o.out}' is a file; give a folder")
+    t0 = time.perf_counter()
+    stages: dict[str, dict[str, dict[str, Any]]] = {}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(variants, desc="variants", unit="variant", file=sys.stderr)
+        say = (lambda m: tqdm.write(m, file=sys.stderr)) if log else say
+    for v in bar if bar is not None else variants:
+        if bar is not None:
+            bar.set_postfix_str(v.name)
+        stages[v.name] = run_variant(v, o, say)
+    return write_summary(variants, o, stages, time.perf_counter() - t0)
+
+
+def _parser() -> ArgumentParser:
+    d = CompareOptions()
+    p = ArgumentParser(prog="python -m seadeploy.compare", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=d.model, help=f"backbone (default {d.model})")
+    p.add_argument("--attn", default=",".join(d.attn), help="comma-separated variants (default none,se,tse)")
+    p.add_argument("--attn-arg", action="append", default=[], metavar="[VARIANT:]KEY=VALUE",
+                   help="attention option, repeatable (tile=4 → every variant taking 'tile'; tse:tile=[2,2,4])")
+    p.add_argument("--dataset", default=d.dataset)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--out", default=d.out, metavar="DIR", help=f"study folder (default {d.out})")
+    p.add_argument("--batch", default="1,8", help="latency batch sizes (per-layer profile at the largest)")
+    p.add_argument("--backends", default="torch,ort", help="profiling backends (torch, ort, ort:cuda, trt)")
+    p.add_argument("--threads", type=int, default=d.threads, help="pinned threads while timing (default 1)")
+    p.add_argument("--duration-s", type=float, default=d.duration_s, help="timing window per configuration")
+    p.add_argument("--limit-train", type=int, default=None, help="use only N training samples (smoke runs)")
+    p.add_argument("--limit-test", type=int, default=None, help="use only N test samples (smoke runs)")
+    p.add_argument("--skip-train", action="store_true", help="reuse OUT/<variant>/checkpoint.safetensors")
+    p.add_argument("--baseline", default=d.baseline, help="variant the ratios refer to (default se)")
+    add_common_args(p, out=False)
+    return p
+
+
+def _csv(text: str, kind: type = str) -> tuple:
+    try:
+        return tuple(kind(t.strip()) for t in text.split(",") if t.strip())
+    except ValueError as exc:
+        raise ConfigError(f"expected a comma-separated list of {kind.__name__}, got '{text}'") from exc
+
+
+def _main(argv: list[str] | None) -> int:
+    from seadeploy.reports.summary import format_summary
+
+    a = _parser().parse_args(argv)
+    o = CompareOptions(model=a.model, attn=_csv(a.attn), attn_args=tuple(a.attn_arg), dataset=a.dataset,
+                       data_root=a.data_root, epochs=a.epochs, out=a.out, batches=_csv(a.batch, int),
+                       backends=_csv(a.backends), threads=a.threads, duration_s=a.duration_s,
+                       limit_train=a.limit_train, limit_test=a.limit_test, skip_train=a.skip_train,
+                       baseline=a.baseline, device=a.device)
+    log = (lambda m: print(m, file=sys.stderr, flush=True))
+    summary = run_compare(o, progress=progress_enabled(a.json), log=log)
+    print_json(summary) if a.json else print(format_summary(summary))
+    return summary["exit_code"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m seadeploy.compare`` / ``seadeploy compare``."""
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""``python -m seadeploy.profiling {latency,layers,buffers,memory} ...`` — parse and call the library."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from seadeploy.cli import ArgumentParser, add_model_args, parse_kv_args, print_json, progress_enabled, run_main
+
+
+def _csv(kind):
+    return lambda text: [kind(v) for v in str(text).split(",") if v.strip()]
+
+
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m seadeploy.profiling", description="Latency, per-layer time, memory, buffers.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("latency", "layers"):
+        s = sub.add_parser(name, help=f"{name} report of a run folder")
+        s.add_argument("run_dir", metavar="RUN_DIR")
+        s.add_argument("--backends", type=_csv(str), default=["ort"], help="torch,ort,trt (ort:cuda, torch:cuda ...)")
+        s.add_argument("--batch", type=_csv(int), default=[1] if name == "latency" else [8], help="e.g. 1,8,32")
+        s.add_argument("--precision", type=_csv(str), default=None, help="fp32,fp16,int8 (default: all the run has)")
+        s.add_argument("--threads", type=int, default=None, help="pinned intra-op threads (recorded)")
+        s.add_argument("--duration-s", type=float, default=3.0 if name == "latency" else 2.0)
+        s.add_argument("--device", default="cpu", help="torch device for the torch backend")
+        s.add_argument("--json", action="store_true")
+        extra = [("--warmup-s", float, 1.0)] if name == "latency" else [("--runs", int, 20), ("--warmup-runs", int, 5)]
+        for flag, kind, default in extra:
+            s.add_argument(flag, type=kind, default=default)
+    b = sub.add_parser("buffers", help="dataflow buffer model (ARCHITECTURE.md §5)")
+    b.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
+    b.add_argument("--onnx", default=None, help="any static-shape ONNX file")
+    add_model_args(b)
+    b.add_argument("--dtype-bytes", type=int, default=None, help="1, 2 or 4 (default: each tensor's ONNX type)")
+    b.add_argument("--out", default=None, help="also write buffers.json here (a RUN_DIR gets it by default)")
+    b.add_argument("--json", action="store_true")
+    m = sub.add_parser("memory", help="activation memory (liveness), ORT and TensorRT memory")
+    for flag, kw in (("run_dir", {"nargs": "?"}), ("--onnx", {}), ("--batch", {"type": int, "default": 1}),
+                     ("--input-size", {"type": int}), ("--json", {"action": "store_true"})):
+        m.add_argument(flag, **kw)
+    return p
+
+
+def _main(argv: list[str] | None) -> int:
+    from seadeploy import artifacts
+    from seadeploy.profiling import latency, layers, summaries
+
+    a = _parser().parse_args(argv)
+    if a.cmd == "latency":
+        report = latency.benchmark_latency(a.run_dir, a.backends, a.batch, a.precision, a.threads, a.warmup_s,
+                                           a.duration_s, a.device, progress=progress_enabled(a.json))
+        report.write(a.run_dir)
+        print_json(report.to_frame().to_dict("records")) if a.json else print(report.format_table())
+        return 0
+    if a.cmd == "layers":
+        prof = layers.profile_layers(a.run_dir, a.backends, batch=a.batch[0], precisions=a.precision or ("fp32",),
+                                     threads=a.threads, runs=a.runs, warmup_runs=a.warmup_runs,
+                                     duration_s=a.duration_s, device=a.device)
+        prof.write(a.run_dir)
+        print_json(prof.summary()) if a.json else print(summaries.format_layers(prof))
+        return 0
+    if a.cmd == "buffers":
+        report = summaries.buffers_for(a.run_dir, a.onnx, a.model, a.attn, parse_kv_args(a.attn_arg), a.input_size,
+                                       a.dtype_bytes)
+        out = a.out or a.run_dir
+        if out:
+            artifacts.write_json(Path(out) / artifacts.BUFFERS_JSON, report.summary())
+        print_json(report.summary()) if a.json else print(summaries.format_buffers(report))
+        return 0
+    report = summaries.memory_for(a.run_dir, a.onnx, a.batch, a.input_size)
+    print_json({**report.totals, "layers": report.frame.to_dict("records")}) if a.json else print(
+        summaries.format_memory(report))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Activation memory: tensor sizes from shape inference, peak live memory under the execution order,
+ONNX Runtime's per-node memory fields and TensorRT's engine device memory.
+
+Liveness: nodes run in graph order (the topological order every runtime here starts from); a tensor
+is live from the node that writes it until its last reader; reshape-like ops (Reshape, Flatten,
+Squeeze, Unsqueeze, Identity) alias their input instead of allocating. The peak of the live sum is
+the activation memory a runtime with perfect reuse needs; the plain sum is what one without reuse
+allocates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pandas as pd
+
+from seadeploy import artifacts
+from seadeploy.profiling import graph
+
+ALIAS_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
+
+
+@dataclasses.dataclass
+class MemoryReport:
+    """Per-node activation memory (``frame``) and totals. ``bool()`` is False when some sizes are unknown."""
+
+    frame: pd.DataFrame
+    totals: dict[str, Any]
+
+    def __bool__(self) -> bool:
+        return not self.totals.get("unknown_tensors")
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.frame.copy()
+
+
+def _buffers(model: onnx.ModelProto, sizes: dict[str, float]) -> tuple[dict[str, str], dict[str, list[int]]]:
+    """Map each activation tensor to its buffer (aliases share one) and each buffer to [birth, death]."""
+    weights = {i.name for i in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant"
+                                                          for o in n.output}
+    owner: dict[str, str] = {}
+    span: dict[str, list[int]] = {}
+    for vi in model.graph.input:
+        if vi.name not in weights:
+            owner[vi.name] = vi.name
+            span[vi.name] = [0, 0]
+    last = len(model.graph.node) - 1
+    for i, node in enumerate(model.graph.node):
+        for t in node.input:
+            if t in owner:
+                span[owner[t]][1] = max(span[owner[t]][1], i)
+        if node.op_type == "Constant":
+            continue
+        for j, t in enumerate(node.output):
+            if not t:
+                continue
+            src = node.input[0] if node.input else ""
+            if j == 0 and node.op_type in ALIAS_OPS and src in owner:
+                owner[t] = owner[src]
+            else:
+                owner[t] = t
+                span[t] = [i, i]
+    for out in model.graph.output:
+        if out.name in owner:
+            span[owner[out.name]][1] = last
+    return owner, span
+
+
+def liveness(model: onnx.ModelProto, sizes: dict[str, float]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Live activation bytes at each node step and the totals (peak, its node, the no-reuse sum)."""
+    owner, span = _buffers(model, sizes)
+    size = {b: max((sizes.get(t, np.nan) for t, o in owner.items() if o == b), default=np.nan) for b in span}
+    n = len(model.graph.node)
+    diff = np.zeros(n + 1)
+    for b, (lo, hi) in span.items():
+        s = 0.0 if np.isnan(size[b]) else size[b]
+        diff[lo] += s
+        diff[hi + 1] -= s
+    live = np.cumsum(diff)[:n]
+    peak = int(np.argmax(live)) if n else 0
+    totals = {"peak_live_bytes": float(live.max()) if n else 0.0,
+              "peak_at_node": model.graph.node[peak].name if n else None,
+              "activation_bytes_no_reuse": float(np.nansum(list(size.values()))),
+              "buffers": len(span), "unknown_tensors": sorted(b for b, v in size.items() if np.isnan(v))}
+    return live, totals
+
+
+def activation_memory(source: str | os.PathLike | onnx.ModelProto, batch: int = 1,
+                      input_size: int | None = None) -> MemoryReport:
+    """Per-node output bytes and live bytes at ``batch``, with peak and totals."""
+    model = graph.load_model(source)
+    static = graph.make_static(model, input_size=input_size, batch=batch)
+    shapes = graph.infer_shapes(static)
+    sizes = {t: float(np.prod(s)) * graph.elem_size(e) for t, (s, e) in shapes.items()}
+    live, totals = liveness(static, sizes)
+    modules = graph.node_modules(static)
+    roles = graph.attention_roles(static, modules)
+    rows = []
+    for i, n in enumerate(static.graph.node):
+        out = n.output[0] if n.output else ""
+        rows.append({"onnx_node": n.name, "module": modules.get(n.name, ""), "op_type": n.op_type,
+                     "role": roles[n.name], "out_shape": "x".join(map(str, shapes[out][0])) if out in shapes else None,
+                     "out_bytes": sizes.get(out, np.nan) if n.op_type not in ALIAS_OPS else 0.0,
+                     "live_bytes": float(live[i])})
+    inits = {i.name for i in static.graph.initializer}
+    first = [vi.name for vi in static.graph.input if vi.name not in inits]
+    totals.update({"batch": batch, "input_bytes": float(sum(sizes.get(t, 0.0) for t in first)),
+                   "output_bytes": float(sum(sizes.get(o.name, 0.0) for o in static.graph.output)),
+                   "weight_bytes": float(sum(sizes.get(t, 0.0) for t in inits))})
+    return MemoryReport(pd.DataFrame(rows), totals)
+
+
+def ort_memory_fields(frame: pd.DataFrame) -> dict[str, float]:
+    """Whole-run figures from ORT's per-node memory fields in a layers frame (NaN where ORT gave none)."""
+    out = {}
+    for key in ("mem_in_use_peak", "mem_arena_held", "mem_bytes_in_use"):
+        out[f"ort_{key}"] = float(frame[key].max()) if key in frame and frame[key].notna().any() else float("nan")
+    return out
+
+
+def engine_memory(run_dir: str | os.PathLike) -> dict[str, float]:
+    """``{precision: engine device memory bytes}`` from the ``model.<precision>.engine.json`` sidecars."""
+    out = {}
+    for p in ("fp32", "fp16", "int8"):
+        side = Path(run_dir) / f"{artifacts.engine_name(p)}.json"
+        if side.is_file():
+            data = artifacts.read_json(side)
+            value = data.get("device_memory_size_v2", data.get("device_memory_size"))
+            if value is not None:
+                out[p] = float(value)
+    return out
