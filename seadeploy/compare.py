@@ -39,6 +39,19 @@ FRAME_OF = {"train": "runs", "export": "parity", "validate": "parity", "latency"
             "buffers": "buffer_blocks"}
 
 
+class PartialStage(Exception):
+    """A stage produced usable output but not all of it (e.g. int8 export failed, fp32/fp16 exported)."""
+
+    def __init__(self, info: dict[str, Any], reason: str) -> None:
+        super().__init__(reason)
+        self.info = info
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 @dataclasses.dataclass
 class Variant:
     """One attention variant of the study and its run folder."""
@@ -140,14 +153,32 @@ def _train(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
 
 def _export(v: Variant, o: CompareOptions) -> dict[str, Any]:
+    """Export every precision; if that fails, retry without int8, then fp32 only, and report what was dropped."""
+    from seadeploy.errors import BackendUnavailable
     from seadeploy.export.pipeline import ExportOptions, load_source
     from seadeploy.export.runner import export_run
 
     ckpt, src = load_source(v.run_dir)
-    opts = ExportOptions(precisions=o.precisions, dataset=o.dataset, data_root=o.data_root,
-                         calib_samples=o.calib_samples, eval_samples=o.parity_samples)
-    manifest = export_run(ckpt, v.run_dir, opts, source_file=src)
-    return {"files": sorted(manifest["files"])}
+    tries = list(dict.fromkeys([o.precisions, tuple(p for p in o.precisions if p != "int8"), ("fp32",)]))
+    first: Exception | None = None
+    for precisions in tries:
+        opts = ExportOptions(precisions=precisions, dataset=o.dataset, data_root=o.data_root,
+                             calib_samples=o.calib_samples, eval_samples=o.parity_samples)
+        try:
+            manifest = export_run(ckpt, v.run_dir, opts, source_file=src)
+        except BackendUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - retried with fewer precisions, re-raised when fp32 fails too
+            first = first or exc
+            if precisions == tries[-1]:
+                raise first from exc
+            continue
+        dropped = [p for p in o.precisions if p not in manifest["files"]]
+        if dropped:
+            raise PartialStage({"files": sorted(manifest["files"])},
+                               f"{','.join(dropped)} not exported: {type(first).__name__}: {_first_line(first)}")
+        return {"files": sorted(manifest["files"])}
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _validate(v: Variant, o: CompareOptions) -> dict[str, Any]:
@@ -203,7 +234,7 @@ def run_variant(v: Variant, o: CompareOptions, log: Callable[[str], None]) -> di
     threads = torch.get_num_threads()
     for stage in STAGES:
         need = NEEDS.get(stage)
-        if need and status[need]["status"] != "ok":
+        if need and status[need]["status"] not in ("ok", "partial"):
             status[stage] = {"status": "skipped", "seconds": 0.0, "error": f"{need} did not finish"}
             continue
         for name in STALE.get(stage, ()):
@@ -213,12 +244,13 @@ def run_variant(v: Variant, o: CompareOptions, log: Callable[[str], None]) -> di
         try:
             info = STAGE_FNS[stage](v, o)
             status[stage] = {"status": "ok", **info}
+        except PartialStage as part:
+            status[stage] = {"status": "partial", **part.info, "error": str(part), "exit_code": 1}
         except Exception as exc:  # noqa: BLE001 - one broken stage must not lose the other variants' results
             if os.environ.get("SEADEPLOY_DEBUG"):
                 raise
             code = exc.exit_code if isinstance(exc, SeadeployError) else 1
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            status[stage] = {"status": "failed", "error": f"{type(exc).__name__}: {msg}", "exit_code": code}
+            status[stage] = {"status": "failed", "error": f"{type(exc).__name__}: {_first_line(exc)}", "exit_code": code}
         status[stage]["seconds"] = round(time.perf_counter() - t0, 2)
         log(f"[{v.name}] {stage:8s} {status[stage]['status']:7s} {status[stage]['seconds']:6.1f} s"
             + (f"  {status[stage]['error']}" if "error" in status[stage] else ""))
@@ -228,9 +260,8 @@ def run_variant(v: Variant, o: CompareOptions, log: Callable[[str], None]) -> di
 # ------------------------------------------------------------------------------------------------ the study
 def run_compare(o: CompareOptions, *, progress: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the study and write the report; returns the summary (``summary.json``) with ``exit_code``."""
-    from seadeploy.reports.summary import write_summary
-
     from seadeploy.profiling.sources import require_backend
+    from seadeploy.reports.summary import write_summary
 
     say = log or (lambda _m: None)
     variants = o.variants()
@@ -283,6 +314,10 @@ def _csv(text: str, kind: type = str) -> tuple:
         raise ConfigError(f"expected a comma-separated list of {kind.__name__}, got '{text}'") from exc
 
 
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def _main(argv: list[str] | None) -> int:
     from seadeploy.reports.summary import format_summary
 
@@ -292,8 +327,7 @@ def _main(argv: list[str] | None) -> int:
                        backends=_csv(a.backends), threads=a.threads, duration_s=a.duration_s,
                        limit_train=a.limit_train, limit_test=a.limit_test, skip_train=a.skip_train,
                        baseline=a.baseline, device=a.device)
-    log = (lambda m: print(m, file=sys.stderr, flush=True))
-    summary = run_compare(o, progress=progress_enabled(a.json), log=log)
+    summary = run_compare(o, progress=progress_enabled(a.json), log=_log)
     print_json(summary) if a.json else print(format_summary(summary))
     return summary["exit_code"]
 

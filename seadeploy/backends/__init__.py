@@ -9,6 +9,7 @@ from seadeploy.backends.base import (
     BACKENDS,
     Backend,
     TensorSpec,
+    check_backend,
     check_feed,
     create_backend,
     default_threads,
@@ -16,5 +17,5 @@ from seadeploy.backends.base import (
     parse_backend_spec,
 )
 
-__all__ = ["BACKENDS", "Backend", "TensorSpec", "check_feed", "create_backend", "default_threads", "list_backends",
+__all__ = ["BACKENDS", "Backend", "TensorSpec", "check_backend", "check_feed", "create_backend", "default_threads", "list_backends",
            "parse_backend_spec"]

@@ -100,6 +100,10 @@ class Backend(abc.ABC):
         """Every spec this backend understands, available here or not (``ort``, ``ort:cuda`` ...)."""
         return [cls.name]
 
+    @classmethod
+    def check_available(cls, **opts: Any) -> None:  # noqa: B027 - most backends need nothing beyond their import
+        """Raise ``BackendUnavailable`` (cheaply, without loading a model) when ``opts`` cannot run here."""
+
     def __repr__(self) -> str:
         specs = ", ".join(f"{k}: {v.describe()}" for k, v in self.input_specs.items()) if not self._closed else "closed"
         return f"{type(self).__name__}({specs})"
@@ -119,6 +123,12 @@ def parse_backend_spec(spec: str) -> tuple[str, dict[str, Any]]:
     name, _, variant = str(spec).strip().partition(":")
     cls = BACKENDS.get(name)
     return name, (cls.variant_options(variant) if variant else {})
+
+
+def check_backend(spec: str) -> None:
+    """Fail fast: raise ``ConfigError``/``BackendUnavailable`` for a spec that cannot run here, before any work."""
+    name, opts = parse_backend_spec(spec)
+    BACKENDS.get(name).check_available(**opts)
 
 
 def create_backend(name: str, source: Any, **opts: Any) -> Backend:

@@ -102,6 +102,10 @@ class OrtBackend(Backend):
     def variants(cls) -> list[str]:
         return ["ort", "ort:cuda", "ort:tensorrt"]
 
+    @classmethod
+    def check_available(cls, providers: Sequence[str] = ("cpu",), **_: Any) -> None:
+        _provider_list(providers, _import_ort().get_available_providers(), False, {})
+
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = self.output_names
         try:

@@ -88,6 +88,10 @@ class TorchBackend(Backend):
     def variants(cls) -> list[str]:
         return ["torch", "torch:cuda"]
 
+    @classmethod
+    def check_available(cls, device: str = "cpu", **_: Any) -> None:
+        _check_device(device)
+
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         (name,) = self._specs
         x = torch.from_numpy(feed[name]).to(self.device)

@@ -96,6 +96,11 @@ class TrtBackend(Backend):
         shapes = self.engine.get_tensor_profile_shape(name, 0)
         return tuple(int(d) for d in shapes[0]), tuple(int(d) for d in shapes[-1])
 
+    @classmethod
+    def check_available(cls, device: int = 0, buffers: str = "auto", **_: Any) -> None:
+        import_tensorrt()
+        _make_allocator(buffers, int(device)).close()
+
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._stage(feed)
         self.execute()

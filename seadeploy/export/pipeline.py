@@ -98,7 +98,9 @@ def load_source(source: str | os.PathLike | None = None, *, spec: ModelSpec | No
 def _dataset_info(dataset: str, input_size: int, root: str | None) -> Any:
     from seadeploy.data import get_dataset
 
-    return get_dataset(dataset, split="test", root=root, input_size=input_size).info
+    # The dataset's own resolution: normalisation statistics do not depend on the export resolution, and
+    # resizing the whole split (e.g. to 224) only to read them costs seconds.
+    return get_dataset(dataset, split="test", root=root).info
 
 
 # -------------------------------------------------------------------------------------------- staging
@@ -185,7 +187,7 @@ def eval_samples(ckpt: Checkpoint, dataset: str, opts: ExportOptions, split: str
 
     n = int(n or opts.eval_samples)
     if dataset != "synthetic":
-        n = min(n, len(get_dataset(dataset, split=split, root=opts.data_root, input_size=ckpt.spec.input_size)))
+        n = min(n, len(get_dataset(dataset, split=split, root=opts.data_root)))
     return load_samples(dataset, n, split=split, input_size=ckpt.spec.input_size, mean=ckpt.mean, std=ckpt.std,
                         seed=seed, root=opts.data_root)
 

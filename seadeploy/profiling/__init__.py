@@ -1,0 +1,17 @@
+"""Profiling: latency reports, per-layer latency, activation memory and the dataflow buffer model.
+
+Modules (imported on demand, so ``import seadeploy.profiling`` stays light):
+
+* :mod:`~seadeploy.profiling.schema` — the per-layer frame (columns, roles, ``classify_role``, ``attention_block``).
+* :mod:`~seadeploy.profiling.timing` — ``Measurement`` (median, IQR, percentiles, CV warning) and ``measure``.
+* :mod:`~seadeploy.profiling.latency` — ``benchmark_latency(run_dir, backends, batches)`` → ``LatencyReport``;
+  TensorRT stage times in :mod:`~seadeploy.profiling.trt_timing`.
+* :mod:`~seadeploy.profiling.layers` — ``profile_layers(run_dir, backends)`` → ``LayerProfile`` with the
+  ``LAYER_PROFILERS`` registry: ``layers_torch`` (torch.profiler), ``layers_ort`` (ORT node profiles of the
+  optimised and the one-to-one graph), ``layers_trt`` (IProfiler + engine inspector).
+* :mod:`~seadeploy.profiling.memory` — ``activation_memory`` (shape inference + liveness), engine memory.
+* :mod:`~seadeploy.profiling.dataflow` — ``analyse_buffers`` (ARCHITECTURE.md §5) on any static-shape ONNX;
+  row timing in :mod:`~seadeploy.profiling.arrival`, :mod:`~seadeploy.profiling.propagate`,
+  :mod:`~seadeploy.profiling.movement`.
+* :mod:`~seadeploy.profiling.summaries` — what the command line prints; ``python -m seadeploy.profiling``.
+"""

@@ -13,8 +13,9 @@ Rules (hand-written: no library models streaming row lags):
   after its last input row, a tile reduction (pooling with kernel = stride, ReduceMean over a
   reshaped tile axis) tile row t after input row ``(t+1)·kh − 1`` — "after" is ``+EPS``;
 * Reshape/Transpose/Slice/Concat/Gather/Resize move the times with the data;
-* no tensor emits rows faster than its own row period (input rows per row), so a burst released by
-  a global squeeze streams out again at the tensor's resolution;
+* no tensor emits rows faster than its own row period (input rows per row, or less for a tensor that
+  covers only part of the input), so a burst released by a global squeeze streams out again at the
+  tensor's resolution;
 * an op with no rule is treated as a global reduction (conservative) and reported.
 
 With ``window_lags=False`` windows map row r to the centre of their window (no lag) and pooling

@@ -180,7 +180,7 @@ def _line_buffers(full: Propagation, ctx: dict) -> list[dict]:
 
 
 def _blocks_table(joins: pd.DataFrame, blocks: dict[str, str | None]) -> pd.DataFrame:
-    names = list(dict.fromkeys([b for b in blocks.values() if b] + [b for b in joins["block"] if b]))
+    names = list(dict.fromkeys([b for b in [*blocks.values(), *joins["block"]] if isinstance(b, str) and b]))
     rows = []
     for name in names:
         part = joins[joins["block"] == name]

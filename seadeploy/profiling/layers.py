@@ -80,8 +80,9 @@ class LayerProfile:
 
 
 def node_info(model_path: str | os.PathLike, batch: int) -> pd.DataFrame:
-    """Static facts per ONNX node: module, role, block, op type, output shape/bytes at ``batch``, params,
-    MACs per sample and the dataflow ``buffer_elems`` (batch 1)."""
+    """Static facts per ONNX node: module, role, block, op type, output shape/bytes and live activation bytes
+    (liveness, :mod:`seadeploy.profiling.memory`) at ``batch``, params, MACs per sample and the dataflow
+    ``buffer_elems`` (batch 1)."""
     from seadeploy.profiling.dataflow import analyse_buffers
 
     model = graph.load_model(model_path)
@@ -90,6 +91,10 @@ def node_info(model_path: str | os.PathLike, batch: int) -> pd.DataFrame:
     static = graph.make_static(model, batch=batch)
     shapes = graph.infer_shapes(static)
     pm = graph.node_params_macs(static, shapes)
+    from seadeploy.profiling.memory import liveness
+
+    sizes = {t: float(np.prod(s)) * graph.elem_size(e) for t, (s, e) in shapes.items()}
+    live = dict(zip([n.name for n in static.graph.node], liveness(static, sizes)[0]))
     try:
         buffers = analyse_buffers(model).node_elements()
     except ConfigError:  # dynamic spatial dims: no buffer model without an input size
@@ -101,7 +106,8 @@ def node_info(model_path: str | os.PathLike, batch: int) -> pd.DataFrame:
                      "role": roles[n.name], "block": attention_block(modules.get(n.name, "")),
                      "out_shape": "x".join(map(str, shape)) or None,
                      "out_bytes": float(np.prod(shape)) * graph.elem_size(elem) if shape else np.nan,
-                     "params": pm[n.name][0], "macs": pm[n.name][1], "buffer_elems": buffers.get(n.name, 0.0)})
+                     "params": pm[n.name][0], "macs": pm[n.name][1], "buffer_elems": buffers.get(n.name, 0.0),
+                     "live_bytes": live.get(n.name, np.nan)})
     return pd.DataFrame(rows).set_index("onnx_node", drop=False)
 
 
@@ -112,8 +118,8 @@ def attach_nodes(rows: pd.DataFrame, nodes: pd.DataFrame, covered: dict[str, lis
     fused layer computes (sums of params/MACs/buffers over them).
     """
     out = rows.copy()
-    for col in ("module", "role", "block"):
-        out[col] = out["onnx_node"].map(nodes[col]) if len(nodes) else None
+    for col in ("module", "role", "block", "live_bytes"):
+        out[col] = out["onnx_node"].map(nodes[col]) if len(nodes) and col in nodes else None
     for col in ("params", "macs", "buffer_elems"):
         def total(row, col=col):
             if covered is not None and row["layer"] in covered:

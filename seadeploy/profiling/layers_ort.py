@@ -161,11 +161,12 @@ def map_optimized_nodes(original: onnx.ModelProto, optimized: onnx.ModelProto,
     return out
 
 
-def optimized_graph(path: str | os.PathLike, graph_opt: str, threads: int | None = None) -> onnx.ModelProto:
+def optimized_graph(path: str | os.PathLike, graph_opt: str, threads: int | None = None,
+                    providers: tuple[str, ...] = ("cpu",)) -> onnx.ModelProto:
     """The graph ONNX Runtime actually runs at ``graph_opt`` (saved via ``optimized_model_filepath``)."""
     import onnxruntime as ort
 
-    from seadeploy.backends.ort import GRAPH_OPT
+    from seadeploy.backends.ort import GRAPH_OPT, PROVIDERS
 
     so = ort.SessionOptions()
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPT[graph_opt])
@@ -173,7 +174,9 @@ def optimized_graph(path: str | os.PathLike, graph_opt: str, threads: int | None
     so.log_severity_level = 3  # the NCHWc "hardware specific" warning is expected here
     with tempfile.TemporaryDirectory(prefix="seadeploy-ortopt-") as tmp:
         so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        names = [PROVIDERS.get(p, p) for p in providers]
+        ort.InferenceSession(str(path), so, providers=[*names, *(["CPUExecutionProvider"] if "cpu" not in providers
+                                                                 else [])])
         return onnx.load(so.optimized_model_filepath)
 
 
@@ -218,7 +221,9 @@ def profile_ort(src, *, run_dir, batch: int, threads: int | None, runs: int, war
             trace = prof.end_profiling()
         frame, model_run = parse_node_events(load_events(trace), skip_runs=warmup_runs)
         Path(trace).unlink(missing_ok=True)
-        mapping = {} if opt == "disable" else map_optimized_nodes(original, optimized_graph(src.path, opt, threads))
+        providers = tuple(src.backend.partition(":")[2].split("+")) if ":" in src.backend else ("cpu",)
+        mapping = {} if opt == "disable" else map_optimized_nodes(
+            original, optimized_graph(src.path, opt, threads, providers))
         timing = Timing(float(np.median(e2e)), float(frame.groupby("run")["dur_ms"].sum().median()),
                         float(np.median(model_run)) if len(model_run) else float("nan"))
         out.append((ort_frame(aggregate_nodes(frame), nodes, mapping, label, src.precision, batch), timing))

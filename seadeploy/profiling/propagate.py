@@ -64,6 +64,7 @@ class Propagation:
     window_lags: bool = True
     times: dict[str, Arr] = dataclasses.field(default_factory=dict)
     labels: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    squeezed: dict[str, bool] = dataclasses.field(default_factory=dict)
     unknown: set[str] = dataclasses.field(default_factory=set)
 
     def shape(self, name: str) -> tuple[int, ...]:
@@ -103,6 +104,9 @@ class Propagation:
             fn = _global
         outs, reduced = fn(self, node, ins)
         label = self._label(node, ins, reduced)
+        flags = [self.squeezed.get(i, False) for i, t in zip(node.input, ins) if t is not None]
+        # On the squeeze path (downstream of a row reduction) until it meets the feature map again.
+        squeezed = reduced or (any(flags) and (len(flags) < 2 or all(flags)))
         for name, t in zip(node.output, outs):
             if not name:
                 continue
@@ -110,11 +114,14 @@ class Propagation:
                 t = t + EPS
             self.times[name] = self._rate_limit(name, t)
             self.labels[name] = label
+            self.squeezed[name] = squeezed
 
     def _label(self, node: onnx.NodeProto, ins: list[Arr], reduced: bool) -> str | None:
+        """The squeeze whose lag an output carries: the reduction itself, else that of the input that
+        arrives last for the earliest rows (its minimum arrival is the largest)."""
         if reduced:
             return self.blocks.get(node.name) or node.name
-        live = [(float(np.max(t)), self.labels.get(i)) for i, t in zip(node.input, ins) if t is not None]
+        live = [(float(np.min(t)), self.labels.get(i)) for i, t in zip(node.input, ins) if t is not None]
         return max(live, key=lambda x: x[0])[1] if live else None
 
     def _rate_limit(self, name: str, t: Arr) -> Arr:
@@ -126,7 +133,11 @@ class Propagation:
         if len(shp) != 4 or shp[2] <= 1 or t.ndim != 4 or t.shape[1] > 1 or t.shape[3] > 1:
             return t
         need = np.broadcast_to(t, (1, 1, shp[2], 1))[0, 0, :, 0]
-        period = self.ref_rows / shp[2]
+        # The natural period is input rows per row; a tensor that covers only part of the input (pooling in
+        # floor mode crops the last rows) arrives faster, so its own spacing of rows caps the period.
+        steps = np.diff(need)
+        steps = steps[steps > 0.5]
+        period = min(self.ref_rows / shp[2], float(steps.min()) if steps.size else np.inf)
         r = np.arange(shp[2]) * period
         out = np.round(r + np.maximum.accumulate(need - r), 6)
         return compress(out.reshape(1, 1, -1, 1))
@@ -170,7 +181,8 @@ def _window(p, node, ins):
     if node.op_type not in POOL_OPS and group != in_shape[1]:
         t = t.max(axis=1, keepdims=True)  # every output channel reads every input channel
     squeeze = p.tile_squeeze(node)
-    lag = p.window_lags or squeeze
+    # windows over squeezed descriptors (RGSE/SPSE fusion convs) are part of the squeeze: keep their lag
+    lag = p.window_lags or squeeze or p.squeezed.get(node.input[0], False)
     for i, (k, s, pb, d) in enumerate(window_spec(node, in_shape, out_shape, w_shape)):
         t = window_rows(t, 2 + i, k, s, pb, d, out_shape[2 + i], lag)
     return [t], squeeze and in_shape[2] > 1

@@ -38,14 +38,18 @@ def require_backend(spec: str) -> None:
     name, _, variant = spec.partition(":")
     if name not in ("torch", "ort", "trt"):
         raise ConfigError(f"unknown backend '{spec}'. Valid choices: torch, torch:cuda, ort, ort:cuda, ort:tensorrt, trt")
-    if name == "torch" or (name == "trt"):
-        import torch
-
-        if (variant.startswith("cuda") or name == "trt") and not torch.cuda.is_available():
-            raise BackendUnavailable(f"backend '{spec}' needs an NVIDIA GPU but torch.cuda.is_available() is False: "
-                                     + (TRT_HINT if name == "trt" else "install a CUDA build of PyTorch"))
     if name == "trt" and importlib.util.find_spec("tensorrt") is None:
         raise BackendUnavailable(f"TensorRT is not installed, so backend 'trt' cannot run: {TRT_HINT}")
+    if name == "torch" or name == "trt":
+        import torch
+
+        no_cuda = not torch.cuda.is_available()
+        if name == "torch" and variant.startswith("cuda") and no_cuda:
+            raise BackendUnavailable(f"backend '{spec}' needs an NVIDIA GPU but torch.cuda.is_available() is False: "
+                                     "install a CUDA build of PyTorch on a machine with an NVIDIA GPU")
+        if name == "trt" and no_cuda and importlib.util.find_spec("pycuda") is None:
+            raise BackendUnavailable(f"backend 'trt' needs CUDA buffers: neither CUDA PyTorch nor pycuda is usable "
+                                     f"here: {TRT_HINT}")
     if name == "ort":
         if importlib.util.find_spec("onnxruntime") is None:
             raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime")

@@ -23,7 +23,7 @@ _LATENCY_ALIASES = {
     "p90_ms": ("p90_ms", "latency_p90_ms", "p90"),
     "p99_ms": ("p99_ms", "latency_p99_ms", "p99"),
     "mean_ms": ("mean_ms", "latency_mean_ms", "mean"),
-    "throughput": ("throughput", "throughput_per_s", "throughput_qps", "samples_per_s", "qps"),
+    "throughput": ("throughput", "throughput_ips", "throughput_per_s", "samples_per_s", "qps"),
     "cv": ("cv", "coefficient_of_variation", "cv_pct"),
     "threads": ("threads", "intra_op_threads"),
 }
@@ -72,7 +72,7 @@ def read_run_info(run: Path) -> tuple[dict[str, Any], str | None]:
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = json.loads((f.metadata() or {}).get("seadeploy", "{}"))
-            params = sum(_numel(f.get_slice(k).get_shape()) for k in f.keys() if _is_param(k))
+            params = sum(_numel(f.get_slice(k).get_shape()) for k in f.keys() if _is_param(k))  # noqa: SIM118 - safe_open has no __iter__
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         return {}, f"{A.CHECKPOINT} is unreadable ({exc})"
     metrics = meta.get("metrics", {})
@@ -116,6 +116,8 @@ def read_latency(run: Path) -> tuple[pd.DataFrame | None, str | None]:
         if found and found != name and name not in df.columns:
             rename[found] = name
     df = df.rename(columns=rename)
+    if "metric" in df.columns:  # TensorRT rows also carry enqueue/H2D/compute/D2H stages: keep end-to-end latency
+        df = df[df["metric"].fillna("latency") == "latency"].reset_index(drop=True)
     missing = [c for c in ("backend", "precision", "batch", "median_ms") if c not in df.columns]
     if missing:
         return None, f"{A.LATENCY_CSV} lacks columns {missing}"
@@ -152,7 +154,7 @@ def read_buffers(run: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, s
         blocks = [{"block": k, **(v if isinstance(v, dict) else {"elements": v})} for k, v in blocks.items()]
     bf = pd.DataFrame(blocks)
     if not bf.empty:
-        for alias in ("attention_buffer_elements", "buffer_elements", "elements"):
+        for alias in ("attention_elements", "attention_buffer_elements", "buffer_elements", "elements"):
             if alias in bf.columns:
                 bf = bf.rename(columns={alias: "elements"})
                 break

@@ -82,6 +82,8 @@ def format_value(value: object) -> str:
         return "yes" if value else "no"
     if isinstance(value, int | float) and not isinstance(value, bool):
         v = float(value)
+        if 0.999 <= abs(v) < 1.0:  # cosine similarities and agreements: show how close to 1
+            return f"{v:.6f}"
         return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
     if hasattr(value, "item"):
         return format_value(value.item())

@@ -24,6 +24,10 @@ HEADERS = {
 }
 
 
+PARITY_COLUMNS = ("variant", "backend", "precision", "inputs", "n", "max_abs", "mean_abs", "max_rel", "cosine", "top1",
+                  "accuracy", "ref_accuracy", "passed")
+
+
 def _missing(study: StudyData, *frames: str, default: str) -> str:
     notes = [n for f in frames for n in study.notes.get(f, [])]
     return "; ".join(dict.fromkeys(notes)) or default
@@ -114,6 +118,10 @@ def latency_section(study: StudyData) -> Section:
     s.items.append(Table(lat, "Median latency per batch (ratio to the baseline at the same backend/precision/batch)",
                          _headers(tables.pick_baseline(list(dict.fromkeys(lat["variant"])), study.meta.get("baseline", "se")))))
     s.items.append(FigureItem(plots.plot_latency_vs_batch(study.latency), "latency_vs_batch", "Latency vs batch"))
+    if "stable" in lat and (~lat["stable"].astype(bool)).any():
+        s.items.append(f"{int((~lat['stable'].astype(bool)).sum())} of {len(lat)} measurements are unstable (coefficient "
+                       "of variation above the profiler's threshold): the machine was busy, so compare ratios rather "
+                       "than absolute milliseconds, or re-run with a longer --duration-s on a quiet machine.")
     s.items += _notes(study, "latency")
     return s
 
@@ -147,6 +155,10 @@ def layers_section(study: StudyData) -> Section:
         s.items.append(FigureItem(plots.plot_layer_latency(g, title), name, title))
     roles = tables.role_time_table(df)
     s.items.append(Table(roles, "Time per role (ms per run, summed over layers)"))
+    gaps = tables.layer_gap_table(df, study.latency)
+    s.items.append(Table(gaps, "Per-layer sum vs end-to-end median (gap = what the per-layer profile does not explain)",
+                         {**HEADERS, "layers_sum_ms": "Σ layers (ms)", "end_to_end_ms": "end-to-end (ms)",
+                          "gap_pct": "gap %"}))
     s.items += _notes(study, "layers")
     return s
 
@@ -176,7 +188,13 @@ def parity_section(study: StudyData) -> Section:
     if study.parity.empty:
         s.missing = _missing(study, "parity", default="validate was not run")
         return s
-    s.items.append(Table(study.parity, "ONNX Runtime vs PyTorch, per precision"))
+    par = study.parity.copy()
+    for col in ("top1", "accuracy", "ref_accuracy"):
+        if col in par and par[col].dropna().between(0, 1).all():
+            par[col] = 100.0 * par[col]
+    cols = [c for c in PARITY_COLUMNS if c in par.columns] or list(par.columns)
+    s.items.append(Table(par[cols], "ONNX Runtime vs PyTorch fp32 (|a−b| ≤ atol + rtol·|ref|; top-1 = agreement %)",
+                         {"top1": "top-1 agree %", "accuracy": "acc %", "ref_accuracy": "torch acc %"}))
     s.items += _notes(study, "parity")
     return s
 

@@ -59,8 +59,8 @@ def apply_stage_notes(study: StudyData, stages: dict[str, dict[str, dict[str, An
         for stage, info in per_stage.items():
             if info.get("status") == "ok":
                 continue
-            text = (f"{stage} failed: {info.get('error')}" if info["status"] == "failed"
-                    else f"{stage} skipped ({info.get('error')})")
+            text = (f"{stage} skipped ({info.get('error')})" if info["status"] == "skipped"
+                    else f"{stage} {info['status']}: {info.get('error')}")
             for frame in STAGE_FRAMES[stage]:
                 reasons.setdefault((variant, frame), []).append(f"{variant}: {text}")
     for (variant, frame), notes in reasons.items():
@@ -77,7 +77,7 @@ def exit_code(stages: dict[str, dict[str, dict[str, Any]]]) -> int:
     """0 when every stage finished, else the first failure's exit code (1 check, 2 input, 3 backend)."""
     for per_stage in stages.values():
         for info in per_stage.values():
-            if info.get("status") == "failed":
+            if info.get("status") in ("failed", "partial"):
                 return int(info.get("exit_code", 1))
     return 0
 

@@ -78,7 +78,7 @@ def attention_share_table(layers: pd.DataFrame | None) -> pd.DataFrame:
     for variant, g in layers.groupby("variant", sort=False):
         for keys, part in g.groupby(list(LATENCY_KEYS), dropna=False, sort=True):
             total = float(part["time_ms"].sum(min_count=1))
-            if not total == total or total <= 0:
+            if total != total or total <= 0:  # NaN or nothing measured
                 continue
             share = attention_share(part.drop(columns=list(LATENCY_KEYS)))
             tot = share[share["block"] == "TOTAL"].iloc[0]
@@ -108,7 +108,7 @@ def latency_table(latency: pd.DataFrame | None, baseline: str = "se") -> pd.Data
     ref = ref[~ref.index.duplicated(keep="last")]
     idx = pd.MultiIndex.from_frame(df[list(LATENCY_KEYS)])
     df["ratio"] = df["median_ms"].to_numpy() / ref.reindex(idx).to_numpy()
-    keep = ["variant", *LATENCY_KEYS, "median_ms"] + [c for c in ("iqr_ms", "p90_ms", "p99_ms", "cv") if c in df]
+    keep = ["variant", *LATENCY_KEYS, "median_ms"] + [c for c in ("iqr_ms", "p90_ms", "p99_ms", "cv", "stable") if c in df]
     order = {v: i for i, v in enumerate(_ordered_variants(df))}
     df = df.sort_values(["backend", "precision", "batch"], kind="stable")
     df = df.sort_values("variant", key=lambda s: s.map(order), kind="stable")
@@ -188,3 +188,28 @@ def role_time_table(layers: pd.DataFrame | None) -> pd.DataFrame:
                           sort=False, fill_value=0.0)
     wide.columns.name = None
     return wide.reset_index()
+
+
+def layer_gap_table(layers: pd.DataFrame | None, latency: pd.DataFrame | None) -> pd.DataFrame:
+    """Sum of per-layer times against the end-to-end median of the same backend × precision × batch.
+
+    ``gap_pct`` = (end-to-end − Σ layers) / end-to-end: what the per-layer profile does not explain
+    (framework overhead between layers, or profiler attribution). NaN where no latency was measured
+    (e.g. ``ort-noopt``, the one-to-one unoptimised ORT graph, has no end-to-end timing of its own).
+    """
+    cols = ["variant", *LATENCY_KEYS, "layers", "layers_sum_ms", "end_to_end_ms", "gap_pct"]
+    if _empty(layers, "variant", *LATENCY_KEYS, "time_ms"):
+        return pd.DataFrame(columns=cols)
+    keys = ["variant", *LATENCY_KEYS]
+    agg = layers.groupby(keys, sort=False, dropna=False)["time_ms"].agg(layers="count", layers_sum_ms="sum")
+    agg = agg.reset_index()
+    agg["batch"] = agg["batch"].astype(int)
+    if not _empty(latency, *keys, "median_ms"):
+        lat = latency[keys + ["median_ms"]].copy()
+        lat["batch"] = lat["batch"].astype(int)
+        agg = agg.merge(lat.drop_duplicates(keys, keep="last"), on=keys, how="left")
+    else:
+        agg["median_ms"] = np.nan
+    agg = agg.rename(columns={"median_ms": "end_to_end_ms"})
+    agg["gap_pct"] = 100.0 * (agg["end_to_end_ms"] - agg["layers_sum_ms"]) / agg["end_to_end_ms"]
+    return agg[cols]

@@ -112,7 +112,7 @@ class _Trainer:
         self.cutmix = CutMix(cfg.cutmix) if cfg.cutmix > 0 else None
         self.history: list[dict[str, Any]] = []
         self.best = {"epoch": 0, "top1": -math.inf}
-        self.start_epoch = 0
+        self.start_epoch, self.last_lr = 0, cfg.lr
         if cfg.resume:
             self._restore(load_train_state(cfg.resume))
         else:
@@ -121,12 +121,12 @@ class _Trainer:
     def run(self) -> TrainResult:
         t0 = time.perf_counter()
         for epoch in range(self.start_epoch, self.cfg.epochs):
-            t_ep, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
+            t_ep = time.perf_counter()
             train_stats = self._train_epoch(epoch)
             _broadcast_buffers(self.core, self.ctx)  # evaluate (and save) exactly rank 0's BN statistics
             test = evaluate(self.core, self.data.test, self.data.eval_tf, batch_size=self.cfg.eval_batch_size,
                             device=self.ctx.device, ctx=self.ctx, amp=self.use_amp)
-            row = {"epoch": epoch + 1, "lr": lr, **train_stats,
+            row = {"epoch": epoch + 1, "lr": self.last_lr, **train_stats,
                    "test_loss": test["loss"], "test_top1": test["top1"], "test_top5": test["top5"],
                    "epoch_time_s": time.perf_counter() - t_ep}
             self._end_epoch(row)
@@ -173,6 +173,7 @@ class _Trainer:
             clip_gradients(self.core.parameters(), cfg.clip_grad, cfg.clip_mode)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.last_lr = self.optimizer.param_groups[0]["lr"]  # the LR of this epoch's last step, for the history
         self.scheduler.step()
         return loss, logits
 

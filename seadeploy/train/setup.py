@@ -112,6 +112,8 @@ def build_model(spec: ModelSpec, cfg: TrainConfig, ctx: DistContext) -> tuple[nn
     if not ctx.distributed:
         return core, core
     if cfg.sync_bn:
+        if ctx.device.type != "cuda":
+            raise ConfigError("--sync-bn needs CUDA devices (torch's SyncBatchNorm is GPU-only); drop it on CPU")
         core = nn.SyncBatchNorm.convert_sync_batchnorm(core)
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(core, device_ids=ids), core

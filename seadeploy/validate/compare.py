@@ -31,6 +31,7 @@ from seadeploy.validate.metrics import METRIC_NAMES
 
 PRECISIONS = ("fp32", "fp16", "int8")
 INPUT_KINDS = ("random", "data")
+_EPS = 1e-9  # fractions such as 1 - 198/200 are not exact in binary: 1 % allowed must accept 1 %
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +63,10 @@ class Tolerance:
                        f"(max abs {m['max_abs']:.3g}, allowed {self.max_violations:.2%})")
         if self.min_cosine is not None and not m["cosine"] >= self.min_cosine:
             out.append(f"cosine {m['cosine']:.6f} < {self.min_cosine}")
-        if labelled and self.min_top1 is not None and not m["top1"] >= self.min_top1:
+        if labelled and self.min_top1 is not None and not m["top1"] >= self.min_top1 - _EPS:
             out.append(f"top-1 agreement {m['top1']:.2%} < {self.min_top1:.2%}")
         drop = m["ref_accuracy"] - m["accuracy"]
-        if labelled and self.max_accuracy_drop is not None and not (drop <= self.max_accuracy_drop):
+        if labelled and self.max_accuracy_drop is not None and not drop <= self.max_accuracy_drop + _EPS:
             out.append(f"accuracy {m['accuracy']:.2%} vs reference {m['ref_accuracy']:.2%} "
                        f"(drop {drop:.2%} > {self.max_accuracy_drop:.2%})")
         return out
@@ -75,7 +76,7 @@ class Tolerance:
 
 
 _TRAINED = {
-    "fp32": Tolerance(atol=1e-4, rtol=1e-4, max_violations=0.0, min_cosine=0.99999),
+    "fp32": Tolerance(atol=1e-4, rtol=1e-4, max_violations=0.0, min_cosine=0.9999),
     "fp16": Tolerance(atol=5e-2, rtol=5e-2, max_violations=None, min_cosine=0.999, min_top1=0.995,
                       max_accuracy_drop=0.005),
     "int8": Tolerance(atol=0.25, rtol=0.25, max_violations=None, min_cosine=0.99, min_top1=0.99,

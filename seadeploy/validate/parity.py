@@ -122,7 +122,11 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
     Raises:
         InputError (mismatched/missing files, bad inputs), ConfigError, BackendUnavailable.
     """
+    from seadeploy.backends import check_backend
+
     say = log or (lambda _msg: None)
+    for spec in backends:
+        check_backend(spec)  # a missing library or GPU fails now (exit 3), not after the reference ran
     folder = RunFolder.load(run_dir)
     precisions = list(precisions or folder.available_precisions())
     if not precisions:

@@ -107,3 +107,19 @@ def test_dynamic_spatial_dims_need_input_size(graphs):
 def test_input_size_must_match_a_fixed_input(graphs):
     with pytest.raises(ConfigError, match="does not match"):
         analyse_buffers(graphs.se_block(), input_size=12)
+
+
+def test_fusion_conv_over_squeezed_tiles_keeps_its_window(graphs):
+    # RGSE-like: x(1,2,8,4) → AveragePool 2×2/2 (tiles emit after rows 1,3,5,7 +ε) → Conv 4×2 "valid" over the
+    # whole 4×2 grid (the learned fusion) → Sigmoid → Mul(x, gate). The fusion reads the last tile row, so the
+    # gate exists after row 7: x is held whole, 8 rows × 4 × 2 = 64 elements. Its window lag belongs to the
+    # squeeze, so attention buffering counts it too (a lag-free fusion would have let the gate out after row 3).
+    from onnx import helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((2, 2, 4, 2), 0.1, dtype=np.float32), "wf")
+    nodes = [helper.make_node("AveragePool", ["x"], ["z"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["z", "wf"], ["f"], name="fusion", kernel_shape=[4, 2]),
+             helper.make_node("Sigmoid", ["f"], ["g"], name="gate"), helper.make_node("Mul", ["x", "g"], ["y"], name="scale")]
+    r = analyse_buffers(graphs.make_model(nodes, [w], (1, 2, 8, 4), "y"))
+    assert r.joins.set_index("operand").loc["x", "attention_elements"] == 64
+    assert r.attention_buffer_elements == 64 and r.blocks["block"].tolist() == ["pool"]

@@ -67,6 +67,7 @@ def test_profile_ort_maps_every_node(tiny_run):
     noopt = frame[frame["backend"] == "ort-noopt"]
     # one-to-one graph: every executed node is an exported node with its module and role
     assert set(noopt["layer"]) <= nodes and (noopt["layer"] == noopt["onnx_node"]).all()
+    assert noopt["live_bytes"].notna().all() and (noopt["out_bytes"] > 0).any()  # memory per layer
     att = noopt[noopt["role"].map(schema.is_attention_role)]
     assert set(att["role"]) == set(schema.ATTENTION_ROLES) and att["block"].str.endswith(".attn").all()
     assert att["block"].nunique() == 9  # resnet20: 3 stages × 3 blocks, one SE each

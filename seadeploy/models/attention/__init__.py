@@ -52,7 +52,12 @@ def create_attention(name: str | None, channels: int, *, stage: int | None = Non
     if unknown:
         valid = [p for p in params if p not in ("self", "channels", *_CONTEXT_KEYS)]
         raise ConfigError(f"attention '{name}' has no option '{unknown[0]}'. Valid options: {', '.join(valid)}")
-    return cls(channels, **kw)
+    try:
+        return cls(channels, **kw)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # a wrongly typed value (reduction="abc", tile="x") → one-line error
+        raise ConfigError(f"attention '{name}': invalid option value ({exc}); options given: {kw}") from exc
 
 
 def list_attention() -> list[str]:

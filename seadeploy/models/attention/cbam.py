@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from seadeploy.errors import ConfigError
 from seadeploy.models.attention import ATTENTION
-from seadeploy.models.attention.se import hidden_channels, make_act
+from seadeploy.models.attention.se import check_bool, hidden_channels, make_act
 
 
 @ATTENTION.register("cbam")
@@ -35,6 +35,7 @@ class CBAM(nn.Module):
         if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
             raise ConfigError(f"kernel_size must be a positive odd number, got {kernel_size}")
         h = hidden_channels(channels, reduction, ratio, hidden)
+        check_bool("bias", bias)
         self.fc1 = nn.Linear(channels, h, bias=bias)
         self.act = make_act(act)
         self.fc2 = nn.Linear(h, channels, bias=bias)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.models.attention import ATTENTION
 from seadeploy.models.attention.pooling import window_mean_floor
-from seadeploy.models.attention.se import hidden_channels, make_act
+from seadeploy.models.attention.se import check_bool, hidden_channels, make_act
 
 
 @ATTENTION.register("rgse")
@@ -41,6 +41,7 @@ class ResolutionGuidedSE(nn.Module):
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ConfigError(f"window must be a positive int, got {window!r}")
         self.window = window
+        check_bool("bias", bias)
         if grid is not None:
             g = (grid, grid) if isinstance(grid, int) else tuple(grid)
         elif feat_size is not None:

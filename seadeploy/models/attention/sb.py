@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from seadeploy.errors import ConfigError
 from seadeploy.models.attention import ATTENTION
-from seadeploy.models.attention.se import bn_form, hidden_channels
+from seadeploy.models.attention.se import check_bool, bn_form, hidden_channels
 
 #: The attention-branch activation ablation of the SB repo; softmax runs over the channels (dim=-1).
 SB_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -41,9 +41,10 @@ class ShiftBalance(nn.Module):
     def __init__(self, channels: int, ratio: float | None = None, reduction: float | None = None,
                  bias: bool = True, bn: bool | str = True, act: str = "tanh") -> None:
         super().__init__()
-        if act not in SB_ACTIVATIONS:
+        if not isinstance(act, str) or act not in SB_ACTIVATIONS:
             raise ConfigError(f"unknown sb act '{act}'. Valid choices: {', '.join(SB_ACTIVATIONS)}")
         form = bn_form(bn, true_means="both")
+        check_bool("bias", bias)
         if ratio is None and reduction is None:
             ratio = 0.5  # the repo's attn_ratio
         h = hidden_channels(channels, reduction, ratio)

@@ -68,7 +68,7 @@ def hidden_channels(channels: int, reduction: float | None = 16, ratio: float | 
 
 def make_act(name: str) -> nn.Module:
     """The MLP's inner activation by name."""
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise ConfigError(f"unknown act '{name}'. Valid choices: {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
 
@@ -84,8 +84,15 @@ def bn_form(bn: bool | str, true_means: str) -> bool | str:
     raise ConfigError(f"bn must be one of false, true, hidden, both; got {bn!r}")
 
 
+def check_bool(name: str, value: object) -> bool:
+    """``value`` if it is a bool, else ``ConfigError`` (so ``bias="maybe"`` is not silently truthy)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def check_squeeze(squeeze: str) -> str:
-    if squeeze not in SQUEEZE:
+    if not isinstance(squeeze, str) or squeeze not in SQUEEZE:
         raise ConfigError(f"unknown squeeze '{squeeze}'. Valid choices: {', '.join(SQUEEZE)}")
     return squeeze
 
@@ -113,6 +120,7 @@ class SqueezeExcite(nn.Module):
         super().__init__()
         self.squeeze = check_squeeze(squeeze)
         self.bn_form = bn_form(bn, true_means="both")
+        check_bool("bias", bias)
         h = hidden_channels(channels, reduction, ratio, hidden, min_hidden)
         self.fc1 = nn.Linear(channels, h, bias=bias)
         self.bn1 = nn.BatchNorm1d(h) if self.bn_form else nn.Identity()

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from seadeploy.errors import ConfigError
 from seadeploy.models.attention import ATTENTION
 from seadeploy.models.attention.pooling import adaptive_mean
-from seadeploy.models.attention.se import hidden_channels, make_act
+from seadeploy.models.attention.se import check_bool, hidden_channels, make_act
 
 
 @ATTENTION.register("spse")
@@ -41,6 +41,7 @@ class SpatialPyramidSE(nn.Module):
         if not levels or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in levels):
             raise ConfigError(f"levels must be positive ints such as (1, 2, 4), got {levels!r}")
         self.levels = levels
+        check_bool("bias", bias)
         self.fuse = nn.ModuleList(nn.Conv2d(channels, channels, lv, groups=channels, bias=True) for lv in levels)
         self.bn = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)

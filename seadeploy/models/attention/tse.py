@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from seadeploy.errors import ConfigError
 from seadeploy.models.attention import ATTENTION
 from seadeploy.models.attention.pooling import global_mean, tile_broadcast, tile_mean
-from seadeploy.models.attention.se import bn_form, hidden_channels, make_act
+from seadeploy.models.attention.se import check_bool, bn_form, hidden_channels, make_act
 
 
 def parse_tile(tile: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -58,6 +58,7 @@ class TiledSqueezeExcite(nn.Module):
         super().__init__()
         self.tile = parse_tile(tile)
         self.bn_form = bn_form(bn, true_means="hidden")
+        check_bool("bias", bias)
         h = hidden_channels(channels, reduction, ratio, hidden, min_hidden)
         self.fc1 = nn.Conv2d(channels, h, 1, bias=bias)
         self.bn1 = nn.BatchNorm2d(h) if self.bn_form else nn.Identity()

@@ -1,0 +1,126 @@
+"""SE ↔ TSE conversion (MODELS.md §2.2.3): the paper's weight conversion and the VGG repo's module swap.
+
+* ``se_to_tse(model, tile)``: the paper-faithful drop-in. ONE trained SE network becomes a TSE network with
+  the same weights — every global average becomes a tiled average; ``Linear(out, in)`` → ``Conv1x1`` weight
+  ``(out, in, 1, 1)``, BatchNorm1d → BatchNorm2d (weight, bias, running stats, ``num_batches_tracked``).
+  With a tile that covers the map the result equals the SE network (to float rounding).
+* ``tse_to_se(model)``: the inverse reshape; ``tse_to_se(se_to_tse(m))`` has exactly ``m``'s weights.
+* ``swap_attention(receiver, donor)``: what the unofficial TSE repo did for its "SE→TSE"/"TSE→SE" rows:
+  put the donor network's attention modules into the receiver's backbone, optionally keeping the donor
+  modules in training mode (their BatchNorm then uses batch statistics), as the repo did by accident.
+
+Models carry ``model.spec`` (set by ``create_model``); converted models get a new spec saying the new attention.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import torch
+from torch import nn
+
+from seadeploy.artifacts import ModelSpec, load_state_checked
+from seadeploy.errors import ConfigError
+from seadeploy.models.attention.se import bn_form
+
+
+def attention_paths(model: nn.Module) -> list[str]:
+    """Module paths of the attention blocks (the submodules named ``attn``), in forward order."""
+    return [name for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] == "attn"]
+
+
+def _spec(model: nn.Module) -> ModelSpec:
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, ModelSpec):
+        raise ConfigError("the model has no .spec; build it with seadeploy.models.create_model or "
+                          "Checkpoint.build_model() so it can be converted")
+    return spec
+
+
+def _rebuild(model: nn.Module, spec: ModelSpec) -> nn.Module:
+    """Build ``spec`` and load ``model``'s weights, reshaping FC ↔ 1×1-conv weights of the attention MLPs."""
+    new = spec.build()
+    target = new.state_dict()
+    state: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        want = target.get(key)
+        if want is not None and want.shape != value.shape and want.numel() == value.numel() and ".attn." in key:
+            value = value.reshape(want.shape)
+        state[key] = value.clone()
+    load_state_checked(new, state, source="converted", hint=spec)
+    new.train(model.training)
+    return new
+
+
+def se_to_tse(model: nn.Module, tile: Any = 7) -> nn.Module:
+    """A TSE copy of an SE model with the same weights; ``tile`` is ``k``, ``(kh, kw)`` or a per-stage list.
+
+    Raises:
+        ConfigError: the model's attention is not ``se`` with the ``avg`` squeeze.
+    """
+    spec = _spec(model)
+    if spec.attn != "se":
+        raise ConfigError(f"se_to_tse needs a model with attn='se', this one has attn='{spec.attn}'")
+    kw = dict(spec.attn_kwargs)
+    if kw.pop("squeeze", "avg") != "avg":
+        raise ConfigError("only the 'avg' squeeze has a tiled counterpart; this SE uses "
+                          f"squeeze='{spec.attn_kwargs['squeeze']}'")
+    kw["bn"] = bn_form(kw.get("bn", False), true_means="both")  # SE's bn=True is BN after both layers
+    kw["tile"] = tile
+    return _rebuild(model, dataclasses.replace(spec, attn="tse", attn_kwargs=kw))
+
+
+def tse_to_se(model: nn.Module) -> nn.Module:
+    """An SE copy of a TSE model with the same weights (1×1 conv → Linear, BN2d → BN1d)."""
+    spec = _spec(model)
+    if spec.attn != "tse":
+        raise ConfigError(f"tse_to_se needs a model with attn='tse', this one has attn='{spec.attn}'")
+    kw = dict(spec.attn_kwargs)
+    kw.pop("tile", None)
+    kw["bn"] = bn_form(kw.get("bn", False), true_means="hidden")  # TSE's bn=True is BN after the first only
+    return _rebuild(model, dataclasses.replace(spec, attn="se", attn_kwargs=kw))
+
+
+def _force_train(module: nn.Module, args: tuple) -> None:
+    module.train(True)
+
+
+def _lock_train_mode(module: nn.Module) -> None:
+    """Force ``module`` (and its children) into training mode at every forward, whatever ``.eval()`` said."""
+    module.register_forward_pre_hook(_force_train)
+
+
+def swap_attention(receiver: nn.Module, donor: nn.Module, donor_train_mode: bool = False) -> nn.Module:
+    """A copy of ``receiver`` whose attention modules are (copies of) ``donor``'s, path by path.
+
+    Args:
+        receiver: the backbone that is kept (e.g. the TSE-trained VGG for the repo's "SE→TSE" row).
+        donor: the network whose attention modules are inserted (e.g. the SE-trained VGG).
+        donor_train_mode: keep the inserted modules in training mode even after ``.eval()`` (the repo's
+            behaviour: its donor models were saved right after ``model.train()``).
+
+    Returns:
+        The new model; its ``spec`` is the receiver's backbone with the donor's attention, so its weights
+        fit ``spec.build()`` (train-mode locking is not part of a spec).
+
+    Raises:
+        ConfigError: the two models do not have attention at the same module paths.
+    """
+    paths, donor_paths = attention_paths(receiver), attention_paths(donor)
+    if not paths or paths != donor_paths:
+        raise ConfigError(f"cannot swap attention: receiver has {len(paths)} attention blocks and donor has "
+                          f"{len(donor_paths)} at different paths; both need the same backbone with attention")
+    new = copy.deepcopy(receiver)
+    for path in paths:
+        parent_path, _, name = path.rpartition(".")
+        parent = new.get_submodule(parent_path) if parent_path else new
+        module = copy.deepcopy(donor.get_submodule(path))
+        if donor_train_mode:
+            _lock_train_mode(module)
+        setattr(parent, name, module)
+    spec, dspec = getattr(receiver, "spec", None), getattr(donor, "spec", None)
+    if isinstance(spec, ModelSpec) and isinstance(dspec, ModelSpec):
+        new.spec = dataclasses.replace(spec, attn=dspec.attn, attn_kwargs=dict(dspec.attn_kwargs))
+    return new

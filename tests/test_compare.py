@@ -1,0 +1,111 @@
+"""The compare study: argument checks (fast) and one end-to-end run on a tiny configuration (slow)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from seadeploy import compare
+from seadeploy.compare import CompareOptions, Variant, run_variant
+from seadeploy.reports.study import StudyData
+from seadeploy.reports.summary import apply_stage_notes, exit_code, format_summary
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--attn", "se,nope"], "unknown attention 'nope'"),
+    (["--attn", "se,se"], "duplicate variants"),
+    (["--attn", "se", "--attn-arg", "tile"], "expects [VARIANT:]KEY=VALUE"),
+    (["--attn", "se,tse", "--attn-arg", "sb:tile=2"], "no variant 'sb'"),
+    (["--attn", "none,se", "--attn-arg", "tile=2"], "takes option 'tile'"),
+    (["--attn", "tse", "--attn-arg", "tile=0"], "tile"),
+    (["--batch", "1,x"], "comma-separated list of int"),
+    (["--epochs", "0"], "must be ≥ 1"),
+    (["--bogus"], "unrecognized arguments"),
+])
+def test_bad_arguments_exit_2_before_any_work(argv, message, tmp_path, capsys):
+    assert compare.main([*argv, "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_unavailable_backend_exits_3(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: backend trt may be available")
+    assert compare.main(["--attn", "se", "--backends", "ort,trt", "--out", str(tmp_path / "s")]) == 3
+    assert "trt" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_attn_args_are_routed_to_the_variants_that_take_them():
+    o = CompareOptions(attn=("none", "se", "tse"), attn_args=("tile=4", "se:reduction=8"), out="unused")
+    kw = {v.name: v.attn_kwargs for v in o.variants()}
+    assert kw == {"none": {}, "se": {"reduction": 8}, "tse": {"tile": 4}}
+
+
+def test_failed_stage_skips_dependants_and_is_reported(tmp_path, monkeypatch):
+    def broken_export(v, o):
+        raise RuntimeError("exporter exploded\nsecond line")
+
+    monkeypatch.setitem(compare.STAGE_FNS, "train", lambda v, o: {"epochs": 0})
+    monkeypatch.setitem(compare.STAGE_FNS, "export", broken_export)
+    v = Variant("se", "se", {}, tmp_path / "se")
+    status = run_variant(v, CompareOptions(out=str(tmp_path)), log=lambda m: None)
+    assert status["train"]["status"] == "ok"
+    assert status["export"] == {"status": "failed", "error": "RuntimeError: exporter exploded", "exit_code": 1,
+                                "seconds": status["export"]["seconds"]}
+    assert all(status[s]["status"] == "skipped" for s in ("validate", "latency", "layers", "buffers"))
+    study = StudyData()
+    study.note("latency", "se: no latency.csv (python -m seadeploy.profiling latency ...)")
+    study.note("latency", "tse: no latency.csv")
+    apply_stage_notes(study, {"se": status})
+    assert study.notes["latency"] == ["tse: no latency.csv", "se: latency skipped (export did not finish)"]
+    assert study.notes["parity"] == ["se: export failed: RuntimeError: exporter exploded",
+                                     "se: validate skipped (export did not finish)"]
+    assert exit_code({"se": status}) == 1 and exit_code({"se": {"train": {"status": "ok"}}}) == 0
+
+
+def _check_study_outputs(out, summary, variants):
+    html = (out / "report.html").read_text()
+    for anchor in ("answer", "variants", "latency", "attention-share", "layers", "buffers", "parity", "training",
+                   "method"):
+        assert f'<section id="{anchor}">' in html
+    assert html.count("data:image/png;base64,") >= 5
+    csv = pd.read_csv(out / "summary.csv")
+    assert csv["variant"].tolist() == variants
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["exit_code"] == summary["exit_code"] and on_disk["baseline"] == "se"
+    for v in variants:
+        for name in ("checkpoint.safetensors", "model.onnx", "manifest.json", "parity.json", "latency.csv",
+                     "layers_ort.csv", "buffers.json"):
+            assert (out / v / name).is_file(), f"{v}/{name}"
+
+
+@pytest.mark.slow
+def test_compare_end_to_end_tiny(tmp_path, capsys):
+    out = tmp_path / "study"
+    argv = ["--attn", "se,tse", "--epochs", "1", "--limit-train", "64", "--limit-test", "32", "--batch", "1,2",
+            "--duration-s", "0.05", "--out", str(out), "--json"]
+    code = compare.main(argv)
+    summary = json.loads(capsys.readouterr().out)
+    assert code == summary["exit_code"]
+    stages = summary["stages"]
+    assert {s: i["status"] for s, i in stages["se"].items()} == {s: "ok" for s in compare.STAGES}
+    assert all(stages["tse"][s]["status"] in ("ok", "partial") for s in compare.STAGES)
+    _check_study_outputs(out, summary, ["se", "tse"])
+    rows = {r["variant"]: r for r in summary["variants"]}
+    assert rows["se"]["latency_x"] == pytest.approx(1.0) and rows["tse"]["latency_ms"] > 0
+    assert 0 < rows["tse"]["attention_buffer_elements"] < rows["se"]["attention_buffer_elements"]
+    assert 0 < rows["se"]["attention_pct"] < 100
+    text = format_summary(summary)
+    assert re.search(r"tse vs se: accuracy .*attention buffering 0\.\d+×", text)
+    # --skip-train reuses the checkpoints and rewrites the report
+    (out / "se" / "latency.csv").unlink()
+    assert compare.main([*argv[:-1], "--skip-train", "--json"]) == summary["exit_code"]
+    again = json.loads(capsys.readouterr().out)
+    assert again["stages"]["se"]["train"] == {"status": "ok", "skipped": True, "seconds": again["stages"]["se"]["train"]["seconds"]}
+    assert (out / "se" / "latency.csv").is_file()

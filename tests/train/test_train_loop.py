@@ -1,0 +1,133 @@
+"""The training loop on real digits: run folder, checkpoints, metrics, determinism, resume, CLI output."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from seadeploy.artifacts import CHECKPOINT, CURVES_PNG, LAST_CHECKPOINT, METRICS_CSV, TRAIN_STATE, Checkpoint
+from seadeploy.data import get_dataset
+from seadeploy.data.augment import BatchTransform
+from seadeploy.errors import ConfigError, InputError
+from seadeploy.train import evaluate, make_config, resume_config, train
+from seadeploy.train.__main__ import main
+from seadeploy.train.loop import _Trainer
+
+# Small but real: ResNet-20 on 128 digits, 4 steps of 32 per epoch; CutMix and rotation exercise the RNG.
+SMALL = {"model": "resnet20_cifar", "attn": "se", "limit_train": 128, "limit_test": 96, "batch_size": 32}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared; 1 thread keeps runs fast and results reproducible
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_run_folder_files_and_checkpoint_round_trip(tmp_path):
+    out = tmp_path / "run"
+    result = train(make_config(**SMALL, epochs=2, out=str(out)))
+    assert result and len(result.history) == 2 and result.spec["attn"] == "se"
+    for name in (CHECKPOINT, LAST_CHECKPOINT, TRAIN_STATE, METRICS_CSV, CURVES_PNG):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*.tmp")), "no temporary files may remain"
+    frame = pd.read_csv(out / METRICS_CSV)
+    assert list(frame.columns) == ["epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5",
+                                   "epoch_time_s"]
+    assert frame.epoch.tolist() == [1, 2] and frame.test_top5.notna().all()
+    pd.testing.assert_frame_equal(frame.drop(columns="epoch_time_s"), result.to_frame().drop(columns="epoch_time_s"),
+                                  check_exact=False, rtol=1e-5)
+    best, last = Checkpoint.load(out), Checkpoint.load(out / LAST_CHECKPOINT)
+    assert best.metrics["epoch"] == result.best_epoch and last.metrics["epoch"] == 2
+    assert best.dataset == "digits" and best.spec.model == "resnet20_cifar" and best.extra["recipe"] == "digits"
+    info = get_dataset("digits").info
+    assert best.mean == info.mean and best.std == info.std
+    # the saved weights reproduce the recorded accuracy exactly
+    test = get_dataset("digits", split="test").subset(96)
+    again = evaluate(last.build_model(), test, BatchTransform(32, last.mean, last.std))
+    assert again["top1"] == pytest.approx(result.history[-1]["test_top1"])
+    assert again["n"] == 96 and 0 <= again["top1"] <= 100
+    state = torch.load(out / TRAIN_STATE, weights_only=True)
+    assert state["epoch"] == 2 and set(state) >= {"model", "optimizer", "scheduler", "scaler", "rng", "history"}
+    from PIL import Image
+
+    with Image.open(out / CURVES_PNG) as im:
+        assert im.format == "PNG" and im.size[0] > 500
+
+
+def test_same_seed_same_weights_and_other_seed_differs(tmp_path):
+    kw = {**SMALL, "epochs": 1, "limit_train": 64, "cutmix": 0.5, "rotation": 10.0}
+    a = train(make_config(**kw, out=str(tmp_path / "a")))
+    b = train(make_config(**kw, out=str(tmp_path / "b")))
+    c = train(make_config(**kw, seed=1, out=str(tmp_path / "c")))
+    wa, wb, wc = (Checkpoint.load(tmp_path / n / LAST_CHECKPOINT).state_dict for n in "abc")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+    assert a.history[0]["train_loss"] == b.history[0]["train_loss"] != c.history[0]["train_loss"]
+
+
+def test_resume_after_kill_mid_epoch_gives_identical_weights(tmp_path, monkeypatch):
+    kw = {**SMALL, "epochs": 4, "cutmix": 0.5, "rotation": 10.0}
+    full = train(make_config(**kw, out=str(tmp_path / "full")))
+
+    step, calls = _Trainer._step, {"n": 0}
+
+    def killed_in_epoch_3(self, x, y):  # dies at the 2nd step of epoch 3, after epochs 1-2 completed
+        calls["n"] += 1
+        if calls["n"] == 2 * self.data.steps_per_epoch + 2:
+            raise KeyboardInterrupt
+        return step(self, x, y)
+
+    monkeypatch.setattr(_Trainer, "_step", killed_in_epoch_3)
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        train(make_config(**kw, out=str(part)))
+    monkeypatch.setattr(_Trainer, "_step", step)
+    assert torch.load(part / TRAIN_STATE, weights_only=True)["epoch"] == 2
+    assert pd.read_csv(part / METRICS_CSV).epoch.tolist() == [1, 2] and not list(part.glob(".*.tmp"))
+
+    assert main(["--resume", str(part), "--json"]) == 0
+    a = Checkpoint.load(tmp_path / "full" / LAST_CHECKPOINT).state_dict
+    b = Checkpoint.load(part / LAST_CHECKPOINT).state_dict
+    mismatched = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not mismatched, f"resumed weights differ: {mismatched[:3]}"
+    resumed = pd.read_csv(part / METRICS_CSV)
+    pd.testing.assert_frame_equal(resumed.drop(columns="epoch_time_s"), full.to_frame().drop(columns="epoch_time_s"),
+                                  check_exact=False, rtol=1e-5)  # metrics.csv keeps 6 significant digits
+    assert Checkpoint.load(part).metrics["epoch"] == full.best_epoch
+
+
+def test_resume_rules(tmp_path, capsys):
+    out, kw = tmp_path / "run", {**SMALL, "epochs": 1, "limit_train": 32}
+    train(make_config(**kw, out=str(out)))
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        train(make_config(**kw, out=str(out)))
+    with pytest.raises(ConfigError, match="--lr cannot change"):
+        resume_config(out, lr=0.5)
+    cfg = resume_config(out, epochs=2)
+    assert (cfg.epochs, cfg.resume, cfg.limit_train) == (2, str(out), 32)
+    assert train(cfg).start_epoch == 1
+    (out / TRAIN_STATE).write_bytes(b"garbage")
+    assert main(["--resume", str(out)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    with pytest.raises(InputError, match="does not exist"):
+        resume_config(tmp_path / "nothing")
+
+
+def test_cli_json_is_quiet_and_target_acc_fails(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    args = ["--model", "resnet20_cifar", "--attn", "tse", "--attn-arg", "tile=4", "--limit-train", "32",
+            "--limit-test", "32", "--epochs", "1"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--json"]) == 0
+    cap = capsys.readouterr()
+    summary = json.loads(cap.out)
+    assert cap.err == "" and summary["passed"] is True and summary["attn_kwargs"] == {"tile": 4}
+    assert summary["epochs"] == 1 and summary["final"]["test_top1"] == summary["best_top1"]
+    assert Checkpoint.load(tmp_path / "a").spec.attn_kwargs == {"tile": 4}
+    assert main([*args, "--out", str(tmp_path / "b"), "--target-acc", "100.5"]) == 1
+    out = capsys.readouterr().out
+    assert "epoch   1/1" in out and "FAILED" in out

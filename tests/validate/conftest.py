@@ -1,0 +1,30 @@
+"""One exported run folder (resnet20_cifar + SE, random weights, fp32/fp16/int8) shared by the validate tests."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def exported_run(tmp_path_factory):
+    """Read-only: tests that modify files work on ``run_copy``."""
+    from seadeploy.artifacts import ModelSpec
+    from seadeploy.export.pipeline import ExportOptions, load_source
+    from seadeploy.export.runner import export_run
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("validate") / "run"
+    ckpt, src = load_source(spec=ModelSpec("resnet20_cifar", attn="se", num_classes=10, input_size=32), dataset="digits")
+    export_run(ckpt, out, ExportOptions(precisions=("fp32", "fp16", "int8"), calib_samples=16, eval_samples=32),
+               source_file=src)
+    return out
+
+
+@pytest.fixture
+def run_copy(exported_run, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(exported_run, dst)
+    return dst
