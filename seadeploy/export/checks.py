@@ -103,16 +103,21 @@ def check_declared_shapes(inferred: onnx.ModelProto, feed: dict[str, np.ndarray]
     model = onnx.ModelProto()
     model.CopyFrom(inferred)
     outputs = {o.name for o in model.graph.output}
+    produced = {name for node in model.graph.node for name in node.output}
     declared = {v.name: _declared(v) for v in [*model.graph.value_info, *model.graph.output]}
-    declared = {k: v for k, v in declared.items() if v is not None}
+    # Only tensors a node produces (stale value_info of replaced initializers is not a graph tensor).
+    declared = {k: v for k, v in declared.items() if v is not None and k in produced}
     model.graph.output.extend(v for v in model.graph.value_info if v.name in declared and v.name not in outputs)
     batch = next(iter(feed.values())).shape[0]
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    values = sess.run(names, feed)
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        values = sess.run(names, feed)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/RuntimeException types
+        return Check("declared_vs_runtime_shapes", file, False, f"ONNX Runtime cannot run the graph: {exc}")
     bad = []
     for name, value in zip(names, values):
         want = [batch if d == batch_param else d for d in declared.get(name, [])]

@@ -20,7 +20,9 @@ import onnx
 
 from seadeploy.errors import InputError
 
-COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+#: ONNX ops whose engine layers must run in the requested precision. Gemm/MatMul (the classifier, an SE MLP)
+#: are left out: TensorRT may legitimately run a tiny FC in a wider type, and the verdict must not depend on it.
+COMPUTE_OPS = ("Conv", "ConvTranspose")
 _DTYPE_WORDS = (("bfloat16", "bf16"), ("fp8", "fp8"), ("int8", "int8"), ("fp16", "fp16"), ("half", "fp16"),
                 ("fp32", "fp32"), ("float", "fp32"), ("int32", "int32"), ("int64", "int64"), ("bool", "bool"),
                 ("uint8", "uint8"))
@@ -106,7 +108,7 @@ def parse_inspector_json(text: str | dict[str, Any], onnx_nodes: Iterable[str] =
 
 # ------------------------------------------------------------------------------------- verification
 def expected_precisions(proto: onnx.ModelProto) -> dict[str, str]:
-    """Precision each compute node (Conv/Gemm/MatMul) of an ONNX graph asks for.
+    """Precision each compute node (``COMPUTE_OPS``) of an ONNX graph asks for.
 
     ``int8`` when its data input comes from a DequantizeLinear of an int8 tensor, ``fp16`` when that input is
     float16 (the fp16 cast graph), else ``fp32``.
@@ -130,7 +132,7 @@ def expected_precisions(proto: onnx.ModelProto) -> dict[str, str]:
 
 
 def verify_precisions(layers: list[EngineLayer], expected: dict[str, str], requested: str) -> dict[str, Any]:
-    """Compare each engine layer that computes an ONNX Conv/Gemm/MatMul with the precision the graph asks for.
+    """Compare each engine layer that computes an ONNX ``COMPUTE_OPS`` node with the precision the graph asks for.
 
     A layer passes when it runs in the expected precision or a lower one (an int8 kernel for an fp16 request
     is fine; an fp32 kernel for an int8/fp16 request is not). Returns a summary with ``passed`` and

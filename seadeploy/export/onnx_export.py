@@ -16,6 +16,7 @@ import contextlib
 import io
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,8 @@ def _run_exporter(model: nn.Module, example: torch.Tensor, opset: int, dynamic_b
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(quiet), torch.no_grad():
+        with contextlib.redirect_stdout(quiet), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch-internal pytree deprecation noise
             return torch.onnx.export(model, (example,), None, dynamo=True, opset_version=opset,
                                      input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                      dynamic_shapes=dynamic_shapes, external_data=False, optimize=True,

@@ -124,7 +124,10 @@ def staging(out: str | os.PathLike) -> Iterator[Path]:
 
 def commit(stage: Path, out: Path, names: list[str]) -> None:
     """Move staged files into ``out`` (``manifest.json`` last, so readers never see a manifest without its files)."""
+    umask = os.umask(0)
+    os.umask(umask)
     for name in sorted(names, key=lambda n: n == MANIFEST):
+        os.chmod(stage / name, 0o666 & ~umask)  # temp files are created 0600; give run files the usual mode
         os.replace(stage / name, out / name)
 
 

@@ -225,7 +225,9 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calib: np.ndar
         raise ConfigError("int8 calibration needs at least one sample (--calib-samples N)")
     with tempfile.TemporaryDirectory(prefix="seadeploy-int8-") as work:
         pre = Path(work) / "pre.onnx"
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+        # ONNX shape inference is enough (static spatial sizes); ORT's symbolic inference fails on some
+        # Resize graphs and then drops a stray sym_shape_infer_temp.onnx into the working directory.
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         onnx_pre = onnx.load(str(pre))
         restore_modules(onnx_pre, onnx.load(str(src)))
         onnx.save_model(onnx_pre, str(pre))
@@ -233,11 +235,13 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calib: np.ndar
         quantize_static(str(pre), str(out), SampleReader(calib, progress=progress), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
                         nodes_to_exclude=list(exclude_nodes), calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                       # float bias: TensorRT's Q/DQ import takes int8 tensors, not int32 bias
+                                       "QuantizeBias": False})
         proto = propagate_modules(onnx.load(str(out)))
         with atomic_path(dst) as tmp:
             onnx.save_model(proto, str(tmp), save_as_external_data=False)
     n_q = sum(1 for n in proto.graph.node if n.op_type == "QuantizeLinear")
     return {"format": "QDQ", "activations": "QInt8 symmetric", "weights": "QInt8 symmetric",
-            "per_channel": per_channel, "calibration": "MinMax", "calib_samples": int(len(calib)),
+            "per_channel": per_channel, "bias": "float32", "calibration": "MinMax", "calib_samples": int(len(calib)),
             "quantize_nodes": n_q, "excluded_nodes": list(exclude_nodes)}

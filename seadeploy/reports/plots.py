@@ -57,7 +57,7 @@ def plot_layer_latency(layers: pd.DataFrame, title: str | None = None, max_label
     if df.empty:
         raise ValueError("nothing to plot: no layer has a measured time")
     n = len(df)
-    fig = Figure(figsize=(max(8.0, min(0.16 * n + 2, 18.0)), 4.2), layout="constrained")
+    fig = Figure(figsize=(max(8.0, min(0.14 * n + 3, 16.0)), 3.8), layout="constrained")
     ax = fig.subplots()
     roles = df["role"].fillna("other").where(df["role"].isin(ROLES), "other")
     ax.bar(np.arange(n), df["time_ms"].to_numpy(float), color=[ROLE_COLORS[r] for r in roles], width=0.85)
@@ -68,7 +68,8 @@ def plot_layer_latency(layers: pd.DataFrame, title: str | None = None, max_label
         ax.set_xlabel(f"{n} layers in execution order")
     ax.set_ylabel("time per run (ms)")
     present = [r for r in ROLES if r in set(roles)]
-    ax.legend(handles=[Patch(color=ROLE_COLORS[r], label=r) for r in present], fontsize=7, ncols=2, loc="upper right")
+    ax.legend(handles=[Patch(color=ROLE_COLORS[r], label=r) for r in present], fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.set_title(title or "per-layer latency by role")
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -175,6 +176,7 @@ def plot_tradeoff(comparison: pd.DataFrame, title: str | None = None) -> Figure:
                         xytext=(6, 4), fontsize=8)
         if col == "attention_buffer_elements" and (sub[col] > 0).sum() >= 2:
             ax.set_xscale("symlog", linthresh=max(1.0, float(sub.loc[sub[col] > 0, col].min()) / 2))
+        ax.margins(x=0.15, y=0.15)
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)

@@ -67,13 +67,13 @@ def read_run_info(run: Path) -> tuple[dict[str, Any], str | None]:
             return {}, f"no {A.CHECKPOINT} or {A.MANIFEST} (train and export it: {_HINT.format(stage='train', run=run)})"
         spec = A.ModelSpec.from_dict(manifest.get("spec", {"model": "?"}))
         return _spec_info(spec) | {"dataset": manifest.get("dataset")}, f"no {A.CHECKPOINT}: accuracy not measured"
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = json.loads((f.metadata() or {}).get("seadeploy", "{}"))
             params = sum(_numel(f.get_slice(k).get_shape()) for k in f.keys() if _is_param(k))  # noqa: SIM118 - safe_open has no __iter__
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:  # JSONDecodeError is a ValueError
         return {}, f"{A.CHECKPOINT} is unreadable ({exc})"
     metrics = meta.get("metrics", {})
     info = _spec_info(A.ModelSpec.from_dict(meta["spec"])) if "spec" in meta else {}

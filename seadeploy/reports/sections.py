@@ -20,7 +20,7 @@ HEADERS = {
     "accuracy_delta_pp": "Δ acc (pp)", "median_ms": "median (ms)", "iqr_ms": "IQR (ms)", "p90_ms": "p90 (ms)",
     "p99_ms": "p99 (ms)", "ms_per_sample": "ms / sample", "throughput": "samples/s", "attention_ms": "attention (ms)",
     "total_ms": "sum of layers (ms)", "squeeze_pct": "squeeze %", "excite_pct": "excite %", "gate_pct": "gate %",
-    "scale_pct": "scale %", "attn_kwargs": "attn args",
+    "scale_pct": "scale %", "attn_kwargs": "attn args", "cv": "CV %",
 }
 
 
@@ -115,6 +115,8 @@ def latency_section(study: StudyData) -> Section:
     if lat.empty:
         s.missing = _missing(study, "latency", default="latency was not profiled")
         return s
+    if "cv" in lat:
+        lat["cv"] = 100.0 * lat["cv"]
     s.items.append(Table(lat, "Median latency per batch (ratio to the baseline at the same backend/precision/batch)",
                          _headers(tables.pick_baseline(list(dict.fromkeys(lat["variant"])), study.meta.get("baseline", "se")))))
     s.items.append(FigureItem(plots.plot_latency_vs_batch(study.latency), "latency_vs_batch", "Latency vs batch"))

@@ -103,8 +103,9 @@ class _Trainer:
         _check_run_dir(cfg, self.out)
         _seed_everything(cfg.seed, cfg.deterministic)
         self.data: RunData = load_data(cfg, ctx)
-        self.spec: ModelSpec = self.data.spec
-        self.model, self.core = build_model(self.spec, cfg, ctx)
+        self.model, self.core = build_model(self.data.spec, cfg, ctx)
+        # create_model records the spec it built (the family's default attention resolved): save that one
+        self.spec: ModelSpec = getattr(self.core, "spec", self.data.spec)
         self.optimizer = build_optimizer(self.core, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.data.steps_per_epoch)
         self.use_amp = cfg.amp and ctx.device.type == "cuda"

@@ -105,10 +105,6 @@ def _load_on_main_first(cfg: TrainConfig, ctx: DistContext, kw: dict) -> ImageDa
 def build_model(spec: ModelSpec, cfg: TrainConfig, ctx: DistContext) -> tuple[nn.Module, nn.Module]:
     """``(model_to_train, core)``: the DDP wrapper (or the model itself) and the plain module to save/evaluate."""
     core = spec.build().to(ctx.device)
-    if spec.attn is None:  # record the attention actually built (the family default) in the checkpoint
-        from seadeploy.models import model_defaults
-
-        spec.attn = model_defaults(spec.model).default_attn
     if not ctx.distributed:
         return core, core
     if cfg.sync_bn:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from torch import nn
 
 from seadeploy.artifacts import CHECKPOINT, Checkpoint, ModelSpec
@@ -70,42 +69,38 @@ def _metric_cols(m: dict[str, float]) -> dict[str, float]:
     return {"top1": m["top1"], "top5": m["top5"], "loss": m["loss"], "n": m["n"]}
 
 
-def convert_model(model: nn.Module, spec: ModelSpec, conversion: str, attn_kwargs: dict[str, Any] | None = None,
-                  donor: Checkpoint | None = None) -> tuple[nn.Module, ModelSpec]:
-    """Apply ``conversion`` and return the converted (eval-mode) model and its spec."""
+def convert_model(model: nn.Module, conversion: str, attn_kwargs: dict[str, Any] | None = None,
+                  donor: nn.Module | None = None, donor_train_mode: bool = False) -> nn.Module:
+    """Apply ``conversion`` with :mod:`seadeploy.models.convert`; the result carries its new ``.spec``.
+
+    Raises:
+        ConfigError: unknown conversion, options it does not take, a missing donor, or attention that does
+            not fit the conversion (raised by the converter).
+    """
     from seadeploy.models import convert
 
     kwargs = dict(attn_kwargs or {})
-    if conversion == "swap":
-        if donor is None:
-            raise ConfigError("--convert swap needs --donor RUN_DIR2 (the run whose attention modules are used)")
-        if donor.spec.model != spec.model or donor.spec.num_classes != spec.num_classes:
-            raise ConfigError(f"--donor must have the same backbone: '{donor.spec.model}' ({donor.spec.num_classes} "
-                              f"classes) vs '{spec.model}' ({spec.num_classes} classes)")
-        out = convert.swap_attention(model, donor.build_model())
-        new_spec = dataclasses.replace(spec, attn=donor.spec.attn, attn_kwargs=dict(donor.spec.attn_kwargs))
-    elif conversion in ("se-to-tse", "tse-to-se"):
-        fn = convert.se_to_tse if conversion == "se-to-tse" else convert.tse_to_se
-        out = fn(model, **kwargs)
-        new_spec = _converted_spec(spec, out, "tse" if conversion == "se-to-tse" else "se", kwargs)
-    else:
+    allowed = {"se-to-tse": {"tile"}, "tse-to-se": set(), "swap": set()}.get(conversion)
+    if allowed is None:
         raise ConfigError(f"unknown conversion '{conversion}'. Valid choices: {', '.join(CONVERSIONS)}")
-    return out.eval(), new_spec
-
-
-def _converted_spec(spec: ModelSpec, model: nn.Module, attn: str, kwargs: dict[str, Any]) -> ModelSpec:
-    """The spec of a converted model: the converter's own record when it gives one, else attn + options."""
-    recorded = getattr(model, "seadeploy_spec", None)
-    if isinstance(recorded, ModelSpec):
-        return recorded
-    return dataclasses.replace(spec, attn=attn, attn_kwargs={**kwargs})
+    extra = sorted(set(kwargs) - allowed)
+    if extra:
+        raise ConfigError(f"--convert {conversion} takes no option '{extra[0]}'" +
+                          (f" (valid: {', '.join(sorted(allowed))})" if allowed else ""))
+    if conversion == "se-to-tse":
+        return convert.se_to_tse(model, **kwargs).eval()
+    if conversion == "tse-to-se":
+        return convert.tse_to_se(model).eval()
+    if donor is None:
+        raise ConfigError("--convert swap needs --donor RUN_DIR2 (the run whose attention modules are used)")
+    return convert.swap_attention(model, donor, donor_train_mode=donor_train_mode).eval()
 
 
 def evaluate_run(run_dir: str | os.PathLike, *, convert: str | None = None, donor: str | os.PathLike | None = None,
                  attn_kwargs: dict[str, Any] | None = None, dataset: str | None = None,
                  data_root: str | os.PathLike | None = None, batch_size: int = 256, device: str = "cpu",
                  limit: int | None = None, save: str | os.PathLike | None = None,
-                 max_drop: float | None = None) -> TransferResult:
+                 max_drop: float | None = None, donor_train_mode: bool = False) -> TransferResult:
     """Evaluate the best checkpoint of ``run_dir`` on its test set, then again after ``convert``.
 
     Args:
@@ -120,6 +115,8 @@ def evaluate_run(run_dir: str | os.PathLike, *, convert: str | None = None, dono
         limit: evaluate only the first ``limit`` test samples.
         save: write the converted model as ``SAVE/checkpoint.safetensors`` (ready for export).
         max_drop: the result is falsy when top-1 drops by more points than this.
+        donor_train_mode: ``swap`` only: keep the donor's modules in training mode (the repo's accident,
+            MODELS.md §2.2.3) to reproduce its numbers.
     """
     ckpt = Checkpoint.load(run_dir)
     name = dataset or ckpt.dataset
@@ -133,18 +130,26 @@ def evaluate_run(run_dir: str | os.PathLike, *, convert: str | None = None, dono
     result = TransferResult(str(run_dir), name, before, ckpt.spec.to_dict(), max_drop=max_drop)
     if convert is None:
         return result
-    donor_ckpt = Checkpoint.load(donor) if donor is not None else None
-    converted, spec = convert_model(model, ckpt.spec, convert, attn_kwargs, donor_ckpt)
-    converted = converted.to(device)
+    donor_model = _load_donor(donor, ckpt.spec) if donor is not None else None
+    converted = convert_model(model, convert, attn_kwargs, donor_model, donor_train_mode).to(device)
+    spec = converted.spec
     after = evaluate(converted, ds, tf, batch_size=batch_size, device=device)
     result = dataclasses.replace(result, conversion=convert, after=after, spec_after=spec.to_dict(),
                                  donor=str(donor) if donor is not None else None)
     if save is not None:
         path = Path(save) / CHECKPOINT if not str(save).endswith(".safetensors") else Path(save)
         extra = {**ckpt.extra, "kind": "converted", "conversion": convert, "converted_from": str(run_dir),
-                 "donor": result.donor}
-        state = {k: v for k, v in converted.state_dict().items() if isinstance(v, torch.Tensor)}
+                 "donor": result.donor, "donor_train_mode": donor_train_mode}
+        state = dict(converted.state_dict())
         Checkpoint(spec, state, ckpt.mean, ckpt.std, ckpt.dataset, {"top1": after["top1"], "top5": after["top5"],
                    "test_loss": after["loss"], "top1_before": before["top1"]}, extra).save(path)
         result.saved = str(path)
     return result
+
+
+def _load_donor(donor: str | os.PathLike, spec: ModelSpec) -> nn.Module:
+    d = Checkpoint.load(donor)
+    if (d.spec.model, d.spec.num_classes, d.spec.input_size) != (spec.model, spec.num_classes, spec.input_size):
+        raise ConfigError(f"--donor must have the same backbone: '{d.spec.model}' ({d.spec.num_classes} classes, "
+                          f"{d.spec.input_size} px) vs '{spec.model}' ({spec.num_classes} classes, {spec.input_size} px)")
+    return d.build_model()

@@ -13,7 +13,9 @@
 **Defaults per precision.** fp32 is judged element-wise and tightly (atol = rtol = 1e-4, no element
 may fail). fp16 and int8 change every logit a little by design, so they are judged on what a user
 sees: top-1 agreement (≥ 99.5 % fp16, ≥ 99 % int8), accuracy drop and cosine; their element-wise
-numbers are reported only. For **untrained (random-weight) models** the logits are nearly uniform, so
+numbers are reported only. int8 is judged on real samples only: its Q/DQ ranges are calibrated on real
+data, and seeded noise drives activations outside them, where clipping is the intended behaviour (on
+random inputs int8 is checked for NaN/Inf only; measured cosine there: 0.82-0.96 vs ≥ 0.995 on digits). For **untrained (random-weight) models** the logits are nearly uniform, so
 top-1 flips on errors far below what matters; there int8/fp16 are judged on cosine only
 (``default_tolerance(p, trained=False)``) and the report says so.
 """
@@ -44,6 +46,7 @@ class Tolerance:
     min_cosine: float | None = None
     min_top1: float | None = None
     max_accuracy_drop: float | None = None
+    judge_random: bool = True
 
     def __post_init__(self) -> None:
         for key in ("atol", "rtol"):
@@ -51,12 +54,14 @@ class Tolerance:
             if not (isinstance(value, int | float) and value >= 0 and math.isfinite(value)):
                 raise ConfigError(f"{key} must be a finite number ≥ 0, got {value}")
 
-    def failures(self, m: dict[str, Any], labelled: bool) -> list[str]:
+    def failures(self, m: dict[str, Any], labelled: bool, inputs: str = "data") -> list[str]:
         """Reasons ``m`` (from :func:`~seadeploy.validate.metrics.parity_metrics`) fails; empty = pass."""
         if m.get("ref_nonfinite"):
             return [f"the PyTorch reference produced {m['ref_nonfinite']} NaN/Inf values"]
         if m.get("nonfinite"):
             return [f"{m['nonfinite']} NaN/Inf values in the output"]
+        if inputs == "random" and not self.judge_random:
+            return []
         out = []
         if self.max_violations is not None and m["violations"] > self.max_violations:
             out.append(f"{m['violations']:.2%} of elements exceed atol {self.atol:g} + rtol {self.rtol:g}·|ref| "
@@ -80,7 +85,7 @@ _TRAINED = {
     "fp16": Tolerance(atol=5e-2, rtol=5e-2, max_violations=None, min_cosine=0.999, min_top1=0.995,
                       max_accuracy_drop=0.005),
     "int8": Tolerance(atol=0.25, rtol=0.25, max_violations=None, min_cosine=0.99, min_top1=0.99,
-                      max_accuracy_drop=0.01),
+                      max_accuracy_drop=0.01, judge_random=False),
 }
 # Random weights: near-uniform logits; judge the low precisions on cosine (see the module docstring).
 _UNTRAINED = {
@@ -139,7 +144,7 @@ def compare_outputs(ref, out, tolerance: Tolerance, *, backend: str, precision: 
     from seadeploy.validate.metrics import parity_metrics
 
     m = parity_metrics(ref, out, labels, atol=tolerance.atol, rtol=tolerance.rtol)
-    fails = tolerance.failures(m, labelled=labels is not None)
+    fails = tolerance.failures(m, labelled=labels is not None, inputs=inputs)
     return Comparison(backend, precision, inputs, m, tolerance, fails, dict(info or {}))
 
 

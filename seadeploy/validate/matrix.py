@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from seadeploy.artifacts import atomic_path, write_json
@@ -82,7 +83,10 @@ def recalibrate_batchnorm(model: Any, x: Any, batch: int = 32) -> Any:
 
     A freshly initialised net keeps mean 0 / var 1 statistics, so activations shrink or grow layer after
     layer (random EfficientNet-B0 logits are ~1e-13, below fp16's smallest subnormal) and the gate would
-    compare numbers no trained model produces. Recalibrated statistics give O(1) activations.
+    compare numbers no trained model produces. Recalibrated statistics give O(1) activations for inputs
+    like ``x``; the gate recalibrates on real samples *and* seeded noise, since it feeds both (measured on
+    EfficientNet-B0: calibrated on digits only, noise inputs reach logits of 3e4 and fp32 ORT-vs-PyTorch
+    error 2e-3 relative; on the mix, logits ≤ 150 and error 4e-6 relative on both).
     """
     import torch
     from torch import nn
@@ -113,12 +117,13 @@ def _export(model: str, attn: str, out: Path, precisions: Sequence[str], calib: 
     d = model_defaults(model)
     spec = ModelSpec(model, attn=attn, num_classes=10, input_size=INPUT_SIZES.get(model, d.input_size))
     ckpt, _ = load_source(spec=spec, dataset=MATRIX_DATASET)
-    x, _ = load_samples(MATRIX_DATASET, BN_SAMPLES, split="train", input_size=spec.input_size, mean=ckpt.mean,
-                        std=ckpt.std, seed=2)
-    net = recalibrate_batchnorm(ckpt.build_model(), x)
+    real, _ = load_samples(MATRIX_DATASET, BN_SAMPLES // 2, split="train", input_size=spec.input_size,
+                           mean=ckpt.mean, std=ckpt.std, seed=2)
+    noise, _ = load_samples("synthetic", BN_SAMPLES // 2, input_size=spec.input_size, seed=3)
+    net = recalibrate_batchnorm(ckpt.build_model(), np.concatenate([real, noise]))
     ckpt.state_dict = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    ckpt.extra = {"weights": f"random initialisation (seed 0), BatchNorm statistics recalibrated on {BN_SAMPLES} "
-                             f"{MATRIX_DATASET} train samples"}
+    ckpt.extra = {"weights": f"random initialisation (seed 0), BatchNorm statistics recalibrated on "
+                             f"{BN_SAMPLES // 2} {MATRIX_DATASET} train samples + {BN_SAMPLES // 2} seeded noise inputs"}
     opts = ExportOptions(precisions=tuple(precisions), calib_samples=calib, eval_samples=samples,
                          dataset=MATRIX_DATASET, tolerances=dict(_EXPORT_TOLERANCES))
     export_run(ckpt, out, opts, source_file=None)

@@ -156,6 +156,9 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
                     outputs[f"out_{spec.replace(':', '-')}_{precision}_{kind}"] = out
                     comparisons.append(compare_outputs(refs[kind], out, tol, backend=spec, precision=precision,
                                                        inputs=kind, labels=y, info=be.info))
+    if "int8" in precisions and "data" not in sets:
+        warnings.append("int8 is judged on dataset samples only (calibrated ranges); without them only NaN/Inf "
+                        "is checked")
     if not is_trained:
         warnings.append("untrained (random-weight) model: fp16/int8 judged on cosine only, top-1 reported "
                         "(near-uniform logits flip top-1 on tiny errors)")

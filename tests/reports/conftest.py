@@ -99,3 +99,12 @@ def make_study() -> StudyData:
 @pytest.fixture
 def study() -> StudyData:
     return make_study()
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory):
+    """The synthetic study rendered once per session: ``(study, {"html": path, "md": path})``."""
+    from seadeploy.reports import write_study_report
+
+    s = make_study()
+    return s, write_study_report(s, tmp_path_factory.mktemp("report"))

@@ -52,8 +52,8 @@ def _parse(text: str) -> _Sections:
     return p
 
 
-def test_full_report_has_every_section_with_content(study, tmp_path):
-    paths = write_study_report(study, tmp_path)
+def test_full_report_has_every_section_with_content(rendered):
+    _, paths = rendered
     text = paths["html"].read_text()
     parsed = _parse(text)
     assert list(parsed.sections) == ANCHORS
@@ -70,8 +70,9 @@ def test_full_report_has_every_section_with_content(study, tmp_path):
     assert "<strong>tse</strong> vs <strong>se</strong>" in text
 
 
-def test_markdown_report_links_written_figures(study, tmp_path):
-    paths = write_study_report(study, tmp_path)
+def test_markdown_report_links_written_figures(rendered):
+    study, paths = rendered
+    tmp_path = paths["md"].parent
     md = paths["md"].read_text()
     for title in [s.title for s in build_sections(study)]:
         assert f"## {title}" in md

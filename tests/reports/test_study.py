@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from seadeploy.artifacts import Checkpoint, ModelSpec
-from seadeploy.reports import load_run, load_study, write_study_report
+from seadeploy.reports import load_run, load_study
+from seadeploy.reports.sections import build_sections
 from seadeploy.reports.study import StudyData
 
 
@@ -55,8 +56,8 @@ def test_load_run_reads_every_stage_file(study, tmp_path):
     assert loaded.buffer_totals["attention_buffer_elements"].tolist() == \
         study.buffer_totals.set_index("variant").loc[["se", "tse"], "attention_buffer_elements"].tolist()
     assert len(loaded.parity) == 8 and len(loaded.training) == 4
-    html = write_study_report(loaded, tmp_path / "out")["html"].read_text()
-    assert "not measured" not in html
+    sections = build_sections(loaded)
+    assert [s.anchor for s in sections if s.empty or any("not measured" in str(i) for i in s.items)] == []
 
 
 def test_empty_run_folder_notes_every_missing_file(tmp_path):
@@ -76,3 +77,24 @@ def test_corrupt_files_become_notes_not_crashes(tmp_path):
     assert any("lacks columns" in n for n in study.notes["latency"])
     assert any("not valid JSON" in n for n in study.notes["buffer_blocks"])
     assert any("unreadable" in n for n in study.notes["runs"])
+
+
+def test_reports_cli(study, tmp_path, capsys):
+    from seadeploy.reports.__main__ import main
+
+    (tmp_path / "se").mkdir()
+    _write_run(tmp_path / "se", study, "se")
+    assert main([str(tmp_path / "se"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["html"] == str(tmp_path / "se" / "report.html") and (tmp_path / "se" / "report.md").is_file()
+    assert out["not_measured"] == {}
+    assert main([str(tmp_path / "se"), str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "se"), str(tmp_path / "empty")]) == 2
+    assert "--out DIR is required" in capsys.readouterr().err
+    assert main([str(tmp_path / "se"), str(tmp_path / "empty"), "--out", str(tmp_path / "both")]) == 0
+    text = capsys.readouterr().out
+    assert "not measured (latency): empty: no latency.csv" in text
+    html = (tmp_path / "both" / "report.html").read_text()
+    assert "not measured: empty: no latency.csv" in html

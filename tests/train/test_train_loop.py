@@ -20,14 +20,6 @@ from seadeploy.train.loop import _Trainer
 SMALL = {"model": "resnet20_cifar", "attn": "se", "limit_train": 128, "limit_test": 96, "batch_size": 32}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared; 1 thread keeps runs fast and results reproducible
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_run_folder_files_and_checkpoint_round_trip(tmp_path):
     out = tmp_path / "run"
     result = train(make_config(**SMALL, epochs=2, out=str(out)))

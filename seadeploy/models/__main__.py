@@ -1,0 +1,66 @@
+"""``python -m seadeploy.models list | stats | table`` — the model zoo and its statistics.
+
+    python -m seadeploy.models list
+    python -m seadeploy.models stats --model resnet56_cifar --attn se --attn-arg bias=false --json
+    python -m seadeploy.models table --models 'resnet*_cifar,vgg16_cifar' --attn none,se,tse
+"""
+
+from __future__ import annotations
+
+import sys
+
+from seadeploy.cli import ArgumentParser, add_model_args, parse_kv_args, print_json, run_main
+
+
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m seadeploy.models", description="List the zoo; count params, MACs and "
+                            "the attention's own work.")
+    sub = parser.add_subparsers(dest="cmd", required=True, parser_class=ArgumentParser)
+    ls = sub.add_parser("list", help="registered backbones and attention blocks")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    st = sub.add_parser("stats", help="params, MACs, activations and attention work of one model")
+    add_model_args(st, required=True)
+    st.add_argument("--json", action="store_true", help="print JSON")
+    tb = sub.add_parser("table", help="params and MACs of many models × attentions")
+    tb.add_argument("--models", default="*", help="comma-separated names or shell patterns (default: all)")
+    tb.add_argument("--attn", default="none,se,tse", help="comma-separated attention names")
+    tb.add_argument("--input-size", type=int, default=None, help="input size for all (default: each model's)")
+    tb.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _main(argv: list[str] | None) -> int:
+    from seadeploy.models import list_attention, list_models, model_defaults
+    from seadeploy.models.stats import model_stats, zoo_table
+
+    args = _parser().parse_args(argv)
+    if args.cmd == "list":
+        models = {n: {"family": (e := model_defaults(n)).family, "default_attn": e.default_attn,
+                      "input_size": e.input_size, "num_classes": e.num_classes} for n in list_models()}
+        if args.json:
+            print_json({"models": models, "attention": list_attention()})
+        else:
+            for n, m in models.items():
+                print(f"{n:20s} {m['family']:14s} attn={m['default_attn']:5s} {m['input_size']}px {m['num_classes']} classes")
+            print("attention:", ", ".join(list_attention()))
+        return 0
+    if args.cmd == "stats":
+        stats = model_stats(args.model, args.attn, parse_kv_args(args.attn_arg), args.input_size, args.num_classes)
+        print_json(stats.to_dict()) if args.json else print(stats.format())
+        return 0
+    names = [n for pat in args.models.split(",") for n in list_models(pat.strip())]
+    if not names:
+        from seadeploy.errors import ConfigError
+
+        raise ConfigError(f"no model matches '{args.models}'. Valid choices: {', '.join(list_models())}")
+    frame = zoo_table(names, [a.strip() for a in args.attn.split(",")], args.input_size)
+    print_json(frame.to_dict(orient="records")) if args.json else print(frame.to_string(index=False))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from seadeploy.errors import InputError
+from seadeploy.export import checks
+
+
+def _relu_model(declared_out: list) -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])
+    mid = helper.make_tensor_value_info("mid", TensorProto.FLOAT, declared_out)
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["mid"], name="r1"),
+                               helper.make_node("Neg", ["mid"], ["logits"], name="n1")], "g", [x], [y], value_info=[mid])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+
+
+def test_declared_vs_runtime_shapes_catches_a_wrong_declaration():
+    feed = {"x": np.ones((3, 4), np.float32)}
+    assert checks.check_declared_shapes(_relu_model(["batch", 4]), feed)
+    bad = checks.check_declared_shapes(_relu_model(["batch", 5]), feed)
+    assert not bad and "mid: declared [3, 5], runtime [3, 4]" in bad.detail
+
+
+def test_full_check_and_strict_inference_pass_on_export(tiny_onnx):
+    assert checks.check_model_full(tiny_onnx)
+    inferred, result = checks.infer_shapes_strict(onnx.load(tiny_onnx))
+    assert result and inferred is not None
+
+
+def test_strict_inference_reports_inconsistent_shapes():
+    proto = _relu_model(["batch", 5])  # Relu cannot change 4 into 5
+    inferred, result = checks.infer_shapes_strict(proto)
+    assert inferred is None and not result and result.detail
+
+
+def test_compare_logits_metrics():
+    ref = np.array([[1.0, 2.0, 0.0], [3.0, 0.0, 1.0]])
+    out = ref + np.array([[0.0, 0.5, 0.0], [0.0, 4.0, 0.0]])
+    m = checks.compare_logits(ref, out)
+    assert m["max_abs"] == 4.0 and m["mean_abs"] == pytest.approx(4.5 / 6)
+    assert m["top1_agreement"] == 0.5 and m["n"] == 2 and m["finite"]
+    assert checks.compare_logits(ref, ref)["cosine"] == pytest.approx(1.0)
+
+
+def test_parity_fails_beyond_tolerance(tiny_model, tiny_onnx):
+    import torch
+
+    def off_by_a_bit(x):
+        return tiny_model(torch.from_numpy(x)).detach().numpy() + 1e-2
+
+    result = checks.check_parity(off_by_a_bit, tiny_onnx, checks.seeded_inputs((3, 16, 16), (2,)))
+    assert not result and result.metrics["max_abs"] == pytest.approx(1e-2, rel=1e-3)
+
+
+@pytest.mark.parametrize("content", [b"", b"not an onnx model at all", None])
+def test_load_onnx_rejects_bad_files(tmp_path, tiny_onnx, content):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(tiny_onnx.read_bytes()[:2000] if content is None else content)
+    with pytest.raises(InputError, match="truncated or not ONNX"):
+        checks.load_onnx(path)
+
+
+def test_load_onnx_missing_file(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        checks.load_onnx(tmp_path / "nope.onnx")

@@ -1,0 +1,87 @@
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from seadeploy.errors import ConfigError
+from seadeploy.export import checks
+from seadeploy.export.onnx_export import node_module_map
+from seadeploy.export.precision import Fp16Policy, convert_fp16, excitation_nodes, quantize_int8
+
+
+def _elem(proto):
+    return {v.name: v.type.tensor_type.elem_type for v in [*proto.graph.value_info, *proto.graph.input, *proto.graph.output]}
+
+
+def test_excitation_is_found_from_squeeze_to_gate(tiny_onnx):
+    proto = onnx.load(tiny_onnx)
+    modules = node_module_map(proto)
+    found = {(n.op_type, modules[n.name]) for n in proto.graph.node if n.name in excitation_nodes(proto)}
+    assert ("ReduceMean", "layer1.attn") in found and ("Sigmoid", "layer1.attn") in found
+    assert ("Conv", "layer1.attn.fc1") in found and ("Conv", "layer1.attn.fc2") in found
+    assert not any(op == "Mul" for op, _ in found)  # the scale multiply runs in fp16
+    assert not any(m in ("stem.0", "fc", "") for _, m in found)
+
+
+def test_fp16_keeps_squeeze_excitation_and_sigmoid_in_fp32(tiny_model, tiny_onnx, tmp_path):
+    dst = tmp_path / "model.fp16.onnx"
+    record = convert_fp16(tiny_onnx, dst)
+    assert record["keep_excitation"] and record["fp32_nodes"] >= 5
+    half = onnx.load(dst)
+    assert checks.check_model_full(dst)  # topologically sorted, typed
+    elem, modules = _elem(onnx.shape_inference.infer_shapes(half)), node_module_map(half)
+    f32, f16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+    for node in half.graph.node:
+        if node.op_type in ("ReduceMean", "Sigmoid") or modules[node.name].startswith("layer1.attn.fc"):
+            if node.op_type != "Cast":
+                assert elem[node.input[0]] == f32, node.name
+    main_conv = next(n for n in half.graph.node if n.op_type == "Conv" and modules[n.name] == "stem.0")
+    assert elem[main_conv.input[0]] == f16
+    # no fp32 → fp16 → fp32 round trips between two fp32 nodes
+    producers = {o: n for n in half.graph.node for o in n.output}
+    for n in half.graph.node:
+        if n.op_type == "Cast" and n.input[0] in producers:
+            assert producers[n.input[0]].op_type != "Cast", n.name
+    weights = {t.name: t.data_type for t in half.graph.initializer}
+    assert weights["layer1.attn.fc1.weight"] == f32 and weights["stem.0.weight"] != f32
+    assert half.graph.input[0].type.tensor_type.elem_type == f32  # keep_io_types
+    assert all(modules.values()) or sum(1 for v in modules.values() if not v) <= 2
+    ref = lambda x: tiny_model(torch.from_numpy(x)).detach().numpy()  # noqa: E731
+    assert checks.check_parity(ref, dst, checks.seeded_inputs((3, 16, 16), (3,)), atol=5e-3, rtol=5e-3)
+
+
+def test_fp16_policies(tiny_onnx, tmp_path):
+    proto = onnx.load(tiny_onnx)
+    assert Fp16Policy.named("all-fp16").blocked_nodes(proto) == []
+    assert len(Fp16Policy.named("reductions-fp32").blocked_nodes(proto)) < len(Fp16Policy().blocked_nodes(proto))
+    with pytest.raises(ConfigError, match="attention-fp32"):
+        Fp16Policy.named("half")
+
+
+def test_int8_qdq_is_symmetric_per_channel(tiny_model, tiny_onnx, tmp_path):
+    calib = np.random.default_rng(0).standard_normal((16, 3, 16, 16)).astype(np.float32)
+    dst = tmp_path / "model.int8.onnx"
+    record = quantize_int8(tiny_onnx, dst, calib)
+    assert record["format"] == "QDQ" and record["per_channel"] and record["calib_samples"] == 16
+    proto = onnx.load(dst)
+    assert checks.check_model_full(dst)
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    q = [n for n in proto.graph.node if n.op_type == "QuantizeLinear"]
+    dq = [n for n in proto.graph.node if n.op_type == "DequantizeLinear"]
+    assert q and dq
+    for node in q + dq:  # symmetric: every zero point is 0, int8
+        zp = inits[node.input[2]]
+        assert zp.dtype == np.int8 and not zp.any()
+    conv_w = next(n for n in dq if n.input[0].startswith("stem.0.weight"))
+    assert inits[conv_w.input[1]].shape == (8,)  # one scale per output channel
+    modules = node_module_map(proto)
+    assert sum(1 for v in modules.values() if v) > len(modules) * 0.8  # Q/DQ nodes inherit a module
+    ref = lambda x: tiny_model(torch.from_numpy(x)).detach().numpy()  # noqa: E731
+    result = checks.check_parity(ref, dst, checks.seeded_inputs((3, 16, 16), (4,)), atol=0.2, rtol=0.2)
+    assert result.metrics["cosine"] > 0.99, result.detail
+
+
+def test_int8_needs_samples(tiny_onnx, tmp_path):
+    with pytest.raises(ConfigError):
+        quantize_int8(tiny_onnx, tmp_path / "q.onnx", np.zeros((0, 3, 16, 16), np.float32))
