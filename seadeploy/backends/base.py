@@ -100,8 +100,8 @@ class Backend(abc.ABC):
         """Every spec this backend understands, available here or not (``ort``, ``ort:cuda`` ...)."""
         return [cls.name]
 
-    @classmethod
-    def check_available(cls, **opts: Any) -> None:  # noqa: B027 - most backends need nothing beyond their import
+    @classmethod  # noqa: B027 - a no-op by default: most backends need nothing beyond their import
+    def check_available(cls, **opts: Any) -> None:
         """Raise ``BackendUnavailable`` (cheaply, without loading a model) when ``opts`` cannot run here."""
 
     def __repr__(self) -> str:

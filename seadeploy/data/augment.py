@@ -83,7 +83,7 @@ class CutMix(nn.Module):
         self.p = float(p)
         self.mix = K.RandomCutMixV2(num_mix=1, beta=1.0, p=1.0, data_keys=["input", "class"], use_correct_lambda=True)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.p < 1.0 and float(torch.rand(())) >= self.p:
             return x, y, y, torch.ones(len(y), device=x.device)
         x_mix, lab = self.mix(x, y)

@@ -54,7 +54,8 @@ class ImageDataset(torch.utils.data.Dataset):
             raise InputError(f"dataset '{info.name}': images must be uint8 (N, 3, H, W), got {images.dtype} "
                              f"{tuple(images.shape)}")
         if labels.shape != (images.shape[0],):
-            raise InputError(f"dataset '{info.name}': {images.shape[0]} images but labels of shape {tuple(labels.shape)}")
+            raise InputError(f"dataset '{info.name}': {images.shape[0]} images but labels of shape "
+                             f"{tuple(labels.shape)}")
         if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= info.num_classes):
             raise InputError(f"dataset '{info.name}': labels must lie in [0, {info.num_classes}), "
                              f"got [{int(labels.min())}, {int(labels.max())}]")
@@ -71,7 +72,8 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         h, w = self.images.shape[-2:]
-        return f"ImageDataset({self.info.name!r}, split={self.split!r}, n={len(self)}, {h}x{w}, classes={self.info.num_classes})"
+        return (f"ImageDataset({self.info.name!r}, split={self.split!r}, n={len(self)}, {h}x{w}, "
+                f"classes={self.info.num_classes})")
 
     def subset(self, n: int | None) -> ImageDataset:
         """The first ``n`` samples (all when ``n`` is None or larger than the set), for smoke runs."""

@@ -124,9 +124,8 @@ def download_cifar(name: str, root: str | os.PathLike) -> Path:
     archive = root / Path(src["url"]).name
     if not archive.is_file():
         try:
-            with atomic_path(archive) as tmp, urllib.request.urlopen(src["url"], timeout=60) as resp, open(tmp, "wb") as f:
-                while chunk := resp.read(1 << 20):
-                    f.write(chunk)
+            with atomic_path(archive) as tmp, urllib.request.urlopen(src["url"], timeout=60) as resp:
+                tmp.write_bytes(resp.read())  # 170 MB at most; atomic_path renames it only when complete
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             raise InputError(f"could not download {src['url']} ({exc}). Without a network, download it elsewhere and "
                              f"extract it into '{root}' so that '{root / src['folder']}' exists") from exc
@@ -144,7 +143,8 @@ def download_cifar(name: str, root: str | os.PathLike) -> Path:
 
 def _read_pickle(path: Path) -> dict:
     if not path.is_file():
-        raise InputError(f"'{path}' is missing: the CIFAR folder is incomplete; re-extract the archive or use --download")
+        raise InputError(f"'{path}' is missing: the CIFAR folder is incomplete; re-extract the archive or use "
+                         f"--download")
     try:
         obj = _SafeUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,

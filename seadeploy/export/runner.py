@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from seadeploy.artifacts import CHECKPOINT, MANIFEST, Checkpoint, atomic_path, onnx_name, sha256
+from seadeploy.artifacts import CHECKPOINT, MANIFEST, Checkpoint, ModelSpec, atomic_path, onnx_name, sha256
 from seadeploy.errors import ParityFailure
 from seadeploy.export import checks, pipeline
 from seadeploy.export.manifest import new_manifest, write_manifest
@@ -138,3 +138,9 @@ def _engines(stage: Path, out: Path, opts: ExportOptions, manifest: dict[str, An
                                    "passed": sidecar["precision_check"]["passed"], "detail": "", "metrics": {}})
         names += [sidecar["path"], sidecar["path"] + ".json"]
     return names
+
+
+def export_model(spec: ModelSpec, out: str | Path, opts: ExportOptions) -> dict[str, Any]:
+    """Build ``spec`` with freshly initialised weights and export it (``--model``); returns the manifest."""
+    ckpt, src = pipeline.load_source(spec=spec, dataset=opts.dataset, data_root=opts.data_root)
+    return export_run(ckpt, out, opts, source_file=src)

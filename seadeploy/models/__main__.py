@@ -1,8 +1,8 @@
 """``python -m seadeploy.models list | stats | table`` — the model zoo and its statistics.
 
-    python -m seadeploy.models list
-    python -m seadeploy.models stats --model resnet56_cifar --attn se --attn-arg bias=false --json
-    python -m seadeploy.models table --models 'resnet*_cifar,vgg16_cifar' --attn none,se,tse
+python -m seadeploy.models list
+python -m seadeploy.models stats --model resnet56_cifar --attn se --attn-arg bias=false --json
+python -m seadeploy.models table --models 'resnet*_cifar,vgg16_cifar' --attn none,se,tse
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from seadeploy.cli import ArgumentParser, add_model_args, parse_kv_args, print_j
 
 
 def _parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="python -m seadeploy.models", description="List the zoo; count params, MACs and "
-                            "the attention's own work.")
+    parser = ArgumentParser(
+        prog="python -m seadeploy.models", description="List the zoo; count params, MACs and the attention's own work."
+    )
     sub = parser.add_subparsers(dest="cmd", required=True, parser_class=ArgumentParser)
     ls = sub.add_parser("list", help="registered backbones and attention blocks")
     ls.add_argument("--json", action="store_true", help="print JSON")
@@ -35,13 +36,22 @@ def _main(argv: list[str] | None) -> int:
 
     args = _parser().parse_args(argv)
     if args.cmd == "list":
-        models = {n: {"family": (e := model_defaults(n)).family, "default_attn": e.default_attn,
-                      "input_size": e.input_size, "num_classes": e.num_classes} for n in list_models()}
+        models = {
+            n: {
+                "family": (e := model_defaults(n)).family,
+                "default_attn": e.default_attn,
+                "input_size": e.input_size,
+                "num_classes": e.num_classes,
+            }
+            for n in list_models()
+        }
         if args.json:
             print_json({"models": models, "attention": list_attention()})
         else:
             for n, m in models.items():
-                print(f"{n:20s} {m['family']:14s} attn={m['default_attn']:5s} {m['input_size']}px {m['num_classes']} classes")
+                print(
+                    f"{n:20s} {m['family']:14s} attn={m['default_attn']:5s} {m['input_size']}px {m['num_classes']} classes"
+                )
             print("attention:", ", ".join(list_attention()))
         return 0
     if args.cmd == "stats":

@@ -34,8 +34,10 @@ def attention_paths(model: nn.Module) -> list[str]:
 def _spec(model: nn.Module) -> ModelSpec:
     spec = getattr(model, "spec", None)
     if not isinstance(spec, ModelSpec):
-        raise ConfigError("the model has no .spec; build it with seadeploy.models.create_model or "
-                          "Checkpoint.build_model() so it can be converted")
+        raise ConfigError(
+            "the model has no .spec; build it with seadeploy.models.create_model or "
+            "Checkpoint.build_model() so it can be converted"
+        )
     return spec
 
 
@@ -65,8 +67,9 @@ def se_to_tse(model: nn.Module, tile: Any = 7) -> nn.Module:
         raise ConfigError(f"se_to_tse needs a model with attn='se', this one has attn='{spec.attn}'")
     kw = dict(spec.attn_kwargs)
     if kw.pop("squeeze", "avg") != "avg":
-        raise ConfigError("only the 'avg' squeeze has a tiled counterpart; this SE uses "
-                          f"squeeze='{spec.attn_kwargs['squeeze']}'")
+        raise ConfigError(
+            f"only the 'avg' squeeze has a tiled counterpart; this SE uses squeeze='{spec.attn_kwargs['squeeze']}'"
+        )
     kw["bn"] = bn_form(kw.get("bn", False), true_means="both")  # SE's bn=True is BN after both layers
     kw["tile"] = tile
     return _rebuild(model, dataclasses.replace(spec, attn="tse", attn_kwargs=kw))
@@ -110,8 +113,10 @@ def swap_attention(receiver: nn.Module, donor: nn.Module, donor_train_mode: bool
     """
     paths, donor_paths = attention_paths(receiver), attention_paths(donor)
     if not paths or paths != donor_paths:
-        raise ConfigError(f"cannot swap attention: receiver has {len(paths)} attention blocks and donor has "
-                          f"{len(donor_paths)} at different paths; both need the same backbone with attention")
+        raise ConfigError(
+            f"cannot swap attention: receiver has {len(paths)} attention blocks and donor has "
+            f"{len(donor_paths)} at different paths; both need the same backbone with attention"
+        )
     new = copy.deepcopy(receiver)
     for path in paths:
         parent_path, _, name = path.rpartition(".")

@@ -23,11 +23,21 @@ from seadeploy.models.attention import ATTENTION
 from seadeploy.models.layers import conv_out, make_attn, reject_unknown
 
 #: B0 stages: (expand, kernel, stride, out channels, repeats).
-B0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
-             (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+B0_STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
 #: name: (width, depth, resolution, dropout)
-SCALING = {"efficientnet_b0": (1.0, 1.0, 224, 0.2), "efficientnet_b1": (1.0, 1.1, 240, 0.2),
-           "efficientnet_b2": (1.1, 1.2, 260, 0.3)}
+SCALING = {
+    "efficientnet_b0": (1.0, 1.0, 224, 0.2),
+    "efficientnet_b1": (1.0, 1.1, 240, 0.2),
+    "efficientnet_b2": (1.1, 1.2, 260, 0.3),
+}
 #: The MBConv SE settings: reduced width from the block input × 0.25, SiLU inside.
 MBCONV_SE = {"se_ratio": 0.25, "act": "silu"}
 
@@ -66,15 +76,19 @@ class DropPath(nn.Module):
 
 
 def _cna(cin: int, cout: int, k: int, s: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, s, (k - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, k, s, (k - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
     if act:
         layers.append(nn.SiLU(inplace=True))
     return nn.Sequential(*layers)
 
 
 class MBConv(nn.Module):
-    def __init__(self, cin: int, cout: int, expand: int, k: int, stride: int, attn: nn.Module | None,
-                 drop_path: float) -> None:
+    def __init__(
+        self, cin: int, cout: int, expand: int, k: int, stride: int, attn: nn.Module | None, drop_path: float
+    ) -> None:
         super().__init__()
         mid = cin * expand
         self.expand = _cna(cin, mid, 1) if expand != 1 else nn.Identity()
@@ -95,9 +109,17 @@ class MBConv(nn.Module):
 class EfficientNet(nn.Module):
     """Stem → ``blocks`` (flat Sequential of MBConvs, ``blocks.<i>.attn``) → head conv → GAP → dropout → Linear."""
 
-    def __init__(self, width: float, depth: float, dropout: float, attn: str = "se",
-                 attn_kwargs: dict[str, Any] | None = None, num_classes: int = 1000, input_size: int = 224,
-                 drop_path: float = 0.2) -> None:
+    def __init__(
+        self,
+        width: float,
+        depth: float,
+        dropout: float,
+        attn: str = "se",
+        attn_kwargs: dict[str, Any] | None = None,
+        num_classes: int = 1000,
+        input_size: int = 224,
+        drop_path: float = 0.2,
+    ) -> None:
         super().__init__()
         stem = make_divisible(32 * width)
         self.stem = _cna(3, stem, 3, 2)
@@ -143,8 +165,9 @@ def _register(name: str) -> None:
     width, depth, res, dropout = SCALING[name]
 
     @register_model(name, family="efficientnet", default_attn="se", input_size=res, num_classes=1000)
-    def build(attn: str, attn_kwargs: dict[str, Any], num_classes: int, input_size: int, drop_path: float = 0.2,
-              **kw: Any) -> nn.Module:
+    def build(
+        attn: str, attn_kwargs: dict[str, Any], num_classes: int, input_size: int, drop_path: float = 0.2, **kw: Any
+    ) -> nn.Module:
         reject_unknown(name, kw, ("drop_path",))
         return EfficientNet(width, depth, dropout, attn, attn_kwargs, num_classes, input_size, float(drop_path))
 

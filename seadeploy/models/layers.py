@@ -14,7 +14,9 @@ def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def make_attn(attn: str, channels: int, attn_kwargs: dict[str, Any], stage: int, feat: int | tuple[int, int]) -> nn.Module | None:
+def make_attn(
+    attn: str, channels: int, attn_kwargs: dict[str, Any], stage: int, feat: int | tuple[int, int]
+) -> nn.Module | None:
     """``create_attention`` with the backbone context (stage index, attended map size); None for "none"."""
     size = (feat, feat) if isinstance(feat, int) else tuple(feat)
     return create_attention(attn, channels, stage=stage, feat_size=size, **attn_kwargs)

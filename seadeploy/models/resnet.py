@@ -21,8 +21,9 @@ from seadeploy.models.layers import conv_out, init_kaiming, make_attn, reject_un
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, cin: int, planes: int, stride: int, attn: nn.Module | None, groups: int = 1,
-                 base_width: int = 64) -> None:
+    def __init__(
+        self, cin: int, planes: int, stride: int, attn: nn.Module | None, groups: int = 1, base_width: int = 64
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -45,8 +46,9 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, cin: int, planes: int, stride: int, attn: nn.Module | None, groups: int = 1,
-                 base_width: int = 64) -> None:
+    def __init__(
+        self, cin: int, planes: int, stride: int, attn: nn.Module | None, groups: int = 1, base_width: int = 64
+    ) -> None:
         super().__init__()
         width = int(planes * base_width / 64) * groups
         self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
@@ -79,9 +81,18 @@ def _downsample(cin: int, cout: int, stride: int) -> nn.Module | None:
 class ResNet(nn.Module):
     """Stem → 4 stages (``layer1..4``, planes 64/128/256/512) → global average pool → Linear."""
 
-    def __init__(self, block: type[BasicBlock | Bottleneck], layers: tuple[int, ...], attn: str = "none",
-                 attn_kwargs: dict[str, Any] | None = None, num_classes: int = 1000, input_size: int = 224,
-                 groups: int = 1, base_width: int = 64, stem: str = "imagenet") -> None:
+    def __init__(
+        self,
+        block: type[BasicBlock | Bottleneck],
+        layers: tuple[int, ...],
+        attn: str = "none",
+        attn_kwargs: dict[str, Any] | None = None,
+        num_classes: int = 1000,
+        input_size: int = 224,
+        groups: int = 1,
+        base_width: int = 64,
+        stem: str = "imagenet",
+    ) -> None:
         super().__init__()
         kw = dict(attn_kwargs or {})
         if stem == "imagenet":
@@ -141,8 +152,15 @@ def _register(name: str) -> None:
     family = "resnext" if name.startswith("resnext") else "resnet"
 
     @register_model(name, family=family, input_size=224, num_classes=1000)
-    def build(attn: str, attn_kwargs: dict[str, Any], num_classes: int, input_size: int, stem: str = "imagenet",
-              zero_init_residual: bool | None = None, **kw: Any) -> nn.Module:
+    def build(
+        attn: str,
+        attn_kwargs: dict[str, Any],
+        num_classes: int,
+        input_size: int,
+        stem: str = "imagenet",
+        zero_init_residual: bool | None = None,
+        **kw: Any,
+    ) -> nn.Module:
         reject_unknown(name, kw, ("stem", "zero_init_residual"))
         model = ResNet(block, layers, attn, attn_kwargs, num_classes, input_size, groups, width, stem)
         if init == "megvii":

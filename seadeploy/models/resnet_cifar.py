@@ -44,8 +44,14 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     """ResNet-(6n+2) for small images: 3 stages of ``n`` BasicBlocks."""
 
-    def __init__(self, n: int, attn: str = "none", attn_kwargs: dict[str, Any] | None = None, num_classes: int = 10,
-                 input_size: int = 32) -> None:
+    def __init__(
+        self,
+        n: int,
+        attn: str = "none",
+        attn_kwargs: dict[str, Any] | None = None,
+        num_classes: int = 10,
+        input_size: int = 32,
+    ) -> None:
         super().__init__()
         kw = dict(attn_kwargs or {})
         self.conv1 = nn.Conv2d(3, WIDTHS[0], 3, 1, 1, bias=False)

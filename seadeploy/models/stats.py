@@ -40,8 +40,14 @@ _SQUEEZE_PASSES = {"avg": 1, "max": 1, "std": 3, "avg_x_std": 3, "random": 0}
 
 
 def _work(reduce: int, gate: int, scale: int, reads: int, gate_read: int, writes: int) -> dict[str, int]:
-    return {"reduce_ops": reduce, "gate_ops": gate, "scale_ops": scale, "reads": reads, "gate_read": gate_read,
-            "writes": writes}
+    return {
+        "reduce_ops": reduce,
+        "gate_ops": gate,
+        "scale_ops": scale,
+        "reads": reads,
+        "gate_read": gate_read,
+        "writes": writes,
+    }
 
 
 def _se(m: SqueezeExcite, c: int, h: int, w: int) -> dict[str, int]:
@@ -77,8 +83,12 @@ def _cbam(m: CBAM, c: int, h: int, w: int) -> dict[str, int]:
 
 #: Attention class → work model; unknown classes fall back to SE-like counts.
 WORK: dict[type, Callable[..., dict[str, int]]] = {
-    SqueezeExcite: _se, TiledSqueezeExcite: _tse, ShiftBalance: _sb, SpatialPyramidSE: _spse,
-    ResolutionGuidedSE: _rgse, CBAM: _cbam,
+    SqueezeExcite: _se,
+    TiledSqueezeExcite: _tse,
+    ShiftBalance: _sb,
+    SpatialPyramidSE: _spse,
+    ResolutionGuidedSE: _rgse,
+    CBAM: _cbam,
 }
 
 
@@ -137,14 +147,24 @@ def compute_stats(model: nn.Module, input_size: int | tuple[int, int]) -> ModelS
         def hook(m: nn.Module, args: tuple, out: torch.Tensor) -> None:
             if isinstance(out, torch.Tensor):
                 macs = _layer_macs(m, out)
-                rows.append({"module": name, "type": type(m).__name__, "out_shape": tuple(out.shape[1:]),
-                             "params": sum(p.numel() for p in m.parameters(recurse=False)), "macs": macs,
-                             "activations": out.numel() if macs else 0, "attention": owner.get(id(m))})
+                rows.append(
+                    {
+                        "module": name,
+                        "type": type(m).__name__,
+                        "out_shape": tuple(out.shape[1:]),
+                        "params": sum(p.numel() for p in m.parameters(recurse=False)),
+                        "macs": macs,
+                        "activations": out.numel() if macs else 0,
+                        "attention": owner.get(id(m)),
+                    }
+                )
+
         return hook
 
     def attn_hook(name: str) -> Callable:
         def hook(m: nn.Module, args: tuple) -> None:
             shapes[name] = tuple(args[0].shape[1:])
+
         return hook
 
     handles = [m.register_forward_hook(leaf_hook(n)) for n, m in model.named_modules() if not list(m.children())]
@@ -171,9 +191,21 @@ def _attention_frame(attn: dict[str, nn.Module], shapes: dict, layers: pd.DataFr
         params = sum(p.numel() for p in m.parameters())
         excite = int(layers.loc[layers["attention"] == path, "macs"].sum()) if not layers.empty else 0
         moved = BYTES * (work["reads"] + work["gate_read"] + work["writes"] + params)
-        recs.append({"module": path, "type": type(m).__name__, "C": c, "H": h, "W": w, "params": params,
-                     "excite_macs": excite, "reduce_ops": work["reduce_ops"], "gate_ops": work["gate_ops"],
-                     "scale_ops": work["scale_ops"], "bytes_moved": moved})
+        recs.append(
+            {
+                "module": path,
+                "type": type(m).__name__,
+                "C": c,
+                "H": h,
+                "W": w,
+                "params": params,
+                "excite_macs": excite,
+                "reduce_ops": work["reduce_ops"],
+                "gate_ops": work["gate_ops"],
+                "scale_ops": work["scale_ops"],
+                "bytes_moved": moved,
+            }
+        )
     return pd.DataFrame(recs)
 
 
@@ -184,22 +216,35 @@ def _summary(model: nn.Module, layers: pd.DataFrame, frame: pd.DataFrame) -> dic
         return int(frame[col].sum()) if not frame.empty else 0
 
     return {
-        "model": getattr(spec, "model", type(model).__name__), "attn": getattr(spec, "attn", None),
-        "input_size": getattr(spec, "input_size", None), "num_classes": getattr(spec, "num_classes", None),
+        "model": getattr(spec, "model", type(model).__name__),
+        "attn": getattr(spec, "attn", None),
+        "input_size": getattr(spec, "input_size", None),
+        "num_classes": getattr(spec, "num_classes", None),
         "params": sum(p.numel() for p in model.parameters()),
         "macs": int(layers["macs"].sum()) if not layers.empty else 0,
         "activations": int(layers["activations"].sum()) if not layers.empty else 0,
-        "attn_blocks": len(frame), "attn_params": total("params"), "attn_excite_macs": total("excite_macs"),
-        "attn_reduce_ops": total("reduce_ops"), "attn_gate_ops": total("gate_ops"),
-        "attn_scale_ops": total("scale_ops"), "attn_bytes_moved": total("bytes_moved"),
+        "attn_blocks": len(frame),
+        "attn_params": total("params"),
+        "attn_excite_macs": total("excite_macs"),
+        "attn_reduce_ops": total("reduce_ops"),
+        "attn_gate_ops": total("gate_ops"),
+        "attn_scale_ops": total("scale_ops"),
+        "attn_bytes_moved": total("bytes_moved"),
     }
 
 
-def model_stats(name: str, attn: str | None = None, attn_kwargs: dict[str, Any] | None = None,
-                input_size: int | None = None, num_classes: int | None = None, **kwargs: Any) -> ModelStats:
+def model_stats(
+    name: str,
+    attn: str | None = None,
+    attn_kwargs: dict[str, Any] | None = None,
+    input_size: int | None = None,
+    num_classes: int | None = None,
+    **kwargs: Any,
+) -> ModelStats:
     """Build ``name`` with ``create_model`` and compute its statistics at its input size."""
-    model = create_model(name, attn=attn, attn_kwargs=attn_kwargs, num_classes=num_classes, input_size=input_size,
-                         **kwargs)
+    model = create_model(
+        name, attn=attn, attn_kwargs=attn_kwargs, num_classes=num_classes, input_size=input_size, **kwargs
+    )
     return compute_stats(model, model.spec.input_size)
 
 
@@ -209,6 +254,19 @@ def zoo_table(models: list[str], attns: list[str], input_size: int | None = None
     for name in models:
         for a in attns:
             s = model_stats(name, a, input_size=input_size).summary
-            rows.append({k: s[k] for k in ("model", "attn", "input_size", "params", "macs", "attn_params",
-                                           "attn_reduce_ops", "attn_bytes_moved")})
+            rows.append(
+                {
+                    k: s[k]
+                    for k in (
+                        "model",
+                        "attn",
+                        "input_size",
+                        "params",
+                        "macs",
+                        "attn_params",
+                        "attn_reduce_ops",
+                        "attn_bytes_moved",
+                    )
+                }
+            )
     return pd.DataFrame(rows)

@@ -35,8 +35,9 @@ def repo_attn_kwargs(attn: str) -> dict[str, Any]:
 class VGGCifar(nn.Module):
     """10-conv CIFAR VGG with attention after each of the 4 stages (``stages.<i>.attn``)."""
 
-    def __init__(self, attn: str = "none", attn_kwargs: dict[str, Any] | None = None, num_classes: int = 10,
-                 input_size: int = 32) -> None:
+    def __init__(
+        self, attn: str = "none", attn_kwargs: dict[str, Any] | None = None, num_classes: int = 10, input_size: int = 32
+    ) -> None:
         super().__init__()
         kw = dict(attn_kwargs or {})
         stages, cin, size = [], 3, input_size

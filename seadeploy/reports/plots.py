@@ -106,8 +106,11 @@ def plot_attention_share(share: pd.DataFrame, title: str | None = None) -> Figur
 
 
 def plot_buffer_blocks(buffer_blocks: pd.DataFrame, value: str = "elements", title: str | None = None,
-                       log: bool = True) -> Figure:
-    """Attention buffer per block, grouped bars: one bar container per variant (global vs tiled squeeze)."""
+                       log: bool | None = None) -> Figure:
+    """Attention buffer per block, grouped bars: one bar container per variant (global vs tiled squeeze).
+
+    ``log=None`` uses a log axis only when the values span more than 50× (else bar heights stay proportional).
+    """
     df = _require(buffer_blocks, "variant", "block", value)
     blocks = sorted(df["block"].astype(str).unique(), key=natural_key)
     variants = list(dict.fromkeys(df["variant"].astype(str)))
@@ -120,7 +123,10 @@ def plot_buffer_blocks(buffer_blocks: pd.DataFrame, value: str = "elements", tit
         ax.bar(x + (i - (len(variants) - 1) / 2) * width, np.nan_to_num(vals), width=width, label=v,
                color=variant_color(i))
     ax.set_xticks(x, [b.replace(".attn", "") for b in blocks], rotation=60, fontsize=7)
-    if log and (df[value] > 0).any():
+    positive = df.loc[df[value] > 0, value]
+    if log is None:
+        log = len(positive) > 0 and float(positive.max()) > 50 * float(positive.min())
+    if log and len(positive):
         ax.set_yscale("log")
     ax.set_ylabel(f"attention buffer ({value})")
     ax.set_xlabel("attention block")

@@ -20,7 +20,8 @@ HEADERS = {
     "accuracy_delta_pp": "Δ acc (pp)", "median_ms": "median (ms)", "iqr_ms": "IQR (ms)", "p90_ms": "p90 (ms)",
     "p99_ms": "p99 (ms)", "ms_per_sample": "ms / sample", "throughput": "samples/s", "attention_ms": "attention (ms)",
     "total_ms": "sum of layers (ms)", "squeeze_pct": "squeeze %", "excite_pct": "excite %", "gate_pct": "gate %",
-    "scale_pct": "scale %", "attn_kwargs": "attn args", "cv": "CV %",
+    "scale_pct": "scale %", "attn_kwargs": "attn args", "cv": "CV %", "attention_buffer_bytes": "attention buffer (B)",
+    "total_buffer_bytes": "total buffer (B)",
 }
 
 
@@ -158,7 +159,8 @@ def layers_section(study: StudyData) -> Section:
     roles = tables.role_time_table(df)
     s.items.append(Table(roles, "Time per role (ms per run, summed over layers)"))
     gaps = tables.layer_gap_table(df, study.latency)
-    s.items.append(Table(gaps, "Per-layer sum vs end-to-end median (gap = what the per-layer profile does not explain)",
+    s.items.append(Table(gaps, "Per-layer sum vs the end-to-end median of latency.csv (timed in a separate run; gap % = "
+                         "share of end-to-end time the per-layer profile does not explain)",
                          {**HEADERS, "layers_sum_ms": "Σ layers (ms)", "end_to_end_ms": "end-to-end (ms)",
                           "gap_pct": "gap %"}))
     s.items += _notes(study, "layers")
@@ -178,7 +180,7 @@ def buffers_section(study: StudyData) -> Section:
     if len(blocks.columns) > 1:
         s.items.append(Table(blocks, "Attention buffering per block (elements)"))
         s.items.append(FigureItem(plots.plot_buffer_blocks(study.buffer_blocks), "buffers_per_block",
-                                  "Attention buffer per block (log scale)"))
+                                  "Attention buffer per block"))
     else:
         s.items.append(f"{NOT_MEASURED}: no per-block buffer rows (no variant has attention blocks)")
     s.items += _notes(study, "buffer_blocks")

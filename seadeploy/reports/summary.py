@@ -125,7 +125,9 @@ def format_summary(summary: dict[str, Any]) -> str:
              f"ratios to '{base}'", shown.to_string(index=False)]
     comp.attrs.update(baseline=summary.get("baseline"), latency_point=tuple(point) or None)
     lines += ["", *[ln.replace("**", "") for ln in answer_lines(comp)]] if len(comp) > 1 else []
-    lines += ["", *[f"FAILED {f}" for f in summary["failures"]]] if summary["failures"] else []
+    problems = [f"{i['status'].upper()} {v} {stage}: {i.get('error', '')}" for v, st in summary["stages"].items()
+                for stage, i in st.items() if i.get("status") != "ok"]
+    lines += ["", *problems] if problems else []
     lines += ["", f"report: {summary['report_html']}  (also {summary['report_md']}, "
               f"{Path(summary['out']) / SUMMARY_CSV}, {Path(summary['out']) / SUMMARY_JSON})"]
     return "\n".join(lines)

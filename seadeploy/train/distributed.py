@@ -81,12 +81,13 @@ def init_distributed(device: str = "cpu") -> DistContext:
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise BackendUnavailable("--device cuda requested but torch.cuda.is_available() is False; install a CUDA "
-                                     "build of torch (pip install torch --index-url https://download.pytorch.org/whl/cu126) "
-                                     "or use --device cpu")
+            raise BackendUnavailable("--device cuda requested but torch.cuda.is_available() is False; install a "
+                                     "CUDA build of torch (pip install torch --index-url "
+                                     "https://download.pytorch.org/whl/cu126) or use --device cpu")
         if world > 1:
             if local >= torch.cuda.device_count():
-                raise BackendUnavailable(f"local rank {local} needs GPU {local} but only {torch.cuda.device_count()} exist")
+                raise BackendUnavailable(f"local rank {local} needs GPU {local} but only "
+                                         f"{torch.cuda.device_count()} exist; lower --nproc_per_node")
             dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
     elif dev.type != "cpu":

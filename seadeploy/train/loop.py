@@ -71,7 +71,8 @@ class TrainResult:
         c = self.config
         return {"passed": bool(self), "run_dir": str(self.run_dir) if self.run_dir else None, "recipe": c["recipe"],
                 "model": c["model"], "attn": self.spec.get("attn", c["attn"]),
-                "attn_kwargs": self.spec.get("attn_kwargs", c["attn_kwargs"]), "dataset": c["dataset"], "epochs": len(self.history),
+                "attn_kwargs": self.spec.get("attn_kwargs", c["attn_kwargs"]), "dataset": c["dataset"],
+                "epochs": len(self.history),
                 "resumed_from_epoch": self.start_epoch, "best_epoch": self.best_epoch, "best_top1": self.best_top1,
                 "final": self.final, "target_acc": self.target_acc, "elapsed_s": round(self.elapsed_s, 2)}
 
@@ -141,8 +142,8 @@ class _Trainer:
         self.model.train()
         self.data.train_tf.train()
         sums = torch.zeros(3, dtype=torch.float64, device=self.ctx.device)  # loss sum, correct, samples
-        bar = tqdm(self.data.batches(epoch), total=self.data.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
-                   leave=False, disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(self.data.batches(epoch), total=self.data.steps_per_epoch, leave=False, file=sys.stderr,
+                   desc=f"epoch {epoch + 1}/{self.cfg.epochs}", disable=not self.progress, dynamic_ncols=True)
         for idx in bar:
             x = self.data.train_tf(self.data.train.images[idx].to(self.ctx.device, non_blocking=True))
             y = self.data.train.labels[idx].to(self.ctx.device, non_blocking=True)
@@ -189,7 +190,8 @@ class _Trainer:
         self.ctx.barrier()
         if self.log:
             top5 = f" (top-5 {row['test_top5']:.2f}%)" if math.isfinite(row["test_top5"]) else ""
-            self.log(f"epoch {row['epoch']:>3}/{self.cfg.epochs}  loss {row['train_loss']:.4f}  train {row['train_top1']:.2f}%"
+            self.log(f"epoch {row['epoch']:>3}/{self.cfg.epochs}  loss {row['train_loss']:.4f}  "
+                     f"train {row['train_top1']:.2f}%"
                      f"  test {row['test_top1']:.2f}%{top5}  lr {row['lr']:.3g}  {row['epoch_time_s']:.1f}s"
                      + ("  *best" if is_best else ""))
 
@@ -215,7 +217,7 @@ class _Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         if state["steps_per_epoch"] != self.data.steps_per_epoch:
             raise ConfigError(f"cannot resume: the run used {state['steps_per_epoch']} steps per epoch, now "
-                              f"{self.data.steps_per_epoch}; keep the same --batch-size, dataset and number of processes")
+                              f"{self.data.steps_per_epoch}; keep the same --batch-size, dataset and process count")
         load_state_checked(self.core, state["model"], source=f"{self.cfg.resume}/{TRAIN_STATE}", hint=self.spec)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

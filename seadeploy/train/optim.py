@@ -60,7 +60,8 @@ def lr_factor_fn(cfg: TrainConfig) -> Callable[[float], float]:
     return factor
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
     """A ``LambdaLR`` to be stepped once per optimiser step."""
     factor = lr_factor_fn(cfg)
     steps = max(int(steps_per_epoch), 1)

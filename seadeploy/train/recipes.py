@@ -51,10 +51,10 @@ class TrainConfig:
     limit_train: int | None = _f(None, "use only the first N training samples (smoke runs)")
     limit_test: int | None = _f(None, "use only the first N test samples (smoke runs)")
     epochs: int = _f(5, "number of epochs")
-    batch_size: int = _f(32, "global batch size (split evenly across DDP ranks)")
+    batch_size: int = _f(64, "global batch size (split evenly across DDP ranks)")
     eval_batch_size: int = _f(256, "batch size for evaluation")
     optimizer: str = _f("adamw", f"optimizer: {', '.join(OPTIMIZERS)}")
-    lr: float = _f(2e-3, "peak learning rate")
+    lr: float = _f(3e-3, "peak learning rate")
     momentum: float = _f(0.9, "SGD momentum")
     nesterov: bool = _f(False, "Nesterov momentum (SGD)")
     betas: list = _f([0.9, 0.999], "Adam/AdamW betas", nargs=2, type=float)
@@ -102,7 +102,10 @@ _IMAGENET = {"dataset": "imagefolder", "input_size": 224, "batch_size": 256, "op
              "normalize": "imagenet", "crop_padding": 0, "random_resized_crop": True, "hflip": True}
 
 RECIPES: dict[str, dict[str, Any]] = {
-    "digits": {},  # the TrainConfig defaults are the digits recipe
+    # The TrainConfig defaults are the digits recipe: AdamW 3e-3, batch 64, 1 warm-up epoch then cosine (stepped
+    # per iteration: 5 epochs are only 110 steps), random crop with 2-pixel padding only (digits are not
+    # mirror-symmetric, so no flip). ResNet-20 reaches 98.6-99.7 % in 5 epochs, ~85-105 s on 2 loaded cores.
+    "digits": {},
     # repo forms (MODELS.md §8): hidden = C/2, TSE tile 2 with BN2d after the first 1×1 conv
     "tse-vgg-cifar": {**_VGG, "attn": "tse", "attn_kwargs": {"tile": 2, "ratio": 0.5, "bn": "hidden"}},
     "sb-vgg-cifar": {**_VGG, "attn": "sb", "attn_kwargs": {"ratio": 0.5}},
@@ -114,8 +117,8 @@ RECIPES: dict[str, dict[str, Any]] = {
                        "crop_padding": 4, "hflip": True, "trivial_augment": True, "random_erasing": 0.1,
                        "cutmix": 1.0, "label_smoothing": 0.1, "clip_grad": 3.0, "clip_mode": "param", "amp": True,
                        "seed": 42},
-    "sse-imagenet": {**_IMAGENET, "model": "resnet18", "attn": "se", "attn_kwargs": {"bias": False}, "epochs": 90, "lr": 0.01, "milestones": [30, 60],
-                     "seed": 123},
+    "sse-imagenet": {**_IMAGENET, "model": "resnet18", "attn": "se", "attn_kwargs": {"bias": False}, "epochs": 90,
+                     "lr": 0.01, "milestones": [30, 60], "seed": 123},
     "rgse-imagenet": {**_IMAGENET, "model": "resnet50", "attn": "rgse", "epochs": 100, "lr": 0.1,
                       "milestones": [30, 60, 90]},
 }
@@ -144,7 +147,8 @@ def make_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
     values = {**RECIPES[name], **given, "recipe": name}
     # The recipe's attention options belong to the recipe's attention: a different --attn starts from none.
     same_attn = given.get("attn", RECIPES[name].get("attn")) == RECIPES[name].get("attn")
-    values["attn_kwargs"] = {**(RECIPES[name].get("attn_kwargs", {}) if same_attn else {}), **given.get("attn_kwargs", {})}
+    inherited = RECIPES[name].get("attn_kwargs", {}) if same_attn else {}
+    values["attn_kwargs"] = {**inherited, **given.get("attn_kwargs", {})}
     bad = sorted(set(values) - fields)
     if bad:
         raise ConfigError(f"unknown training option '{bad[0]}'. Valid options: {', '.join(sorted(fields))}")
@@ -162,7 +166,7 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.weight_decay >= 0, f"--weight-decay must be ≥ 0, got {cfg.weight_decay}"),
         (cfg.optimizer in OPTIMIZERS, f"unknown optimizer '{cfg.optimizer}'. Valid choices: {', '.join(OPTIMIZERS)}"),
         (cfg.scheduler in SCHEDULERS, f"unknown scheduler '{cfg.scheduler}'. Valid choices: {', '.join(SCHEDULERS)}"),
-        (cfg.normalize in NORMALIZATIONS, f"unknown normalisation '{cfg.normalize}'. Valid: {', '.join(NORMALIZATIONS)}"),
+        (cfg.normalize in NORMALIZATIONS, f"unknown --normalize '{cfg.normalize}'. Valid: {', '.join(NORMALIZATIONS)}"),
         (cfg.sched_step in ("iter", "epoch"), f"--sched-step must be iter or epoch, got '{cfg.sched_step}'"),
         (cfg.clip_mode in ("norm", "param"), f"--clip-mode must be norm or param, got '{cfg.clip_mode}'"),
         (list(cfg.milestones) == sorted(cfg.milestones), f"--milestones must be increasing, got {cfg.milestones}"),
@@ -191,5 +195,6 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
         elif "nargs" in meta:
             g.add_argument(flag, nargs=meta["nargs"], type=meta["type"], default=None, help=meta["help"])
         else:
-            base = [a for a in typing.get_args(kind) if a is not type(None)] if isinstance(kind, types.UnionType) else [kind]
+            union = isinstance(kind, types.UnionType)
+            base = [a for a in typing.get_args(kind) if a is not type(None)] if union else [kind]
             g.add_argument(flag, type=base[0], default=None, help=meta["help"])

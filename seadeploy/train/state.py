@@ -40,7 +40,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     """Restore a snapshot taken by :func:`rng_state`."""
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     if "cuda" in state and torch.cuda.is_available():
@@ -70,6 +71,6 @@ def load_train_state(run_dir: str | os.PathLike) -> dict[str, Any]:
     except Exception as exc:  # torch raises many types for corrupt files (pickle, zip, runtime errors)
         raise InputError(f"cannot resume: '{path}' is corrupt or not a seadeploy training state ({exc})") from exc
     if not isinstance(state, dict) or state.get("format_version") != STATE_VERSION:
-        raise InputError(f"cannot resume: '{path}' has format version {getattr(state, 'get', dict().get)('format_version')}, "
-                         f"expected {STATE_VERSION}")
+        version = state.get("format_version") if isinstance(state, dict) else None
+        raise InputError(f"cannot resume: '{path}' has format version {version}, expected {STATE_VERSION}")
     return state

@@ -151,5 +151,6 @@ def _load_donor(donor: str | os.PathLike, spec: ModelSpec) -> nn.Module:
     d = Checkpoint.load(donor)
     if (d.spec.model, d.spec.num_classes, d.spec.input_size) != (spec.model, spec.num_classes, spec.input_size):
         raise ConfigError(f"--donor must have the same backbone: '{d.spec.model}' ({d.spec.num_classes} classes, "
-                          f"{d.spec.input_size} px) vs '{spec.model}' ({spec.num_classes} classes, {spec.input_size} px)")
+                          f"{d.spec.input_size} px) vs '{spec.model}' ({spec.num_classes} classes, "
+                          f"{spec.input_size} px)")
     return d.build_model()

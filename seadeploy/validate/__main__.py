@@ -11,7 +11,7 @@ import sys
 from seadeploy.cli import ArgumentParser, print_json, progress_enabled, run_main
 
 
-def _csv(text: str) -> list[str]:
+def _csv(text: str) -> list[str]:  # "ort, trt" → ["ort", "trt"]
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
@@ -38,8 +38,8 @@ def _parser(matrix: bool) -> ArgumentParser:
         p.add_argument("--seed", type=int, default=0, help="input selection seed")
         p.add_argument("--device", default="cpu", help="torch device of the reference (cpu, cuda)")
     p.add_argument("--precision", type=_csv, default=None, help="fp32,fp16,int8 (default: every one present)")
-    p.add_argument("--samples", type=int, default=64 if matrix else 512, help="labelled samples (capped at the split)")
-    p.add_argument("--random", type=int, default=16 if matrix else 32, help="seeded random inputs")
+    p.add_argument("--samples", type=int, default=32 if matrix else 512, help="labelled samples (capped at the split)")
+    p.add_argument("--random", type=int, default=8 if matrix else 32, help="seeded random inputs")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (pinned, recorded)")
     p.add_argument("--junit", default=None, metavar="FILE", help="also write JUnit XML here")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -68,10 +68,7 @@ def _main(argv: list[str] | None) -> int:
         from seadeploy.validate.junit import write_junit
 
         write_junit(args.junit, report)
-    if args.json:
-        print_json(report.to_dict())
-    else:
-        print(report.text())
+    print_json(report.to_dict()) if args.json else print(report.text())
     return 0 if report else 1
 
 

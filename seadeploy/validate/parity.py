@@ -18,7 +18,7 @@ import numpy as np
 
 from seadeploy.artifacts import PARITY_CSV, PARITY_JSON, PARITY_NPZ, atomic_path, library_versions, write_json
 from seadeploy.errors import ConfigError, InputError
-from seadeploy.validate.compare import Comparison, ParityReport, compare_outputs, default_tolerance
+from seadeploy.validate.compare import Comparison, ParityReport, Tolerance, compare_outputs, default_tolerance
 from seadeploy.validate.runfolder import RunFolder
 
 LAYERS_CSV = "parity_layers.csv"
@@ -103,6 +103,7 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
                  random: int = 32, batch: int = 64, atol: float | None = None, rtol: float | None = None,
                  layerwise: bool = False, device: str = "cpu", threads: int | None = None, seed: int = 0,
                  root: str | None = None, inputs: str | os.PathLike | None = None, trained: bool | None = None,
+                 tolerances: dict[str, Tolerance] | None = None,
                  out_dir: str | os.PathLike | None = None, write: bool = True,
                  log: Callable[[str], None] | None = None) -> ParityReport:
     """Compare each backend × precision of ``run_dir`` with the PyTorch fp32 reference and write the results.
@@ -116,6 +117,7 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
         layerwise: also localise the first divergent layer of every ORT (and TensorRT) comparison.
         device: torch device of the reference. threads: ORT intra-op threads (pinned; recorded).
         inputs: replay the inputs saved in a ``parity.npz``. trained: override the trained-model detection.
+        tolerances: ``{precision: Tolerance}`` replacing the defaults (the CI matrix uses per-family values).
         out_dir: where parity.* go (default ``run_dir``). write: write files at all.
         log: called with progress lines.
 
@@ -148,7 +150,8 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
             if spec.split(":")[0] == "torch" and precision != "fp32":
                 warnings.append(f"{spec} runs fp32 only; {precision} skipped")
                 continue
-            tol = default_tolerance(precision, trained=is_trained, atol=atol, rtol=rtol)
+            tol = (tolerances or {}).get(precision) or default_tolerance(precision, trained=is_trained, atol=atol,
+                                                                         rtol=rtol)
             say(f"running {spec} {precision}")
             with _backend_for(spec, precision, folder, opts) as be:
                 for kind, (x, y) in sets.items():

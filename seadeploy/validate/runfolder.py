@@ -5,8 +5,9 @@ clear message (exit 2) instead of a confusing parity failure:
 
 - ``checkpoint.safetensors`` must exist (it is the reference) and agree with ``manifest.json``'s spec;
 - every ONNX file / engine used must take ``(batch, C, H, W)`` and return ``(batch, classes)`` of that spec;
-- an engine whose sidecar records the ONNX file it was built from must match that file's sha256 (when the
-  sidecar has it) — otherwise it was built for another model;
+- an engine must be the file export recorded in the manifest (sha256), and when its sidecar records the
+  sha256 of the ONNX file it was built from, that file must still match — otherwise it belongs to
+  another model or export;
 - an ONNX file whose sha256 differs from the manifest's record only warns: it was changed after export
   (validate exists precisely to judge such files by their numbers).
 """
@@ -105,6 +106,10 @@ class RunFolder:
         if not path.is_file():
             raise InputError(f"'{path}' does not exist; build it with python -m seadeploy.export --out {self.path} "
                              f"--precision {precision} --engine (on a GPU machine)")
+        entry = ((self.manifest or {}).get("engines") or {}).get(precision) or {}
+        if entry.get("sha256") and entry["sha256"] != sha256(path):
+            raise InputError(f"'{path.name}' is not the engine export built for this run (sha256 differs from "
+                             f"{MANIFEST}): it belongs to another model or export; rebuild it with export --engine")
         sidecar_file = path.with_suffix(".engine.json")
         sidecar = read_json(sidecar_file) if sidecar_file.is_file() else {}
         onnx_file = self.path / str(sidecar.get("onnx", onnx_name(precision)))

@@ -22,7 +22,8 @@ def batch():
 def test_eval_mode_is_exact_normalisation(batch):
     x, _ = batch
     tf = BatchTransform(32, mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 0.2), crop_padding=4, hflip=True, rotation=15).eval()
-    want = (x.float() / 255 - torch.tensor([0.1, 0.2, 0.3])[:, None, None]) / torch.tensor([0.5, 0.25, 0.2])[:, None, None]
+    mean, std = torch.tensor([0.1, 0.2, 0.3])[:, None, None], torch.tensor([0.5, 0.25, 0.2])[:, None, None]
+    want = (x.float() / 255 - mean) / std
     torch.testing.assert_close(tf(x), want)
     assert BatchTransform(48, (0.5,) * 3, (0.5,) * 3).eval()(x).shape == (32, 3, 48, 48)
 
@@ -67,7 +68,8 @@ def test_mixed_cross_entropy_reduces_to_label_smoothed_ce():
     torch.manual_seed(0)
     logits, ya, yb = torch.randn(6, 10), torch.randint(0, 10, (6,)), torch.randint(0, 10, (6,))
     ones = torch.ones(6)
-    torch.testing.assert_close(mixed_cross_entropy(logits, ya, yb, ones, 0.1), F.cross_entropy(logits, ya, label_smoothing=0.1))
+    torch.testing.assert_close(mixed_cross_entropy(logits, ya, yb, ones, 0.1),
+                               F.cross_entropy(logits, ya, label_smoothing=0.1))
     half = mixed_cross_entropy(logits, ya, yb, ones / 2)
     torch.testing.assert_close(half, (F.cross_entropy(logits, ya) + F.cross_entropy(logits, yb)) / 2)
 

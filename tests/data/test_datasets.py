@@ -135,7 +135,8 @@ def test_imagefolder_errors(tmp_path, image_root, capsys):
     (tmp_path / "empty" / "train").mkdir(parents=True)
     with pytest.raises(InputError, match="no classes"):
         get_dataset("imagefolder", root=tmp_path / "empty")
-    code = train_main(["--dataset", "imagefolder", "--data-root", str(tmp_path / "empty"), "--out", str(tmp_path / "r")])
+    code = train_main(["--dataset", "imagefolder", "--data-root", str(tmp_path / "empty"),
+                       "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2 and "no classes with images" in err and err.count("\n") == 1
     with pytest.raises(InputError, match="val"):
@@ -155,7 +156,8 @@ def test_synthetic_is_seeded_and_configurable():
     a = get_dataset("synthetic", num_samples=20, num_classes=3, seed=5)
     b = get_dataset("synthetic", num_samples=20, num_classes=3, seed=5)
     assert torch.equal(a.images, b.images) and int(a.labels.max()) <= 2 and len(a) == 20
-    assert not torch.equal(a.images, get_dataset("synthetic", split="test", num_samples=20, num_classes=3, seed=5).images)
+    other_split = get_dataset("synthetic", split="test", num_samples=20, num_classes=3, seed=5)
+    assert not torch.equal(a.images, other_split.images)
     with pytest.raises(ConfigError, match="no option 'num_sample'"):
         get_dataset("synthetic", num_sample=3)
     with pytest.raises(ConfigError, match="takes none"):

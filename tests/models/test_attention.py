@@ -20,8 +20,11 @@ def naive_tse(m: TiledSqueezeExcite, x: torch.Tensor) -> torch.Tensor:
     """The reference definition: AvgPool(ceil, valid pixels only) → MLP → repeat_interleave + crop → multiply."""
     h, w = x.shape[-2:]
     kh, kw = m.tile
-    z = F.avg_pool2d(x, (kh, kw), (kh, kw), ceil_mode=True, count_include_pad=False) if (kh < h or kw < w) else \
-        x.mean((2, 3), keepdim=True)
+    z = (
+        F.avg_pool2d(x, (kh, kw), (kh, kw), ceil_mode=True, count_include_pad=False)
+        if (kh < h or kw < w)
+        else x.mean((2, 3), keepdim=True)
+    )
     a = m.excite(z)
     a = a.repeat_interleave(min(kh, h), dim=2)[:, :, :h].repeat_interleave(min(kw, w), dim=3)[:, :, :, :w]
     return x * a
@@ -110,8 +113,9 @@ def test_random_squeeze_is_fresh_in_eval_too():
     assert not torch.equal(m(x), m(x))
 
 
-@pytest.mark.parametrize(("kw", "hidden"), [({}, 4), ({"reduction": 8}, 8), ({"ratio": 0.5}, 32),
-                                             ({"hidden": 5}, 5), ({"reduction": 64}, 1)])
+@pytest.mark.parametrize(
+    ("kw", "hidden"), [({}, 4), ({"reduction": 8}, 8), ({"ratio": 0.5}, 32), ({"hidden": 5}, 5), ({"reduction": 64}, 1)]
+)
 def test_se_hidden_width(kw, hidden):
     m = SqueezeExcite(64, **kw)
     assert m.fc1.out_features == hidden and m.fc2.in_features == hidden
@@ -131,7 +135,7 @@ def test_sb_is_additive_with_per_channel_lambda():
     m = create_attention("sb", 8, act="linear", bn=False).eval()
     assert m.lam.shape == (1, 8)
     x = torch.randn(2, 8, 4, 4)
-    shift = (m(x) - x)
+    shift = m(x) - x
     assert_close(shift, shift[:, :, :1, :1].expand_as(shift))  # same shift over the whole channel
     soft = create_attention("sb", 8, act="softmax").eval()
     a = soft.gate(torch.randn(3, 8))
@@ -168,23 +172,26 @@ def test_cbam_channel_then_spatial():
     assert_close(m(x), xc * sp)
 
 
-@pytest.mark.parametrize(("name", "kw", "match"), [
-    ("se", {"reduction": 32}, "larger than the 16 channels"),
-    ("se", {"reduction": 0.5}, "reduction must be ≥ 1"),
-    ("se", {"squeeze": "median"}, "Valid choices: avg, max, std, avg_x_std, random"),
-    ("se", {"bias": "maybe"}, "bias must be true or false"),
-    ("se", {"reduction": "abc"}, "invalid option value"),
-    ("se", {"act": "swish"}, "Valid choices: relu, silu, gelu"),
-    ("se", {"bn": "sometimes"}, "bn must be one of"),
-    ("se", {"tile": 2}, "has no option 'tile'"),
-    ("tse", {"tile": 0}, "tile must be ≥ 1"),
-    ("tse", {"tile": (2, -1)}, "tile must be ≥ 1"),
-    ("tse", {"tile": "big"}, "tile must be an int"),
-    ("sb", {"act": "gelu"}, "Valid choices: tanh, sigmoid, relu, softmax, linear"),
-    ("spse", {"levels": (1, 0)}, "levels must be positive"),
-    ("cbam", {"kernel_size": 4}, "positive odd"),
-    ("nope", {}, "Valid choices"),
-])
+@pytest.mark.parametrize(
+    ("name", "kw", "match"),
+    [
+        ("se", {"reduction": 32}, "larger than the 16 channels"),
+        ("se", {"reduction": 0.5}, "reduction must be ≥ 1"),
+        ("se", {"squeeze": "median"}, "Valid choices: avg, max, std, avg_x_std, random"),
+        ("se", {"bias": "maybe"}, "bias must be true or false"),
+        ("se", {"reduction": "abc"}, "invalid option value"),
+        ("se", {"act": "swish"}, "Valid choices: relu, silu, gelu"),
+        ("se", {"bn": "sometimes"}, "bn must be one of"),
+        ("se", {"tile": 2}, "has no option 'tile'"),
+        ("tse", {"tile": 0}, "tile must be ≥ 1"),
+        ("tse", {"tile": (2, -1)}, "tile must be ≥ 1"),
+        ("tse", {"tile": "big"}, "tile must be an int"),
+        ("sb", {"act": "gelu"}, "Valid choices: tanh, sigmoid, relu, softmax, linear"),
+        ("spse", {"levels": (1, 0)}, "levels must be positive"),
+        ("cbam", {"kernel_size": 4}, "positive odd"),
+        ("nope", {}, "Valid choices"),
+    ],
+)
 def test_impossible_settings_raise_config_error(name, kw, match):
     with pytest.raises(ConfigError, match=match):
         create_attention(name, 16, stage=0, feat_size=(8, 8), **kw)

@@ -18,25 +18,36 @@ def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize(("name", "attn", "kw", "expected"), [
-    ("resnet56_cifar", "se", {"bias": False, "reduction": 16}, 861_818),
-    ("vgg16_cifar", "none", {}, 7_774_538),
-    ("vgg16_cifar", "se", {"ratio": 0.5, "bn": True}, 8_127_018),
-    ("vgg16_cifar", "tse", {"ratio": 0.5, "bn": True, "tile": 2}, 8_125_098),
-    ("vgg16_cifar", "sb", {}, 8_127_978),
-    ("resnet18", "none", {}, 11_689_512),
-    ("resnet18", "se", {"bias": False}, 11_776_552),  # SsENet SE-ResNet-18
-    ("resnet50", "none", {}, 25_557_032),
-])
+@pytest.mark.parametrize(
+    ("name", "attn", "kw", "expected"),
+    [
+        ("resnet56_cifar", "se", {"bias": False, "reduction": 16}, 861_818),
+        ("vgg16_cifar", "none", {}, 7_774_538),
+        ("vgg16_cifar", "se", {"ratio": 0.5, "bn": True}, 8_127_018),
+        ("vgg16_cifar", "tse", {"ratio": 0.5, "bn": True, "tile": 2}, 8_125_098),
+        ("vgg16_cifar", "sb", {}, 8_127_978),
+        ("resnet18", "none", {}, 11_689_512),
+        ("resnet18", "se", {"bias": False}, 11_776_552),  # SsENet SE-ResNet-18
+        ("resnet50", "none", {}, 25_557_032),
+    ],
+)
 def test_parameter_counts_match_models_md(name, attn, kw, expected):
     assert n_params(create_model(name, attn, kw)) == expected
 
 
-@pytest.mark.parametrize(("name", "expected"), [  # torchvision's published counts
-    ("resnet34", 21_797_672), ("resnet101", 44_549_160), ("resnet152", 60_192_808),
-    ("resnext50_32x4d", 25_028_904), ("resnext101_32x4d", 44_177_704),
-    ("efficientnet_b0", 5_288_548), ("efficientnet_b1", 7_794_184), ("efficientnet_b2", 9_109_994),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [  # torchvision's published counts
+        ("resnet34", 21_797_672),
+        ("resnet101", 44_549_160),
+        ("resnet152", 60_192_808),
+        ("resnext50_32x4d", 25_028_904),
+        ("resnext101_32x4d", 44_177_704),
+        ("efficientnet_b0", 5_288_548),
+        ("efficientnet_b1", 7_794_184),
+        ("efficientnet_b2", 9_109_994),
+    ],
+)
 def test_parameter_counts_match_torchvision(name, expected):
     assert n_params(create_model(name)) == expected  # EfficientNet's default attention is its SE
 
@@ -60,8 +71,12 @@ def test_every_attention_in_every_backbone_builds_keeps_shape_and_backprops(name
     assert paths and all(".attn" in p or p.startswith("attn") for p in paths)
     x = torch.randn(2, 3, size, size)
     shapes = {}
-    hooks = [model.get_submodule(p).register_forward_hook(
-        lambda m, a, out, p=p: shapes.__setitem__(p, (a[0].shape, out.shape))) for p in paths]
+    hooks = [
+        model.get_submodule(p).register_forward_hook(
+            lambda m, a, out, p=p: shapes.__setitem__(p, (a[0].shape, out.shape))
+        )
+        for p in paths
+    ]
     y = model(x)
     for h in hooks:
         h.remove()
@@ -109,24 +124,37 @@ def test_resnet_init_rules():
 
 def test_model_spec_is_attached():
     m = create_model("resnet20_cifar", "tse", {"tile": 4}, num_classes=5)
-    assert (m.spec.model, m.spec.attn, m.spec.attn_kwargs, m.spec.num_classes) == ("resnet20_cifar", "tse", {"tile": 4}, 5)
+    assert (m.spec.model, m.spec.attn, m.spec.attn_kwargs, m.spec.num_classes) == (
+        "resnet20_cifar",
+        "tse",
+        {"tile": 4},
+        5,
+    )
     assert model_defaults("efficientnet_b0").default_attn == "se" and create_model("efficientnet_b0").spec.attn == "se"
 
 
 def test_registry_lists():
     assert len(list_models()) == 16 and list_models("resnet*_cifar") == [
-        "resnet110_cifar", "resnet20_cifar", "resnet32_cifar", "resnet44_cifar", "resnet56_cifar"]
+        "resnet110_cifar",
+        "resnet20_cifar",
+        "resnet32_cifar",
+        "resnet44_cifar",
+        "resnet56_cifar",
+    ]
     assert set(list_attention()) == {"none", "se", "tse", "sb", "spse", "rgse", "cbam"}
 
 
-@pytest.mark.parametrize(("kw", "match"), [
-    ({"name": "resnet57_cifar"}, "Valid choices"),
-    ({"name": "resnet20_cifar", "attn": "sse"}, "Valid choices: none"),
-    ({"name": "resnet20_cifar", "input_size": 16}, "at least 32"),
-    ({"name": "resnet20_cifar", "num_classes": 0}, "num_classes"),
-    ({"name": "resnet20_cifar", "depth": 3}, "has no option 'depth'"),
-    ({"name": "resnet18", "stem": "tiny"}, "Valid choices: imagenet, cifar"),
-])
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"name": "resnet57_cifar"}, "Valid choices"),
+        ({"name": "resnet20_cifar", "attn": "sse"}, "Valid choices: none"),
+        ({"name": "resnet20_cifar", "input_size": 16}, "at least 32"),
+        ({"name": "resnet20_cifar", "num_classes": 0}, "num_classes"),
+        ({"name": "resnet20_cifar", "depth": 3}, "has no option 'depth'"),
+        ({"name": "resnet18", "stem": "tiny"}, "Valid choices: imagenet, cifar"),
+    ],
+)
 def test_bad_model_settings_raise_config_error(kw, match):
     with pytest.raises(ConfigError, match=match):
         create_model(**kw)

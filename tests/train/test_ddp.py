@@ -15,7 +15,8 @@ from seadeploy.train import make_config, train
 
 # Same global batch (32 = 2 × 16) and sample order in both runs; no random augmentation, so the runs
 # differ only in BatchNorm statistics (per-rank half batches) and reduction order.
-ARGS = {"model": "resnet20_cifar", "attn": "se", "epochs": 2, "batch_size": 32, "warmup_epochs": 0.25, "crop_padding": 0}
+ARGS = {"model": "resnet20_cifar", "attn": "se", "epochs": 2, "batch_size": 32, "warmup_epochs": 0.25,
+        "crop_padding": 0}
 
 
 def _flags(cfg: dict) -> list[str]:

@@ -26,10 +26,12 @@ def test_published_recipes_match_models_md():
     assert make_config("tse-vgg-cifar").attn_kwargs == {"tile": 2, "ratio": 0.5, "bn": "hidden"}
     s = make_config("seresnet-cifar")
     assert (s.optimizer, s.lr, s.betas, s.weight_decay, s.decay_ndim2_only) == ("adamw", 1e-3, [0.9, 0.99], 0.1, True)
-    assert (s.scheduler, s.cycle_epochs, s.warmup_epochs, s.label_smoothing, s.cutmix) == ("cosine_restarts", 50, 10, 0.1, 1.0)
+    assert (s.scheduler, s.cycle_epochs, s.warmup_epochs) == ("cosine_restarts", 50, 10)
+    assert (s.label_smoothing, s.cutmix, s.normalize) == (0.1, 1.0, "dataset")
     assert (s.clip_grad, s.clip_mode, s.amp, s.batch_size, s.model) == (3.0, "param", True, 128, "resnet56_cifar")
     i = make_config("sse-imagenet")
-    assert (i.lr, i.weight_decay, i.milestones, i.gamma, i.input_size, i.random_resized_crop) == (0.01, 1e-4, [30, 60], 0.1, 224, True)
+    assert (i.lr, i.weight_decay, i.milestones, i.gamma) == (0.01, 1e-4, [30, 60], 0.1)
+    assert (i.input_size, i.random_resized_crop, i.nesterov, i.dataset) == (224, True, False, "imagefolder")
     r = make_config("rgse-imagenet")
     assert (r.lr, r.epochs, r.milestones, r.attn, r.model) == (0.1, 100, [30, 60, 90], "rgse", "resnet50")
 
@@ -45,7 +47,8 @@ def test_overrides_flag_by_flag_and_attention_options():
 
 @pytest.mark.parametrize(("kw", "match"), [({"recipe": "tse-vgg"}, "Did you mean 'tse-vgg-cifar'"),
                                            ({"epochs": 0}, "--epochs"), ({"optimizer": "lamb"}, "optimizer"),
-                                           ({"milestones": [60, 40]}, "increasing"), ({"colour": 1}, "unknown training option"),
+                                           ({"milestones": [60, 40]}, "increasing"),
+                                           ({"colour": 1}, "unknown training option"),
                                            ({"scheduler": "cosine_restarts", "warmup_epochs": 60}, "shorter")])
 def test_bad_settings_raise_config_error(kw, match):
     with pytest.raises(ConfigError, match=match):

@@ -112,7 +112,7 @@ def test_resume_rules(tmp_path, capsys):
 
 def test_cli_json_is_quiet_and_target_acc_fails(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("CI", raising=False)
-    args = ["--model", "resnet20_cifar", "--attn", "tse", "--attn-arg", "tile=4", "--limit-train", "32",
+    args = ["--model", "resnet20_cifar", "--attn", "tse", "--attn-arg", "tile=4", "--limit-train", "64",
             "--limit-test", "32", "--epochs", "1"]
     assert main([*args, "--out", str(tmp_path / "a"), "--json"]) == 0
     cap = capsys.readouterr()

@@ -155,3 +155,26 @@ def test_trt_backend_and_layerwise_on_gpu(exported_run, tmp_path):
     assert report, report.text()
     trt_lw = [lw for lw in report.layerwise if lw.backend == "trt"]
     assert trt_lw and all(r["engine_layer"] for r in trt_lw[0].rows) and len(trt_lw[0].rows) >= 9
+
+
+def test_engine_of_another_run_is_rejected_before_tensorrt_loads(run_copy):
+    from seadeploy.artifacts import sha256
+    from seadeploy.errors import InputError
+    from seadeploy.validate.runfolder import RunFolder
+
+    engine = run_copy / "model.fp16.engine"
+    engine.write_bytes(b"engine bytes of this run")
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    manifest["engines"] = {"fp16": {"path": engine.name, "sha256": sha256(engine)}}
+    (run_copy / "manifest.json").write_text(json.dumps(manifest))
+    assert RunFolder.load(run_copy).engine_path("fp16") == engine
+    engine.write_bytes(b"an engine copied from another run")
+    with pytest.raises(InputError, match="not the engine export built for this run"):
+        RunFolder.load(run_copy).engine_path("fp16")
+    (run_copy / "model.fp16.engine.json").write_text(json.dumps({"onnx": "model.fp16.onnx", "onnx_sha256": "0" * 64}))
+    manifest["engines"] = {}
+    (run_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="was built from another model.fp16.onnx"):
+        RunFolder.load(run_copy).engine_path("fp16")
+    with pytest.raises(InputError, match="model.int8.engine' does not exist"):
+        RunFolder.load(run_copy).engine_path("int8")

@@ -77,7 +77,7 @@ def test_points_fold_batchnorm_and_follow_graph_order(net_and_onnx):
     attn = by_label["layer1.0.attn+drop"]  # eval-mode Dropout has no ONNX node: absorbed like a folded BN
     assert attn.container and attn.op_type == "Mul" and not by_label["layer1.0.attn.fc1"].container
     assert "layer1.0.relu" in unmatched  # called twice per block: ambiguous, reported and skipped
-    assert not any("bn1" == label.split(".")[-1] for label in labels)
+    assert not any(label.split(".")[-1] == "bn1" for label in labels)
 
 
 def test_clean_export_has_no_divergence(net_and_onnx):

@@ -44,7 +44,8 @@ def test_matrix_reports_every_case_and_fails_on_one_bad_case(fake_export, tmp_pa
     assert {c["precision"] for c in summary["comparisons"]} == {"fp32", "fp16", "int8"}
     assert (out / "matrix.csv").read_text().startswith("case,backend,precision")
     cases = ET.parse(tmp_path / "m.xml").getroot().find("testsuite").findall("testcase")
-    assert len(cases) == 6 and cases[0].get("classname") == "parity.resnet20_cifar-se.ort.fp32"
+    assert len(cases) == 7 and cases[0].get("classname") == "parity.resnet20_cifar-se.ort.fp32"
+    assert cases[-1].get("classname") == "parity.resnet20_cifar-cbam" and cases[-1].find("failure") is not None
 
 
 def test_matrix_passes_and_cleans_up_its_temporary_folder(fake_export, capsys):

@@ -28,9 +28,17 @@ class CBAM(nn.Module):
         act: MLP inner activation.
     """
 
-    def __init__(self, channels: int, reduction: float | None = 16, ratio: float | None = None,
-                 hidden: int | None = None, bias: bool = True, kernel_size: int = 7, spatial_bn: bool = True,
-                 act: str = "relu") -> None:
+    def __init__(
+        self,
+        channels: int,
+        reduction: float | None = 16,
+        ratio: float | None = None,
+        hidden: int | None = None,
+        bias: bool = True,
+        kernel_size: int = 7,
+        spatial_bn: bool = True,
+        act: str = "relu",
+    ) -> None:
         super().__init__()
         if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
             raise ConfigError(f"kernel_size must be a positive odd number, got {kernel_size}")

@@ -125,4 +125,3 @@ def window_mean_floor(x: Tensor, window: tuple[int, int]) -> Tensor:
     if (gh, gw) == (1, 1):
         return global_mean(x)
     return x.reshape(-1, int(x.shape[1]), gh, kh, gw, kw).mean(dim=(3, 5))
-

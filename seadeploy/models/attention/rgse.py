@@ -34,9 +34,18 @@ class ResolutionGuidedSE(nn.Module):
         reduction, ratio, hidden, bias, act: the MLP (default biased, C // 16).
     """
 
-    def __init__(self, channels: int, feat_size: tuple[int, int] | None = None, window: int = 7,
-                 grid: int | tuple[int, int] | None = None, reduction: float | None = 16,
-                 ratio: float | None = None, hidden: int | None = None, bias: bool = True, act: str = "relu") -> None:
+    def __init__(
+        self,
+        channels: int,
+        feat_size: tuple[int, int] | None = None,
+        window: int = 7,
+        grid: int | tuple[int, int] | None = None,
+        reduction: float | None = 16,
+        ratio: float | None = None,
+        hidden: int | None = None,
+        bias: bool = True,
+        act: str = "relu",
+    ) -> None:
         super().__init__()
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ConfigError(f"window must be a positive int, got {window!r}")
@@ -47,14 +56,16 @@ class ResolutionGuidedSE(nn.Module):
         elif feat_size is not None:
             g = tuple(max(1, int(s) // window) for s in feat_size)
         else:
-            raise ConfigError("rgse needs the attended map's size: build it through a backbone, or pass "
-                              "feat_size=(H, W) or grid=G")
+            raise ConfigError(
+                "rgse needs the attended map's size: build it through a backbone, or pass feat_size=(H, W) or grid=G"
+            )
         if len(g) != 2 or min(g) < 1:
             raise ConfigError(f"grid must be ≥ 1, got {g}")
         self.grid = g
         identity = g == (1, 1)
-        self.fuse = nn.Identity() if identity else nn.Conv2d(channels, channels, g, stride=g, groups=channels,
-                                                              bias=False)
+        self.fuse = (
+            nn.Identity() if identity else nn.Conv2d(channels, channels, g, stride=g, groups=channels, bias=False)
+        )
         self.bn = nn.Identity() if identity else nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
         h = hidden_channels(channels, reduction, ratio, hidden)
@@ -67,8 +78,10 @@ class ResolutionGuidedSE(nn.Module):
         h, w = int(x.shape[-2]), int(x.shape[-1])
         win = (min(self.window, h), min(self.window, w))
         if (h // win[0], w // win[1]) != self.grid:
-            raise InputError(f"rgse was built for a {self.grid} descriptor grid but got a {h}×{w} map "
-                             f"({h // win[0]}×{w // win[1]} windows of {self.window}); build the model for this input size")
+            raise InputError(
+                f"rgse was built for a {self.grid} descriptor grid but got a {h}×{w} map "
+                f"({h // win[0]}×{w // win[1]} windows of {self.window}); build the model for this input size"
+            )
         z = self.relu(self.bn(self.fuse(window_mean_floor(x, win)))).flatten(1)
         s = self.gate(self.fc2(self.act(self.fc1(z))))
         return x * s[:, :, None, None]

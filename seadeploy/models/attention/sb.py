@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from seadeploy.errors import ConfigError
 from seadeploy.models.attention import ATTENTION
-from seadeploy.models.attention.se import check_bool, bn_form, hidden_channels
+from seadeploy.models.attention.se import bn_form, check_bool, hidden_channels
 
 #: The attention-branch activation ablation of the SB repo; softmax runs over the channels (dim=-1).
 SB_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -38,8 +38,15 @@ class ShiftBalance(nn.Module):
         act: tanh (paper default), sigmoid, relu, softmax (over channels) or linear.
     """
 
-    def __init__(self, channels: int, ratio: float | None = None, reduction: float | None = None,
-                 bias: bool = True, bn: bool | str = True, act: str = "tanh") -> None:
+    def __init__(
+        self,
+        channels: int,
+        ratio: float | None = None,
+        reduction: float | None = None,
+        bias: bool = True,
+        bn: bool | str = True,
+        act: str = "tanh",
+    ) -> None:
         super().__init__()
         if not isinstance(act, str) or act not in SB_ACTIVATIONS:
             raise ConfigError(f"unknown sb act '{act}'. Valid choices: {', '.join(SB_ACTIVATIONS)}")

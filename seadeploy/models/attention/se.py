@@ -43,8 +43,13 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 BN_FORMS = (False, "hidden", "both")
 
 
-def hidden_channels(channels: int, reduction: float | None = 16, ratio: float | None = None,
-                    hidden: int | None = None, min_hidden: int = 1) -> int:
+def hidden_channels(
+    channels: int,
+    reduction: float | None = 16,
+    ratio: float | None = None,
+    hidden: int | None = None,
+    min_hidden: int = 1,
+) -> int:
     """MLP width: ``hidden`` if given, else ``int(channels·ratio)`` if ``ratio``, else ``channels // reduction``.
 
     Raises:
@@ -61,8 +66,10 @@ def hidden_channels(channels: int, reduction: float | None = 16, ratio: float | 
     if reduction is None or float(reduction) < 1:
         raise ConfigError(f"reduction must be ≥ 1 (hidden = channels // reduction), got {reduction}")
     if float(reduction) > channels:
-        raise ConfigError(f"reduction {reduction} is larger than the {channels} channels it reduces; "
-                          f"use reduction ≤ {channels} or ratio=... / hidden=...")
+        raise ConfigError(
+            f"reduction {reduction} is larger than the {channels} channels it reduces; "
+            f"use reduction ≤ {channels} or ratio=... / hidden=..."
+        )
     return max(int(min_hidden), int(channels // reduction))
 
 
@@ -114,9 +121,18 @@ class SqueezeExcite(nn.Module):
         min_hidden: lower bound of the hidden width.
     """
 
-    def __init__(self, channels: int, reduction: float | None = 16, ratio: float | None = None,
-                 hidden: int | None = None, bias: bool = True, bn: bool | str = False, squeeze: str = "avg",
-                 act: str = "relu", min_hidden: int = 1) -> None:
+    def __init__(
+        self,
+        channels: int,
+        reduction: float | None = 16,
+        ratio: float | None = None,
+        hidden: int | None = None,
+        bias: bool = True,
+        bn: bool | str = False,
+        squeeze: str = "avg",
+        act: str = "relu",
+        min_hidden: int = 1,
+    ) -> None:
         super().__init__()
         self.squeeze = check_squeeze(squeeze)
         self.bn_form = bn_form(bn, true_means="both")

@@ -34,8 +34,16 @@ class SpatialPyramidSE(nn.Module):
         act: MLP inner activation.
     """
 
-    def __init__(self, channels: int, levels: Sequence[int] = (1, 2, 4), reduction: float | None = 16,
-                 ratio: float | None = None, hidden: int | None = None, bias: bool = True, act: str = "relu") -> None:
+    def __init__(
+        self,
+        channels: int,
+        levels: Sequence[int] = (1, 2, 4),
+        reduction: float | None = 16,
+        ratio: float | None = None,
+        hidden: int | None = None,
+        bias: bool = True,
+        act: str = "relu",
+    ) -> None:
         super().__init__()
         levels = (levels,) if isinstance(levels, int) else tuple(levels)
         if not levels or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in levels):

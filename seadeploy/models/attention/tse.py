@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from seadeploy.errors import ConfigError
 from seadeploy.models.attention import ATTENTION
 from seadeploy.models.attention.pooling import global_mean, tile_broadcast, tile_mean
-from seadeploy.models.attention.se import check_bool, bn_form, hidden_channels, make_act
+from seadeploy.models.attention.se import bn_form, check_bool, hidden_channels, make_act
 
 
 def parse_tile(tile: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -30,12 +30,17 @@ def parse_tile(tile: int | tuple[int, int] | list[int]) -> tuple[int, int]:
         raise ConfigError(f"tile must be an int or (kh, kw), got {tile!r}")
     if isinstance(tile, int | float) and float(tile).is_integer():
         kh = kw = int(tile)
-    elif isinstance(tile, tuple | list) and len(tile) == 2 and all(
-            isinstance(t, int | float) and not isinstance(t, bool) and float(t).is_integer() for t in tile):
+    elif (
+        isinstance(tile, tuple | list)
+        and len(tile) == 2
+        and all(isinstance(t, int | float) and not isinstance(t, bool) and float(t).is_integer() for t in tile)
+    ):
         kh, kw = int(tile[0]), int(tile[1])
     else:
-        raise ConfigError(f"tile must be an int or a pair (kh, kw) of ints, got {tile!r} "
-                          "(per-stage tiles: a list such as tile=[2, 2, 4, 7])")
+        raise ConfigError(
+            f"tile must be an int or a pair (kh, kw) of ints, got {tile!r} "
+            "(per-stage tiles: a list such as tile=[2, 2, 4, 7])"
+        )
     if kh < 1 or kw < 1:
         raise ConfigError(f"tile must be ≥ 1 in both directions, got {(kh, kw)}")
     return kh, kw
@@ -52,9 +57,18 @@ class TiledSqueezeExcite(nn.Module):
         bn: ``False`` (paper), ``True``/``"hidden"`` (repo: BN2d after the first conv), ``"both"``.
     """
 
-    def __init__(self, channels: int, tile: int | tuple[int, int] = 7, reduction: float | None = 16,
-                 ratio: float | None = None, hidden: int | None = None, bias: bool = True,
-                 bn: bool | str = False, act: str = "relu", min_hidden: int = 1) -> None:
+    def __init__(
+        self,
+        channels: int,
+        tile: int | tuple[int, int] = 7,
+        reduction: float | None = 16,
+        ratio: float | None = None,
+        hidden: int | None = None,
+        bias: bool = True,
+        bn: bool | str = False,
+        act: str = "relu",
+        min_hidden: int = 1,
+    ) -> None:
         super().__init__()
         self.tile = parse_tile(tile)
         self.bn_form = bn_form(bn, true_means="hidden")

@@ -1,0 +1,120 @@
+"""Model statistics and the ``python -m seadeploy.models`` command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from seadeploy.models import create_model
+from seadeploy.models.__main__ import main
+from seadeploy.models.stats import compute_stats, model_stats, zoo_table
+
+VGG = (
+    (3, 64, 32),
+    (64, 64, 32),
+    (64, 128, 16),
+    (128, 128, 16),
+    (128, 256, 8),
+    (256, 256, 8),
+    (256, 256, 8),
+    (256, 512, 4),
+    (512, 512, 4),
+    (512, 512, 4),
+)  # (cin, cout, map size) of the 10 convs
+
+
+def test_vgg_macs_params_and_activations_match_hand_count():
+    s = model_stats("vgg16_cifar", "none").summary
+    conv = sum(s * s * cout * cin * 9 for cin, cout, s in VGG)
+    assert s["macs"] == conv + 512 * 256 + 256 * 10
+    assert s["params"] == 7_774_538 and s["attn_blocks"] == 0 and s["attn_params"] == 0
+    assert s["activations"] == sum(s * s * cout for _, cout, s in VGG) + 256 + 10
+
+
+@pytest.mark.parametrize(("name", "gmacs"), [("resnet18", 1.81), ("resnet50", 4.09)])
+def test_imagenet_macs_match_published_figures(name, gmacs):
+    assert round(model_stats(name).summary["macs"] / 1e9, 2) == gmacs
+
+
+def test_se_attention_work_per_module():
+    st = model_stats("vgg16_cifar", "se", {"ratio": 0.5, "bn": True})
+    frame = st.attention
+    assert list(frame["module"]) == [f"stages.{i}.attn" for i in range(4)]
+    row = frame.iloc[0]
+    assert (row["C"], row["H"], row["W"]) == (64, 32, 32)
+    assert row["reduce_ops"] == 64 * 32 * 32 and row["scale_ops"] == 64 * 32 * 32 and row["gate_ops"] == 64
+    assert row["excite_macs"] == 2 * 64 * 32 and row["params"] == 64 * 64 + 4.5 * 64
+    assert row["bytes_moved"] == 4 * (2 * 64 * 32 * 32 + 64 + 64 * 32 * 32 + row["params"])
+    s = st.summary
+    assert s["params"] == 8_127_018 and s["attn_params"] == 352_480
+    assert s["macs"] == model_stats("vgg16_cifar", "none").summary["macs"] + s["attn_excite_macs"]
+    total = st.to_frame().iloc[-1]
+    assert total["module"] == "total" and total["reduce_ops"] == s["attn_reduce_ops"]
+
+
+def test_tse_work_scales_with_the_tile_grid():
+    se = model_stats("resnet20_cifar", "se").attention
+    tse = model_stats("resnet20_cifar", "tse", {"tile": 4}).attention
+    first_se, first = se.iloc[0], tse.iloc[0]  # 16 × 32 × 32 map, 8 × 8 tiles
+    assert first["gate_ops"] == 16 * 64 and first["excite_macs"] == first_se["excite_macs"] * 64
+    assert first["reduce_ops"] == first_se["reduce_ops"] and first["bytes_moved"] > first_se["bytes_moved"]
+    covering = model_stats("resnet20_cifar", "tse", {"tile": 32}).attention
+    assert (covering["gate_ops"] == se["gate_ops"]).all() and (covering["excite_macs"] == se["excite_macs"]).all()
+
+
+def test_other_attentions_have_work_models():
+    for attn in ("sb", "spse", "rgse", "cbam"):
+        frame = model_stats("resnet20_cifar", attn).attention
+        assert len(frame) == 9 and (frame["reduce_ops"] > 0).all() and (frame["scale_ops"] > 0).all()
+    cbam = model_stats("resnet20_cifar", "cbam").attention.iloc[0]
+    assert cbam["gate_ops"] == 16 + 32 * 32
+
+
+def test_compute_stats_leaves_model_mode_alone():
+    m = create_model("resnet20_cifar", "se").train()
+    compute_stats(m, 32)
+    assert m.training
+
+
+def test_zoo_table():
+    frame = zoo_table(["resnet20_cifar"], ["none", "se", "tse"])
+    assert list(frame["attn"]) == ["none", "se", "tse"] and frame["params"].iloc[1] == frame["params"].iloc[2]
+
+
+def test_cli_stats_json(capsys):
+    assert main(["stats", "--model", "resnet56_cifar", "--attn", "se", "--attn-arg", "bias=false", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["summary"]["params"] == 861_818 and out["summary"]["macs"] > 1e8
+    assert len(out["attention"]) == 27
+
+
+def test_cli_stats_table_and_list(capsys):
+    assert main(["stats", "--model", "vgg16_cifar", "--attn", "tse", "--attn-arg", "tile=2"]) == 0
+    text = capsys.readouterr().out
+    assert "stages.3.attn" in text and "total" in text and "params" in text
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert "efficientnet_b0" in text and "attention: none, cbam, rgse, sb, se, spse, tse" in text
+    assert main(["table", "--models", "resnet20_cifar", "--attn", "none,se", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["stats", "--model", "resnet57_cifar", "--attn", "se"], "Valid choices"),
+        (["stats", "--model", "resnet56_cifar", "--attn", "sse"], "Valid choices: none"),
+        (["stats", "--model", "resnet56_cifar", "--attn", "tse", "--attn-arg", "tile=0"], "tile must be ≥ 1"),
+        (["stats", "--model", "resnet56_cifar", "--attn", "se", "--attn-arg", "reduction=32"], "larger than"),
+        (["stats", "--model", "resnet56_cifar", "--attn", "se", "--attn-arg", "squeeze=median"], "Valid choices: avg"),
+        (["stats", "--model", "resnet56_cifar", "--attn", "se", "--attn-arg", "tile"], "KEY=VALUE"),
+        (["stats", "--model", "resnet56_cifar", "--input-size", "8"], "at least 32"),
+        (["table", "--models", "nothing*"], "no model matches"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_cli_errors_exit_2_with_one_line(argv, match, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and match in err and err.count("\n") == 1 and "Traceback" not in err
