@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
-import pytest
-import torch
+# Under load, OpenMP threads that spin-wait slow small CPU models down many times; sleep instead.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 def _has_gpu() -> bool:

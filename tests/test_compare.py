@@ -114,3 +114,38 @@ def test_skip_train_without_checkpoints_fails_with_exit_2_and_still_reports(tmp_
     html = (out / "report.html").read_text()
     assert "not measured: se: train failed: InputError: --skip-train" in html
     assert "not measured: se: latency skipped (export did not finish)" in html
+
+
+class _Comparison:
+    def __init__(self, precision: str, failures: list[str]) -> None:
+        self.precision, self.failures, self.name = precision, failures, f"ort/{precision}/data"
+
+    def __bool__(self) -> bool:
+        return not self.failures
+
+
+@pytest.mark.parametrize(("failing", "strict", "outcome"), [
+    ({}, False, "ok"),
+    ({"int8": "top-1 agreement 98.89% < 99.00%"}, False, "warning"),
+    ({"int8": "top-1 agreement 98.89% < 99.00%"}, True, "failed"),
+    ({"fp32": "max_abs 0.1 > atol"}, False, "failed"),
+])
+def test_validate_fails_on_fp32_and_warns_on_lower_precisions(failing, strict, outcome, tmp_path, monkeypatch):
+    import seadeploy.validate.parity as parity
+
+    class Report:
+        comparisons = [_Comparison(p, [failing[p]] if p in failing else []) for p in ("fp32", "fp16", "int8")]
+
+    monkeypatch.setattr(parity, "validate_run", lambda *a, **k: Report())
+    for stage in ("train", "export", "latency", "layers", "buffers"):
+        monkeypatch.setitem(compare.STAGE_FNS, stage, lambda v, o: {})
+    o = CompareOptions(out=str(tmp_path), strict_parity=strict)
+    status = run_variant(Variant("se", "se", {}, tmp_path / "se"), o, log=lambda m: None)
+    assert status["validate"]["status"] == outcome
+    assert exit_code({"se": status}) == (1 if outcome == "failed" else 0)
+    if outcome == "warning":
+        assert status["validate"]["error"] == "ort/int8/data: top-1 agreement 98.89% < 99.00%"
+        study = StudyData()
+        apply_stage_notes(study, {"se": status})
+        assert study.warnings == {"parity": ["se: validate: ort/int8/data: top-1 agreement 98.89% < 99.00%"]}
+        assert study.notes == {}

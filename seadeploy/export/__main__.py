@@ -7,7 +7,15 @@ import sys
 from argparse import BooleanOptionalAction
 
 from seadeploy.artifacts import ModelSpec
-from seadeploy.cli import ArgumentParser, add_common_args, add_model_args, parse_kv_args, print_json, progress_enabled, run_main
+from seadeploy.cli import (
+    ArgumentParser,
+    add_common_args,
+    add_model_args,
+    parse_kv_args,
+    print_json,
+    progress_enabled,
+    run_main,
+)
 from seadeploy.errors import ConfigError
 
 

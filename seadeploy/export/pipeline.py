@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from seadeploy.artifacts import CHECKPOINT, MANIFEST, Checkpoint, ModelSpec, onnx_name, sha256
+from seadeploy.artifacts import CHECKPOINT, MANIFEST, Checkpoint, ModelSpec, sha256
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.export import checks
-from seadeploy.export.manifest import new_manifest, write_manifest
 
 PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_DATASET = "digits"

@@ -23,6 +23,7 @@ from seadeploy.artifacts import REPORT_HTML, REPORT_MD, atomic_path, write_text
 from seadeploy.reports.plots import figure_png
 
 NOT_MEASURED = "not measured"
+WARNING = "warning"
 
 
 @dataclasses.dataclass
@@ -125,8 +126,9 @@ def _item_html(item: Item) -> str:
         cap = f"<figcaption>{_inline_html(item.caption)}</figcaption>" if item.caption else ""
         alt = html.escape(item.caption or item.name, quote=True)
         return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">{cap}</figure>'
-    cls = ' class="missing"' if str(item).startswith(NOT_MEASURED) else ""
-    return f"<p{cls}>{_inline_html(str(item))}</p>"
+    text = str(item)
+    cls = ' class="missing"' if text.startswith(NOT_MEASURED) else ' class="warning"' if text.startswith(WARNING) else ""
+    return f"<p{cls}>{_inline_html(text)}</p>"
 
 
 _CSS = """
@@ -142,6 +144,7 @@ table.data tbody tr:nth-child(even){background:#fafafa}
 figure{margin:.8rem 0 1.4rem} figure img{max-width:100%;border:1px solid #eee}
 figcaption{color:#555;font-size:.88rem}
 .missing{color:#8a4b00;background:#fff4e5;border-left:4px solid #f0a040;padding:.35rem .7rem}
+.warning{color:#7a1010;background:#fdecec;border-left:4px solid #d64545;padding:.35rem .7rem}
 code{background:#f2f2f2;padding:0 .2rem;border-radius:3px}
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from seadeploy.reports import plots, tables
-from seadeploy.reports.render import NOT_MEASURED, FigureItem, Section, Table
+from seadeploy.reports.render import NOT_MEASURED, WARNING, FigureItem, Section, Table
 from seadeploy.reports.study import StudyData
 
 HEADERS = {
@@ -35,9 +35,10 @@ def _missing(study: StudyData, *frames: str, default: str) -> str:
 
 
 def _notes(study: StudyData, *frames: str) -> list[str]:
-    """Partial gaps, shown under a section that has some data."""
+    """Partial gaps and warnings, shown under a section that has some data."""
     notes = [n for f in frames for n in study.notes.get(f, [])]
-    return [f"{NOT_MEASURED}: {n}" for n in dict.fromkeys(notes)]
+    warns = [w for f in frames for w in study.warnings.get(f, [])]
+    return [f"{NOT_MEASURED}: {n}" for n in dict.fromkeys(notes)] + [f"{WARNING}: {w}" for w in dict.fromkeys(warns)]
 
 
 def _headers(base: str | None) -> dict[str, str]:

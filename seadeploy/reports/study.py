@@ -23,7 +23,8 @@ class StudyData:
     """Frames of a study (see :mod:`seadeploy.reports.tables` for their columns).
 
     ``notes`` maps a frame name to the reasons parts of it were not measured (``"tse: profiling
-    failed: ..."``); ``meta`` carries settings shown in the report (model, dataset, epochs, batches,
+    failed: ..."``); ``warnings`` to findings about data that was measured (``"se: validate: ort/int8:
+    top-1 agreement 98.9% < 99%"``); ``meta`` carries settings shown in the report (model, dataset, epochs, batches,
     threads, timing windows, baseline, library versions).
     """
 
@@ -35,6 +36,7 @@ class StudyData:
     parity: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     training: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     notes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    warnings: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property

@@ -59,6 +59,10 @@ def apply_stage_notes(study: StudyData, stages: dict[str, dict[str, dict[str, An
         for stage, info in per_stage.items():
             if info.get("status") == "ok":
                 continue
+            if info["status"] == "warning":
+                for frame in STAGE_FRAMES[stage]:
+                    study.warnings.setdefault(frame, []).append(f"{variant}: {stage}: {info.get('error')}")
+                continue
             text = (f"{stage} skipped ({info.get('error')})" if info["status"] == "skipped"
                     else f"{stage} {info['status']}: {info.get('error')}")
             for frame in STAGE_FRAMES[stage]:

@@ -55,14 +55,20 @@ class TransferResult:
 
     def to_frame(self) -> pd.DataFrame:
         """One row for the model as trained and one after the conversion."""
-        rows = [{"model": "as trained", "attn": self.spec_before.get("attn"), **_metric_cols(self.before)}]
+        rows = [{"model": "as trained", "attn": _attn_label(self.spec_before), **_metric_cols(self.before)}]
         if self.after is not None:
-            rows.append({"model": f"after {self.conversion}", "attn": self.spec_after.get("attn"),
+            rows.append({"model": f"after {self.conversion}", "attn": _attn_label(self.spec_after),
                          **_metric_cols(self.after)})
         return pd.DataFrame(rows)
 
     def summary(self) -> dict[str, Any]:
         return {"passed": bool(self), **dataclasses.asdict(self), "drop_top1": self.drop}
+
+
+def _attn_label(spec: dict[str, Any]) -> str:
+    """``tse(tile=4)``: the attention and its options, as a table cell."""
+    opts = ", ".join(f"{k}={v}" for k, v in sorted(spec.get("attn_kwargs", {}).items()))
+    return f"{spec.get('attn')}({opts})" if opts else str(spec.get("attn"))
 
 
 def _metric_cols(m: dict[str, float]) -> dict[str, float]:

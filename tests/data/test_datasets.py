@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import pickle
 import tarfile
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from seadeploy.artifacts import Checkpoint
 from seadeploy.data import cifar, get_dataset, list_datasets
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.train.__main__ import main as train_main
@@ -162,3 +164,16 @@ def test_synthetic_is_seeded_and_configurable():
         get_dataset("synthetic", num_sample=3)
     with pytest.raises(ConfigError, match="takes none"):
         get_dataset("digits", num_samples=3)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "imagefolder"])
+def test_training_cli_runs_on_file_datasets(name, cifar_root, image_root, tmp_path, capsys):
+    root = cifar_root[0] if name == "cifar10" else image_root
+    out = tmp_path / "run"
+    code = train_main(["--model", "resnet20_cifar", "--attn", "se", "--dataset", name, "--data-root", str(root),
+                       "--input-size", "32", "--epochs", "1", "--batch-size", "4", "--limit-train", "12",
+                       "--out", str(out), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["dataset"] == name and summary["epochs"] == 1
+    ckpt = Checkpoint.load(out)
+    assert ckpt.spec.num_classes == (10 if name == "cifar10" else 3) and ckpt.extra["data_root"] == str(root)

@@ -133,3 +133,11 @@ def test_figure_item_png_is_cached(study):
 
     item = FigureItem(plots.plot_latency_vs_batch(study.latency), "lat")
     assert item.png is item.png
+
+
+def test_warnings_are_shown_apart_from_missing_data(study):
+    study.warnings["parity"] = ["se: validate: ort/int8/data: top-1 agreement 98.89% < 99.00%"]
+    section = next(s for s in build_sections(study) if s.anchor == "parity")
+    html = render_html("t", [section])
+    assert '<p class="warning">warning: se: validate: ort/int8/data: top-1 agreement 98.89% &lt; 99.00%</p>' in html
+    assert "not measured" not in html
