@@ -4,6 +4,7 @@
     python benchmarks/attention_latency.py --models resnet56_cifar --variants none,se,tse,tse:tile=2
     python benchmarks/attention_latency.py --profile tse --batch 8   # + per-node ORT profile of tse vs se
     python benchmarks/attention_latency.py --variants se,tse --int8  # + int8/fp32 ratio (digits calibration)
+    python benchmarks/attention_latency.py --files runs/se/model.onnx runs/se/model.int8.onnx   # any files
 
 Method: each variant is exported with ``export_onnx`` (random weights, seed 0, opset 18, dynamic batch),
 run by one ``InferenceSession`` per variant (ORT_ENABLE_ALL, ``intra_op_num_threads`` pinned, sequential),
@@ -154,6 +155,19 @@ def profile_nodes(path: Path, batch: int, threads: int, runs: int = 30, top: int
         print(f"  attention node {node:<48}{ms:8.3f} ms")
 
 
+def time_files(a: argparse.Namespace) -> int:
+    """Time arbitrary ONNX files (e.g. a run's model.onnx and model.int8.onnx) with the same method."""
+    sessions = {(f, "file"): ort_session(f, threads=a.threads) for f in a.files}
+    for batch in map(int, a.batches.split(",")):
+        stats = summarise(time_sessions(sessions, batch, a.warmup, a.rounds, a.repeats))
+        first = stats[(a.files[0], "file")]
+        print(f"\nbatch {batch}, ORT CPU, intra_op_num_threads={a.threads}, {first['n']} timed runs per file")
+        for (f, _), v in stats.items():
+            print(f"  {f:<44} median {v['median_ms']:8.3f} ms (IQR {v['iqr_ms']:.3f})  cpu {v['cpu_ms']:8.3f} ms  "
+                  f"× first: {v['median_ms'] / first['median_ms']:.3f} wall, {v['cpu_ms'] / first['cpu_ms']:.3f} cpu")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="vgg16_cifar,resnet56_cifar")
@@ -166,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--int8", action="store_true", help="also time the int8 QDQ files (int8/fp32 ratio)")
     p.add_argument("--profile", default=None, help="variant to profile per node (with se), e.g. tse")
+    p.add_argument("--files", nargs="+", default=None, help="time these ONNX files instead (ratios to the first)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
+    if a.files:
+        return time_files(a)
     sep = ";" if a.variants and ";" in a.variants else ","
     variants = a.variants.split(sep) if a.variants else [*list_attention(), "tse:tile=2"]
     verdicts = []

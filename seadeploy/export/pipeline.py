@@ -53,6 +53,7 @@ class ExportOptions:
     calib_samples: int = 256
     eval_samples: int = 512
     fp16_policy: str = "attention-fp32"
+    int8_activations: str = "s8"
     engine: bool = False
     workspace_mb: int = 1024
     progress: bool = False
@@ -67,6 +68,14 @@ class ExportOptions:
         for name in ("batch", "max_batch", "calib_samples", "eval_samples", "workspace_mb"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be ≥ 1, got {getattr(self, name)}")
+        from seadeploy.export.precision import INT8_ACTIVATIONS, Fp16Policy
+
+        Fp16Policy.named(self.fp16_policy)  # raises ConfigError listing the valid names
+        if self.int8_activations not in INT8_ACTIVATIONS:
+            raise ConfigError(f"unknown --int8-activations '{self.int8_activations}'. Valid choices: "
+                              f"{', '.join(INT8_ACTIVATIONS)}")
+        if self.engine and "int8" in self.precisions and self.int8_activations != "s8":
+            raise ConfigError("TensorRT needs symmetric int8 activations: drop --int8-activations u8 with --engine")
         if self.dynamic_batch and self.batch > self.max_batch:
             raise ConfigError(f"--batch {self.batch} exceeds --max-batch {self.max_batch}")
 
@@ -226,3 +235,44 @@ def file_entry(path: Path, precision: str, parity: dict[str, Any], **extra: Any)
     """``manifest["files"][precision]``."""
     return {"path": path.name, "precision": precision, "sha256": sha256(path), "bytes": path.stat().st_size,
             "parity": parity, **extra}
+
+
+def options_from_args(a: Any, progress: bool = False) -> tuple[str | None, ModelSpec | None, ExportOptions]:
+    """Turn parsed ``python -m seadeploy.export`` arguments into (source, spec, options); one source required."""
+    from seadeploy.cli import parse_kv_args
+
+    sources = [s for s in (a.source, a.checkpoint, a.model) if s]
+    if len(sources) != 1:
+        raise ConfigError("give exactly one of RUN_DIR, --checkpoint FILE or --model NAME (see --help)")
+    if not (a.out or a.source):
+        raise ConfigError("--out RUN_DIR is required")
+    spec = None
+    if a.model:
+        from seadeploy.models import model_defaults
+
+        d = model_defaults(a.model)
+        spec = ModelSpec(a.model, attn=a.attn or d.default_attn, attn_kwargs=parse_kv_args(a.attn_arg),
+                         num_classes=a.num_classes or d.num_classes, input_size=a.input_size or d.input_size)
+    opts = ExportOptions(precisions=tuple(p.strip() for p in a.precision.split(",") if p.strip()), opset=a.opset,
+                         batch=a.batch, dynamic_batch=a.dynamic_batch, max_batch=a.max_batch, simplify=a.simplify,
+                         dataset=a.dataset, data_root=a.data_root, calib_samples=a.calib_samples,
+                         eval_samples=a.eval_samples, fp16_policy=a.fp16_policy, int8_activations=a.int8_activations,
+                         engine=a.engine, workspace_mb=a.workspace_mb, progress=progress)
+    opts.validate()
+    return a.source or a.checkpoint, spec, opts
+
+
+def summary_lines(manifest: dict[str, Any], out: str | os.PathLike) -> list[str]:
+    """The human summary printed after an export."""
+    lines = []
+    for precision, f in manifest["files"].items():
+        p = f["parity"]
+        acc = f", accuracy {p['accuracy']:.4f}" if p.get("accuracy") is not None else ""
+        lines.append(f"{precision:5s} {Path(out) / f['path']}: max_abs {p['max_abs']:.3g}, "
+                     f"top-1 agreement {p['top1_agreement']:.4f} on {p['n']} samples{acc}")
+    for precision, e in manifest["engines"].items():
+        lines.append(f"{precision:5s} {Path(out) / e['path']}: TensorRT {e['tensorrt']} on {e['gpu']}, "
+                     f"{e['device_memory_size_v2'] / 2**20:.1f} MiB device memory")
+    passed = sum(bool(c["passed"]) for c in manifest["checks"])
+    lines.append(f"manifest: {Path(out) / MANIFEST} ({passed}/{len(manifest['checks'])} checks passed; lint is advisory)")
+    return lines

@@ -213,16 +213,25 @@ class SampleReader(CalibrationDataReader):
         self._it = iter(self.batches)
 
 
+#: int8 activation formats: ``s8`` symmetric int8 (zero point 0, float bias: what TensorRT's explicit
+#: quantization needs; the default) or ``u8`` asymmetric uint8 with int32 bias (what ONNX Runtime's x86 CPU
+#: kernels fuse into QLinearConv; ORT runs s8 activations as DequantizeLinear → fp32 Conv → QuantizeLinear).
+INT8_ACTIVATIONS = ("s8", "u8")
+
+
 def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calib: np.ndarray, *, per_channel: bool = True,
-                  exclude_nodes: Sequence[str] = (), progress: bool = False) -> dict[str, Any]:
+                  activations: str = "s8", exclude_nodes: Sequence[str] = (), progress: bool = False) -> dict[str, Any]:
     """Write the int8 QDQ graph of ``src`` to ``dst`` (atomically), calibrated on ``calib`` (N, C, H, W).
 
-    Returns the quantisation record for the manifest.
+    Weights are symmetric per-channel int8; activations per ``INT8_ACTIVATIONS``. Returns the manifest record.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
 
     if len(calib) < 1:
         raise ConfigError("int8 calibration needs at least one sample (--calib-samples N)")
+    if activations not in INT8_ACTIVATIONS:
+        raise ConfigError(f"unknown int8 activation format '{activations}'. Valid choices: {', '.join(INT8_ACTIVATIONS)}")
+    symmetric = activations == "s8"
     with tempfile.TemporaryDirectory(prefix="seadeploy-int8-") as work:
         pre = Path(work) / "pre.onnx"
         # ONNX shape inference is enough (static spatial sizes); ORT's symbolic inference fails on some
@@ -233,15 +242,16 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calib: np.ndar
         onnx.save_model(onnx_pre, str(pre))
         out = Path(work) / "int8.onnx"
         quantize_static(str(pre), str(out), SampleReader(calib, progress=progress), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
-                        nodes_to_exclude=list(exclude_nodes), calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                       # float bias: TensorRT's Q/DQ import takes int8 tensors, not int32 bias
-                                       "QuantizeBias": False})
+                        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, per_channel=per_channel, nodes_to_exclude=list(exclude_nodes),
+                        calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                                       # TensorRT imports int8 Q/DQ tensors, not int32 bias: keep bias float for s8
+                                       "QuantizeBias": not symmetric})
         proto = propagate_modules(onnx.load(str(out)))
         with atomic_path(dst) as tmp:
             onnx.save_model(proto, str(tmp), save_as_external_data=False)
     n_q = sum(1 for n in proto.graph.node if n.op_type == "QuantizeLinear")
-    return {"format": "QDQ", "activations": "QInt8 symmetric", "weights": "QInt8 symmetric",
-            "per_channel": per_channel, "bias": "float32", "calibration": "MinMax", "calib_samples": int(len(calib)),
+    return {"format": "QDQ", "activations": "QInt8 symmetric" if symmetric else "QUInt8 asymmetric",
+            "weights": "QInt8 symmetric", "per_channel": per_channel, "bias": "float32" if symmetric else "int32", "calibration": "MinMax", "calib_samples": int(len(calib)),
             "quantize_nodes": n_q, "excluded_nodes": list(exclude_nodes)}

@@ -114,7 +114,7 @@ def _lower_precision(precision: str, ckpt: Checkpoint, dataset: str, stage: Path
         record = {"policy": {"name": opts.fp16_policy, **prec.convert_fp16(src, path, prec.Fp16Policy.named(opts.fp16_policy))}}
     else:
         calib, _ = pipeline.eval_samples(ckpt, dataset, opts, split="train", n=opts.calib_samples, seed=1)
-        q = prec.quantize_int8(src, path, calib, progress=opts.progress)
+        q = prec.quantize_int8(src, path, calib, activations=opts.int8_activations, progress=opts.progress)
         record = {"quantization": {**q, "calibration_data": f"{dataset} train split, seed 1"}}
     pipeline.check_file(path, pipeline._batches(opts)[0], manifest["checks"])
     result = compare_precision(path, ref, x, y, precision, opts)

@@ -57,7 +57,7 @@ def test_reexport_run_dir_static_batch_simplified(run, tmp_path, capsys):
     out = tmp_path / "static"
     assert main([str(run), "--out", str(out), "--no-dynamic-batch", "--batch", "2", "--simplify", "--json", *SMALL]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["files"]["fp32"]["path"] == "model.onnx"
+    assert summary["files"]["fp32"]["passed"] and summary["out"] == str(out)
     m = load_manifest(out)
     assert m["input"]["shape"] == [2, 3, 32, 32] and m["files"]["fp32"]["simplified"]["tool"] == "onnxslim"
     assert (out / "checkpoint.safetensors").read_bytes() == (run / "checkpoint.safetensors").read_bytes()
@@ -85,7 +85,8 @@ def test_unwritable_output_is_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv", [["--precision", "fp8"], ["--model", "resnet20_cifar", "--checkpoint", "x"],
-                                  ["--batch", "0"], ["--model", "nope"]])
+                                  ["--batch", "0"], ["--model", "nope"], ["--int8-activations", "u4"],
+                                  ["--precision", "fp32,int8", "--int8-activations", "u8", "--engine"]])
 def test_bad_usage_is_exit_2(tmp_path, argv, capsys):
     full = argv if "--model" in argv or "--checkpoint" in argv else ["--model", "resnet20_cifar", *argv]
     assert main([*full, "--out", str(tmp_path / "o")]) == 2

@@ -85,3 +85,15 @@ def test_int8_qdq_is_symmetric_per_channel(tiny_model, tiny_onnx, tmp_path):
 def test_int8_needs_samples(tiny_onnx, tmp_path):
     with pytest.raises(ConfigError):
         quantize_int8(tiny_onnx, tmp_path / "q.onnx", np.zeros((0, 3, 16, 16), np.float32))
+
+
+def test_int8_u8_activations_for_ort_cpu(tiny_onnx, tmp_path):
+    calib = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
+    record = quantize_int8(tiny_onnx, tmp_path / "u8.onnx", calib, activations="u8")
+    assert record["activations"] == "QUInt8 asymmetric" and record["bias"] == "int32"
+    proto = onnx.load(tmp_path / "u8.onnx")
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    x_q = next(n for n in proto.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "x")
+    assert inits[x_q.input[2]].dtype == np.uint8
+    with pytest.raises(ConfigError, match="s8, u8"):
+        quantize_int8(tiny_onnx, tmp_path / "bad.onnx", calib, activations="u4")

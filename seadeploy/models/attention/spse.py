@@ -28,7 +28,8 @@ class SpatialPyramidSE(nn.Module):
 
     Args:
         channels: C of the attended map.
-        levels: pyramid output sizes (default 1, 2, 4 as in the official code).
+        levels: pyramid output sizes, a tuple (default (1, 2, 4) as in the official code); a list would be
+            read as one value per stage by ``create_attention``.
         reduction, ratio, hidden: MLP width (default C // 16).
         bias: biases in the MLP (official: yes).
         act: MLP inner activation.
