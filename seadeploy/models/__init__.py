@@ -23,6 +23,7 @@ class ModelEntry:
     default_attn: str = "none"
     input_size: int = 32
     num_classes: int = 10
+    attn_defaults: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def __repr__(self) -> str:  # shown by Registry.__repr__ (a __qualname__ property is a TypeError on 3.11)
         return f"{self.fn.__qualname__} (family={self.family}, attn={self.default_attn})"
@@ -31,11 +32,16 @@ class ModelEntry:
 MODELS: Registry[ModelEntry] = Registry("model")
 
 
-def register_model(name: str, family: str, default_attn: str = "none", input_size: int = 32, num_classes: int = 10):
-    """Decorator: register ``fn(attn, attn_kwargs, num_classes, input_size, **kw) -> nn.Module``."""
+def register_model(name: str, family: str, default_attn: str = "none", input_size: int = 32, num_classes: int = 10,
+                   attn_defaults: dict[str, dict[str, Any]] | None = None):
+    """Decorator: register ``fn(attn, attn_kwargs, num_classes, input_size, **kw) -> nn.Module``.
+
+    ``attn_defaults`` gives per-attention option defaults for this backbone (e.g. a TSE tile that divides
+    CIFAR feature maps); the user's ``attn_kwargs`` override them and the merged options go in ``model.spec``.
+    """
 
     def deco(fn):
-        MODELS.register(name)(ModelEntry(fn, family, default_attn, input_size, num_classes))
+        MODELS.register(name)(ModelEntry(fn, family, default_attn, input_size, num_classes, dict(attn_defaults or {})))
         return fn
 
     return deco
@@ -58,10 +64,11 @@ def create_model(name: str, attn: str | None = None, attn_kwargs: dict[str, Any]
         raise ConfigError(f"input size {input_size} is too small; the backbones need at least 32 pixels")
     if num_classes < 1:
         raise ConfigError(f"num_classes must be ≥ 1, got {num_classes}")
-    model = entry.fn(attn=attn, attn_kwargs=dict(attn_kwargs or {}), num_classes=num_classes,
+    attn_kwargs = {**entry.attn_defaults.get(attn, {}), **(attn_kwargs or {})}
+    model = entry.fn(attn=attn, attn_kwargs=dict(attn_kwargs), num_classes=num_classes,
                      input_size=input_size, **kwargs)
     # The recipe that rebuilds this model (read by models.convert and by whoever writes a checkpoint).
-    model.spec = ModelSpec(model=name, attn=attn, attn_kwargs=dict(attn_kwargs or {}), num_classes=num_classes,
+    model.spec = ModelSpec(model=name, attn=attn, attn_kwargs=dict(attn_kwargs), num_classes=num_classes,
                            input_size=input_size, model_kwargs=dict(kwargs))
     return model
 

@@ -15,6 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from seadeploy.models import register_model
+from seadeploy.models.resnet_cifar import CIFAR_ATTN_DEFAULTS
 from seadeploy.models.layers import make_attn, reject_unknown
 
 STAGES = ((64, 2), (128, 2), (256, 3), (512, 3))
@@ -66,7 +67,7 @@ class VGGCifar(nn.Module):
         return self.classifier(self.gap(self.stages(x)).flatten(1))
 
 
-@register_model("vgg16_cifar", family="vgg_cifar", input_size=32, num_classes=10)
+@register_model("vgg16_cifar", family="vgg_cifar", input_size=32, num_classes=10, attn_defaults=CIFAR_ATTN_DEFAULTS)
 def vgg16_cifar(attn: str, attn_kwargs: dict[str, Any], num_classes: int, input_size: int, **kw: Any) -> nn.Module:
     """The TSE/SB repos' CIFAR VGG; see ``REPO_ATTN_KWARGS`` for their attention settings."""
     reject_unknown("vgg16_cifar", kw)
