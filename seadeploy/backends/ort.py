@@ -78,7 +78,8 @@ class OrtBackend(Backend):
         self.profile = bool(profile)
         self.extra_outputs = list(extra_outputs)
         self.info = {"providers": used, "threads": self.threads, "graph_opt": graph_opt, "onnxruntime": ort.__version__,
-                     "tf32": bool(allow_tf32) and any(p[0] != "CPUExecutionProvider" for p in wanted),
+                     # the TensorRT EP exposes no TF32 switch and TensorRT enables TF32 for fp32 by default
+                     "tf32": (bool(allow_tf32) and used[0] == PROVIDERS["cuda"]) or used[0] == PROVIDERS["tensorrt"],
                      "model": str(self.path) if self.path else None}
 
     @property

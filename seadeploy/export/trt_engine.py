@@ -63,9 +63,10 @@ class EngineConfig:
             raise InputError("TensorRT 11 builds strongly typed networks only; drop strongly_typed=False")
         builder_flags = []
         if not strong:
-            builder_flags += {"fp16": ["FP16"], "int8": ["INT8", "FP16"]}.get(self.precision, [])
-            if self.precision != "fp32":
-                builder_flags.append("PREFER_PRECISION_CONSTRAINTS")
+            # fp16: the layers the graph keeps in fp32 are pinned (see _constrain_fp32_layers) and preferred;
+            # int8: explicit Q/DQ decides, FP16 lets the unquantized rest (gates, pools) run in half.
+            builder_flags += {"fp16": ["FP16", "PREFER_PRECISION_CONSTRAINTS"], "int8": ["INT8", "FP16"]}.get(
+                self.precision, [])
         if not self.tf32 and trt_major < 11:
             builder_flags.append("-TF32")  # '-' = clear the flag (TF32 is on by default)
         return {"strongly_typed": strong, "builder_flags": builder_flags}
@@ -175,7 +176,9 @@ def build_engine(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, cfg: 
     builder = trt.Builder(logger)
     strong = cfg.flags(major)["strongly_typed"]
     network, _parser = _network(trt, builder, logger, onnx_path, strong)
-    pinned = _constrain_fp32_layers(trt, network, _fp32_nodes(proto)) if not strong and cfg.precision != "fp32" else 0
+    # Only the fp16 graph has fp32 islands to pin; in a Q/DQ graph every DequantizeLinear output is float32, and
+    # pinning those layers would stop TensorRT from fusing them into int8 kernels.
+    pinned = _constrain_fp32_layers(trt, network, _fp32_nodes(proto)) if not strong and cfg.precision == "fp16" else 0
     config = _builder_config(trt, builder, network, cfg, major, input_shape)
     start = time.perf_counter()
     plan = builder.build_serialized_network(network, config)

@@ -7,7 +7,9 @@ Definitions (``ref`` = PyTorch fp32, ``out`` = the backend, both ``(N, classes)`
   dominating; Polygraphy and numpy divide by |ref| alone, which is infinite at ref = 0).
 - ``cosine`` = mean over samples of cos(out_i, ref_i); ``cosine_min`` = the worst sample.
 - ``top1`` = fraction of samples whose argmax agrees; ``accuracy`` / ``ref_accuracy`` vs labels.
-- ``violations`` = fraction of elements with |out − ref| > atol + rtol·|ref| (numpy.allclose semantics).
+- ``violations`` = fraction of elements with |out − ref| > atol + rtol·|ref| (numpy.allclose semantics);
+  with ``sample_scale=True`` the atol term becomes atol·max(1, max|ref_i|) for sample i, i.e. an absolute
+  tolerance relative to that sample's largest logit (float32 error grows with the magnitudes summed).
 - ``nonfinite`` = count of NaN/Inf in ``out`` (``ref_nonfinite`` in ``ref``). Any non-finite value makes
   every other metric NaN: a NaN is never "close".
 """
@@ -37,14 +39,18 @@ def cosine_per_sample(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(both_zero, 1.0, np.nan_to_num(cos, nan=0.0))
 
 
-def violation_fraction(ref: np.ndarray, out: np.ndarray, atol: float, rtol: float) -> float:
-    """Fraction of elements with |out − ref| > atol + rtol·|ref|."""
-    diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
-    return float(np.mean(diff > atol + rtol * np.abs(ref.astype(np.float64))))
+def violation_fraction(ref: np.ndarray, out: np.ndarray, atol: float, rtol: float, sample_scale: bool = False) -> float:
+    """Fraction of elements with |out − ref| > atol·s + rtol·|ref| (s = 1, or max(1, max|ref_i|) per sample)."""
+    r = ref.astype(np.float64)
+    diff = np.abs(out.astype(np.float64) - r)
+    scale = 1.0
+    if sample_scale and r.ndim > 1:
+        scale = np.maximum(1.0, np.abs(r).reshape(len(r), -1).max(axis=1)).reshape((-1,) + (1,) * (r.ndim - 1))
+    return float(np.mean(diff > atol * scale + rtol * np.abs(r)))
 
 
 def parity_metrics(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None,
-                   atol: float = 1e-4, rtol: float = 1e-4) -> dict[str, Any]:
+                   atol: float = 1e-4, rtol: float = 1e-4, sample_scale: bool = False) -> dict[str, Any]:
     """Every metric of this module for one output pair (see the module docstring for definitions).
 
     Raises:
@@ -70,7 +76,7 @@ def parity_metrics(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None =
     m.update(max_abs=float(diff.max(initial=0.0)), mean_abs=float(diff.mean()) if diff.size else 0.0,
              max_rel=float((diff / np.maximum(np.abs(r), floor)).max(initial=0.0)),
              cosine=float(cos.mean()), cosine_min=float(cos.min()),
-             violations=violation_fraction(r, o, atol, rtol))
+             violations=violation_fraction(r, o, atol, rtol, sample_scale))
     if ref.ndim == 2:
         m["top1"] = float(np.mean(o.argmax(axis=1) == r.argmax(axis=1)))
         if labels is not None:

@@ -136,35 +136,16 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
     is_trained = folder.trained if trained is None else bool(trained)
     sets, notes = make_inputs(folder, dataset=dataset, samples=samples, random=random, seed=seed, root=root,
                               replay=inputs)
-    from seadeploy.backends.torch_backend import TorchBackend
+    refs, reference = reference_outputs(folder, sets, device, batch)
 
-    with TorchBackend(folder.checkpoint.build_model(), device=device, input_shape=folder.spec.input_shape) as ref_be:
-        refs = {k: infer_batches(ref_be, x, batch) for k, (x, _) in sets.items()}
-        reference = {"backend": "torch", "precision": "fp32", **ref_be.info}
-    comparisons: list[Comparison] = []
-    outputs: dict[str, np.ndarray] = {}
-    warnings = [*folder.warnings, *notes]
-    opts = {"threads": threads}
-    for spec in backends:
-        for precision in precisions:
-            if spec.split(":")[0] == "torch" and precision != "fp32":
-                warnings.append(f"{spec} runs fp32 only; {precision} skipped")
-                continue
-            tol = (tolerances or {}).get(precision) or default_tolerance(precision, trained=is_trained, atol=atol,
-                                                                         rtol=rtol)
-            say(f"running {spec} {precision}")
-            with _backend_for(spec, precision, folder, opts) as be:
-                for kind, (x, y) in sets.items():
-                    out = infer_batches(be, x, batch)
-                    outputs[f"out_{spec.replace(':', '-')}_{precision}_{kind}"] = out
-                    comparisons.append(compare_outputs(refs[kind], out, tol, backend=spec, precision=precision,
-                                                       inputs=kind, labels=y, info=be.info))
-    if "int8" in precisions and "data" not in sets:
-        warnings.append("int8 is judged on dataset samples only (calibrated ranges); without them only NaN/Inf "
-                        "is checked")
-    if not is_trained:
-        warnings.append("untrained (random-weight) model: fp16/int8 judged on cosine only, top-1 reported "
-                        "(near-uniform logits flip top-1 on tiny errors)")
+    def rule(precision: str, tf32: bool) -> Tolerance:
+        if tf32 and precision == "fp32" and atol is None and rtol is None:
+            return default_tolerance("fp16", trained=is_trained)  # TF32 keeps fp16's 10-bit mantissa
+        return (tolerances or {}).get(precision) or default_tolerance(precision, is_trained, atol, rtol)
+
+    comparisons, outputs, warnings = compare_backends(folder, backends, precisions, sets, refs, rule, batch=batch,
+                                                      threads=threads, log=say)
+    warnings = [*folder.warnings, *notes, *warnings, *_judging_notes(precisions, sets, is_trained)]
     settings = {"backends": list(backends), "precisions": precisions, "samples": {k: len(v[0]) for k, v in sets.items()},
                 "dataset": dataset or folder.dataset, "seed": seed, "batch": batch, "trained": is_trained,
                 "spec": folder.spec.to_dict(), "versions": library_versions(), "replayed_from": str(inputs) if inputs else None}
@@ -176,6 +157,52 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
     if write:
         write_report(report, Path(out_dir or folder.path), sets, refs, outputs)
     return report
+
+
+def reference_outputs(folder: RunFolder, sets: Inputs, device: str, batch: int) -> tuple[dict[str, np.ndarray], dict]:
+    """PyTorch fp32 logits for every input set (TF32 off on CUDA) and the reference's description."""
+    from seadeploy.backends.torch_backend import TorchBackend
+
+    with TorchBackend(folder.checkpoint.build_model(), device=device, input_shape=folder.spec.input_shape) as be:
+        refs = {k: infer_batches(be, x, batch) for k, (x, _) in sets.items()}
+        return refs, {"backend": "torch", "precision": "fp32", **be.info}
+
+
+def compare_backends(folder: RunFolder, backends: Sequence[str], precisions: Sequence[str], sets: Inputs,
+                     refs: dict[str, np.ndarray], rule: Callable[[str, bool], Tolerance], *, batch: int = 64,
+                     threads: int | None = None, log: Callable[[str], None] = print
+                     ) -> tuple[list[Comparison], dict[str, np.ndarray], list[str]]:
+    """Run every backend × precision on every input set; ``rule(precision, tf32_on)`` gives the tolerance."""
+    comparisons: list[Comparison] = []
+    outputs: dict[str, np.ndarray] = {}
+    warnings: list[str] = []
+    for spec in backends:
+        for precision in precisions:
+            if spec.split(":")[0] == "torch" and precision != "fp32":
+                warnings.append(f"{spec} runs fp32 only; {precision} skipped")
+                continue
+            log(f"running {spec} {precision}")
+            with _backend_for(spec, precision, folder, {"threads": threads}) as be:
+                tf32 = bool(be.info.get("tf32"))
+                if tf32 and precision == "fp32":
+                    warnings.append(f"TF32 is on for {spec} (a TensorRT default it cannot turn off): its fp32 is "
+                                    "judged like fp16 unless --atol/--rtol are given")
+                for kind, (x, y) in sets.items():
+                    out = infer_batches(be, x, batch)
+                    outputs[f"out_{spec.replace(':', '-')}_{precision}_{kind}"] = out
+                    comparisons.append(compare_outputs(refs[kind], out, rule(precision, tf32), backend=spec,
+                                                       precision=precision, inputs=kind, labels=y, info=be.info))
+    return comparisons, outputs, warnings
+
+
+def _judging_notes(precisions: Sequence[str], sets: Inputs, trained: bool) -> list[str]:
+    notes = []
+    if "int8" in precisions and "data" not in sets:
+        notes.append("int8 is judged on dataset samples only (calibrated ranges); without them only NaN/Inf is checked")
+    if not trained:
+        notes.append("untrained (random-weight) model: fp16/int8 judged on cosine only, top-1 reported "
+                     "(near-uniform logits flip top-1 on tiny errors)")
+    return notes
 
 
 def write_report(report: ParityReport, out_dir: Path, sets: Inputs, refs: dict[str, np.ndarray],

@@ -115,3 +115,11 @@ def test_parity_failure_writes_nothing(run, tmp_path):
     with pytest.raises(ParityFailure, match="does not match PyTorch"):
         export_run(ckpt, out, opts, source_file=src)
     assert not out.exists()
+
+
+def test_reexport_in_place_keeps_the_checkpoint(run):
+    before = (run / "checkpoint.safetensors").stat().st_mtime_ns
+    assert main([str(run), *SMALL, "--precision", "fp32,fp16,int8"]) == 0  # --out defaults to RUN_DIR
+    assert (run / "checkpoint.safetensors").stat().st_mtime_ns == before
+    assert sorted(load_manifest(run)["files"]) == ["fp16", "fp32", "int8"]
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]

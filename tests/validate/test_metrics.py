@@ -79,3 +79,13 @@ def test_layer_error():
     assert layer_error(np.zeros(3), np.zeros(3))["rel"] == 0.0
     with pytest.raises(InputError, match="differ in size"):
         layer_error(np.zeros(3), np.zeros(4))
+
+
+def test_sample_scale_makes_atol_relative_to_each_samples_largest_logit():
+    ref = np.array([[1000.0, 0.5], [0.5, 0.25]])
+    out = ref + np.array([[0.05, 0.005], [0.0, 0.0]])
+    assert violation_fraction(ref, out, 1e-4, 1e-4) == 0.25  # 0.005 on 0.5 fails an absolute 1e-4
+    assert violation_fraction(ref, out, 1e-4, 1e-4, sample_scale=True) == 0.0  # 1e-4 · 1000 allowed in sample 0
+    small = np.array([[0.5, 0.25]])  # below magnitude 1 both rules are numpy's
+    assert violation_fraction(small, small + 2e-4, 1e-4, 1e-4) == violation_fraction(small, small + 2e-4, 1e-4, 1e-4,
+                                                                                        sample_scale=True) == 1.0
