@@ -18,7 +18,7 @@ from typing import Any
 
 from seadeploy.errors import ConfigError, SeadeployError
 
-STAGES = ("train", "export", "validate", "profiling", "compare", "models")
+STAGES = ("train", "export", "validate", "profiling", "compare", "models", "reports")
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -33,7 +33,8 @@ STAGES = ("train", "export", "validate", "latency", "layers", "buffers")
 #: Files a stage writes into a variant's run folder; removed before it runs so a report never shows stale data.
 STALE = {"export": ("manifest.json", "model.onnx", "model.fp16.onnx", "model.int8.onnx"),
          "validate": ("parity.json", "parity.csv", "parity.npz"), "latency": ("latency.csv", "latency.json"),
-         "layers": ("layers_ort.csv", "layers_torch.csv", "layers_trt.csv"), "buffers": ("buffers.json",)}
+         "layers": ("layers_ort.csv", "layers_torch.csv", "layers_trt.csv", "layers_summary.json"),
+         "buffers": ("buffers.json",)}
 
 
 class PartialStage(Exception):
@@ -218,11 +219,14 @@ def _latency(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
 
 def _layers(v: Variant, o: CompareOptions) -> dict[str, Any]:
+    from seadeploy.artifacts import write_json
     from seadeploy.profiling.layers import profile_layers
+    from seadeploy.reports.readers import LAYERS_SUMMARY
 
     prof = profile_layers(v.run_dir, o.backends, batch=max(o.batches), precisions=("fp32",), threads=o.threads,
                           runs=o.layer_runs, warmup_runs=2, duration_s=o.duration_s, device=o.device)
     prof.write(v.run_dir)
+    write_json(v.run_dir / LAYERS_SUMMARY, prof.summary())  # per-layer sum vs interleaved end-to-end timing
     return {"layers": len(prof.frame), "within_tolerance": bool(prof)}
 
 

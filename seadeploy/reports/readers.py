@@ -28,6 +28,9 @@ _LATENCY_ALIASES = {
     "threads": ("threads", "intra_op_threads"),
 }
 _HINT = "python -m seadeploy.{stage} ... --out {run}"
+#: ``LayerProfile.summary()`` of the per-layer profile, written by compare: the per-layer sum against the
+#: end-to-end median timed interleaved with the profiled runs (more faithful than latency.csv's separate run).
+LAYERS_SUMMARY = "layers_summary.json"
 
 
 def _csv(path: Path) -> tuple[pd.DataFrame | None, str | None]:
@@ -190,3 +193,13 @@ def read_backend_accuracy(run: Path) -> tuple[dict[str, float], str | None]:
         if value == value:
             out[f"acc_{row.backend}_{row.precision}"] = value
     return out, None
+
+
+def read_layer_gaps(run: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """Per-layer sum vs end-to-end (``gaps`` of ``layers_summary.json``); None when the file is absent."""
+    data, why = _json(run / LAYERS_SUMMARY)
+    if data is None:
+        return None, why
+    gaps = pd.DataFrame(data.get("gaps") or [])
+    need = {"backend", "precision", "batch", "end_to_end_ms", "gap_pct"}
+    return (gaps, None) if need <= set(gaps.columns) else (None, f"{LAYERS_SUMMARY} has no gap table")

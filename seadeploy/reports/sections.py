@@ -59,13 +59,13 @@ def answer_lines(comp: pd.DataFrame) -> list[str]:
         return []
     b = comp.set_index("variant").loc[base]
     point = comp.attrs.get("latency_point")
-    where = f"{point[0]} {point[1]} batch {point[2]}" if point else "latency"
+    where = f"{'ORT' if point[0] == 'ort' else point[0]} {point[1]}, batch {point[2]}" if point else "not measured"
     lines = []
     for _, r in comp.iterrows():
         if r["variant"] == base:
             continue
         acc = f"accuracy {_fmt(r.get('accuracy', float('nan')), '.2f', '%')} vs {_fmt(b.get('accuracy', float('nan')), '.2f', '%')}"
-        lat = (f"{where} {_fmt(r['latency_x'], '.2f', '×')} ({_fmt(r['latency_ms'], '.3g')} ms vs "
+        lat = (f"latency ({where}) {_fmt(r['latency_x'], '.2f', '×')} ({_fmt(r['latency_ms'], '.3g')} ms vs "
                f"{_fmt(b['latency_ms'], '.3g')} ms)")
         share = (f"attention takes {_fmt(r['attention_pct'], '.1f', '%')} of per-layer time "
                  f"(vs {_fmt(b['attention_pct'], '.1f', '%')})")
@@ -159,13 +159,25 @@ def layers_section(study: StudyData) -> Section:
         s.items.append(FigureItem(plots.plot_layer_latency(g, title), name, title))
     roles = tables.role_time_table(df)
     s.items.append(Table(roles, "Time per role (ms per run, summed over layers)"))
-    gaps = tables.layer_gap_table(df, study.latency)
-    s.items.append(Table(gaps, "Per-layer sum vs the end-to-end median of latency.csv (timed in a separate run; gap % = "
-                         "share of end-to-end time the per-layer profile does not explain)",
-                         {**HEADERS, "layers_sum_ms": "Σ layers (ms)", "end_to_end_ms": "end-to-end (ms)",
-                          "gap_pct": "gap %"}))
+    s.items.append(_gap_table(study, df))
     s.items += _notes(study, "layers")
     return s
+
+
+def _gap_table(study: StudyData, layers: pd.DataFrame) -> Table:
+    """Per-layer sum vs end-to-end: the profiler's interleaved timing when recorded, else latency.csv."""
+    heads = {**HEADERS, "layers_sum_ms": "Σ layers (ms)", "run_sum_ms": "Σ layers per run (ms)",
+             "end_to_end_ms": "end-to-end (ms)", "gap_pct": "gap %", "interference_pct": "interference %"}
+    gaps = study.layer_gaps
+    if not gaps.empty:
+        cols = [c for c in ("variant", "backend", "precision", "batch", "layers", "run_sum_ms", "end_to_end_ms", "gap_pct",
+                            "interference_pct") if c in gaps]
+        return Table(gaps[cols], "Per-layer sum vs end-to-end median timed between the profiled runs (gap % = share "
+                     "of end-to-end time the per-layer profile does not explain; interference % = preemption "
+                     "by other processes)", heads)
+    return Table(tables.layer_gap_table(layers, study.latency), "Per-layer sum vs the end-to-end median of "
+                 "latency.csv (timed in a separate run; gap % = share of end-to-end time the per-layer profile "
+                 "does not explain)", heads)
 
 
 def buffers_section(study: StudyData) -> Section:

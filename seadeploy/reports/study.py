@@ -15,7 +15,7 @@ import pandas as pd
 
 from seadeploy.reports import readers
 
-FRAMES = ("runs", "latency", "layers", "buffer_blocks", "buffer_totals", "parity", "training")
+FRAMES = ("runs", "latency", "layers", "layer_gaps", "buffer_blocks", "buffer_totals", "parity", "training")
 
 
 @dataclasses.dataclass
@@ -31,6 +31,7 @@ class StudyData:
     runs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     latency: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     layers: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    layer_gaps: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     buffer_blocks: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     buffer_totals: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     parity: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
@@ -81,6 +82,8 @@ def load_run(run_dir: str | Path, variant: str | None = None, study: StudyData |
         if why:
             study.note(frame, f"{name}: {why}")
         _append(study, frame, _with_variant(df, name))
+    gaps, _ = readers.read_layer_gaps(run)  # optional: the report falls back to latency.csv
+    _append(study, "layer_gaps", _with_variant(gaps, name))
     blocks, totals, why = readers.read_buffers(run)
     if why:
         study.note("buffer_blocks", f"{name}: {why}")

@@ -127,6 +127,10 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
     from seadeploy.backends import check_backend
 
     say = log or (lambda _msg: None)
+    if int(batch) < 1 or int(samples) < 0 or int(random) < 0:
+        raise ConfigError(f"--batch must be ≥ 1 and --samples/--random ≥ 0 (got {batch}, {samples}, {random})")
+    if not backends:
+        raise ConfigError("no backend given; pass --backends ort (or torch, trt, ort:cuda ...)")
     for spec in backends:
         check_backend(spec)  # a missing library or GPU fails now (exit 3), not after the reference ran
     folder = RunFolder.load(run_dir)

@@ -9,6 +9,7 @@ import pytest
 
 from seadeploy.artifacts import Checkpoint, ModelSpec
 from seadeploy.reports import load_run, load_study
+from seadeploy.reports.render import Table
 from seadeploy.reports.sections import build_sections
 from seadeploy.reports.study import StudyData
 
@@ -32,6 +33,9 @@ def _write_run(run, study: StudyData, variant: str) -> None:
         "total_buffer_elements": int(totals["total_buffer_elements"]),
         "blocks": [{"block": b, "joins": 2, "attention_elements": int(e), "total_elements": int(e)}
                    for b, e in zip(blocks["block"], blocks["elements"])]}))
+    (run / "layers_summary.json").write_text(json.dumps({"gaps": [
+        {"backend": "ort", "precision": "fp32", "batch": 1, "layers": 50, "run_sum_ms": 0.9, "end_to_end_ms": 1.0,
+         "gap_pct": 10.0, "interference_pct": 1.0}], "within_tolerance": True}))
     pd.DataFrame([{"backend": "ort", "precision": p, "inputs": k, "n": 360 if k == "data" else 32, "passed": True,
                    "max_abs": 1e-6, "cosine": 0.9999999, "top1": 1.0, "accuracy": 0.95 if k == "data" else None,
                    "ref_accuracy": 0.95 if k == "data" else None}
@@ -56,8 +60,12 @@ def test_load_run_reads_every_stage_file(study, tmp_path):
     assert loaded.buffer_totals["attention_buffer_elements"].tolist() == \
         study.buffer_totals.set_index("variant").loc[["se", "tse"], "attention_buffer_elements"].tolist()
     assert len(loaded.parity) == 8 and len(loaded.training) == 4
+    assert loaded.layer_gaps["gap_pct"].tolist() == [10.0, 10.0]
     sections = build_sections(loaded)
     assert [s.anchor for s in sections if s.empty or any("not measured" in str(i) for i in s.items)] == []
+    layers = next(s for s in sections if s.anchor == "layers")
+    gap = next(i for i in layers.items if isinstance(i, Table) and "gap_pct" in i.frame)
+    assert "timed between the profiled runs" in gap.caption and gap.frame["run_sum_ms"].tolist() == [0.9, 0.9]
 
 
 def test_empty_run_folder_notes_every_missing_file(tmp_path):
