@@ -31,6 +31,8 @@ ATTN = "attn"
 REDUCE_OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp",
               "GlobalAveragePool", "GlobalMaxPool")
 GATE_OPS = ("Sigmoid", "HardSigmoid", "Softmax")
+#: Ops that start an attention block's squeeze (global or tiled pooling: TSE lowers tiles to AveragePool).
+SQUEEZE_OPS = (*REDUCE_OPS, "AveragePool", "MaxPool", "LpPool", "GlobalLpPool")
 NORM_OPS = ("BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization")
 
 
@@ -73,7 +75,7 @@ def _block(module: str) -> str | None:
 
 
 def excitation_nodes(proto: onnx.ModelProto) -> set[str]:
-    """Nodes of each attention block reachable from its squeeze reductions without passing its gate.
+    """Nodes of each attention block reachable from its squeeze (``SQUEEZE_OPS``) without passing its gate.
 
     Hand-written graph walk: onnx has no dataflow query API. The gate itself is included, its consumers
     (broadcast, scale multiply) are not.
@@ -84,7 +86,7 @@ def excitation_nodes(proto: onnx.ModelProto) -> set[str]:
         for name in node.input:
             consumers[name].append(node)
     found: set[str] = set()
-    stack = [n for n in proto.graph.node if n.op_type in REDUCE_OPS and _block(modules.get(n.name, ""))]
+    stack = [n for n in proto.graph.node if n.op_type in SQUEEZE_OPS and _block(modules.get(n.name, ""))]
     while stack:
         node = stack.pop()
         if node.name in found:

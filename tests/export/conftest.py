@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
 import pytest
 import torch
 from torch import nn
@@ -48,3 +52,36 @@ def tiny_onnx(tiny_model, tmp_path_factory):
     from seadeploy.export.onnx_export import export_onnx
 
     return export_onnx(tiny_model, tmp_path_factory.mktemp("tiny") / "model.onnx", (3, 16, 16))
+
+
+@pytest.fixture(scope="session")
+def zoo_exports(request, tmp_path_factory):
+    """Start the exports of every selected ``test_zoo_export`` case at once in a process pool (one worker per
+    CPU); tests wait for their own future. Nothing starts when no zoo case is selected."""
+    from seadeploy.artifacts import ModelSpec
+    from seadeploy.export.pipeline import ExportOptions
+    from seadeploy.export.runner import export_model
+
+    selected = [item.callspec.params for item in request.session.items
+                if getattr(item, "originalname", "") == "test_export_passes_checks"]
+    if not selected:
+        yield {}
+        return
+    root = tmp_path_factory.mktemp("zoo")
+    workers = max(1, min(len(os.sched_getaffinity(0)), 4))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=torch.set_num_threads, initargs=(1,))
+    opts = ExportOptions(dataset="synthetic", eval_samples=2)
+    jobs = {}
+    for p in sorted(selected, key=lambda p: -p["size"]):  # the 224-px ones (slowest) first
+        out = root / f"{p['model']}-{p['attn']}"
+        spec = ModelSpec(p["model"], attn=p["attn"], input_size=p["size"])
+        jobs[(p["model"], p["size"], p["attn"])] = (out, pool.submit(export_model, spec, out, opts))
+    yield jobs
+    pool.shutdown(cancel_futures=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_zoo_exports_early(zoo_exports):
+    """Overlap the zoo exports with the other export tests (they use one core; the pool the rest)."""
+    return zoo_exports

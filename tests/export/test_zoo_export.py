@@ -3,20 +3,13 @@
 One ``export_model`` per combination: checker (full), strict shape inference with data propagation,
 declared-vs-runtime shapes, ONNX Runtime vs PyTorch at batch 1 and 3 (the export example is batch 2) and on
 seeded samples, lint. Random weights, fp32. The dynamo export (~5–25 s of CPU each) is the cost, so the
-selected combinations are exported in a process pool with one worker per CPU, and each test checks its own.
+selected combinations are exported in a process pool with one worker per CPU, started with the first test of
+tests/export (conftest.py ``zoo_exports``), and each test checks its own.
 """
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-
 import pytest
-import torch
 
-from seadeploy.artifacts import ModelSpec
 from seadeploy.export.manifest import load_manifest
-from seadeploy.export.pipeline import ExportOptions
-from seadeploy.export.runner import export_model
 from seadeploy.models import list_attention
 
 BACKBONES = [("vgg16_cifar", 32, []), ("resnet56_cifar", 32, []), ("efficientnet_b0", 224, [pytest.mark.slow])]
@@ -24,31 +17,11 @@ CASES = [pytest.param(model, size, attn, id=f"{model}-{attn}", marks=marks)
          for model, size, marks in BACKBONES for attn in list_attention()]
 REQUIRED = {"onnx.checker.full_check", "shape_inference.strict", "declared_vs_runtime_shapes", "parity.ort_vs_torch",
             "parity.ort_vs_torch.dataset"}
-OPTIONS = ExportOptions(dataset="synthetic", eval_samples=2)
-
-
-@pytest.fixture(scope="module")
-def exports(request, tmp_path_factory):
-    """Start the exports of every selected case at once; tests then wait for their own."""
-    selected = [item.callspec.params for item in request.session.items
-                if getattr(item, "originalname", "") == "test_export_passes_checks"]
-    root = tmp_path_factory.mktemp("zoo")
-    workers = max(1, min(len(os.sched_getaffinity(0)), 4))
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=torch.set_num_threads, initargs=(1,))
-    jobs = {}
-    for p in selected:  # efficientnet (slowest) first so the pool stays busy to the end
-        key = (p["model"], p["size"], p["attn"])
-        out = root / f"{p['model']}-{p['attn']}"
-        jobs[key] = (out, pool.submit(export_model, ModelSpec(p["model"], attn=p["attn"], input_size=p["size"]),
-                                      out, OPTIONS))
-    yield jobs
-    pool.shutdown(cancel_futures=True)
 
 
 @pytest.mark.parametrize("model,size,attn", CASES)
-def test_export_passes_checks(model, size, attn, exports):
-    out, job = exports[(model, size, attn)]
+def test_export_passes_checks(model, size, attn, zoo_exports):
+    out, job = zoo_exports[(model, size, attn)]
     manifest = job.result(timeout=1800)  # re-raises the export's own error (ParityFailure, ConfigError, ...)
     assert load_manifest(out) == manifest
     passed = {c["name"] for c in manifest["checks"] if c["passed"]}
