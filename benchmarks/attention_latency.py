@@ -148,9 +148,10 @@ def profile_nodes(path: Path, batch: int, threads: int, runs: int = 30, top: int
         if attn:
             by_node[f"{node} ({e['args'].get('op_name')})"] += e["dur"] / 1e3 / runs
     total = sum(by_op.values())
-    print(f"\nper-node profile of {path.name}, batch {batch}: {total:.3f} ms/run in kernels")
+    print(f"\nper-node profile of {path.name}, batch {batch}: {total:.3f} ms/run in kernels "
+          "(attn = node maps to an .attn module; other = the rest, incl. nodes ORT fused or re-laid out (NCHWc))")
     for (op, attn), ms in sorted(by_op.items(), key=lambda kv: -kv[1])[:top]:
-        print(f"  {'attn' if attn else 'main'} {op:<22}{ms:8.3f} ms  {100 * ms / total:5.1f}%")
+        print(f"  {'attn ' if attn else 'other'} {op:<22}{ms:8.3f} ms  {100 * ms / total:5.1f}%")
     for node, ms in sorted(by_node.items(), key=lambda kv: -kv[1])[:top]:
         print(f"  attention node {node:<48}{ms:8.3f} ms")
 

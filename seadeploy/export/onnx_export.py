@@ -41,7 +41,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_shape: Sequence
     """Export ``model`` (eval mode, float32, CPU) to ``path`` atomically and return the path.
 
     Args:
-        model: a module taking one ``(N, C, H, W)`` float32 tensor and returning logits.
+        model: a module taking one ``(N, C, H, W)`` float32 tensor and returning logits. It is switched to eval
+            mode, float32 and CPU in place (like ``torch.onnx.export``, which also sets eval mode).
         path: destination ``.onnx`` file; written through a temp file + rename, never half-written.
         input_shape: ``(C, H, W)`` of one sample.
         opset: ONNX opset (18–25); the exporter's default is not relied on.

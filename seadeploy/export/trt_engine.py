@@ -158,6 +158,19 @@ def _fp32_nodes(proto: onnx.ModelProto) -> set[str]:
     return {n.name for n in proto.graph.node if n.op_type != "Cast" and n.input and n.input[0] in f32}
 
 
+def _verify(trt: Any, engine: Any, proto: onnx.ModelProto, precision: str, name: str) -> tuple[dict, dict]:
+    """Read the inspector JSON back and raise ``ParityFailure`` when layer precisions miss the request."""
+    info = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+    parsed = parse_inspector_json(info, (n.name for n in proto.graph.node))
+    verdict = verify_precisions(parsed["layers"], expected_precisions(proto), precision)
+    if not verdict["passed"]:
+        first = verdict["violations"][0] if verdict["violations"] else {"layer": "-", "expected": precision,
+                                                                         "actual": "no matching compute layer"}
+        raise ParityFailure(f"engine built from {name} does not honour {precision}: layer '{first['layer']}' runs "
+                            f"{first['actual']}, expected {first['expected']} ({len(verdict['violations'])} violations)")
+    return parsed, verdict
+
+
 def build_engine(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, cfg: EngineConfig) -> dict[str, Any]:
     """Parse, build, serialise ``model.<precision>.engine`` + ``.json`` sidecar, and verify layer precisions.
 
@@ -190,15 +203,7 @@ def build_engine(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, cfg: 
         with atomic_path(cfg.timing_cache) as tmp:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
     engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
-    info = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
-    parsed = parse_inspector_json(info, (n.name for n in proto.graph.node))
-    verdict = verify_precisions(parsed["layers"], expected_precisions(proto), cfg.precision)
-    if not verdict["passed"]:
-        first = verdict["violations"][0] if verdict["violations"] else {"layer": "-", "expected": cfg.precision,
-                                                                         "actual": "no matching compute layer"}
-        raise ParityFailure(f"engine built from {onnx_path.name} does not honour {cfg.precision}: layer "
-                            f"'{first['layer']}' runs {first['actual']}, expected {first['expected']} "
-                            f"({len(verdict['violations'])} violations)")
+    parsed, verdict = _verify(trt, engine, proto, cfg.precision, onnx_path.name)
     engine_file = out_dir / engine_name(cfg.precision)
     with atomic_path(engine_file) as tmp:
         tmp.write_bytes(bytes(plan))

@@ -97,3 +97,20 @@ def test_int8_u8_activations_for_ort_cpu(tiny_onnx, tmp_path):
     assert inits[x_q.input[2]].dtype == np.uint8
     with pytest.raises(ConfigError, match="s8, u8"):
         quantize_int8(tiny_onnx, tmp_path / "bad.onnx", calib, activations="u4")
+
+
+def test_tiled_squeeze_is_kept_in_fp32_too(tmp_path):
+    from seadeploy.export.onnx_export import export_onnx
+    from seadeploy.export.precision import excitation_nodes
+    from seadeploy.models.attention import create_attention
+    from tests.export.conftest import TinyNet
+
+    torch.manual_seed(0)
+    model = TinyNet().eval()
+    model.layer1.attn = create_attention("tse", 16, tile=2, reduction=4)
+    proto = onnx.load(export_onnx(model, tmp_path / "tse.onnx", (3, 16, 16)))
+    modules, found = node_module_map(proto), excitation_nodes(proto)
+    kept = {(n.op_type, modules[n.name]) for n in proto.graph.node if n.name in found}
+    assert any(op == "AveragePool" for op, _ in kept) and ("Sigmoid", "layer1.attn.gate") in kept
+    assert {m for _, m in kept} >= {"layer1.attn.fc1", "layer1.attn.fc2"}
+    assert not any(op in ("Resize", "Mul") for op, _ in kept)  # the broadcast and scale run in fp16
