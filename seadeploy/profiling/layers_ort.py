@@ -157,7 +157,15 @@ def map_optimized_nodes(original: onnx.ModelProto, optimized: onnx.ModelProto,
         done = sorted(covered, key=order.get)
         if done:
             same = [c for c in done if names[c].op_type == n.op_type]
-            out[n.name] = ((same or done)[0], done)
+            if same:
+                # The walk back from the written tensor can overshoot the fused node's real inputs (they may be
+                # ORT-internal layout tensors); the same-op node nearest the output is the one it computes
+                # (Conv+Relu "relu_nchwc" must not be charged to an earlier attention Conv).
+                principal = same[-1]
+                done = [c for c in done if order[c] >= order[principal]]
+                out[n.name] = (principal, done)
+            else:
+                out[n.name] = (done[0], done)
     return out
 
 
