@@ -162,6 +162,17 @@ class ModelSpec:
     in_chans: int = 3
     model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Record the backbone's attention defaults (e.g. the CIFAR TSE tile) explicitly, so a saved spec keeps
+        # its meaning even if a default changes later. Unknown names are left for build() to report.
+        from seadeploy.models import MODELS, _ensure_registered
+
+        _ensure_registered()
+        if self.model in MODELS:
+            entry = MODELS.get(self.model)
+            attn = entry.default_attn if self.attn is None else self.attn
+            self.attn_kwargs = {**entry.attn_defaults.get(attn, {}), **dict(self.attn_kwargs)}
+
     def build(self):
         """Instantiate the PyTorch model this spec describes."""
         from seadeploy.models import create_model
