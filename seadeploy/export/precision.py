@@ -24,13 +24,13 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader
 
 from seadeploy.artifacts import atomic_path
-from seadeploy.errors import ConfigError
+from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.onnx_export import INPUT_NAME, MODULE_KEY, node_module_map, restore_modules
 
 ATTN = "attn"
 REDUCE_OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp",
               "GlobalAveragePool", "GlobalMaxPool")
-GATE_OPS = ("Sigmoid", "HardSigmoid", "Softmax")
+GATE_OPS = ("Sigmoid", "HardSigmoid", "Softmax", "Tanh")  # Tanh: the SB attention gate
 #: Ops that start an attention block's squeeze (global or tiled pooling: TSE lowers tiles to AveragePool).
 SQUEEZE_OPS = (*REDUCE_OPS, "AveragePool", "MaxPool", "LpPool", "GlobalLpPool")
 NORM_OPS = ("BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization")
@@ -155,6 +155,27 @@ def fold_cast_round_trips(proto: onnx.ModelProto) -> onnx.ModelProto:
     return proto
 
 
+def drop_duplicate_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Remove nodes computing the same as an earlier one (same op, inputs, outputs, attributes; names and
+    metadata may differ).
+
+    Hand-written: ``convert_float_to_float16`` emits one ``<tensor>_cast_to_fp32_node`` Cast per blocked consumer,
+    so a tensor feeding two blocked nodes (CBAM's mean+max, SB, std squeezes) gets two identical Casts writing the
+    same name, which makes the graph invalid (a value with two producers).
+    """
+    seen: set[bytes] = set()
+    kept = []
+    for node in proto.graph.node:
+        attrs = b"".join(a.SerializeToString(deterministic=True) for a in node.attribute)
+        key = repr((node.op_type, node.domain, tuple(node.input), tuple(node.output))).encode() + attrs
+        if key not in seen:
+            seen.add(key)
+            kept.append(node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(kept)
+    return proto
+
+
 def _cast_to(node: onnx.NodeProto) -> int | None:
     return next((a.i for a in node.attribute if a.name == "to"), None)
 
@@ -183,7 +204,11 @@ def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike, policy: Fp16Pol
     proto.graph.value_info.extend(kept)
     ops = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(policy.fp32_ops))
     half = convert_float_to_float16(proto, keep_io_types=True, op_block_list=ops, node_block_list=blocked)
-    half = sort_graph(fold_cast_round_trips(propagate_modules(half)))
+    try:
+        half = sort_graph(fold_cast_round_trips(drop_duplicate_nodes(propagate_modules(half))))
+    except Exception as exc:  # onnx_ir raises its own error types for a graph it cannot sort
+        raise InputError(f"fp16 conversion of '{src}' produced an invalid graph ({type(exc).__name__}: {exc}); "
+                         "export without fp16 (--precision fp32,int8) or try --fp16-policy reductions-fp32") from exc
     with atomic_path(dst) as tmp:
         onnx.save_model(half, str(tmp), save_as_external_data=False)
     return {"fp32_ops": list(policy.fp32_ops), "keep_excitation": policy.keep_excitation, "fp32_nodes": len(blocked)}

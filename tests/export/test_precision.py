@@ -114,3 +114,26 @@ def test_tiled_squeeze_is_kept_in_fp32_too(tmp_path):
     assert any(op == "AveragePool" for op, _ in kept) and ("Sigmoid", "layer1.attn.gate") in kept
     assert {m for _, m in kept} >= {"layer1.attn.fc1", "layer1.attn.fc2"}
     assert not any(op in ("Resize", "Mul") for op, _ in kept)  # the broadcast and scale run in fp16
+
+
+@pytest.mark.parametrize(("attn", "kwargs"), [("cbam", {}), ("sb", {}), ("se", {"squeeze": "std"}),
+                                              ("se", {"squeeze": "avg_x_std"})])
+def test_fp16_of_attention_whose_tensor_feeds_two_fp32_nodes(attn, kwargs, tmp_path):
+    """The converter casts such a tensor once per blocked consumer; the duplicates must not break the graph."""
+    import onnxruntime as ort
+
+    from seadeploy.models import create_model
+    from seadeploy.export.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    model = create_model("resnet20_cifar", attn=attn, attn_kwargs=kwargs).eval()
+    src = export_onnx(model, tmp_path / "model.onnx", (3, 32, 32))
+    convert_fp16(src, tmp_path / "model.fp16.onnx")
+    onnx.checker.check_model(onnx.load(str(tmp_path / "model.fp16.onnx")), full_check=True)
+    x = torch.randn(3, 3, 32, 32)
+    sess = ort.InferenceSession(str(tmp_path / "model.fp16.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"x": x.numpy()})[0]
+    with torch.no_grad():
+        ref = model(x).numpy()
+    cos = (got * ref).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
+    assert np.isfinite(got).all() and (cos > 0.999).all()
