@@ -122,8 +122,8 @@ def test_fp16_of_attention_whose_tensor_feeds_two_fp32_nodes(attn, kwargs, tmp_p
     """The converter casts such a tensor once per blocked consumer; the duplicates must not break the graph."""
     import onnxruntime as ort
 
-    from seadeploy.models import create_model
     from seadeploy.export.onnx_export import export_onnx
+    from seadeploy.models import create_model
 
     torch.manual_seed(0)
     model = create_model("resnet20_cifar", attn=attn, attn_kwargs=kwargs).eval()
