@@ -124,9 +124,8 @@ def graphs():
                                  with_dynamic_spatial=with_dynamic_spatial, make_model=make_model)
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """A run folder like export writes: resnet20_cifar + SE checkpoint, model.onnx and manifest.json."""
+def make_run(run, attn: str = "se", attn_kwargs: dict | None = None):
+    """A run folder like export writes: resnet20_cifar + ``attn`` checkpoint, model.onnx and manifest.json."""
     import torch
 
     from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
@@ -134,8 +133,8 @@ def tiny_run(tmp_path_factory):
     from seadeploy.export.onnx_export import export_onnx
 
     torch.manual_seed(0)
-    run = tmp_path_factory.mktemp("profiling") / "run"
-    spec = ModelSpec(model="resnet20_cifar", attn="se", num_classes=10, input_size=32)
+    spec = ModelSpec(model="resnet20_cifar", attn=attn, attn_kwargs=dict(attn_kwargs or {}), num_classes=10,
+                     input_size=32)
     model = spec.build().eval()
     Checkpoint(spec=spec, state_dict=model.state_dict()).save(run / "checkpoint.safetensors")
     path = export_onnx(model, run / "model.onnx", (3, 32, 32))
@@ -143,3 +142,9 @@ def tiny_run(tmp_path_factory):
     manifest["files"]["fp32"] = {"path": "model.onnx", "sha256": sha256(path)}
     write_manifest(run, manifest)
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A run folder like export writes: resnet20_cifar + SE checkpoint, model.onnx and manifest.json."""
+    return make_run(tmp_path_factory.mktemp("profiling") / "run")

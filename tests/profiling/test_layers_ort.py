@@ -84,20 +84,9 @@ def test_profile_ort_maps_every_node(tiny_run):
 
 def test_fused_conv_relu_is_charged_to_its_own_conv_not_an_attention_conv(tmp_path):
     """TSE's excitation is 1x1 Convs; a fused Conv+Relu after it must still map to the backbone conv."""
-    import torch
+    from tests.profiling.conftest import make_run
 
-    from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
-    from seadeploy.export.manifest import new_manifest, write_manifest
-    from seadeploy.export.onnx_export import export_onnx
-
-    torch.manual_seed(0)
-    spec = ModelSpec(model="resnet20_cifar", attn="tse", attn_kwargs={"tile": 4}, num_classes=10, input_size=32)
-    model = spec.build().eval()
-    Checkpoint(spec=spec, state_dict=model.state_dict()).save(tmp_path / "checkpoint.safetensors")
-    path = export_onnx(model, tmp_path / "model.onnx", (3, 32, 32))
-    manifest = new_manifest(spec, mean=(0.5,) * 3, std=(0.5,) * 3, dataset=None, opset=18)
-    manifest["files"]["fp32"] = {"path": "model.onnx", "sha256": sha256(path)}
-    write_manifest(tmp_path, manifest)
+    make_run(tmp_path, "tse", {"tile": 4})
     frame = profile_layers(tmp_path, ["ort"], batch=2, threads=1, runs=2, warmup_runs=1, duration_s=0.1).frame
     convs = {b: set(f.loc[f["role"] == "conv", "module"]) for b, f in frame.groupby("backend")}
     assert convs["ort"] == convs["ort-noopt"]  # every backbone conv is found in the optimised graph too
