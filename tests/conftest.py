@@ -38,6 +38,18 @@ def _seed_and_threads():
     yield
 
 
+@pytest.fixture(scope="session")
+def single_thread():
+    """One intra-op thread for the session: 2 shared CI cores, and spin-waiting threads oversubscribe them.
+
+    Directories of small-model tests opt in with an autouse fixture that requests this one.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def run_dir(tmp_path):
     """An empty run folder."""

@@ -10,12 +10,8 @@ import torch
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _single_thread():
-    """One thread: 2 shared CI cores, and OpenMP spin-waiting makes 2 threads far slower under load."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _single_thread(single_thread):
+    """Every test here runs on one thread (see tests/conftest.py)."""
 
 
 def write_batch(path, images, labels, label_key="labels", extra=None):

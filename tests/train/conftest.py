@@ -4,12 +4,8 @@ reproducible and avoids OpenMP spin-waiting under load (measured: up to 20x slow
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _single_thread(single_thread):
+    """Every test here runs on one thread (see tests/conftest.py)."""
