@@ -54,14 +54,20 @@ def tiny_onnx(tiny_model, tmp_path_factory):
     return export_onnx(tiny_model, tmp_path_factory.mktemp("tiny") / "model.onnx", (3, 16, 16))
 
 
+def _export_seeded(spec, out, opts):
+    """``export_model`` with the weights drawn from a fixed seed (pool workers otherwise start unseeded)."""
+    from seadeploy.export.runner import export_model
+
+    torch.manual_seed(0)
+    return export_model(spec, out, opts)
+
+
 @pytest.fixture(scope="session")
 def zoo_exports(request, tmp_path_factory):
     """Start the exports of every selected ``test_zoo_export`` case at once in a process pool (one worker per
     CPU); tests wait for their own future. Nothing starts when no zoo case is selected."""
     from seadeploy.artifacts import ModelSpec
     from seadeploy.export.pipeline import ExportOptions
-    from seadeploy.export.runner import export_model
-
     selected = [item.callspec.params for item in request.session.items
                 if getattr(item, "originalname", "") == "test_export_passes_checks"]
     if not selected:
@@ -76,7 +82,7 @@ def zoo_exports(request, tmp_path_factory):
     for p in sorted(selected, key=lambda p: -p["size"]):  # the 224-px ones (slowest) first
         out = root / f"{p['model']}-{p['attn']}"
         spec = ModelSpec(p["model"], attn=p["attn"], input_size=p["size"])
-        jobs[(p["model"], p["size"], p["attn"])] = (out, pool.submit(export_model, spec, out, opts))
+        jobs[(p["model"], p["size"], p["attn"])] = (out, pool.submit(_export_seeded, spec, out, opts))
     yield jobs
     pool.shutdown(cancel_futures=True)
 
