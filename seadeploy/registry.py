@@ -39,6 +39,12 @@ class Registry(Generic[T]):
 
         return deco
 
+    def unregister(self, name: str) -> T:
+        """Remove and return ``name`` (for plug-ins and tests that register temporarily)."""
+        if name not in self._items:
+            raise KeyError(f"{self.kind} '{name}' is not registered")
+        return self._items.pop(name)
+
     def get(self, name: str) -> T:
         """Return the object registered as ``name`` or raise ``ConfigError`` naming the valid ones."""
         if name in self._items:

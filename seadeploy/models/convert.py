@@ -23,12 +23,13 @@ from torch import nn
 
 from seadeploy.artifacts import ModelSpec, load_state_checked
 from seadeploy.errors import ConfigError
+from seadeploy.models.attention.base import is_attention
 from seadeploy.models.attention.se import bn_form
 
 
 def attention_paths(model: nn.Module) -> list[str]:
-    """Module paths of the attention blocks (the submodules named ``attn``), in forward order."""
-    return [name for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] == "attn"]
+    """Module paths of the zoo's attention blocks (instances of registered attention classes), in module order."""
+    return [name for name, m in model.named_modules() if is_attention(m)]
 
 
 def _spec(model: nn.Module) -> ModelSpec:

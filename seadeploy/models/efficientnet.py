@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from seadeploy.models import register_model
-from seadeploy.models.attention import ATTENTION
+from seadeploy.models.attention.base import ATTENTION
 from seadeploy.models.layers import conv_out, make_attn, reject_unknown
+from seadeploy.models.zoo import register_model
 
 #: B0 stages: (expand, kernel, stride, out channels, repeats).
 B0_STAGES = (

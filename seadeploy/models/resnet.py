@@ -14,8 +14,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from seadeploy.errors import ConfigError
-from seadeploy.models import register_model
 from seadeploy.models.layers import conv_out, init_kaiming, make_attn, reject_unknown
+from seadeploy.models.zoo import register_model
 
 
 class BasicBlock(nn.Module):

@@ -26,77 +26,16 @@ import torch
 from torch import nn
 
 from seadeploy.models import create_model
-from seadeploy.models.attention.cbam import CBAM
-from seadeploy.models.attention.pooling import tile_grid
-from seadeploy.models.attention.rgse import ResolutionGuidedSE
-from seadeploy.models.attention.sb import ShiftBalance
-from seadeploy.models.attention.se import SqueezeExcite
-from seadeploy.models.attention.spse import SpatialPyramidSE
-from seadeploy.models.attention.tse import TiledSqueezeExcite
 from seadeploy.models.convert import attention_paths
 
 BYTES = 4  # fp32
-_SQUEEZE_PASSES = {"avg": 1, "max": 1, "std": 3, "avg_x_std": 3, "random": 0}
-
-
-def _work(reduce: int, gate: int, scale: int, reads: int, gate_read: int, writes: int) -> dict[str, int]:
-    return {
-        "reduce_ops": reduce,
-        "gate_ops": gate,
-        "scale_ops": scale,
-        "reads": reads,
-        "gate_read": gate_read,
-        "writes": writes,
-    }
-
-
-def _se(m: SqueezeExcite, c: int, h: int, w: int) -> dict[str, int]:
-    p = _SQUEEZE_PASSES[m.squeeze]
-    return _work(p * c * h * w, c, c * h * w, (min(p, 2) + 1) * c * h * w, c, c * h * w)
-
-
-def _tse(m: TiledSqueezeExcite, c: int, h: int, w: int) -> dict[str, int]:
-    gh, gw = tile_grid((h, w), (min(m.tile[0], h), min(m.tile[1], w)))
-    gate_read = c if gh * gw == 1 else c * h * w  # the upsampled gate map is materialised
-    return _work(c * h * w, c * gh * gw, c * h * w, 2 * c * h * w, gate_read, c * h * w)
-
-
-def _sb(m: ShiftBalance, c: int, h: int, w: int) -> dict[str, int]:
-    return _work(c * h * w, c, c * h * w, 2 * c * h * w, c, c * h * w)
-
-
-def _spse(m: SpatialPyramidSE, c: int, h: int, w: int) -> dict[str, int]:
-    n = len(m.levels)
-    return _work(n * c * h * w, c, c * h * w, (n + 1) * c * h * w, c, c * h * w)
-
-
-def _rgse(m: ResolutionGuidedSE, c: int, h: int, w: int) -> dict[str, int]:
-    wh, ww = min(m.window, h), min(m.window, w)
-    used = c * (h // wh * wh) * (w // ww * ww)
-    return _work(used, c, c * h * w, used + c * h * w, c, c * h * w)
-
-
-def _cbam(m: CBAM, c: int, h: int, w: int) -> dict[str, int]:
-    chw = c * h * w
-    return _work(4 * chw, c + h * w, 2 * chw, 4 * chw, c + h * w, 2 * chw)
-
-
-#: Attention class → work model; unknown classes fall back to SE-like counts.
-WORK: dict[type, Callable[..., dict[str, int]]] = {
-    SqueezeExcite: _se,
-    TiledSqueezeExcite: _tse,
-    ShiftBalance: _sb,
-    SpatialPyramidSE: _spse,
-    ResolutionGuidedSE: _rgse,
-    CBAM: _cbam,
-}
 
 
 def attention_work(module: nn.Module, shape: tuple[int, int, int]) -> dict[str, int]:
-    """Work of one attention block on a ``(C, H, W)`` input; see the module docstring."""
+    """Work of one attention block on a ``(C, H, W)`` input: the block's own ``work()`` (see
+    :class:`~seadeploy.models.attention.AttentionWork`). Every registered attention defines it."""
     c, h, w = shape
-    fn = WORK.get(type(module))
-    return fn(module, c, h, w) if fn else _work(c * h * w, c, c * h * w, 2 * c * h * w, c, c * h * w)
+    return module.work(c, h, w).as_dict()
 
 
 def _layer_macs(m: nn.Module, out: torch.Tensor) -> int:

@@ -14,9 +14,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from seadeploy.models import register_model
 from seadeploy.models.layers import make_attn, reject_unknown
 from seadeploy.models.resnet_cifar import CIFAR_ATTN_DEFAULTS
+from seadeploy.models.zoo import register_model
 
 STAGES = ((64, 2), (128, 2), (256, 3), (512, 3))
 

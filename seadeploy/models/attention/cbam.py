@@ -11,11 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from seadeploy.errors import ConfigError
-from seadeploy.models.attention import ATTENTION
+from seadeploy.models.attention.base import AttentionWork, register_attention
 from seadeploy.models.attention.se import check_bool, hidden_channels, make_act
 
 
-@ATTENTION.register("cbam")
+@register_attention("cbam")
 class CBAM(nn.Module):
     """Channel then spatial attention.
 
@@ -59,3 +59,8 @@ class CBAM(nn.Module):
         x = x * s[:, :, None, None]
         pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
         return x * self.gate(self.spatial_bn(self.spatial(pooled)))
+
+    def work(self, c: int, h: int, w: int) -> AttentionWork:
+        """Avg+max over space and over channels, C + H·W gates, two multiplies over the map."""
+        chw = c * h * w
+        return AttentionWork(4 * chw, c + h * w, 2 * chw, 4 * chw, c + h * w, 2 * chw)

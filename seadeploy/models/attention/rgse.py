@@ -17,12 +17,12 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from seadeploy.errors import ConfigError, InputError
-from seadeploy.models.attention import ATTENTION
+from seadeploy.models.attention.base import AttentionWork, register_attention
 from seadeploy.models.attention.pooling import window_mean_floor
 from seadeploy.models.attention.se import check_bool, hidden_channels, make_act
 
 
-@ATTENTION.register("rgse")
+@register_attention("rgse")
 class ResolutionGuidedSE(nn.Module):
     """RGSE block.
 
@@ -88,3 +88,9 @@ class ResolutionGuidedSE(nn.Module):
 
     def extra_repr(self) -> str:
         return f"window={self.window}, grid={self.grid}"
+
+    def work(self, c: int, h: int, w: int) -> AttentionWork:
+        """The floor-mode windows read only the covered pixels; one gate per channel, one multiply."""
+        wh, ww = min(self.window, h), min(self.window, w)
+        used = c * (h // wh * wh) * (w // ww * ww)
+        return AttentionWork(used, c, c * h * w, used + c * h * w, c, c * h * w)

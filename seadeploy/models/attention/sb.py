@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from seadeploy.errors import ConfigError
-from seadeploy.models.attention import ATTENTION
+from seadeploy.models.attention.base import AttentionWork, register_attention
 from seadeploy.models.attention.se import bn_form, check_bool, hidden_channels
 
 #: The attention-branch activation ablation of the SB repo; softmax runs over the channels (dim=-1).
@@ -25,7 +25,7 @@ SB_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-@ATTENTION.register("sb")
+@register_attention("sb")
 class ShiftBalance(nn.Module):
     """Shift-and-balance block on a feature map (identity trunk).
 
@@ -66,3 +66,7 @@ class ShiftBalance(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         a = self.gate(self.bn2(self.fc2(self.act(self.bn1(self.fc1(x.mean(dim=(2, 3))))))))
         return x + (self.lam * a)[:, :, None, None]
+
+    def work(self, c: int, h: int, w: int) -> AttentionWork:
+        """One squeeze pass, one tanh/sigmoid per channel, one broadcast add over the map."""
+        return AttentionWork(c * h * w, c, c * h * w, 2 * c * h * w, c, c * h * w)

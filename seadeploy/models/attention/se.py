@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from seadeploy.errors import ConfigError
-from seadeploy.models.attention import ATTENTION
+from seadeploy.models.attention.base import AttentionWork, register_attention
 
 
 def _std(x: Tensor) -> Tensor:
@@ -32,6 +32,9 @@ SQUEEZE: dict[str, Callable[[Tensor], Tensor]] = {
     "avg_x_std": lambda x: x.mean(dim=(2, 3)) * _std(x),
     "random": lambda x: torch.rand(x.shape[:2], device=x.device, dtype=x.dtype),
 }
+
+#: Passes over the map each squeeze makes (std: mean, squares, sum; random reads nothing), for ``work()``.
+SQUEEZE_PASSES = {"avg": 1, "max": 1, "std": 3, "avg_x_std": 3, "random": 0}
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": lambda: nn.ReLU(inplace=True),
@@ -104,7 +107,7 @@ def check_squeeze(squeeze: str) -> str:
     return squeeze
 
 
-@ATTENTION.register("se")
+@register_attention("se")
 class SqueezeExcite(nn.Module):
     """``y = x ⊙ σ(MLP(squeeze(x)))[:, :, None, None]``.
 
@@ -152,6 +155,11 @@ class SqueezeExcite(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         s = self.excite(SQUEEZE[self.squeeze](x))
         return x * s[:, :, None, None]
+
+    def work(self, c: int, h: int, w: int) -> AttentionWork:
+        """Squeeze passes over the map (avg/max 1, std and avg_x_std 3), one gate per channel, one multiply."""
+        p = SQUEEZE_PASSES[self.squeeze]
+        return AttentionWork(p * c * h * w, c, c * h * w, (min(p, 2) + 1) * c * h * w, c, c * h * w)
 
     def extra_repr(self) -> str:
         return f"squeeze={self.squeeze}, bn={self.bn_form}"

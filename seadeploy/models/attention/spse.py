@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from seadeploy.errors import ConfigError
-from seadeploy.models.attention import ATTENTION
+from seadeploy.models.attention.base import AttentionWork, register_attention
 from seadeploy.models.attention.pooling import adaptive_mean
 from seadeploy.models.attention.se import check_bool, hidden_channels, make_act
 
 
-@ATTENTION.register("spse")
+@register_attention("spse")
 class SpatialPyramidSE(nn.Module):
     """SPSE block.
 
@@ -71,3 +71,8 @@ class SpatialPyramidSE(nn.Module):
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}"
+
+    def work(self, c: int, h: int, w: int) -> AttentionWork:
+        """One pooling pass per pyramid level, one gate per channel, one multiply."""
+        n = len(self.levels)
+        return AttentionWork(n * c * h * w, c, c * h * w, (n + 1) * c * h * w, c, c * h * w)

@@ -22,8 +22,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from seadeploy.errors import ConfigError
-from seadeploy.models.attention import ATTENTION
-from seadeploy.models.attention.pooling import global_mean, tile_broadcast, tile_mean
+from seadeploy.models.attention.base import AttentionWork, register_attention
+from seadeploy.models.attention.pooling import global_mean, tile_broadcast, tile_grid, tile_mean
 from seadeploy.models.attention.se import bn_form, check_bool, hidden_channels, make_act
 
 
@@ -49,7 +49,7 @@ def parse_tile(tile: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return kh, kw
 
 
-@ATTENTION.register("tse")
+@register_attention("tse")
 class TiledSqueezeExcite(nn.Module):
     """``y = x ⊙ up(σ(MLP₁ₓ₁(tile_mean(x))))``.
 
@@ -94,6 +94,12 @@ class TiledSqueezeExcite(nn.Module):
             return x * self.excite(global_mean(x))  # one tile: exactly SE
         a = self.excite(tile_mean(x, self.tile))
         return x * tile_broadcast(a, self.tile, (h, w))
+
+    def work(self, c: int, h: int, w: int) -> AttentionWork:
+        """One pass to pool the tiles, one gate per tile and channel; the upsampled gate map is materialised."""
+        gh, gw = tile_grid((h, w), (min(self.tile[0], h), min(self.tile[1], w)))
+        gate_read = c if gh * gw == 1 else c * h * w
+        return AttentionWork(c * h * w, c * gh * gw, c * h * w, 2 * c * h * w, gate_read, c * h * w)
 
     def extra_repr(self) -> str:
         return f"tile={self.tile}, bn={self.bn_form}"
