@@ -6,6 +6,10 @@ profiling stage may reuse :func:`parse_inspector_json` for layer shapes and data
 * 10.x: top-level ``Bindings`` (names); each tensor has one ``"Format/Datatype"`` string such as
   ``"Row major linear FP32"`` or ``"Channel major FP16 format where channel % 8 == 0"``.
 * 11.x: top-level ``"I/O Tensors"`` (objects); tensors have separate ``Format`` and ``Datatype`` fields.
+
+A value TensorRT could not resolve (``"N/A due to dynamic shapes"`` when the inspector has no execution
+context attached) is read as ``"n/a"`` and skipped by the verification, like Polygraphy does; it never
+counts as a wrong precision. :func:`seadeploy.backends.trt_support.engine_information` attaches the context.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ _DTYPE_WORDS = (("bfloat16", "bf16"), ("fp8", "fp8"), ("int8", "int8"), ("fp16",
                 ("uint8", "uint8"))
 
 
+UNKNOWN, NOT_AVAILABLE = "unknown", "n/a"
+
+
 # ----------------------------------------------------------------------------------------- inspector
 @dataclasses.dataclass
 class EngineLayer:
@@ -42,21 +49,31 @@ class EngineLayer:
 
     @property
     def precision(self) -> str:
-        """Datatype of the first input (what the kernel reads), else of the first output."""
-        for _, dtype, _ in [*self.inputs, *self.outputs]:
-            if dtype != "unknown":
+        """Datatype of the first input (what the kernel reads), else of the first output.
+
+        ``"n/a"`` when every tensor's type was unresolved ("N/A due to dynamic shapes"), ``"unknown"`` when
+        a type was given but not recognised.
+        """
+        dtypes = [dtype for _, dtype, _ in [*self.inputs, *self.outputs]]
+        for dtype in dtypes:
+            if dtype not in (UNKNOWN, NOT_AVAILABLE):
                 return dtype
-        return "unknown"
+        return UNKNOWN if UNKNOWN in dtypes else NOT_AVAILABLE
 
 
 def normalise_dtype(text: str) -> str:
-    """``"Row major linear FP32"``/``"Channel major FP16 format where channel % 8 == 0"``/``"Half"``/``"INT8"`` → fp32/fp16/int8..."""
+    """``"Row major linear FP32"``/``"Channel major FP16 format where channel % 8 == 0"``/``"Half"``/``"INT8"`` → fp32/fp16/int8...
+
+    ``"N/A due to dynamic shapes"`` → ``"n/a"``; an absent or unrecognised type → ``"unknown"``.
+    """
     low = (text or "").lower()
+    if "n/a" in low:
+        return NOT_AVAILABLE
     for word in re.findall(r"[a-z0-9]+", low):
         for key, dtype in _DTYPE_WORDS:
             if word == key:
                 return dtype
-    return "unknown"
+    return UNKNOWN
 
 
 def _tensor(t: dict[str, Any]) -> tuple[str, str, list[int]]:
@@ -139,13 +156,16 @@ def verify_precisions(layers: list[EngineLayer], expected: dict[str, str], reque
     ``violations`` (layer, onnx node, expected, actual).
     """
     rank = {"int8": 0, "fp8": 0, "fp16": 1, "bf16": 1, "fp32": 2}
-    violations, checked, counts = [], 0, {}
+    violations, checked, counts, unresolved = [], 0, {}, 0
     for layer in layers:
         nodes = [n for n in layer.onnx_nodes if n in expected]
         if not nodes:
             continue
         want = min((expected[n] for n in nodes), key=lambda p: rank.get(p, 2))
         got = layer.precision
+        if got == NOT_AVAILABLE:  # TensorRT did not resolve it (dynamic shapes, no context): skip, like Polygraphy
+            unresolved += 1
+            continue
         checked += 1
         counts[got] = counts.get(got, 0) + 1
         if got not in rank or rank[got] > rank.get(want, 2):
@@ -153,4 +173,4 @@ def verify_precisions(layers: list[EngineLayer], expected: dict[str, str], reque
     wanted = sum(1 for p in expected.values() if p == requested)
     passed = checked > 0 and not violations and (requested == "fp32" or counts.get(requested, 0) > 0 or wanted == 0)
     return {"requested": requested, "passed": passed, "compute_layers_checked": checked, "precision_counts": counts,
-            "violations": violations}
+            "violations": violations, "unresolved_layers": unresolved}

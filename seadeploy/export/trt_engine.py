@@ -22,12 +22,24 @@ from typing import Any
 import onnx
 
 from seadeploy.artifacts import atomic_path, engine_name, write_json
-from seadeploy.errors import BackendUnavailable, InputError, ParityFailure
+from seadeploy.backends.trt_support import (
+    PARSER_HINTS,
+    TRT_HINT,
+    apply_tf32,
+    device_memory_bytes,
+    engine_information,
+    logger,
+    parse_onnx,
+    parser_errors,
+    trt_major,
+)
+from seadeploy.backends.trt_support import require_tensorrt as _require_tensorrt
+from seadeploy.errors import InputError, ParityFailure
 from seadeploy.export.engine_inspect import expected_precisions, parse_inspector_json, verify_precisions
 from seadeploy.export.onnx_export import INPUT_NAME
 
-INSTALL_HINT = ("TensorRT engines need an NVIDIA GPU with the CUDA driver and TensorRT: "
-                "pip install 'seadeploy[gpu]' (tensorrt>=10, onnxruntime-gpu, pycuda) on a CUDA machine")
+INSTALL_HINT = f"TensorRT engines need an NVIDIA GPU with the CUDA driver and TensorRT: {TRT_HINT}"
+__all__ = ["PARSER_HINTS", "EngineConfig", "build_engine", "parser_errors", "require_tensorrt"]
 
 
 # ----------------------------------------------------------------------------------------- building
@@ -67,56 +79,14 @@ class EngineConfig:
             # int8: explicit Q/DQ decides, FP16 lets the unquantized rest (gates, pools) run in half.
             builder_flags += {"fp16": ["FP16", "PREFER_PRECISION_CONSTRAINTS"], "int8": ["INT8", "FP16"]}.get(
                 self.precision, [])
-        if not self.tf32 and trt_major < 11:
-            builder_flags.append("-TF32")  # '-' = clear the flag (TF32 is on by default)
+        # TF32 is on by default in TensorRT 10 *and* 11: clear it ('-' prefix) for strict fp32 on every major.
+        builder_flags.append("TF32" if self.tf32 else "-TF32")
         return {"strongly_typed": strong, "builder_flags": builder_flags}
 
 
-def require_tensorrt() -> Any:
-    """Import tensorrt and check that a CUDA GPU is visible; ``BackendUnavailable`` (exit 3) with the install hint."""
-    try:
-        import tensorrt as trt  # noqa: PLC0415 - optional heavy dependency, imported lazily
-    except ImportError as exc:
-        raise BackendUnavailable(f"TensorRT is not installed. {INSTALL_HINT}") from exc
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise BackendUnavailable(f"no CUDA GPU is visible (torch.cuda.is_available() is False). {INSTALL_HINT}")
-    except ImportError as exc:
-        raise BackendUnavailable(INSTALL_HINT) from exc
-    return trt
-
-
-PARSER_HINTS = {
-    "UNSUPPORTED_NODE": "the op or attribute is not supported: run `python -m seadeploy.export lint FILE` for a fix",
-    "INVALID_GRAPH": "re-export with --opset 18 and check the file with onnx.checker",
-    "INVALID_NODE": "an input must be an initializer/constant here; re-export with constant folding (optimize=True)",
-}
-
-
-def parser_errors(parser: Any) -> list[str]:
-    """``node (op): desc [code] — hint`` lines for every error of a TensorRT ONNX parser."""
-    lines = []
-    for i in range(parser.num_errors):
-        err = parser.get_error(i)
-        code = str(err.code()).split(".")[-1]
-        node = err.node_name() if hasattr(err, "node_name") else str(err.node())
-        op = err.node_operator() if hasattr(err, "node_operator") else ""
-        hint = next((h for k, h in PARSER_HINTS.items() if k in code), "see the TensorRT ONNX operator support matrix")
-        lines.append(f"{node or '?'}{f' ({op})' if op else ''}: {err.desc()} [{code}] — {hint}")
-    return lines
-
-
-def _network(trt: Any, builder: Any, logger: Any, onnx_path: Path, strongly_typed: bool) -> tuple[Any, Any]:
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = parser_errors(parser)
-        raise InputError(f"TensorRT could not parse {onnx_path.name}: {errors[0] if errors else 'unknown error'}"
-                         + (f" (+{len(errors) - 1} more: {'; '.join(errors[1:4])})" if len(errors) > 1 else ""))
-    return network, parser
+def require_tensorrt(device: int = 0) -> Any:
+    """Import tensorrt and make CUDA device ``device`` current; ``BackendUnavailable`` (exit 3) with the install hint."""
+    return _require_tensorrt(device)
 
 
 def _builder_config(trt: Any, builder: Any, network: Any, cfg: EngineConfig, major: int,
@@ -126,7 +96,9 @@ def _builder_config(trt: Any, builder: Any, network: Any, cfg: EngineConfig, maj
     config.builder_optimization_level = int(cfg.optimization_level)
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     for flag in cfg.flags(major)["builder_flags"]:
-        if flag.startswith("-"):
+        if flag.lstrip("-") == "TF32":
+            apply_tf32(trt, config, not flag.startswith("-"))
+        elif flag.startswith("-"):
             config.clear_flag(getattr(trt.BuilderFlag, flag[1:]))
         else:
             config.set_flag(getattr(trt.BuilderFlag, flag))
@@ -159,36 +131,39 @@ def _fp32_nodes(proto: onnx.ModelProto) -> set[str]:
 
 
 def _verify(trt: Any, engine: Any, proto: onnx.ModelProto, precision: str, name: str) -> tuple[dict, dict]:
-    """Read the inspector JSON back and raise ``ParityFailure`` when layer precisions miss the request."""
-    info = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+    """Read the inspector JSON back (execution context attached, inputs at the profile's opt shape) and raise
+    ``ParityFailure`` when layer precisions miss the request."""
+    info = engine_information(trt, engine)
     parsed = parse_inspector_json(info, (n.name for n in proto.graph.node))
     verdict = verify_precisions(parsed["layers"], expected_precisions(proto), precision)
     if not verdict["passed"]:
+        none = ("no compute layer with a resolved type" if verdict.get("unresolved_layers")
+                else "no matching compute layer")
         first = verdict["violations"][0] if verdict["violations"] else {"layer": "-", "expected": precision,
-                                                                         "actual": "no matching compute layer"}
+                                                                         "actual": none}
         raise ParityFailure(f"engine built from {name} does not honour {precision}: layer '{first['layer']}' runs "
                             f"{first['actual']}, expected {first['expected']} ({len(verdict['violations'])} violations)")
     return parsed, verdict
 
 
-def build_engine(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, cfg: EngineConfig) -> dict[str, Any]:
+def build_engine(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, cfg: EngineConfig,
+                 device: int = 0) -> dict[str, Any]:
     """Parse, build, serialise ``model.<precision>.engine`` + ``.json`` sidecar, and verify layer precisions.
 
     Raises:
         BackendUnavailable: no TensorRT or no GPU (exit 3). InputError: the parser rejects the graph.
         ParityFailure: the engine's layers do not honour the requested precision.
     """
-    trt = require_tensorrt()
+    trt = require_tensorrt(device)
     import torch
 
-    major = int(trt.__version__.split(".")[0])
+    major = trt_major(trt)
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
     proto = onnx.shape_inference.infer_shapes(onnx.load(str(onnx_path)))
     input_shape = [d.dim_value or d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
+    builder = trt.Builder(logger(trt))
     strong = cfg.flags(major)["strongly_typed"]
-    network, _parser = _network(trt, builder, logger, onnx_path, strong)
+    network, _parser = parse_onnx(trt, builder, onnx_path, strong)
     # Only the fp16 graph has fp32 islands to pin; in a Q/DQ graph every DequantizeLinear output is float32, and
     # pinning those layers would stop TensorRT from fusing them into int8 kernels.
     pinned = _constrain_fp32_layers(trt, network, _fp32_nodes(proto)) if not strong and cfg.precision == "fp16" else 0
@@ -202,17 +177,20 @@ def build_engine(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, cfg: 
     if cfg.timing_cache:
         with atomic_path(cfg.timing_cache) as tmp:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-    engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
+    tf32_on = bool(config.get_flag(trt.BuilderFlag.TF32))  # what the build really used, for the sidecar
+    engine = trt.Runtime(logger(trt)).deserialize_cuda_engine(plan)
     parsed, verdict = _verify(trt, engine, proto, cfg.precision, onnx_path.name)
     engine_file = out_dir / engine_name(cfg.precision)
     with atomic_path(engine_file) as tmp:
         tmp.write_bytes(bytes(plan))
+    mem_bytes, mem_api = device_memory_bytes(engine)
     sidecar = {
         "path": engine_file.name, "onnx": onnx_path.name, "precision": cfg.precision,
-        "gpu": torch.cuda.get_device_name(), "compute_capability": ".".join(map(str, torch.cuda.get_device_capability())),
+        "gpu": torch.cuda.get_device_name(device), "device": int(device),
+        "compute_capability": ".".join(map(str, torch.cuda.get_device_capability(device))),
         "tensorrt": trt.__version__, "build_s": round(build_s, 3), "strongly_typed": strong, "fp32_pinned_layers": pinned,
-        "device_memory_size_v2": int(getattr(engine, "device_memory_size_v2", 0)),
-        "workspace_mb": cfg.workspace_mb, "optimization_level": cfg.optimization_level, "tf32": cfg.tf32,
+        "device_memory_bytes": mem_bytes, "device_memory_api": mem_api,
+        "workspace_mb": cfg.workspace_mb, "optimization_level": cfg.optimization_level, "tf32": tf32_on,
         "profile": [list(s) for s in cfg.profile_shapes(input_shape)], "inspector_schema": parsed["schema"],
         "layers": len(parsed["layers"]), "precision_check": verdict,
     }

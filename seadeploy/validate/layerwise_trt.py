@@ -20,7 +20,18 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from seadeploy.backends.trt import TrtBackend
+from seadeploy.backends.trt_support import (
+    apply_tf32,
+    engine_information,
+    import_tensorrt,
+    logger,
+    parse_onnx,
+    require_tensorrt,
+    trt_major,
+)
 from seadeploy.errors import InputError
+from seadeploy.export.engine_inspect import parse_inspector_json
 from seadeploy.validate.layerwise import LAYER_THRESHOLDS, LayerPoint, LayerwiseResult, compare_points, plan_points
 
 
@@ -30,25 +41,21 @@ def fusion_boundaries(points: Sequence[LayerPoint], proto: Any) -> list[LayerPoi
     return [p for p in points if p.container or uses[p.tensor] > 1]
 
 
-def build_marked_engine(onnx_path: str | os.PathLike, tensors: Sequence[str], batch: int, precision: str) -> bytes:
+def build_marked_engine(onnx_path: str | os.PathLike, tensors: Sequence[str], batch: int, precision: str,
+                        device: int = 0) -> bytes:
     """Build an engine of ``onnx_path`` (static batch ``batch``) whose outputs also include ``tensors``.
 
-    Raises:
-        BackendUnavailable: no TensorRT. InputError: the parser or the builder fails, or a tensor is unknown.
-    """
-    from seadeploy.backends.trt import import_tensorrt
+    Network, parser and TF32 handling are the export's (:mod:`seadeploy.backends.trt_support`): precision lives
+    in the graph (cast / Q/DQ), so non-fp32 graphs build strongly typed; TF32 is cleared on every major.
 
-    trt = import_tensorrt()
-    major = int(trt.__version__.split(".")[0])
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    strong = precision != "fp32" or major >= 11  # precision lives in the graph (cast / Q/DQ)
-    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-    network = builder.create_network((1 << int(flag)) if strong and flag is not None else 0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
-        raise InputError(f"TensorRT could not parse {onnx_path}: {errors[0] if errors else 'unknown error'}")
+    Raises:
+        BackendUnavailable: no TensorRT or no usable GPU (exit 3).
+        InputError: the parser or the builder fails, or a tensor is unknown.
+    """
+    trt = require_tensorrt(device)
+    builder = trt.Builder(logger(trt))
+    strong = precision != "fp32" or trt_major(trt) >= 11
+    network, _parser = parse_onnx(trt, builder, onnx_path, strong)
     by_name = {network.get_layer(i).get_output(j).name: network.get_layer(i).get_output(j)
                for i in range(network.num_layers) for j in range(network.get_layer(i).num_outputs)}
     outputs = {network.get_output(i).name for i in range(network.num_outputs)}
@@ -60,8 +67,7 @@ def build_marked_engine(onnx_path: str | os.PathLike, tensors: Sequence[str], ba
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 1 << 30)
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-    if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
-        config.clear_flag(trt.BuilderFlag.TF32)  # strict fp32, like the torch reference
+    apply_tf32(trt, config, False)  # strict fp32 arithmetic, like the torch reference
     inp = network.get_input(0)
     shape = (int(batch), *[int(d) for d in tuple(inp.shape)[1:]])
     profile = builder.create_optimization_profile()
@@ -74,28 +80,23 @@ def build_marked_engine(onnx_path: str | os.PathLike, tensors: Sequence[str], ba
 
 
 def engine_layer_of(backend: Any, node_names: Sequence[str]) -> dict[str, str]:
-    """``{tensor name: name of the engine layer producing it}`` from the engine inspector."""
-    from seadeploy.backends.trt import import_tensorrt
-    from seadeploy.export.engine_inspect import parse_inspector_json
-
+    """``{tensor name: name of the engine layer producing it}`` from the engine inspector (backend's context)."""
     trt = import_tensorrt()
-    text = backend.engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+    text = engine_information(trt, backend.engine, backend.context)
     layers = parse_inspector_json(text, node_names)["layers"]
     return {t[0]: layer.name for layer in layers for t in layer.outputs}
 
 
 def layerwise_trt(model: nn.Module, onnx_path: str | os.PathLike, x: np.ndarray, precision: str = "fp32", *,
-                  threshold: float | None = None, backend: str = "trt") -> LayerwiseResult:
+                  threshold: float | None = None, backend: str = "trt", device: int = 0) -> LayerwiseResult:
     """Compare ``model``'s module outputs with a TensorRT engine of ``onnx_path`` at its fusion boundaries."""
     import onnx
-
-    from seadeploy.backends.trt import TrtBackend
 
     proto = onnx.load(str(onnx_path))
     points, unmatched = plan_points(model, proto, x)
     marks = fusion_boundaries(points, proto)
-    plan = build_marked_engine(onnx_path, [p.tensor for p in marks], len(x), precision)
-    with TrtBackend(plan) as be:
+    plan = build_marked_engine(onnx_path, [p.tensor for p in marks], len(x), precision, device)
+    with TrtBackend(plan, device=device) as be:
         values = be.infer({next(iter(be.input_specs)): x})
         layer_of = engine_layer_of(be, [n.name for n in proto.graph.node])
     thr = LAYER_THRESHOLDS.get(precision, 1e-3) if threshold is None else threshold
