@@ -24,7 +24,7 @@ def _has_trt() -> bool:
 def pytest_collection_modifyitems(config, items):
     gpu, trt = _has_gpu(), _has_trt()
     skip_gpu = pytest.mark.skip(reason="needs an NVIDIA GPU (torch.cuda.is_available() is False)")
-    skip_trt = pytest.mark.skip(reason="needs TensorRT and a GPU: pip install 'seadeploy[gpu]' on a CUDA machine")
+    skip_trt = pytest.mark.skip(reason="needs TensorRT and a GPU: pip install -e '.[gpu,tensorrt]' on a CUDA machine (see README)")
     for item in items:
         if "trt" in item.keywords and not trt:
             item.add_marker(skip_trt)

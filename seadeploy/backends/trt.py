@@ -1,39 +1,37 @@
 """TensorRT backend: a serialized engine run with ``execute_async_v3`` (TensorRT 10 and 11).
 
-Device buffers come from torch CUDA tensors, or from pycuda when PyTorch has no CUDA (``buffers="auto"``
-picks in that order). A dynamic batch is set per call with ``context.set_input_shape``; output buffers are
-sized from ``context.get_tensor_shape`` afterwards. The three phases are public so profiling can time
-H2D / compute / D2H separately with CUDA events on ``stream``::
+Device buffers are torch CUDA tensors (the default: any CUDA build of PyTorch suffices), or pycuda
+allocations when PyTorch has no CUDA (``buffers="auto"`` picks in that order; pycuda is optional). The
+engine is deserialized and run with CUDA device ``device`` current. A dynamic batch is set per call with
+``context.set_input_shape``; output buffers are sized from ``context.get_tensor_shape`` afterwards. I/O types
+come from ``trt.DataType`` names (:data:`seadeploy.backends.trt_support.DTYPES`): BF16/FP8 tensors are
+exchanged as float32 and converted on the GPU (torch buffers only). The three phases are public so
+profiling can time H2D / compute / D2H separately with CUDA events on ``stream``::
 
     with TrtBackend("runs/x/model.fp16.engine") as be:
         be.stage_inputs({"x": x})     # set shapes, copy host → device (async on be.stream)
         be.execute()                  # context.execute_async_v3(stream)
         out = be.fetch_outputs()      # copy device → host, synchronise
 
+``infer_torch({"x": cuda_tensor})`` keeps everything on the GPU (device-to-device copies, no host hop).
 ``tensorrt`` and ``pycuda`` are imported only when a TrtBackend is created.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seadeploy.backends.base import BACKENDS, Backend, TensorSpec
+from seadeploy import artifacts
+from seadeploy.backends.base import BACKENDS, PRECISIONS, Backend, TensorSpec, check_feed, run_file
+from seadeploy.backends.trt_support import TRT_HINT, DtypeMap, dtype_map, import_tensorrt, logger
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
 
-TRT_HINT = "pip install tensorrt (or pip install 'seadeploy[gpu]') on a machine with an NVIDIA GPU and driver"
-
-
-def import_tensorrt():
-    """``import tensorrt`` or raise ``BackendUnavailable`` with the install hint."""
-    try:
-        import tensorrt
-    except ImportError as exc:
-        raise BackendUnavailable(f"TensorRT is not installed: {TRT_HINT}") from exc
-    return tensorrt
+__all__ = ["TRT_HINT", "TrtBackend", "import_tensorrt"]
 
 
 @BACKENDS.register("trt")
@@ -47,30 +45,47 @@ class TrtBackend(Backend):
     """
 
     name = "trt"
+    install_hint = TRT_HINT
+    precisions = PRECISIONS
+    artifact_kind = "TensorRT engines (python -m seadeploy.export --engine)"
+    file_suffixes = (".engine", ".plan")
+    layer_profiler = "seadeploy.profiling.layers_trt:profile_trt"
+    layerwise = "seadeploy.validate.layerwise_trt:layerwise_trt"
 
     def __init__(self, source: str | os.PathLike | bytes, device: int = 0, buffers: str = "auto") -> None:
         super().__init__()
         trt = import_tensorrt()
-        self._mem = _make_allocator(buffers, int(device))
         self.path, blob = _read_engine(source)
-        self.logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(self.logger)
-        self.engine = self.runtime.deserialize_cuda_engine(blob)
-        if self.engine is None:
-            raise InputError(f"TensorRT {trt.__version__} cannot deserialize '{self.path or 'engine'}': it was built "
-                             "with another TensorRT version or GPU, or is not an engine; rebuild it with export --engine")
-        self.context = self.engine.create_execution_context()
+        self._mem = _make_allocator(buffers, int(device))  # makes `device` current (set_device / context push)
+        self.logger = logger(trt)
+        with self._mem.active():
+            self.runtime = trt.Runtime(self.logger)
+            self.engine = self.runtime.deserialize_cuda_engine(blob)
+            if self.engine is None:
+                self._mem.close()
+                raise InputError(f"TensorRT {trt.__version__} cannot deserialize '{self.path or 'engine'}': it was "
+                                 "built with another TensorRT version or GPU, or is not an engine; rebuild it with "
+                                 "export --engine")
+            self.context = self.engine.create_execution_context()
         if self.context is None:
+            self._mem.close()
             raise BackendUnavailable("TensorRT could not create an execution context (out of GPU memory?)")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         is_in = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
         self._inputs = [n for n in names if is_in[n]]
         self._outputs = [n for n in names if not is_in[n]]
-        self._dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
+        self._types: dict[str, DtypeMap] = {n: dtype_map(self.engine.get_tensor_dtype(n), n) for n in names}
+        converted = [n for n, t in self._types.items() if t.converted]
+        if converted and self._mem.kind == "pycuda":
+            self._mem.close()
+            raise ConfigError(f"trt: I/O tensor '{converted[0]}' is {self._types[converted[0]].torch}, which only torch "
+                              "buffers convert; use buffers='torch' with a CUDA build of PyTorch")
+        self._dtypes = {n: t.host for n, t in self._types.items()}
         self._device: dict[str, tuple[tuple[int, ...], Any]] = {}
         self._host: dict[str, np.ndarray] = {}
         self.info = {"tensorrt": trt.__version__, "device": int(device), "buffers": self._mem.kind,
-                     "gpu": self._mem.device_name(), "engine": str(self.path) if self.path else None}
+                     "gpu": self._mem.device_name(), "engine": str(self.path) if self.path else None,
+                     "io_types": {n: t.torch for n, t in self._types.items()}}
 
     # ------------------------------------------------------------------ contract
     @property
@@ -101,28 +116,45 @@ class TrtBackend(Backend):
         import_tensorrt()
         _make_allocator(buffers, int(device)).close()
 
+    @classmethod
+    def artifact(cls, run_dir: str | os.PathLike, precision: str) -> Path | None:
+        """``model.<precision>.engine`` (or the path the manifest records under ``engines``)."""
+        return run_file(run_dir, "engines", precision, artifacts.engine_name(precision))
+
+    def timed(self, feed: dict[str, Any]) -> Any:
+        """One staged iteration per call (H2D, execute, D2H); returns its stage times from CUDA events (ms)."""
+        # profiling imports backends, so the CUDA-event timer is imported here, when it is used (a real cycle)
+        from seadeploy.profiling.trt_timing import stage_call
+
+        return stage_call(self, check_feed(feed, self.input_specs, self.name))
+
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._stage(feed)
         self.execute()
         return self.fetch_outputs()
 
     # ------------------------------------------------------------------ phases
-    def stage_inputs(self, feed: dict[str, Any]) -> None:
-        """Validate ``feed``, set the input shapes, copy the inputs to the GPU and bind every address."""
-        from seadeploy.backends.base import check_feed
+    def stage_inputs(self, feed: dict[str, Any], validate: bool = True) -> None:
+        """Validate ``feed`` (unless ``validate=False``: already checked, as in timing loops), set the input
+        shapes, copy the inputs to the GPU and bind every address."""
+        self._stage(check_feed(feed, self.input_specs, self.name) if validate else feed)
 
-        self._stage(check_feed(feed, self.input_specs, self.name))
+    def _set_shape(self, name: str, shape: tuple[int, ...]) -> None:
+        lo, hi = self.profile_range(name)
+        if len(shape) != len(lo) or any(s < a or s > b for s, a, b in zip(shape, lo, hi)):
+            raise InputError(f"trt: input '{name}' has shape {shape}, outside the engine's optimisation "
+                             f"profile {lo}..{hi}; rebuild the engine with a larger batch range")
+        if not self.context.set_input_shape(name, tuple(shape)):
+            raise InputError(f"trt: the engine rejected shape {shape} for input '{name}'")
 
     def _stage(self, feed: dict[str, np.ndarray]) -> None:
         for name in self._inputs:
             arr = feed[name]
-            lo, hi = self.profile_range(name)
-            if any(s < a or s > b for s, a, b in zip(arr.shape, lo, hi)):
-                raise InputError(f"trt: input '{name}' has shape {arr.shape}, outside the engine's optimisation "
-                                 f"profile {lo}..{hi}; rebuild the engine with a larger batch range")
-            if not self.context.set_input_shape(name, tuple(arr.shape)):
-                raise InputError(f"trt: the engine rejected shape {arr.shape} for input '{name}'")
+            self._set_shape(name, tuple(arr.shape))
             self._mem.to_device(self._buffer(name, arr.shape), arr)
+        self._bind_outputs()
+
+    def _bind_outputs(self) -> None:
         for name in self._outputs:
             shape = tuple(int(d) for d in self.context.get_tensor_shape(name))
             if any(d < 0 for d in shape):
@@ -132,9 +164,32 @@ class TrtBackend(Backend):
                 self._host[name] = self._mem.host_empty(shape, self._dtypes[name])
 
     def execute(self) -> None:
-        """Enqueue the engine on ``stream`` (``execute_async_v3``); does not wait for it."""
-        if not self.context.execute_async_v3(self._mem.stream_handle):
+        """Enqueue the engine on ``stream`` (``execute_async_v3``) with the backend's device current; does not wait."""
+        with self._mem.active():
+            ok = self.context.execute_async_v3(self._mem.stream_handle)
+        if not ok:
             raise InputError("trt: execute_async_v3 failed; see the TensorRT log above")
+
+    def infer_torch(self, feed: dict[str, Any]) -> dict[str, Any]:
+        """Run torch CUDA tensors without a host round trip: ``{name: tensor}`` in, ``{name: tensor}`` out.
+
+        Inputs are copied device-to-device into the bound buffers (converted to the engine's I/O type); the
+        returned tensors are fresh copies on the backend's device, float32 for BF16/FP8 outputs.
+        """
+        if self._mem.kind != "torch":
+            raise ConfigError("trt: infer_torch needs torch buffers (buffers='torch' with CUDA PyTorch)")
+        missing = [n for n in self._inputs if n not in feed]
+        if missing:
+            raise InputError(f"trt: missing input '{missing[0]}'; the engine takes {', '.join(self._inputs)}")
+        for name in self._inputs:
+            shape = tuple(int(d) for d in feed[name].shape)
+            self._set_shape(name, shape)
+            self._mem.copy_device(self._buffer(name, shape), feed[name])
+        self._bind_outputs()
+        self.execute()
+        out = {n: self._mem.clone_out(self._device[n][1], self._types[n]) for n in self._outputs}
+        self._mem.synchronize()
+        return out
 
     def fetch_outputs(self) -> dict[str, np.ndarray]:
         """Copy every output to the host, wait for the stream, return ``{name: array}``."""
@@ -146,7 +201,7 @@ class TrtBackend(Backend):
     def _buffer(self, name: str, shape: tuple[int, ...]) -> Any:
         have = self._device.get(name)
         if have is None or have[0] != tuple(shape):
-            buf = self._mem.device_empty(tuple(shape), self._dtypes[name])
+            buf = self._mem.device_empty(tuple(shape), self._types[name])
             self._device[name] = (tuple(shape), buf)
             self.context.set_tensor_address(name, self._mem.pointer(buf))
         return self._device[name][1]
@@ -172,7 +227,7 @@ def _read_engine(source: str | os.PathLike | bytes) -> tuple[Path | None, bytes]
 
 # ------------------------------------------------------------------------------------- device memory
 class _TorchMemory:
-    """Device buffers as torch CUDA tensors on a dedicated stream."""
+    """Device buffers as torch CUDA tensors on a dedicated stream of device ``device`` (made current)."""
 
     kind = "torch"
 
@@ -181,14 +236,18 @@ class _TorchMemory:
 
         self.torch = torch
         self.device = torch.device("cuda", device)
+        torch.cuda.set_device(self.device)  # TensorRT deserializes and runs on the current device
         self.stream = torch.cuda.Stream(device=self.device)
         self.stream_handle = int(self.stream.cuda_stream)
+
+    def active(self) -> Any:
+        return self.torch.cuda.device(self.device)
 
     def device_name(self) -> str:
         return self.torch.cuda.get_device_name(self.device)
 
-    def device_empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
-        return self.torch.empty(shape, dtype=_torch_dtype(self.torch, dtype), device=self.device)
+    def device_empty(self, shape: tuple[int, ...], types: DtypeMap) -> Any:
+        return self.torch.empty(shape, dtype=getattr(self.torch, types.torch), device=self.device)
 
     def host_empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         return np.empty(shape, dtype=dtype)
@@ -198,11 +257,20 @@ class _TorchMemory:
 
     def to_device(self, buf: Any, host: np.ndarray) -> None:
         with self.torch.cuda.stream(self.stream):
-            buf.copy_(self.torch.from_numpy(host), non_blocking=True)
+            buf.copy_(self.torch.from_numpy(host), non_blocking=True)  # converts to bf16/fp8 on the GPU
+
+    def copy_device(self, buf: Any, tensor: Any) -> None:
+        with self.torch.cuda.stream(self.stream):
+            buf.copy_(tensor.to(self.device, non_blocking=True), non_blocking=True)
+
+    def clone_out(self, buf: Any, types: DtypeMap) -> Any:
+        with self.torch.cuda.stream(self.stream):
+            return buf.float() if types.converted else buf.clone()
 
     def to_host(self, host: np.ndarray, buf: Any) -> None:
         with self.torch.cuda.stream(self.stream):
-            self.torch.from_numpy(host).copy_(buf, non_blocking=False)
+            dst = self.torch.from_numpy(host)
+            dst.copy_(buf if buf.dtype == dst.dtype else buf.to(dst.dtype), non_blocking=False)
 
     def synchronize(self) -> None:
         self.stream.synchronize()
@@ -227,11 +295,14 @@ class _PycudaMemory:
         self.stream = cuda.Stream()
         self.stream_handle = int(self.stream.handle)
 
+    def active(self) -> Any:
+        return contextlib.nullcontext()  # the pushed primary context already selects the device
+
     def device_name(self) -> str:
         return str(self.dev.name())
 
-    def device_empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
-        return self.cuda.mem_alloc(max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))
+    def device_empty(self, shape: tuple[int, ...], types: DtypeMap) -> Any:
+        return self.cuda.mem_alloc(max(1, int(np.prod(shape)) * types.host.itemsize))
 
     def host_empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         return self.cuda.pagelocked_empty(shape, dtype)
@@ -260,7 +331,7 @@ def _make_allocator(kind: str, device: int) -> Any:
     import torch
 
     if kind in ("auto", "torch") and torch.cuda.is_available():
-        if device >= torch.cuda.device_count():
+        if not 0 <= device < torch.cuda.device_count():
             raise BackendUnavailable(f"CUDA device {device} does not exist ({torch.cuda.device_count()} GPUs)")
         return _TorchMemory(device)
     if kind == "torch":
@@ -269,16 +340,7 @@ def _make_allocator(kind: str, device: int) -> Any:
     try:
         return _PycudaMemory(device)
     except ImportError as exc:
-        raise BackendUnavailable("no CUDA buffers: PyTorch has no CUDA and pycuda is not installed; "
-                                 f"{TRT_HINT} and pip install pycuda") from exc
+        raise BackendUnavailable("no CUDA buffers: PyTorch has no CUDA (torch.cuda.is_available() is False) and "
+                                 f"pycuda is not installed; install a CUDA build of PyTorch — {TRT_HINT}") from exc
     except Exception as exc:  # pycuda.driver.Error / LogicError when there is no GPU or driver
         raise BackendUnavailable(f"no usable CUDA device for TensorRT ({exc}); {TRT_HINT}") from exc
-
-
-def _torch_dtype(torch: Any, dtype: np.dtype) -> Any:
-    table = {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16, np.dtype(np.int8): torch.int8,
-             np.dtype(np.int32): torch.int32, np.dtype(np.int64): torch.int64, np.dtype(np.uint8): torch.uint8,
-             np.dtype(np.bool_): torch.bool}
-    if np.dtype(dtype) not in table:
-        raise ConfigError(f"trt: tensors of dtype {dtype} are not supported by this backend")
-    return table[np.dtype(dtype)]

@@ -96,14 +96,14 @@ def _profiler_class(trt):
 
 
 def engine_device_memory(engine_path) -> float:
-    """``device_memory_size_v2`` from the engine's ``.json`` sidecar (NaN when it is absent)."""
+    """The engine's activation memory from its ``.json`` sidecar (NaN when it is absent)."""
     from pathlib import Path
 
     side = Path(str(engine_path) + ".json")
     if not side.is_file():
         return float("nan")
     data = artifacts.read_json(side)
-    return float(data.get("device_memory_size_v2") or data.get("device_memory_size") or np.nan)
+    return float(data.get("device_memory_bytes") or data.get("device_memory_size_v2") or np.nan)
 
 
 @LAYER_PROFILERS.register("trt")
@@ -111,6 +111,7 @@ def profile_trt(src, *, run_dir, batch: int, threads: int | None, runs: int, war
                 duration_s: float) -> list[tuple[pd.DataFrame, Timing]]:
     """Per-layer GPU times of a TensorRT engine; the end-to-end figure is the median GPU compute time."""
     from seadeploy.backends.trt import import_tensorrt
+    from seadeploy.backends.trt_support import engine_information
     from seadeploy.export.engine_inspect import parse_inspector_json
     from seadeploy.profiling.latency import _feed
     from seadeploy.profiling.sources import input_shape
@@ -132,7 +133,7 @@ def profile_trt(src, *, run_dir, batch: int, threads: int | None, runs: int, war
         for _ in range(runs):
             be.execute()
             be.fetch_outputs()
-        text = be.engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+        text = engine_information(trt, be.engine, be.context)  # context attached: dynamic dims resolved
     parsed = parse_inspector_json(text, nodes.index)
     times = aggregate_layer_times(timer.reports, runs)
     rows, covered = trt_rows(times, parsed["layers"], nodes)

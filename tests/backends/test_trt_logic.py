@@ -6,21 +6,34 @@ The real library is exercised by the gpu/trt-marked tests; this one checks what 
 
 from __future__ import annotations
 
+import enum
 import sys
 import types
 
 import numpy as np
 import pytest
 
-from seadeploy.errors import InputError
+from seadeploy.errors import BackendUnavailable, ConfigError, InputError
 
 MEMORY: dict[int, np.ndarray] = {}  # fake device memory: address → array
+# TensorRT's DataType members by their real names (pyFoundationalTypes.cpp); nptype fails on BF16/FP8 as the
+# real one does (numpy has no such dtype), so the backend must not call it.
+DataType = enum.Enum("DataType", ["FLOAT", "HALF", "BF16", "INT8", "INT32", "INT64", "BOOL", "UINT8", "FP8", "INT4",
+                                  "FP4"])
+
+
+def nptype(dtype):
+    table = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8}
+    if dtype not in table:
+        raise TypeError(f"Could not resolve TensorRT datatype to an equivalent numpy datatype. {dtype}")
+    return table[dtype]
 
 
 class FakeEngine:
     """x (N, 3, 4, 4) float32 → logits (N, 2) = per-sample [sum, max], N in 1..8."""
 
     num_io_tensors = 2
+    out_dtype = DataType.FLOAT
 
     def get_tensor_name(self, i):
         return ["x", "logits"][i]
@@ -32,7 +45,7 @@ class FakeEngine:
         return (-1, 3, 4, 4) if name == "x" else (-1, 2)
 
     def get_tensor_dtype(self, name):
-        return "float32"
+        return DataType.FLOAT if name == "x" else self.out_dtype
 
     def get_tensor_profile_shape(self, name, profile):
         return [(1, 3, 4, 4), (4, 3, 4, 4), (8, 3, 4, 4)]
@@ -69,8 +82,8 @@ class HostMemory:
     def device_name(self):
         return "fake"
 
-    def device_empty(self, shape, dtype):
-        arr = np.zeros(shape, dtype)
+    def device_empty(self, shape, types):
+        arr = np.zeros(shape, types.host)  # host-typed stand-in for the device buffer
         MEMORY[id(arr)] = arr
         return arr
 
@@ -93,13 +106,28 @@ class HostMemory:
         pass
 
 
+    def active(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def fake_tensorrt(engine=None, plugins=None):
+    def init_plugins(logger, namespace):
+        if plugins is not None:
+            plugins.append(namespace)
+        return True
+
+    return types.SimpleNamespace(
+        __version__="10.99-fake", Logger=type("Logger", (), {"WARNING": 0, "__init__": lambda self, level: None}),
+        Runtime=lambda logger: types.SimpleNamespace(deserialize_cuda_engine=lambda blob: engine or FakeEngine()),
+        TensorIOMode=types.SimpleNamespace(INPUT="IN"), nptype=nptype, DataType=DataType,
+        init_libnvinfer_plugins=init_plugins)
+
+
 @pytest.fixture
 def backend(monkeypatch, tmp_path):
-    fake = types.SimpleNamespace(
-        __version__="10.99-fake", Logger=type("Logger", (), {"WARNING": 0, "__init__": lambda self, level: None}),
-        Runtime=lambda logger: types.SimpleNamespace(deserialize_cuda_engine=lambda blob: FakeEngine()),
-        TensorIOMode=types.SimpleNamespace(INPUT="IN"), nptype=lambda dtype: np.float32)
-    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt())
     from seadeploy.backends import trt
 
     monkeypatch.setattr(trt, "_make_allocator", lambda kind, device: HostMemory())
@@ -133,3 +161,58 @@ def test_profile_limits_and_feed_checks(backend):
     with pytest.raises(InputError, match="expected \\(batch, 3, 4, 4\\)"):
         backend.stage_inputs({"x": np.zeros((2, 3, 5, 4), np.float32)})
     assert backend.info["tensorrt"] == "10.99-fake" and backend.info["buffers"] == "host"
+
+
+@pytest.mark.parametrize("out_dtype", [DataType.BF16, DataType.FP8])
+def test_bf16_and_fp8_outputs_exchange_as_float32(monkeypatch, tmp_path, out_dtype):
+    """trt.nptype raises TypeError for BF16/FP8: the backend maps TensorRT types by name instead."""
+    import torch
+
+    engine = FakeEngine()
+    engine.out_dtype = out_dtype
+    plugins: list[str] = []
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(engine, plugins))
+    from seadeploy.backends import trt, trt_support
+
+    monkeypatch.setattr(trt_support, "_PLUGINS_READY", set())
+    monkeypatch.setattr(trt, "_make_allocator", lambda kind, device: HostMemory())
+    blob = tmp_path / "m.engine"
+    blob.write_bytes(b"fake")
+    with trt.TrtBackend(blob) as be:
+        assert be.info["io_types"]["logits"] == {DataType.BF16: "bfloat16", DataType.FP8: "float8_e4m3fn"}[out_dtype]
+        assert isinstance(getattr(torch, be.info["io_types"]["logits"]), torch.dtype)
+        out = be.infer({"x": np.ones((2, 3, 4, 4), np.float32)})["logits"]
+        assert out.dtype == np.float32 and out.shape == (2, 2)
+    assert plugins == [""]  # init_libnvinfer_plugins(logger, "") ran before deserializing
+
+    class PycudaMemory(HostMemory):
+        kind = "pycuda"
+
+    monkeypatch.setattr(trt, "_make_allocator", lambda kind, device: PycudaMemory())
+    with pytest.raises(ConfigError, match="only torch buffers convert"):
+        trt.TrtBackend(blob)
+
+
+def test_packed_io_types_are_rejected_with_a_message():
+    from seadeploy.backends.trt_support import dtype_map
+
+    assert dtype_map(DataType.HALF).host == np.float16 and not dtype_map(DataType.FLOAT).converted
+    with pytest.raises(InputError, match="INT4"):
+        dtype_map(DataType.INT4, "x")
+
+
+def test_torch_buffers_make_the_requested_device_current(monkeypatch):
+    """TrtBackend(device=N): N becomes the current CUDA device before TensorRT deserializes (torch buffers)."""
+    import torch
+
+    from seadeploy.backends import trt
+
+    current = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: current.append(torch.device(d)))
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device: types.SimpleNamespace(cuda_stream=7, device=device))
+    mem = trt._make_allocator("auto", 1)
+    assert mem.kind == "torch" and current == [torch.device("cuda", 1)] and mem.stream.device == torch.device("cuda", 1)
+    with pytest.raises(BackendUnavailable, match="device 2 does not exist"):
+        trt._make_allocator("torch", 2)
