@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import hashlib
 import json
+import math
 import os
 import platform
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from seadeploy.errors import InputError
+from seadeploy.errors import ConfigError, InputError
 
 CHECKPOINT = "checkpoint.safetensors"
 LAST_CHECKPOINT = "last.safetensors"
@@ -38,6 +42,8 @@ MANIFEST = "manifest.json"
 PARITY_JSON, PARITY_CSV, PARITY_NPZ = "parity.json", "parity.csv", "parity.npz"
 LATENCY_CSV, LATENCY_JSON = "latency.csv", "latency.json"
 BUFFERS_JSON = "buffers.json"
+LAYERS_SUMMARY = "layers_summary.json"  # compare: per-layer sum vs interleaved end-to-end timing
+PARITY_LAYERS_CSV = "parity_layers.csv"  # validate --layerwise
 REPORT_HTML, REPORT_MD = "report.html", "report.md"
 FORMAT_VERSION = 1
 
@@ -58,16 +64,94 @@ def layers_csv(backend: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------- writes
+_OWNER = re.compile(r"[.-](\d+)-[A-Za-z0-9_]+(?:\.tmp)?$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else
+    return True
+
+
+def sweep_stale(folder: str | os.PathLike, patterns: tuple[str, ...] | list[str]) -> list[Path]:
+    """Remove the litter a killed run left in ``folder``: entries matching ``patterns`` (globs such as
+    ``.export-*`` staging folders or ``.<name>.*.tmp`` files) whose owner process is gone.
+
+    Temp names carry the writing process id (``.<name>.<pid>-<random>.tmp``, ``.export-<pid>-<random>``), so
+    the files of a run still alive — this process or another — are left alone; names without an id are
+    from an older version and always stale. Returns what was removed. Never raises: cleanup must not turn
+    a good run into a failed one.
+    """
+    removed: list[Path] = []
+    base = Path(folder)
+    if not base.is_dir():
+        return removed
+    for pattern in patterns:
+        for entry in base.glob(pattern):
+            m = _OWNER.search(entry.name)
+            if m and _pid_alive(int(m.group(1))):
+                continue
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed.append(entry)
+            except OSError:
+                pass
+    return removed
+
+
+def resolve_inside(folder: str | os.PathLike, rel: Any, what: str = "manifest entry") -> Path:
+    """``folder / rel`` for a path a run-folder file names, refusing anything that would leave the folder.
+
+    A manifest names its files relative to its own folder; an absolute path, a ``..`` that escapes, or a
+    symlink pointing out of the folder is refused with ``InputError`` (seadeploy never reads outside the run
+    folder on a file's say-so).
+    """
+    base = Path(folder)
+    if not isinstance(rel, str) or not rel.strip():
+        raise InputError(f"{what} in '{base}' names {rel!r}, not a relative file name; re-run export into this folder")
+    if Path(rel).is_absolute() or "\0" in rel:
+        raise InputError(f"{what} in '{base}' names the absolute path '{rel}'; a run folder names its files "
+                         f"relative to itself, so it is refused; re-run export into this folder")
+    target = base / rel
+    root = base.resolve()
+    if not target.resolve().is_relative_to(root):
+        raise InputError(f"{what} in '{base}' names '{rel}', which lies outside the run folder; it is refused; "
+                         f"re-run export into this folder")
+    return target
+
+
+def check_out_folder(path: str | os.PathLike | None, flag: str = "--out") -> None:
+    """Refuse, before any work, an output folder that is a file or lies under a file (``ConfigError``)."""
+    if path is None:
+        return
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                what = "is a file" if q == p else f"lies under the file '{q}'"
+                raise ConfigError(f"{flag} '{p}' {what}; give a folder")
+            return
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    A crash or exception never leaves a half-written file under the final name.
+    A crash or exception never leaves a half-written file under the final name; the temp file of an
+    earlier, killed write of the same name is removed first (:func:`sweep_stale`).
     """
     final = Path(path)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        sweep_stale(final.parent, (f".{glob.escape(final.name)}.*.tmp",))
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}-", suffix=".tmp", dir=final.parent)
     except OSError as exc:
         raise InputError(f"cannot write to '{final.parent}': {exc.strerror or exc}. Choose a writable --out folder") from exc
     os.close(fd)
@@ -165,11 +249,12 @@ class ModelSpec:
     def __post_init__(self) -> None:
         # Record the backbone's attention defaults (e.g. the CIFAR TSE tile) explicitly, so a saved spec keeps
         # its meaning even if a default changes later. Unknown names are left for build() to report.
-        from seadeploy.models import MODELS, _ensure_registered
+        from seadeploy.models import MODELS
 
-        _ensure_registered()
+        _check_spec_types(self)
         if self.model in MODELS:
             entry = MODELS.get(self.model)
+            check_input_size(self.model, self.input_size, entry.input_size)
             attn = entry.default_attn if self.attn is None else self.attn
             self.attn_kwargs = {**entry.attn_defaults.get(attn, {}), **dict(self.attn_kwargs)}
 
@@ -189,9 +274,53 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        if not isinstance(d, dict):
+            raise ConfigError(f"a model spec must be a JSON object, got {type(d).__name__} {str(d)[:40]!r}")
         d = _decode(d)
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+MAX_INPUT_FACTOR = 16  # --input-size may be up to 16x the model's default side (CIFAR 512 px, ImageNet 3584 px)
+
+
+def check_input_size(model: str, size: Any, default: int) -> None:
+    """Refuse an input side that is not a positive integer or beyond ``MAX_INPUT_FACTOR`` x the model's default.
+
+    The bound keeps a typo (``--input-size 100000``: a 120 GB activation) from reaching an allocation.
+    """
+    limit = MAX_INPUT_FACTOR * int(default)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"--input-size must be a positive integer, got {size!r}")
+    if size > limit:
+        raise ConfigError(f"--input-size {size} is too large for {model}: at most {limit} px "
+                          f"({MAX_INPUT_FACTOR}x its {default} px default)")
+
+
+def _check_spec_types(spec: ModelSpec) -> None:
+    """Refuse fields of the wrong type (a hand-edited or foreign checkpoint/manifest) with one ``ConfigError``."""
+    want = {"model": (str,), "attn": (str, type(None)), "attn_kwargs": (dict,), "num_classes": (int,),
+            "input_size": (int,), "in_chans": (int,), "model_kwargs": (dict,)}
+    for name, kinds in want.items():
+        value = getattr(spec, name)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            kind = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+            raise ConfigError(f"model spec field '{name}' must be {kind}, got {type(value).__name__} {value!r:.40}")
+    for name in ("num_classes", "in_chans"):
+        if getattr(spec, name) < 1:
+            raise ConfigError(f"model spec field '{name}' must be ≥ 1, got {getattr(spec, name)}")
+
+
+def _floats(value: Any, field: str, where: Path, n: int) -> tuple[float, ...]:
+    """Metadata ``mean``/``std``: ``n`` finite numbers (std > 0)."""
+    ok = isinstance(value, list | tuple) and len(value) == n and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    if ok and field == "std":
+        ok = all(v > 0 for v in value)
+    if not ok:
+        raise InputError(f"checkpoint '{where}' has unreadable metadata: '{field}' must be {n} finite numbers"
+                         f"{' > 0' if field == 'std' else ''}, got {value!r:.60}")
+    return tuple(float(v) for v in value)
 
 
 # ---------------------------------------------------------------------------------------- checkpoint
@@ -244,11 +373,18 @@ class Checkpoint:
             raise InputError(f"checkpoint '{p}' has no seadeploy metadata; it was not written by seadeploy")
         try:
             m = json.loads(meta)
+            if not isinstance(m, dict):
+                raise TypeError(f"the metadata is a JSON {type(m).__name__}, not an object")
             spec = ModelSpec.from_dict(m["spec"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise InputError(f"checkpoint '{p}' has unreadable metadata ({exc})") from exc
-        return cls(spec=spec, state_dict=state, mean=tuple(m.get("mean", (0.5,) * 3)), std=tuple(m.get("std", (0.5,) * 3)),
-                   dataset=m.get("dataset"), metrics=m.get("metrics", {}), extra=m.get("extra", {}))
+        n = spec.in_chans
+        mean, std = _floats(m.get("mean", [0.5] * n), "mean", p, n), _floats(m.get("std", [0.5] * n), "std", p, n)
+        for key, kinds in (("dataset", (str, type(None))), ("metrics", (dict,)), ("extra", (dict,))):
+            if not isinstance(m.get(key, kinds[0]()), kinds):
+                raise InputError(f"checkpoint '{p}' has unreadable metadata: '{key}' is a {type(m[key]).__name__}")
+        return cls(spec=spec, state_dict=state, mean=mean, std=std, dataset=m.get("dataset"),
+                   metrics=m.get("metrics") or {}, extra=m.get("extra") or {})
 
     def build_model(self, strict: bool = True):
         """Rebuild the model from the spec and load the weights, with a clear error on any mismatch."""
@@ -258,11 +394,30 @@ class Checkpoint:
 
 
 def load_state_checked(model, state: dict[str, Any], source: str = "checkpoint", hint: Any = None) -> None:
-    """``model.load_state_dict`` with one readable ``InputError`` for missing/unexpected/mis-shaped tensors."""
+    """``model.load_state_dict`` with one readable ``InputError`` for missing/unexpected/mis-shaped tensors.
+
+    Also refused, never cast: a tensor whose dtype differs from the model's own (float weights stored as
+    int32 would be truncated to integers by ``load_state_dict``), and a floating tensor holding NaN/Inf.
+    """
+    import torch
+
     own = model.state_dict()
+    if not isinstance(state, dict):
+        raise InputError(f"{source} weights are a {type(state).__name__}, not a dict of tensors")
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
+    not_tensor = [k for k in own if k in state and not isinstance(state[k], torch.Tensor)]
+    if not_tensor:
+        raise InputError(f"{source} entry '{not_tensor[0]}' is a {type(state[not_tensor[0]]).__name__}, not a tensor; "
+                         "re-create the file with the stage that writes it")
     bad = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items() if k in state and state[k].shape != v.shape]
+    dtypes = [(k, state[k].dtype, v.dtype) for k, v in own.items() if k in state and state[k].dtype != v.dtype]
+    if dtypes and not (missing or unexpected or bad):
+        k, got, want = dtypes[0]
+        more = f" (+{len(dtypes) - 1} more)" if len(dtypes) > 1 else ""
+        raise InputError(f"{source} tensor '{k}' is stored as {str(got).removeprefix('torch.')} but the model's is "
+                         f"{str(want).removeprefix('torch.')}{more}; refused rather than cast (a cast would change the "
+                         "weights); re-save the weights in their own dtype")
     if missing or unexpected or bad:
         parts = []
         if bad:
@@ -274,4 +429,8 @@ def load_state_checked(model, state: dict[str, Any], source: str = "checkpoint",
             parts.append(f"{len(unexpected)} unexpected tensors (e.g. '{unexpected[0]}')")
         note = f" The weights do not fit {hint}; pass the same --model/--attn/--attn-arg it was trained with." if hint else ""
         raise InputError(f"{source} weights do not fit the model: {'; '.join(parts)}.{note}")
+    for k, v in state.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise InputError(f"{source} holds NaN/Inf in tensor '{k}' ({int((~torch.isfinite(v)).sum())} of {v.numel()} "
+                             "values): the weights are broken (training diverged?); train again or use another checkpoint")
     model.load_state_dict(state, strict=True)

@@ -1,17 +1,26 @@
 """Shared command-line pieces: argument groups, ``--attn-arg`` parsing and error → exit-code mapping.
 
-Exit codes (ARCHITECTURE.md §3): 0 success, 1 a check failed, 2 bad input or usage, 3 a requested
-backend or device is unavailable. ``run_main`` guarantees a one-line message and no traceback for
-every :class:`~seadeploy.errors.SeadeployError`; ``SEADEPLOY_DEBUG=1`` shows the traceback.
+Exit codes (ARCHITECTURE.md §3, docs/promises.md): 0 success, 1 a check failed, 2 bad input, usage or
+resources (disk full, out of memory), 3 a requested backend or device is unavailable, 130 interrupted.
+``run_main`` guarantees a one-line message and no traceback for every
+:class:`~seadeploy.errors.SeadeployError`, and is the safety net for disk-full and out-of-memory
+failures wherever they happen; ``SEADEPLOY_DEBUG=1`` shows the traceback.
+
+The typed flag validators (:func:`positive_int`, :func:`non_negative_int`, :func:`positive_float`,
+:func:`non_negative_float`, :func:`finite_float`, :func:`device`) are argparse ``type=`` callables shared by
+every stage, so a bad value is refused while parsing, before any file is read or written.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import importlib
 import json
+import math
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +35,68 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ConfigError(f"{self.prog}: {message} (see --help)")
+
+
+# ------------------------------------------------------------------------------------------ validators
+# argparse turns the ValueError/ArgumentTypeError of a ``type=`` callable into "argument --flag: <message>",
+# which ArgumentParser.error reports as one ConfigError line (exit 2).
+def _number(text: str, kind: type) -> Any:
+    try:
+        value = kind(str(text).strip())
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got '{text}'") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got '{text}'")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """``type=`` for counts and sizes: an integer ≥ 1."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """``type=`` for an integer ≥ 0 (0 = off)."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """``type=`` for any finite number (no nan, inf)."""
+    return _number(text, float)
+
+
+def positive_float(text: str) -> float:
+    """``type=`` for a finite number > 0 (durations, tolerances)."""
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """``type=`` for a finite number ≥ 0 (warm-up seconds, probabilities)."""
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number ≥ 0, got {value}")
+    return value
+
+
+DEVICE_FORMS = "cpu, cuda, cuda:N, mps"
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+def device(text: str) -> str:
+    """``type=`` for a torch device string: cpu, cuda, cuda:N or mps (availability is checked where it is used)."""
+    value = str(text).strip().lower()
+    if not _DEVICE.match(value):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a device; valid forms: {DEVICE_FORMS}")
+    return value
 
 
 def parse_value(text: str) -> Any:
@@ -60,8 +131,9 @@ def add_model_args(parser: argparse.ArgumentParser, required: bool = False) -> a
     g.add_argument("--attn", default=None, help="attention name: none, se, tse, sb, spse, rgse, cbam")
     g.add_argument("--attn-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="attention option, repeatable (tile=7, squeeze=max, reduction=16, tile=[2,2,4,7])")
-    g.add_argument("--input-size", type=int, default=None, help="square input resolution (default: the model's)")
-    g.add_argument("--num-classes", type=int, default=None, help="number of output classes")
+    g.add_argument("--input-size", type=positive_int, default=None,
+                   help="square input resolution (default: the model's; at most 16x the model's default)")
+    g.add_argument("--num-classes", type=positive_int, default=None, help="number of output classes")
     return g
 
 
@@ -70,7 +142,7 @@ def add_common_args(parser: argparse.ArgumentParser, out: bool = True) -> None:
     if out:
         parser.add_argument("--out", default=None, metavar="RUN_DIR", help="run folder to write")
     parser.add_argument("--json", action="store_true", help="print the machine-readable summary as JSON")
-    parser.add_argument("--device", default="cpu", help="torch device for PyTorch work (cpu, cuda, cuda:1)")
+    parser.add_argument("--device", type=device, default="cpu", help=f"torch device for PyTorch work ({DEVICE_FORMS})")
 
 
 def print_json(obj: Any) -> None:
@@ -90,17 +162,64 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+RESOURCE_EXIT = 2  # disk full / out of memory: the input asked for more than this machine has (docs/promises.md)
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_OOM = re.compile(r"out of memory|can't allocate memory|cannot allocate memory|failed to allocate", re.IGNORECASE)
+_NO_SPACE = re.compile(r"no space left on device|disk quota exceeded|os error 28\b", re.IGNORECASE)
+_BYTES = re.compile(r"(\d[\d,]*)\s*bytes", re.IGNORECASE)
+_SIZE = re.compile(r"(?:tried to allocate|allocate)\s+([\d.]+\s*[KMGT]i?B)", re.IGNORECASE)
+
+
+def one_line(text: str) -> str:
+    """The message on one line: lines joined with ' | ' (a library's multi-line text stays readable)."""
+    return " | ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def resource_message(exc: BaseException) -> str | None:
+    """The one-line message for a disk-full or out-of-memory failure, with the size asked for where known;
+    ``None`` for any other exception."""
+    text = str(exc)
+    os_full = isinstance(exc, OSError) and exc.errno in _DISK_FULL
+    if os_full or _NO_SPACE.search(text):  # libraries (safetensors, torch.save) re-raise ENOSPC as their own types
+        name = getattr(exc, "filename", None) if os_full else None
+        where = f" writing '{name}'" if name else ""
+        return (f"disk full{where} (no space left on device); free space or choose an --out folder on another disk. "
+                "Nothing was half-written: files are renamed into place only when complete")
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and _OOM.search(text)):
+        size = ""
+        if m := _BYTES.search(text):
+            size = f" ({_gib(int(m.group(1).replace(',', '')))} requested)"
+        elif m := _SIZE.search(text):
+            size = f" ({m.group(1)} requested)"
+        return (f"out of memory{size}; lower --batch / --batch-size / --input-size, or use a machine with more "
+                "memory")
+    return None
+
+
 def run_main(fn: Callable[[list[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Call ``fn(argv)`` and map seadeploy errors to exit codes with a one-line message on stderr."""
+    """Call ``fn(argv)`` and map seadeploy errors to exit codes with a one-line message on stderr.
+
+    Also the central safety net for resources: disk full (``ENOSPC``/``EDQUOT``) and out of memory
+    (``MemoryError``, torch's "out of memory" / "can't allocate memory") exit ``RESOURCE_EXIT`` (2) with one line.
+    """
     try:
         code = fn(list(argv) if argv is not None else None)
         return int(code or 0)
     except SeadeployError as exc:
         if os.environ.get("SEADEPLOY_DEBUG"):
             raise
-        first = str(exc).strip() or type(exc).__name__
-        print(f"error: {first}", file=sys.stderr)
+        print(f"error: {one_line(exc) or type(exc).__name__}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - only disk-full and out-of-memory are handled here, the rest re-raised
+        message = resource_message(exc)
+        if message is None or os.environ.get("SEADEPLOY_DEBUG"):
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return RESOURCE_EXIT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from seadeploy import cli
+from seadeploy.artifacts import check_out_folder
 from seadeploy.cli import ArgumentParser, add_common_args, parse_value, print_json, progress_enabled, run_main
 from seadeploy.errors import ConfigError, SeadeployError
 
@@ -289,8 +291,14 @@ def run_compare(o: CompareOptions, *, progress: bool = False, log: Callable[[str
     variants = o.variants()
     for spec in o.backends:
         require_backend(spec)  # exit 3 with the install hint before anything runs
-    if Path(o.out).is_file():
-        raise ConfigError(f"--out '{o.out}' is a file; give a folder")
+    check_out_folder(o.out)
+    if not o.skip_train:  # every training setting checked before the first variant trains (exit 2, no status lines)
+        from seadeploy.train import make_config
+
+        for v in variants:
+            make_config(model=o.model, attn=v.attn, attn_kwargs=v.attn_kwargs, dataset=o.dataset, epochs=o.epochs,
+                        batch_size=o.train_batch_size, lr=o.lr, warmup_epochs=o.warmup_epochs, seed=o.seed,
+                        limit_train=o.limit_train, limit_test=o.limit_test, device=o.device, out=str(v.run_dir))
     t0 = time.perf_counter()
     stages: dict[str, dict[str, dict[str, Any]]] = {}
     bar = None
@@ -315,19 +323,23 @@ def _parser() -> ArgumentParser:
                    help="attention option, repeatable (tile=4 → every variant taking 'tile'; tse:tile=[2,2,4])")
     p.add_argument("--dataset", default=d.dataset)
     p.add_argument("--data-root", default=None)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--train-batch-size", type=int, default=d.train_batch_size, help="training batch (default 64)")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (default 4e-3)")
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="LR warm-up (default 0.3 epoch)")
+    # typed validators (seadeploy.cli): a bad value is refused while parsing, before any variant trains
+    p.add_argument("--epochs", type=cli.positive_int, default=d.epochs)
+    p.add_argument("--train-batch-size", type=cli.positive_int, default=d.train_batch_size,
+                   help="training batch (default 64)")
+    p.add_argument("--lr", type=cli.positive_float, default=d.lr, help="peak learning rate (default 4e-3)")
+    p.add_argument("--warmup-epochs", type=cli.non_negative_float, default=d.warmup_epochs,
+                   help="LR warm-up (default 0.3 epoch)")
     p.add_argument("--out", default=d.out, metavar="DIR", help=f"study folder (default {d.out})")
     p.add_argument("--batch", default="1,8", help="latency batch sizes (per-layer profile at the largest)")
     p.add_argument("--backends", default="torch,ort", help="profiling backends (torch, ort, ort:cuda, trt)")
-    p.add_argument("--threads", type=int, default=d.threads, help="pinned threads while timing (default 1)")
-    p.add_argument("--duration-s", type=float, default=d.duration_s, help="timing window per configuration")
-    p.add_argument("--parity-samples", type=int, default=d.parity_samples, help="test samples for export/validate")
-    p.add_argument("--calib-samples", type=int, default=d.calib_samples, help="int8 calibration samples")
-    p.add_argument("--limit-train", type=int, default=None, help="use only N training samples (smoke runs)")
-    p.add_argument("--limit-test", type=int, default=None, help="use only N test samples (smoke runs)")
+    p.add_argument("--threads", type=cli.positive_int, default=d.threads, help="pinned threads while timing (default 1)")
+    p.add_argument("--duration-s", type=cli.positive_float, default=d.duration_s, help="timing window per configuration")
+    p.add_argument("--parity-samples", type=cli.positive_int, default=d.parity_samples,
+                   help="test samples for export/validate")
+    p.add_argument("--calib-samples", type=cli.positive_int, default=d.calib_samples, help="int8 calibration samples")
+    p.add_argument("--limit-train", type=cli.positive_int, default=None, help="use only N training samples (smoke runs)")
+    p.add_argument("--limit-test", type=cli.positive_int, default=None, help="use only N test samples (smoke runs)")
     p.add_argument("--skip-train", action="store_true", help="reuse OUT/<variant>/checkpoint.safetensors")
     p.add_argument("--strict-parity", action="store_true",
                    help="fail (exit 1) when fp16/int8 parity is out of tolerance too (default: fp32 only; others warn)")

@@ -22,6 +22,7 @@ from typing import Any
 
 import onnx
 
+from seadeploy.errors import InputError
 from seadeploy.export.checks import load_onnx
 from seadeploy.export.onnx_export import node_module_map
 
@@ -164,6 +165,10 @@ def _external_findings(path: Path, proto: onnx.ModelProto) -> list[Finding]:
 def lint_onnx(path: str | os.PathLike) -> LintReport:
     """Lint an ONNX file. Raises ``InputError`` (exit 2) for a missing, truncated or non-ONNX file."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"'{p}' is a folder, not an ONNX file; pass the file (e.g. {p / 'model.onnx'})")
+    if p.exists() and not p.is_file():  # checked before opening: reading a FIFO would block forever
+        raise InputError(f"'{p}' is not a regular file (a FIFO, socket or device); pass an .onnx file")
     proto = load_onnx(p, load_external_data=False)
     shapes, modules = _shapes(proto), node_module_map(proto)
     findings = _external_findings(p, proto)

@@ -208,16 +208,18 @@ def ort_frame(agg: pd.DataFrame, nodes: pd.DataFrame, mapping: dict[str, tuple[s
 def profile_ort(src, *, run_dir, batch: int, threads: int | None, runs: int, warmup_runs: int,
                 duration_s: float, graph_opts: tuple[str, ...] = ("all", "disable")) -> list[tuple[pd.DataFrame, Timing]]:
     """Profile ``src`` (an ORT source) with the optimised and the one-to-one graph; ``[(frame, Timing)]``."""
-    from seadeploy.profiling.latency import _feed
+    from seadeploy.profiling.latency import make_feed
 
     nodes = node_info(src.path, batch)
     original = onnx.load(str(src.path))
     out = []
     for opt in graph_opts:
         label = src.backend if opt == "all" else f"{src.backend}-noopt"
-        with open_backend(src, threads=threads, graph_opt=opt) as plain, \
-                open_backend(src, threads=threads, graph_opt=opt, profile=True) as prof:
-            feed = _feed({k: tuple(v) for k, v in plain.input_specs.items()}, batch, None)
+        # the trace folder is a context manager, so no empty seadeploy-ort-* folder outlives the run
+        with tempfile.TemporaryDirectory(prefix="seadeploy-ort-") as trace_dir, \
+                open_backend(src, threads=threads, graph_opt=opt) as plain, \
+                open_backend(src, threads=threads, graph_opt=opt, profile=True, profile_dir=trace_dir) as prof:
+            feed = make_feed({k: tuple(v) for k, v in plain.input_specs.items()}, batch, None)
             plain.infer(feed)
             e2e = []
             for i in range(warmup_runs + runs):  # interleaved, so both see the same machine load
@@ -227,8 +229,7 @@ def profile_ort(src, *, run_dir, batch: int, threads: int | None, runs: int, war
                     e2e.append((time.perf_counter() - t0) * 1e3)
                 prof.session.run(None, feed)
             trace = prof.end_profiling()
-        frame, model_run = parse_node_events(load_events(trace), skip_runs=warmup_runs)
-        Path(trace).unlink(missing_ok=True)
+            frame, model_run = parse_node_events(load_events(trace), skip_runs=warmup_runs)
         providers = tuple(src.backend.partition(":")[2].split("+")) if ":" in src.backend else ("cpu",)
         mapping = {} if opt == "disable" else map_optimized_nodes(
             original, optimized_graph(src.path, opt, threads, providers))

@@ -13,6 +13,7 @@ import sys
 import torch
 
 from seadeploy import cli
+from seadeploy.errors import ConfigError
 from seadeploy.train import CONVERSIONS, evaluate_run, list_recipes, make_config, resume_config, train
 from seadeploy.train.recipes import add_config_args
 
@@ -21,14 +22,21 @@ def _train(argv: list[str]) -> int:
     p = cli.ArgumentParser(prog="python -m seadeploy.train", description="Train a model (see --recipe).")
     p.add_argument("--recipe", default=None, help=f"preset to start from: {', '.join(list_recipes())} (default digits)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its last complete epoch")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=cli.positive_int, default=None, help="CPU threads for torch (default: torch's choice)")
     cli.add_model_args(p)
     cli.add_common_args(p)
     add_config_args(p)
     args = vars(p.parse_args(argv))
     args["attn_kwargs"] = cli.parse_kv_args(args.pop("attn_arg")) or None
+    model_args = cli.parse_kv_args(args.pop("model_arg", None), "--model-arg")  # the shared model-source flags
+    if model_args:
+        args["model_kwargs"] = model_args
+    unused = [f"--{k}" for k in ("weights", "mean", "std", "onnx") if args.pop(k, None) is not None]
+    if unused:
+        raise ConfigError(f"train does not take {unused[0]}: it trains from the recipe's initialisation and "
+                          "normalises with --normalize")
     json_mode, threads = args.pop("json"), args.pop("threads")
-    if threads:
+    if threads is not None:
         torch.set_num_threads(threads)
     recipe, resume = args.pop("recipe"), args["resume"]
     cfg = resume_config(resume, **args) if resume else make_config(recipe, **args)
@@ -53,9 +61,10 @@ def _eval(argv: list[str]) -> int:
     p.add_argument("--attn-arg", action="append", default=[], metavar="KEY=VALUE", help="conversion option (tile=4)")
     p.add_argument("--dataset", default=None, help="dataset (default: the checkpoint's)")
     p.add_argument("--data-root", default=None, help="dataset folder for cifar*/imagefolder")
-    p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N test samples")
-    p.add_argument("--max-drop", type=float, default=None, help="exit 1 when top-1 drops by more points than this")
+    p.add_argument("--batch-size", type=cli.positive_int, default=256, help="evaluation batch size")
+    p.add_argument("--limit", type=cli.positive_int, default=None, help="evaluate only the first N test samples")
+    p.add_argument("--max-drop", type=cli.finite_float, default=None,
+                   help="exit 1 when top-1 drops by more points than this")
     p.add_argument("--save", default=None, metavar="RUN_DIR", help="write the converted checkpoint to this run folder")
     cli.add_common_args(p, out=False)
     a = p.parse_args(argv)

@@ -26,9 +26,18 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from seadeploy.artifacts import CHECKPOINT, LAST_CHECKPOINT, TRAIN_STATE, Checkpoint, ModelSpec, load_state_checked
+from seadeploy.artifacts import (
+    CHECKPOINT,
+    LAST_CHECKPOINT,
+    TRAIN_STATE,
+    Checkpoint,
+    ModelSpec,
+    check_out_folder,
+    load_state_checked,
+    sweep_stale,
+)
 from seadeploy.data.augment import CutMix, mixed_cross_entropy
-from seadeploy.errors import ConfigError
+from seadeploy.errors import ConfigError, InputError, SeadeployError
 from seadeploy.train.distributed import DistContext, init_distributed
 from seadeploy.train.evaluate import evaluate, topk_correct
 from seadeploy.train.history import history_frame, save_curves, write_metrics_csv
@@ -102,6 +111,8 @@ class _Trainer:
         self.log = log if ctx.is_main else None
         self.out = Path(cfg.out) if cfg.out else None
         _check_run_dir(cfg, self.out)
+        if self.out is not None and ctx.is_main:
+            sweep_stale(self.out, (".*.tmp",))  # temp files of a killed run in this folder
         _seed_everything(cfg.seed, cfg.deterministic)
         self.data: RunData = load_data(cfg, ctx)
         self.model, self.core = build_model(self.data.spec, cfg, ctx)
@@ -215,15 +226,26 @@ class _Trainer:
             "world_size": self.ctx.world_size, "steps_per_epoch": self.data.steps_per_epoch})
 
     def _restore(self, state: dict[str, Any]) -> None:
+        where = f"{self.cfg.resume}/{TRAIN_STATE}"
         if state["steps_per_epoch"] != self.data.steps_per_epoch:
             raise ConfigError(f"cannot resume: the run used {state['steps_per_epoch']} steps per epoch, now "
                               f"{self.data.steps_per_epoch}; keep the same --batch-size, dataset and process count")
-        load_state_checked(self.core, state["model"], source=f"{self.cfg.resume}/{TRAIN_STATE}", hint=self.spec)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if state["scaler"]:
-            self.scaler.load_state_dict(state["scaler"])
+        load_state_checked(self.core, state["model"], source=where, hint=self.spec)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            if state["scaler"]:
+                self.scaler.load_state_dict(state["scaler"])
+        except SeadeployError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:  # torch's own state checks
+            raise InputError(f"cannot resume: the optimiser/scheduler state in '{where}' is damaged "
+                             f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+                             "start the run again with --overwrite") from exc
         self.history, self.best, self.start_epoch = list(state["history"]), dict(state["best"]), int(state["epoch"])
+        if not 0 <= self.start_epoch <= self.cfg.epochs or self.best.keys() != {"epoch", "top1"}:
+            raise InputError(f"cannot resume: '{where}' records epoch {self.start_epoch} of {self.cfg.epochs} and best "
+                             f"{self.best!r:.40}; pass --epochs ≥ {self.start_epoch} or start again with --overwrite")
         if len(state["rng"]) == self.ctx.world_size:
             set_rng_state(state["rng"][self.ctx.rank])
         else:  # another process count: the sample order is unchanged (seed + epoch), augmentation draws are new
@@ -240,24 +262,37 @@ def resume_config(run_dir: str | Path, **overrides: Any) -> TrainConfig:
     that differs from the saved value raises ``ConfigError``.
     """
     saved = load_train_state(run_dir)["config"]
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    missing = sorted({"model", "dataset", "epochs", "batch_size"} - set(saved))
+    if missing:
+        raise InputError(f"cannot resume: the configuration in '{Path(run_dir) / TRAIN_STATE}' has no '{missing[0]}'; "
+                         "it is damaged; start the run again with --overwrite")
     for key, value in overrides.items():
         if value is not None and key not in (*RESUME_OVERRIDES, "out", "resume") and value != saved.get(key):
             raise ConfigError(f"--resume continues the run with its own settings: --{key.replace('_', '-')} cannot "
                               f"change ({saved.get(key)!r} → {value!r}); only --epochs, --device, --target-acc can")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in saved.items() if k in fields}
+    values = {k: v for k, v in saved.items() if k in known}
     values.update({k: overrides[k] for k in RESUME_OVERRIDES if overrides.get(k) is not None})
     cfg = TrainConfig(**{**values, "resume": str(run_dir), "out": str(run_dir)})
-    validate_config(cfg)
+    try:
+        validate_config(cfg)
+    except ConfigError as exc:
+        raise InputError(f"cannot resume: the configuration saved in '{Path(run_dir) / TRAIN_STATE}' is not usable "
+                         f"({exc}); start the run again with --overwrite") from exc
     return cfg
 
 
 def _check_run_dir(cfg: TrainConfig, out: Path | None) -> None:
+    check_out_folder(out)
     if out is None or cfg.resume or cfg.overwrite:
         return
-    if (out / TRAIN_STATE).exists() or (out / CHECKPOINT).exists():
+    if (out / TRAIN_STATE).exists():
         raise ConfigError(f"run folder '{out}' already holds a training run; pass --resume {out} to continue it, "
                           f"--overwrite to start again, or another --out")
+    if (out / CHECKPOINT).exists():  # no resume state: resuming is impossible, so do not suggest it
+        raise ConfigError(f"run folder '{out}' holds a checkpoint but no resume state (the run stopped before its "
+                          f"first epoch was saved, or it was exported from flags); pass --overwrite to train there "
+                          f"again, or another --out")
 
 
 def _seed_everything(seed: int, deterministic: bool) -> None:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from typing import Any
 
+from seadeploy.cli import finite_float
 from seadeploy.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
@@ -157,12 +159,49 @@ def make_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
     return cfg
 
 
+def _type_ok(value: Any, kind: Any) -> bool:
+    args = typing.get_args(kind)
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        return any(_type_ok(value, a) for a in args)
+    if kind is type(None):
+        return value is None
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, typing.get_origin(kind) or kind)
+
+
+def check_config_types(cfg: TrainConfig) -> None:
+    """Raise ``ConfigError`` for a field of the wrong type (a hand-edited or foreign saved configuration)."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        if not _type_ok(value, hints[f.name]):
+            raise ConfigError(f"training option '{f.name}' has the wrong type: {type(value).__name__} {value!r:.40}")
+    for name in ("betas", "milestones"):
+        if not all(_type_ok(v, float if name == "betas" else int) for v in getattr(cfg, name)):
+            raise ConfigError(f"training option '{name}' must hold numbers, got {getattr(cfg, name)!r:.40}")
+
+
 def validate_config(cfg: TrainConfig) -> None:
-    """Raise ``ConfigError`` for values no run can use."""
+    """Raise ``ConfigError`` for values no run can use (wrong types first, then ranges)."""
+    from seadeploy.artifacts import check_input_size
+    from seadeploy.models import model_defaults
+
+    check_config_types(cfg)
+    if cfg.input_size is not None:
+        check_input_size(cfg.model, cfg.input_size, model_defaults(cfg.model).input_size)
     checks = [
         (cfg.epochs >= 1, f"--epochs must be ≥ 1, got {cfg.epochs}"),
         (cfg.batch_size >= 1 and cfg.eval_batch_size >= 1, f"--batch-size must be ≥ 1, got {cfg.batch_size}"),
         (cfg.lr > 0, f"--lr must be > 0, got {cfg.lr}"),
+        (cfg.limit_train is None or cfg.limit_train >= 1, f"--limit-train must be ≥ 1, got {cfg.limit_train}"),
+        (cfg.limit_test is None or cfg.limit_test >= 1, f"--limit-test must be ≥ 1, got {cfg.limit_test}"),
+        (cfg.num_classes is None or cfg.num_classes >= 1, f"--num-classes must be ≥ 1, got {cfg.num_classes}"),
+        (cfg.crop_padding >= 0 and cfg.seed >= 0, "--crop-padding and --seed must be ≥ 0"),
+        (cfg.momentum >= 0 and cfg.eps > 0 and cfg.min_lr >= 0 and cfg.gamma > 0 and cfg.clip_grad >= 0,
+         "--momentum, --min-lr, --clip-grad must be ≥ 0 and --eps, --gamma > 0"),
         (cfg.weight_decay >= 0, f"--weight-decay must be ≥ 0, got {cfg.weight_decay}"),
         (cfg.optimizer in OPTIMIZERS, f"unknown optimizer '{cfg.optimizer}'. Valid choices: {', '.join(OPTIMIZERS)}"),
         (cfg.scheduler in SCHEDULERS, f"unknown scheduler '{cfg.scheduler}'. Valid choices: {', '.join(SCHEDULERS)}"),
@@ -181,6 +220,9 @@ def validate_config(cfg: TrainConfig) -> None:
             raise ConfigError(msg)
 
 
+_FLAG_TYPES: dict[Any, Any] = {float: finite_float}  # nan/inf refused while parsing
+
+
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     """Add one flag per CLI-visible :class:`TrainConfig` field, all defaulting to ``None`` (= the recipe's)."""
     g = parser.add_argument_group("training (defaults come from --recipe)")
@@ -193,8 +235,10 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=meta["help"])
         elif "nargs" in meta:
-            g.add_argument(flag, nargs=meta["nargs"], type=meta["type"], default=None, help=meta["help"])
+            g.add_argument(flag, nargs=meta["nargs"], type=_FLAG_TYPES.get(meta["type"], meta["type"]), default=None,
+                           help=meta["help"])
         else:
             union = isinstance(kind, types.UnionType)
             base = [a for a in typing.get_args(kind) if a is not type(None)] if union else [kind]
-            g.add_argument(flag, type=base[0], default=None, help=meta["help"])
+            kind = _FLAG_TYPES.get(base[0], base[0])
+            g.add_argument(flag, type=kind, default=None, help=meta["help"])

@@ -9,6 +9,7 @@ whose state reached the disk, and no file is ever half-written.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seadeploy.artifacts import TRAIN_STATE, atomic_path
+from seadeploy.artifacts import CHECKPOINT, TRAIN_STATE, atomic_path
 from seadeploy.errors import InputError
 
 STATE_VERSION = 1
@@ -63,14 +64,51 @@ def load_train_state(run_dir: str | os.PathLike) -> dict[str, Any]:
         InputError: the folder has no state, or the file is corrupt or from another format version.
     """
     path = Path(run_dir) / TRAIN_STATE
+    if not Path(run_dir).is_dir():
+        raise InputError(f"cannot resume: run folder '{run_dir}' does not exist")
     if not path.is_file():
-        raise InputError(f"cannot resume: '{path}' does not exist (no epoch of that run completed). "
-                         f"Start the run again without --resume")
+        # A run killed before its first epoch's state reached the disk may have left checkpoints: --overwrite
+        # starts it again (a plain re-run would refuse the non-empty folder), so the message leads out.
+        raise InputError(f"cannot resume: '{path}' does not exist (no epoch of that run completed); start the run "
+                         f"again with the same flags and --overwrite --out {run_dir} instead of --resume")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files (pickle, zip, runtime errors)
-        raise InputError(f"cannot resume: '{path}' is corrupt or not a seadeploy training state ({exc})") from exc
+    except pickle.UnpicklingError as exc:  # weights_only refused a global: a crafted or foreign file, never loaded
+        raise InputError(f"cannot resume: '{path}' is refused: it contains non-tensor objects that seadeploy never "
+                         "unpickles (it was not written by seadeploy's train); start the run again with "
+                         "--overwrite") from exc
+    except Exception as exc:  # torch raises many types for corrupt files (zip, runtime errors)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot resume: '{path}' is corrupt or not a seadeploy training state ({first})") from exc
     if not isinstance(state, dict) or state.get("format_version") != STATE_VERSION:
         version = state.get("format_version") if isinstance(state, dict) else None
         raise InputError(f"cannot resume: '{path}' has format version {version}, expected {STATE_VERSION}")
+    check_state_fields(state, path)
     return state
+
+
+# field → the types it must have; checked before any is used, so a damaged file fails in one line
+STATE_FIELDS: dict[str, tuple[type, ...]] = {
+    "epoch": (int,), "config": (dict,), "model": (dict,), "optimizer": (dict,), "scheduler": (dict,),
+    "scaler": (dict,), "history": (list,), "best": (dict,), "rng": (list,), "world_size": (int,),
+    "steps_per_epoch": (int,)}
+
+
+def check_state_fields(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Raise ``InputError`` naming the first missing or mistyped field of a training state."""
+    for key, kinds in STATE_FIELDS.items():
+        if key not in state:
+            raise InputError(f"cannot resume: '{path}' has no '{key}' field; it is damaged or not a seadeploy "
+                             "training state; start the run again with --overwrite")
+        value = state[key]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise InputError(f"cannot resume: '{path}' field '{key}' is a {type(value).__name__}, expected "
+                             f"{' or '.join(k.__name__ for k in kinds)}; start the run again with --overwrite")
+    if state["epoch"] < 0 or state["steps_per_epoch"] < 1 or state["world_size"] < 1:
+        raise InputError(f"cannot resume: '{path}' has impossible counters (epoch {state['epoch']}, steps per epoch "
+                         f"{state['steps_per_epoch']}, world size {state['world_size']}); start again with --overwrite")
+
+
+def has_checkpoint(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir`` holds a checkpoint (of a finished or a killed run)."""
+    return (Path(run_dir) / CHECKPOINT).is_file()

@@ -7,8 +7,20 @@ files, wrong shapes, NaN inputs), 3 a requested backend or device is unavailable
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from seadeploy.cli import ArgumentParser, print_json, progress_enabled, run_main
+from seadeploy.artifacts import check_out_folder
+from seadeploy.cli import (
+    ArgumentParser,
+    device,
+    non_negative_int,
+    positive_int,
+    print_json,
+    progress_enabled,
+    run_main,
+)
+from seadeploy.errors import ConfigError
+from seadeploy.parity import add_rule_args, rules_from_args
 
 
 def _csv(text: str) -> list[str]:  # "ort, trt" → ["ort", "trt"]
@@ -22,25 +34,25 @@ def _parser(matrix: bool) -> ArgumentParser:
                        "efficientnet_b0)")
         p.add_argument("--attn", type=_csv, default=None, help="attention variants (default: every registered one)")
         p.add_argument("--out", default=None, help="folder for the exported runs and matrix.json (default: temporary)")
-        p.add_argument("--calib-samples", type=int, default=32, help="int8 calibration samples per model")
-        p.add_argument("--jobs", type=int, default=1, help="cases exported/validated in parallel processes")
+        p.add_argument("--calib-samples", type=positive_int, default=32, help="int8 calibration samples per model")
+        p.add_argument("--jobs", type=positive_int, default=1, help="cases exported/validated in parallel processes")
     else:
         p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by export")
         p.add_argument("--backends", type=_csv, default=["ort"], help="torch, torch:cuda, ort, ort:cuda, ort:tensorrt, trt")
         p.add_argument("--dataset", default=None, help="labelled samples (default: the run's dataset; 'none' to skip)")
         p.add_argument("--data-root", default=None, help="dataset folder (cifar10, imagefolder)")
         p.add_argument("--inputs", default=None, metavar="NPZ", help="replay inputs saved in a parity.npz")
-        p.add_argument("--atol", type=float, default=None, help="absolute tolerance (|a-b| <= atol + rtol*|ref|)")
-        p.add_argument("--rtol", type=float, default=None, help="relative tolerance")
+        add_rule_args(p.add_argument_group("parity rules (default: docs/parity.md)"))
         p.add_argument("--layerwise", action="store_true", help="localise the first divergent layer")
         p.add_argument("--out", default=None, help="folder for parity.* (default: RUN_DIR)")
-        p.add_argument("--batch", type=int, default=64, help="inference batch size")
-        p.add_argument("--seed", type=int, default=0, help="input selection seed")
-        p.add_argument("--device", default="cpu", help="torch device of the reference (cpu, cuda)")
+        p.add_argument("--batch", type=positive_int, default=64, help="inference batch size")
+        p.add_argument("--seed", type=non_negative_int, default=0, help="input selection seed")
+        p.add_argument("--device", type=device, default="cpu", help="torch device of the reference (cpu, cuda)")
     p.add_argument("--precision", type=_csv, default=None, help="fp32,fp16,int8 (default: every one present)")
-    p.add_argument("--samples", type=int, default=32 if matrix else 512, help="labelled samples (capped at the split)")
-    p.add_argument("--random", type=int, default=8 if matrix else 32, help="seeded random inputs")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (pinned, recorded)")
+    p.add_argument("--samples", type=non_negative_int, default=32 if matrix else 512,
+                   help="labelled samples (capped at the split)")
+    p.add_argument("--random", type=non_negative_int, default=8 if matrix else 32, help="seeded random inputs")
+    p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime intra-op threads (pinned, recorded)")
     p.add_argument("--junit", default=None, metavar="FILE", help="also write JUnit XML here")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return p
@@ -51,6 +63,12 @@ def _main(argv: list[str] | None) -> int:
     matrix = bool(argv) and argv[0] == "matrix"
     args = _parser(matrix).parse_args(argv[1:] if matrix else argv)
     log = print if progress_enabled(args.json) else None
+    # every output location is checked before any file is written (parity.* must not land when --junit is bad)
+    check_out_folder(args.out)
+    if args.junit:
+        check_out_folder(Path(args.junit).parent, "--junit")
+        if Path(args.junit).is_dir():
+            raise ConfigError(f"--junit '{args.junit}' is a folder; give a file name (e.g. {args.junit}/parity.xml)")
     if matrix:
         from seadeploy.validate.matrix import run_matrix
 
@@ -61,8 +79,9 @@ def _main(argv: list[str] | None) -> int:
         from seadeploy.validate.parity import validate_run
 
         report = validate_run(args.run_dir, backends=args.backends, precisions=args.precision, dataset=args.dataset,
-                              samples=args.samples, random=args.random, batch=args.batch, atol=args.atol,
-                              rtol=args.rtol, layerwise=args.layerwise, device=args.device, threads=args.threads,
+                              samples=args.samples, random=args.random, batch=args.batch,
+                              rules=rules_from_args(args), progress=log is not None, layerwise=args.layerwise,
+                              device=args.device, threads=args.threads,
                               seed=args.seed, root=args.data_root, inputs=args.inputs, out_dir=args.out, log=log)
     if args.junit:
         from seadeploy.validate.junit import write_junit

@@ -128,7 +128,10 @@ class RunFolder:
             raise InputError(f"{what} takes input {name} {spec.describe()} but the checkpoint's model takes "
                              f"(batch, {', '.join(map(str, want))}): it belongs to another model; re-run export")
         for out_name, shape in (outputs or {}).items():
-            if len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0 and shape[1] != self.spec.num_classes:
+            if len(shape) != 2:
+                raise InputError(f"{what} returns {out_name} of rank {len(shape)} but the checkpoint's model returns "
+                                 f"(batch, {self.spec.num_classes}): it belongs to another model; re-run export")
+            if isinstance(shape[1], int) and shape[1] > 0 and shape[1] != self.spec.num_classes:
                 raise InputError(f"{what} returns {out_name} with {shape[1]} classes but the checkpoint's model has "
                                  f"{self.spec.num_classes}: it belongs to another model; re-run export")
 
