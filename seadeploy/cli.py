@@ -27,7 +27,7 @@ from typing import Any
 
 from seadeploy.errors import ConfigError, SeadeployError
 
-STAGES = ("train", "export", "validate", "profiling", "compare", "models", "reports")
+STAGES = ("train", "export", "validate", "profiling", "compare", "models", "reports", "convert", "doctor")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -124,10 +124,21 @@ def parse_kv_args(items: Sequence[str] | None, flag: str = "--attn-arg") -> dict
     return out
 
 
-def add_model_args(parser: argparse.ArgumentParser, required: bool = False) -> argparse._ArgumentGroup:
-    """The shared model flags: ``--model --attn --attn-arg --input-size --num-classes``."""
+def add_model_args(parser: argparse.ArgumentParser, required: bool = False, onnx: bool = False) -> argparse._ArgumentGroup:
+    """The shared model flags (a model source, seadeploy/models/source.py): ``--model --model-arg --weights --attn
+    --attn-arg --input-size --num-classes --mean --std`` (+ ``--onnx FILE`` when the stage takes ONNX files)."""
     g = parser.add_argument_group("model")
-    g.add_argument("--model", required=required, help="backbone name (python -m seadeploy.models list)")
+    g.add_argument("--model", required=required, metavar="SOURCE",
+                   help="zoo name (python -m seadeploy.models list), package.module:factory, path/file.py:factory, "
+                        "timm:NAME or torchvision:NAME")
+    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="factory argument, repeatable (width=8, pretrained=false)")
+    g.add_argument("--weights", default=None, metavar="FILE",
+                   help="weights: .safetensors or a PyTorch state dict (loaded with weights_only=True)")
+    g.add_argument("--mean", default=None, help="input normalisation mean, e.g. 0.485,0.456,0.406 (default: the dataset's)")
+    g.add_argument("--std", default=None, help="input normalisation std, e.g. 0.229,0.224,0.225 (default: the dataset's)")
+    if onnx:
+        g.add_argument("--onnx", default=None, metavar="FILE", help="an ONNX file instead of a model or run folder")
     g.add_argument("--attn", default=None, help="attention name: none, se, tse, sb, spse, rgse, cbam")
     g.add_argument("--attn-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="attention option, repeatable (tile=7, squeeze=max, reduction=16, tile=[2,2,4,7])")
