@@ -1,0 +1,346 @@
+"""Model sources: where a model comes from, how to rebuild it, what weights it loaded (ARCHITECTURE.md §7).
+
+A source is one of::
+
+    resnet20_cifar                      a zoo name (with --attn / --attn-arg, as before)
+    my_pkg.nets:build                   a callable in an importable module returning an nn.Module
+    path/to/file.py:build               the same, from a Python file (kwargs by --model-arg KEY=VALUE)
+    timm:seresnext26d_32x4d             timm.create_model(NAME, pretrained=False, num_classes=...)   (optional)
+    torchvision:efficientnet_b0         torchvision.models.get_model(NAME, num_classes=...)          (optional)
+
+plus ``--weights FILE`` (safetensors, or a PyTorch state dict read with ``torch.load(weights_only=True)``),
+``--input-size``, ``--num-classes``, ``--mean``/``--std``. A non-zoo source is recorded in the
+:class:`~seadeploy.artifacts.ModelSpec` (``model`` = the source string with an absolute file path,
+``model_kwargs`` = the factory arguments, ``attn="tse"`` + ``attn_kwargs={"tile": ...}`` after ``convert``),
+so ``ModelSpec.build()`` — and every later stage — rebuilds it from the run folder alone; the weights'
+SHA-256 goes into the checkpoint's ``extra["source"]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from seadeploy.artifacts import Checkpoint, ModelSpec, load_state_checked, sha256
+from seadeploy.convert.torch_rewrite import se_to_tse_structural
+from seadeploy.errors import BackendUnavailable, ConfigError, InputError
+
+LIBRARIES = {"timm": "pip install timm (it needs a torchvision-compatible PyTorch; CPU wheels of torchvision "
+                     "may not import)",
+             "torchvision": "pip install torchvision matching your torch version"}
+DEFAULT_EXTERNAL_INPUT = 224
+
+
+def is_external(model: str) -> bool:
+    """True for ``x:y`` sources (factories, timm, torchvision); zoo names contain no colon."""
+    return ":" in str(model)
+
+
+def canonical(text: str) -> str:
+    """The source string with a ``file.py`` made absolute, so a run folder rebuilds it from any directory."""
+    ref, sep, fn = str(text).rpartition(":")
+    if sep and ref.endswith(".py"):
+        path = Path(ref).expanduser()
+        if not path.is_file():
+            raise InputError(f"model file '{ref}' does not exist (--model path/to/file.py:factory)")
+        return f"{path.resolve()}:{fn}"
+    return str(text)
+
+
+def _import_library(name: str):
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001 - a broken install raises anything (OSError, RuntimeError) on import
+        raise BackendUnavailable(f"'{name}:' models need {name}, which does not import here "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}): "
+                                 f"{LIBRARIES[name]}") from exc
+
+
+def _load_file_module(path: Path):
+    # A stable unique module name per file, so two factories in same-named files do not clash in sys.modules.
+    name = "seadeploy_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise InputError(f"cannot import '{path}' as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's file may raise anything at import
+        del sys.modules[name]
+        raise InputError(f"importing model file '{path}' failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def resolve_factory(model: str):
+    """The callable behind ``pkg.mod:fn`` / ``file.py:fn`` (``timm:``/``torchvision:`` give a library wrapper)."""
+    ref, _, fn = str(model).rpartition(":")
+    if ref in LIBRARIES:
+        lib = _import_library(ref)
+        if ref == "timm":
+            return lambda **kw: lib.create_model(fn, pretrained=False, **kw)
+        tv_models = importlib.import_module("torchvision.models")
+        return lambda **kw: tv_models.get_model(fn, weights=None, **kw)
+    if not ref or not fn:
+        raise ConfigError(f"model source '{model}' must be NAME, package.module:factory, file.py:factory, "
+                          "timm:NAME or torchvision:NAME")
+    if ref.endswith(".py"):
+        module = _load_file_module(Path(ref))
+    else:
+        try:
+            module = importlib.import_module(ref)
+        except ImportError as exc:
+            raise InputError(f"cannot import module '{ref}' of model source '{model}': {exc}") from exc
+    factory = getattr(module, fn, None)
+    if not callable(factory):
+        raise InputError(f"'{ref}' has no callable '{fn}' (model source '{model}')")
+    return factory
+
+
+def accepts(factory: Any, name: str) -> bool:
+    """Whether ``factory`` takes keyword ``name`` (explicitly or through ``**kwargs``)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def call_factory(model: str, kwargs: dict[str, Any]) -> nn.Module:
+    """Call the factory of ``model`` with ``kwargs``; one-line errors for raising / bad signature / non-modules."""
+    factory = resolve_factory(model)
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as exc:
+        with contextlib.suppress(TypeError, ValueError):
+            sig = inspect.signature(factory)
+            raise InputError(f"model factory '{model}' cannot be called with {kwargs or 'no arguments'}: {exc}; "
+                             f"its signature is {sig} — pass arguments with --model-arg KEY=VALUE") from exc
+    except ValueError:
+        pass  # builtins without a signature: just call
+    try:
+        net = factory(**kwargs)
+    except (BackendUnavailable, InputError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's factory may raise anything
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise InputError(f"model factory '{model}' raised {type(exc).__name__}: {first}") from exc
+    if not isinstance(net, nn.Module):
+        raise InputError(f"model factory '{model}' returned {type(net).__name__}, not a torch.nn.Module")
+    return net
+
+
+def build_external(spec: ModelSpec) -> nn.Module:
+    """``ModelSpec.build()`` for a non-zoo source: factory(**model_kwargs), then the recorded conversion."""
+    net = call_factory(spec.model, dict(spec.model_kwargs))
+    if spec.attn == "tse":
+        net = se_to_tse_structural(net, tile=spec.attn_kwargs.get("tile", 7), input_size=spec.input_size,
+                                   blocks=spec.attn_kwargs.get("blocks"))
+    elif spec.attn not in (None, "none", "original"):
+        raise ConfigError(f"a '{spec.model}' source can only be converted to attn='tse' (by python -m "
+                          f"seadeploy.convert), not '{spec.attn}'")
+    net.spec = spec
+    return net
+
+
+# ------------------------------------------------------------------------------------------------ weights
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``.safetensors`` or a PyTorch file (``weights_only=True``: loading runs no code).
+
+    ``{"state_dict": ...}`` / ``{"model": ...}`` wrappers and a DataParallel ``module.`` prefix are unwrapped.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--weights '{p}' does not exist")
+    if p.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(p))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise InputError(f"--weights '{p}' is not a readable safetensors file ({exc})") from exc
+    try:
+        obj = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"--weights '{p}' is not a PyTorch state dict loadable with weights_only=True ({first})") from exc
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InputError(f"--weights '{p}' holds a {type(obj).__name__}, not a state dict of tensors")
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in str(text).split(",") if v.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{flag} expects comma-separated numbers such as 0.485,0.456,0.406, got '{text}'") from exc
+    if len(vals) not in (1, 3):
+        raise ConfigError(f"{flag} needs 1 or 3 values (one per input channel), got {len(vals)}")
+    return vals * 3 if len(vals) == 1 else vals
+
+
+# ------------------------------------------------------------------------------------------------- source
+@dataclasses.dataclass
+class ModelSource:
+    """One model source and everything needed to rebuild it; ``build()`` gives the PyTorch reference."""
+
+    model: str
+    attn: str | None = None
+    attn_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    weights: str | None = None
+    input_size: int | None = None
+    num_classes: int | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self._net: nn.Module | None = None
+        self._spec: ModelSpec | None = None
+        self._state: dict[str, torch.Tensor] | None = None
+        self.weights_sha256 = sha256(self.weights) if self.weights and Path(self.weights).is_file() else None
+        if self.external:
+            self.model = canonical(self.model)
+            if self.attn_kwargs and self.attn in (None, "none"):
+                raise ConfigError("--attn-arg applies to zoo models; a factory takes its options by --model-arg")
+        elif self.model_kwargs:
+            raise ConfigError("--model-arg is for factory/timm/torchvision sources; zoo models take --attn-arg")
+        if self.input_size is not None and self.input_size < 1:
+            raise ConfigError(f"--input-size must be ≥ 1, got {self.input_size}")
+
+    @property
+    def external(self) -> bool:
+        return is_external(self.model)
+
+    @classmethod
+    def from_args(cls, a: Any) -> ModelSource:
+        """From parsed flags of :func:`seadeploy.cli.add_model_args`."""
+        from seadeploy.cli import parse_kv_args  # cli imports nothing of models; kept local to stay import-light
+
+        return cls(model=a.model, attn=a.attn, attn_kwargs=parse_kv_args(getattr(a, "attn_arg", None)),
+                   model_kwargs=parse_kv_args(getattr(a, "model_arg", None), flag="--model-arg"),
+                   weights=getattr(a, "weights", None), input_size=a.input_size, num_classes=a.num_classes,
+                   mean=_floats(getattr(a, "mean", None), "--mean"), std=_floats(getattr(a, "std", None), "--std"))
+
+    # -- building
+    def _raw(self) -> nn.Module:
+        kwargs = dict(self.model_kwargs)
+        if self.num_classes is not None and "num_classes" not in kwargs:
+            factory = resolve_factory(self.model)
+            if self.model.split(":")[0] in LIBRARIES or accepts(factory, "num_classes"):
+                kwargs["num_classes"] = int(self.num_classes)
+        self.model_kwargs = kwargs
+        return call_factory(self.model, kwargs)
+
+    def spec(self) -> ModelSpec:
+        """The recipe written into the checkpoint (builds the model once to learn its input size and classes)."""
+        if self._spec is None:
+            self.build()
+        assert self._spec is not None
+        return self._spec
+
+    def build(self) -> nn.Module:
+        """The PyTorch model (eval mode) with ``--weights`` loaded; cached."""
+        if self._net is not None:
+            return self._net
+        if not self.external:
+            from seadeploy.models import create_model, model_defaults
+
+            d = model_defaults(self.model)
+            net = create_model(self.model, attn=self.attn, attn_kwargs=dict(self.attn_kwargs),
+                               num_classes=self.num_classes or d.num_classes, input_size=self.input_size or d.input_size)
+            spec = net.spec
+        else:
+            net = self._raw()
+            size = self.input_size or _default_input_size(net, self.model)
+            classes = _probe_classes(net, size, self.model)
+            if self.num_classes is not None and classes != self.num_classes:
+                raise InputError(f"model '{self.model}' outputs {classes} classes but --num-classes is "
+                                 f"{self.num_classes}; pass it to the factory with --model-arg")
+            spec = ModelSpec(model=self.model, attn=None, attn_kwargs={}, num_classes=classes, input_size=size,
+                             model_kwargs=dict(self.model_kwargs))
+            if self.attn == "tse":
+                net = se_to_tse_structural(net, tile=self.attn_kwargs.get("tile", 7), input_size=size)
+                spec = dataclasses.replace(spec, attn="tse", attn_kwargs=dict(self.attn_kwargs))
+            elif self.attn not in (None, "none", "original"):
+                raise ConfigError(f"--attn {self.attn} applies to zoo models; for '{self.model}' convert with "
+                                  "python -m seadeploy.convert --to tse")
+        if self.weights:
+            state = load_weights(self.weights)
+            load_state_checked(net, state, source=f"--weights '{self.weights}'",
+                               hint=f"model '{self.model}' with {self.model_kwargs or 'no --model-arg'}")
+        net.spec = spec
+        self._net, self._spec = net.eval(), spec
+        return net
+
+    def record(self) -> dict[str, Any]:
+        """What the manifest / checkpoint ``extra["source"]`` records."""
+        return {"model": self.model, "model_kwargs": dict(self.model_kwargs), "attn": self.attn,
+                "attn_kwargs": dict(self.attn_kwargs), "weights": str(Path(self.weights).resolve()) if self.weights
+                else None, "weights_sha256": self.weights_sha256,
+                "kind": self.model.split(":")[0] if self.model.split(":")[0] in LIBRARIES
+                else ("factory" if self.external else "zoo")}
+
+    def checkpoint(self, mean: tuple[float, ...], std: tuple[float, ...], dataset: str | None) -> Checkpoint:
+        """A self-describing checkpoint of the built model (``mean``/``std``: the dataset's unless --mean/--std)."""
+        net = self.build()
+        state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        weights = f"--weights {self.weights} (sha256 {self.weights_sha256})" if self.weights else \
+            "random initialisation (exported from flags)"
+        return Checkpoint(spec=self.spec(), state_dict=state, mean=tuple(self.mean or mean), std=tuple(self.std or std),
+                          dataset=dataset, extra={"weights": weights, "source": self.record()})
+
+    def describe(self) -> str:
+        extra = f" {self.model_kwargs}" if self.model_kwargs else ""
+        w = f" weights={Path(self.weights).name}" if self.weights else ""
+        return f"{self.model}{extra}{w}"
+
+
+def _default_input_size(net: nn.Module, model: str) -> int:
+    """``--input-size`` default: the model's own ``input_size``/``default_cfg`` attribute, else 224."""
+    for attr in ("default_input_size", "input_size"):
+        v = getattr(net, attr, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    cfg = getattr(net, "pretrained_cfg", None) or getattr(net, "default_cfg", None)
+    if isinstance(cfg, dict) and isinstance(cfg.get("input_size"), tuple | list):
+        return int(cfg["input_size"][-1])
+    return DEFAULT_EXTERNAL_INPUT
+
+
+def _probe_classes(net: nn.Module, size: int, model: str) -> int:
+    """Run one zero image to check the model runs at ``size`` and returns ``(N, classes)`` logits."""
+    was = net.training
+    try:
+        with torch.no_grad():
+            out = net.eval()(torch.zeros(1, 3, size, size))
+    except Exception as exc:  # noqa: BLE001 - the user's forward may raise anything
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise InputError(f"model '{model}' fails on a 1×3×{size}×{size} input ({type(exc).__name__}: {first}); "
+                         "pass the right --input-size") from exc
+    finally:
+        net.train(was)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise InputError(f"model '{model}' must return logits of shape (N, classes), got {shape}")
+    return int(out.shape[1])
