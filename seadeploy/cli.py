@@ -175,10 +175,11 @@ def _clean(obj: Any) -> Any:
 
 RESOURCE_EXIT = 2  # disk full / out of memory: the input asked for more than this machine has (docs/promises.md)
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-_OOM = re.compile(r"out of memory|can't allocate memory|cannot allocate memory|failed to allocate", re.IGNORECASE)
+_OOM = re.compile(r"out of memory|not enough memory|can't allocate memory|cannot allocate memory|unable to allocate|"
+                  r"failed to allocate", re.IGNORECASE)
 _NO_SPACE = re.compile(r"no space left on device|disk quota exceeded|os error 28\b", re.IGNORECASE)
 _BYTES = re.compile(r"(\d[\d,]*)\s*bytes", re.IGNORECASE)
-_SIZE = re.compile(r"(?:tried to allocate|allocate)\s+([\d.]+\s*[KMGT]i?B)", re.IGNORECASE)
+_SIZE = re.compile(r"(?:tried to allocate|allocate)\s+([\d.]+\s*[KMGTP]i?B)", re.IGNORECASE)
 
 
 def one_line(text: str) -> str:
