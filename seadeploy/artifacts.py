@@ -259,8 +259,12 @@ class ModelSpec:
             self.attn_kwargs = {**entry.attn_defaults.get(attn, {}), **dict(self.attn_kwargs)}
 
     def build(self):
-        """Instantiate the PyTorch model this spec describes."""
+        """Instantiate the PyTorch model this spec describes (a zoo name, or a ``x:y`` source: models/source.py)."""
         from seadeploy.models import create_model
+        from seadeploy.models.source import build_external, is_external  # lazy: models imports artifacts
+
+        if is_external(self.model):
+            return build_external(self)
 
         return create_model(self.model, attn=self.attn, attn_kwargs=dict(self.attn_kwargs),
                             num_classes=self.num_classes, input_size=self.input_size, **self.model_kwargs)
