@@ -2,7 +2,7 @@
 
 Modules (imported on demand, so ``import seadeploy.profiling`` stays light):
 
-* :mod:`~seadeploy.profiling.schema` — the per-layer frame (columns, roles, ``classify_role``, ``attention_block``).
+* :mod:`~seadeploy.profiling.schema` — the per-layer frame (columns, roles, ``classify_role``); attention blocks and roles come from :mod:`seadeploy.graphs.attention`.
 * :mod:`~seadeploy.profiling.timing` — ``Measurement`` (median, IQR, percentiles, CV warning) and ``measure``.
 * :mod:`~seadeploy.profiling.latency` — ``benchmark_latency(run_dir, backends, batches)`` → ``LatencyReport``;
   TensorRT stage times in :mod:`~seadeploy.profiling.trt_timing`.

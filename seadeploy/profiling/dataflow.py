@@ -23,10 +23,10 @@ import numpy as np
 import onnx
 import pandas as pd
 
+from seadeploy.graphs.attention import AttentionGraph
 from seadeploy.profiling import graph
 from seadeploy.profiling.arrival import BINARY, POOL_OPS, TOL, WINDOW_OPS, last_consumer, pad_dims, window_spec
 from seadeploy.profiling.propagate import Propagation
-from seadeploy.profiling.schema import attention_block
 
 JOIN_OPS = BINARY | {"Concat"}
 JOIN_COLUMNS = ["node", "op_type", "module", "block", "operand", "held_rows", "attention_rows", "H", "W", "C",
@@ -63,6 +63,7 @@ class BufferReport:
     line_buffers: pd.DataFrame
     blocks: pd.DataFrame
     unknown_ops: list[str]
+    attention: AttentionGraph | None = None
 
     @property
     def attention_buffer_elements(self) -> int:
@@ -96,6 +97,8 @@ class BufferReport:
                 "join_buffer_elements": int(self.joins["total_elements"].sum()),
                 "line_buffer_elements": int(self.line_buffers["elements"].sum()),
                 "complete": bool(self), "unknown_ops": self.unknown_ops,
+                "attention_blocks": len(self.attention.blocks) if self.attention is not None else len(self.blocks),
+                "warnings": list(self.attention.warnings) if self.attention is not None else [],
                 "blocks": self.blocks.to_dict("records"), "joins": self.joins.to_dict("records"),
                 "line_buffers": self.line_buffers.to_dict("records")}
 
@@ -179,18 +182,20 @@ def _line_buffers(full: Propagation, ctx: dict) -> list[dict]:
     return rows
 
 
-def _blocks_table(joins: pd.DataFrame, blocks: dict[str, str | None]) -> pd.DataFrame:
-    names = list(dict.fromkeys([b for b in [*blocks.values(), *joins["block"]] if isinstance(b, str) and b]))
+def _blocks_table(joins: pd.DataFrame, found: AttentionGraph) -> pd.DataFrame:
+    """One row per attention block found by structure (a block whose join holds nothing still has a row)."""
     rows = []
-    for name in names:
+    for block in found.blocks:
+        name = block.name
         part = joins[joins["block"] == name]
-        rows.append({"block": name, "joins": int(len(part)), "attention_rows": float(part["attention_rows"].max())
+        rows.append({"block": name, "kind": block.kind, "squeeze": "+".join(block.squeeze_ops),
+                     "joins": int(len(part)), "attention_rows": float(part["attention_rows"].max())
                      if len(part) else 0.0, "attention_elements": int(part["attention_elements"].sum()),
                      "total_elements": int(part["total_elements"].sum()),
                      "attention_bytes": float(part["attention_bytes"].sum()),
                      "total_bytes": float(part["total_bytes"].sum())})
-    return pd.DataFrame(rows, columns=["block", "joins", "attention_rows", "attention_elements", "total_elements",
-                                       "attention_bytes", "total_bytes"])
+    return pd.DataFrame(rows, columns=["block", "kind", "squeeze", "joins", "attention_rows", "attention_elements",
+                                       "total_elements", "attention_bytes", "total_bytes"])
 
 
 def analyse_buffers(source: str | os.PathLike | onnx.ModelProto, input_size: int | None = None,
@@ -207,7 +212,8 @@ def analyse_buffers(source: str | os.PathLike | onnx.ModelProto, input_size: int
     shapes = graph.infer_shapes(static)
     consts = graph.constant_values(static)
     modules = graph.node_modules(static)
-    blocks = {n: attention_block(m) for n, m in modules.items()}
+    found = graph.attention(static)
+    blocks = graph.node_blocks(static, found)
     full = Propagation(static, shapes, consts, blocks, window_lags=True).run()
     sq = Propagation(static, shapes, consts, blocks, window_lags=False).run()
     ctx = {"model": static, "modules": modules, "blocks": blocks, "dtype_bytes": dtype_bytes}
@@ -217,4 +223,5 @@ def analyse_buffers(source: str | os.PathLike | onnx.ModelProto, input_size: int
     first = next(vi.name for vi in static.graph.input if vi.name not in inits)
     src = str(source) if not isinstance(source, onnx.ModelProto) else (model.graph.name or "<model>")
     return BufferReport(source=src, input_shape=tuple(shapes[first][0]), joins=joins, line_buffers=lines,
-                        blocks=_blocks_table(joins, blocks), unknown_ops=sorted(full.unknown | sq.unknown))
+                        blocks=_blocks_table(joins, found), unknown_ops=sorted(full.unknown | sq.unknown),
+                        attention=found)

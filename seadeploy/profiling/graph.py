@@ -2,14 +2,14 @@
 
 Everything here works on any ONNX file: module paths come from the exporter's per-node metadata when
 present (``module`` written by seadeploy's export, else ``pkg.torch.onnx.name_scopes``) and are empty
-otherwise; roles then fall back to op types.
+otherwise. Attention blocks and roles come from the structural analysis of :mod:`seadeploy.graphs.attention`
+(names never decide them); the other nodes get plain op-type roles.
 """
 
 from __future__ import annotations
 
 import ast
 import os
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,8 @@ import onnx
 from onnx import helper, numpy_helper
 
 from seadeploy.errors import ConfigError, InputError
-from seadeploy.profiling.schema import BROADCAST_OPS, GATE_OPS, SQUEEZE_OPS, attention_block, classify_role
+from seadeploy.graphs.attention import AttentionGraph, find_attention
+from seadeploy.profiling.schema import SQUEEZE_OPS, classify_role
 
 Shape = tuple[int, ...]
 
@@ -197,66 +198,25 @@ def attrs(node: onnx.NodeProto) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def attention_roles(model: onnx.ModelProto, modules: dict[str, str] | None = None) -> dict[str, str]:
-    """``{node: role}`` with attention roles refined from the graph inside each attention block.
+def attention(model: onnx.ModelProto | str | os.PathLike) -> AttentionGraph:
+    """The channel-attention blocks and roles of ``model``, found by structure (:mod:`seadeploy.graphs.attention`)."""
+    return find_attention(model if isinstance(model, onnx.ModelProto) else load_model(model))
 
-    Inside a block: every node feeding a reduction (the reduction included) is the squeeze; the
-    gate-type op closest to the block's output join is the gate; the broadcasts after the gate and
-    the join itself are the scale; the rest (the MLP, inner activations) is the excitation. Nodes
-    outside blocks keep :func:`classify_role`.
-    """
+
+def attention_roles(model: onnx.ModelProto, modules: dict[str, str] | None = None,
+                    found: AttentionGraph | None = None) -> dict[str, str]:
+    """``{node: role}``: the ``attention.*`` role of every node of a block found by structure, the plain op-type
+    role (:func:`classify_role`) elsewhere."""
     modules = node_modules(model) if modules is None else modules
-    roles = {n.name: classify_role(n.op_type, modules.get(n.name, "")) for n in model.graph.node}
-    by_block: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for n in model.graph.node:
-        b = attention_block(modules.get(n.name, ""))
-        if b:
-            by_block[b].append(n)
-    for nodes in by_block.values():
-        roles.update(_block_roles(nodes))
-    return roles
+    found = attention(model) if found is None else found
+    return {n.name: found.roles.get(n.name) or classify_role(n.op_type, modules.get(n.name, ""))
+            for n in model.graph.node}
 
 
-def _block_roles(nodes: list[onnx.NodeProto]) -> dict[str, str]:
-    produced = {o: n for n in nodes for o in n.output}
-    inside = {n.name for n in nodes}
-    used_inside = {i for n in nodes for i in n.input}
-
-    def ancestors(node: onnx.NodeProto) -> set[str]:
-        seen, stack = set(), [node]
-        while stack:
-            cur = stack.pop()
-            for i in cur.input:
-                src = produced.get(i)
-                if src is not None and src.name not in seen:
-                    seen.add(src.name)
-                    stack.append(src)
-        return seen
-
-    roles: dict[str, str] = {}
-    # Outputs of the block: tensors consumed outside it (or not at all inside).
-    exits = [n for n in nodes if any(o not in used_inside for o in n.output)]
-    for red in (n for n in nodes if n.op_type in SQUEEZE_OPS):
-        for name in ancestors(red) | {red.name}:
-            roles[name] = "attention.squeeze"
-    for out in exits:
-        if out.op_type in GATE_OPS:
-            roles[out.name] = "attention.gate"
-            continue
-        roles[out.name] = "attention.scale"
-        # Walk back from the join through broadcasts to the gate.
-        stack = [produced[i] for i in out.input if i in produced]
-        while stack:
-            cur = stack.pop()
-            if cur.op_type in GATE_OPS:
-                roles[cur.name] = "attention.gate"
-            elif cur.op_type in BROADCAST_OPS or cur.op_type in {"Reshape", "Unsqueeze", "Slice", "Shape",
-                                                                  "Concat", "Gather", "Cast"}:
-                roles.setdefault(cur.name, "attention.scale")
-                stack.extend(produced[i] for i in cur.input if i in produced)
-    for n in nodes:
-        roles.setdefault(n.name, "attention.excite" if n.name in inside else "other")
-    return roles
+def node_blocks(model: onnx.ModelProto, found: AttentionGraph | None = None) -> dict[str, str | None]:
+    """``{node: attention block name or None}`` for every node (the buffer model's and pipeline's block map)."""
+    found = attention(model) if found is None else found
+    return {n.name: found.block_of.get(n.name) for n in model.graph.node}
 
 
 def node_params_macs(model: onnx.ModelProto, shapes: dict[str, tuple[Shape, int]]) -> dict[str, tuple[float, float]]:

@@ -3,7 +3,9 @@ ONNX Runtime's per-node memory fields and TensorRT's engine device memory.
 
 Liveness: nodes run in graph order (the topological order every runtime here starts from); a tensor
 is live from the node that writes it until its last reader; reshape-like ops (Reshape, Flatten,
-Squeeze, Unsqueeze, Identity) alias their input instead of allocating. The peak of the live sum is
+Squeeze, Unsqueeze, Identity) alias their input instead of allocating; what nodes compute from weights
+alone (TorchScript's Identity-passed initializers) is weights, not activations. Attention tags (``role``,
+``block``) come from the structural analysis of :mod:`seadeploy.graphs.attention`. The peak of the live sum is
 the activation memory a runtime with perfect reuse needs; the plain sum is what one without reuse
 allocates.
 """
@@ -43,6 +45,11 @@ def _buffers(model: onnx.ModelProto, sizes: dict[str, float]) -> tuple[dict[str,
     """Map each activation tensor to its buffer (aliases share one) and each buffer to [birth, death]."""
     weights = {i.name for i in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant"
                                                           for o in n.output}
+    # Nodes that read only weights compute weights: the TorchScript exporter passes initializers through
+    # Identity nodes (and casts/reshapes constants); their outputs are not activations.
+    for node in model.graph.node:
+        if node.input and all(t in weights for t in node.input if t):
+            weights.update(t for t in node.output if t)
     owner: dict[str, str] = {}
     span: dict[str, list[int]] = {}
     for vi in model.graph.input:
@@ -54,7 +61,7 @@ def _buffers(model: onnx.ModelProto, sizes: dict[str, float]) -> tuple[dict[str,
         for t in node.input:
             if t in owner:
                 span[owner[t]][1] = max(span[owner[t]][1], i)
-        if node.op_type == "Constant":
+        if node.op_type == "Constant" or any(t in weights for t in node.output if t):
             continue
         for j, t in enumerate(node.output):
             if not t:
@@ -99,17 +106,20 @@ def activation_memory(source: str | os.PathLike | onnx.ModelProto, batch: int = 
     sizes = {t: float(np.prod(s)) * graph.elem_size(e) for t, (s, e) in shapes.items()}
     live, totals = liveness(static, sizes)
     modules = graph.node_modules(static)
-    roles = graph.attention_roles(static, modules)
+    found = graph.attention(static)
+    roles = graph.attention_roles(static, modules, found)
     rows = []
     for i, n in enumerate(static.graph.node):
         out = n.output[0] if n.output else ""
         rows.append({"onnx_node": n.name, "module": modules.get(n.name, ""), "op_type": n.op_type,
-                     "role": roles[n.name], "out_shape": "x".join(map(str, shapes[out][0])) if out in shapes else None,
+                     "role": roles[n.name], "block": found.block_of.get(n.name),
+                     "out_shape": "x".join(map(str, shapes[out][0])) if out in shapes else None,
                      "out_bytes": sizes.get(out, np.nan) if n.op_type not in ALIAS_OPS else 0.0,
                      "live_bytes": float(live[i])})
     inits = {i.name for i in static.graph.initializer}
     first = [vi.name for vi in static.graph.input if vi.name not in inits]
-    totals.update({"batch": batch, "input_bytes": float(sum(sizes.get(t, 0.0) for t in first)),
+    totals.update({"attention_blocks": len(found.blocks), "warnings": list(found.warnings), "batch": batch,
+                   "input_bytes": float(sum(sizes.get(t, 0.0) for t in first)),
                    "output_bytes": float(sum(sizes.get(o.name, 0.0) for o in static.graph.output)),
                    "weight_bytes": float(sum(sizes.get(t, 0.0) for t in inits))})
     return MemoryReport(pd.DataFrame(rows), totals)

@@ -78,7 +78,6 @@ class Propagation:
     def run(self) -> Propagation:
         """Propagate from the graph inputs through every node (the graph is topologically sorted)."""
         inits = {i.name for i in self.model.graph.initializer}
-        has_modules = any(self.blocks.values())
         ref = [self.shape(vi.name)[2] for vi in self.model.graph.input
                if vi.name not in inits and len(self.shape(vi.name)) == 4]
         self.ref_rows = ref[0] if ref else 1
@@ -89,7 +88,9 @@ class Propagation:
             self.times[vi.name] = (np.arange(shp[2], dtype=float).reshape(1, 1, -1, 1) * self.ref_rows / shp[2]
                                    if len(shp) == 4 else np.zeros((1,) * len(shp)))
             self.labels[vi.name] = None
-        self.tile_squeeze = lambda n: is_tile_pool(n) and (self.blocks.get(n.name) is not None or not has_modules)
+        # A tile pool is a squeeze only inside an attention block found by structure: a ResNet-D shortcut's
+        # 2×2 average pool or a stem pool is an ordinary window.
+        self.tile_squeeze = lambda n: is_tile_pool(n) and self.blocks.get(n.name) is not None
         for node in self.model.graph.node:
             self._step(node)
         return self

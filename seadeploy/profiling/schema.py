@@ -2,12 +2,9 @@
 
 Every per-layer profiler (``layers_torch``, ``layers_ort``, ``layers_trt``), the memory and buffer
 analyses and the reports use these names (ARCHITECTURE.md §2). A column a backend cannot measure is
-NaN. ``role`` splits the cost of channel attention into squeeze, excitation, gate and scale:
+NaN. ``role`` splits the cost of channel attention into squeeze, excitation, gate and scale (found by
+graph structure in :mod:`seadeploy.graphs.attention`); other layers get a plain op-type role:
 
->>> attention_block("layer1.0.attn.fc1")
-'layer1.0.attn'
->>> classify_role("ReduceMean", "layer1.0.attn")
-'attention.squeeze'
 >>> classify_role("Conv", "layer1.0.conv1")
 'conv'
 """
@@ -37,9 +34,7 @@ DTYPES: dict[str, str] = {
 ATTENTION_ROLES: tuple[str, ...] = ("attention.squeeze", "attention.excite", "attention.gate", "attention.scale")
 ROLES: tuple[str, ...] = ("conv", "norm", "act", "pool", "linear", *ATTENTION_ROLES, "other")
 
-ATTN_NAME = "attn"  # the attribute name every backbone gives its attention submodule (CONTRACTS.md)
-
-# ONNX op types (and ORT fused / TensorRT layer types) per role outside attention blocks.
+# ONNX op types (and ORT fused / TensorRT layer types) per plain role.
 _CONV = {"Conv", "ConvTranspose", "QLinearConv", "ConvInteger", "FusedConv", "NhwcFusedConv", "NhwcConv",
          "Convolution", "Deconvolution", "CaskConvolution", "CaskDeconvolution"}
 _NORM = {"BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization", "LRN",
@@ -52,85 +47,22 @@ _POOL = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool
 _LINEAR = {"Gemm", "MatMul", "FusedMatMul", "QLinearMatMul", "MatMulInteger", "FusedGemm", "MatrixMultiply",
            "FullyConnected", "Einsum"}
 
-# Inside an attention block.
+#: Reductions (op types) whose cost counts per input element in the MAC model.
 SQUEEZE_OPS = frozenset({"ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2",
                          "ReduceSumSquare", "ReduceLogSumExp", "ReduceProd", "GlobalAveragePool", "GlobalMaxPool",
-                         "GlobalLpPool", "AveragePool", "MaxPool", "LpPool", "RandomUniformLike", "RandomUniform",
-                         "QLinearAveragePool", "QLinearGlobalAveragePool", "Pooling", "Reduce"})
-GATE_OPS = frozenset({"Sigmoid", "HardSigmoid", "Tanh", "Softmax", "LogSoftmax", "Softsign"})
-BROADCAST_OPS = frozenset({"Resize", "Upsample", "Expand", "Tile", "Resize_nearest"})
-JOIN_OPS = frozenset({"Mul", "Add", "Sub", "Div", "Sum", "Where", "ElementWise", "PointWise"})
-_EXCITE_OPS = _CONV | _NORM | _LINEAR | {"Relu", "LeakyRelu", "Elu", "Gelu", "Clip", "PRelu", "Mish", "Swish",
-                                         "HardSwish", "Softplus"}
-# Sub-module name hints (the name after ".attn."): mirror common attention code (timm, the reference repos).
-_SQUEEZE_HINTS = ("squeeze", "pool", "gap", "gmp", "avg", "tile")
-_EXCITE_HINTS = ("fc", "mlp", "excit", "conv", "bn", "norm", "act", "linear", "fusion", "fc_spatial", "dw", "lambda")
-_GATE_HINTS = ("gate", "sigmoid")
-_SCALE_HINTS = ("scale", "upsample", "interp", "broadcast", "resize")
-
-
-def attention_block(module_path: str | None) -> str | None:
-    """The attention block a module belongs to: the path up to and including the ``attn`` component.
-
-    Returns ``None`` outside attention (or for an empty/unknown path).
-
-    >>> attention_block("stages.0.attn"), attention_block("blocks.3.conv_dw"), attention_block(None)
-    ('stages.0.attn', None, None)
-    """
-    if not module_path or not isinstance(module_path, str):
-        return None
-    parts = module_path.split(".")
-    if ATTN_NAME not in parts:
-        return None
-    return ".".join(parts[: parts.index(ATTN_NAME) + 1])
-
-
-def _leaf(module_path: str, block: str) -> str:
-    """The sub-module name right after the block (``"fc1"`` for ``layer1.0.attn.fc1.0``), lower case."""
-    rest = module_path[len(block):].lstrip(".")
-    return rest.split(".")[0].lower() if rest else ""
-
-
-def _hint_role(leaf: str) -> str | None:
-    for hints, role in ((_GATE_HINTS, "gate"), (_SCALE_HINTS, "scale"), (_SQUEEZE_HINTS, "squeeze"),
-                        (_EXCITE_HINTS, "excite")):
-        if any(leaf.startswith(h) for h in hints):
-            return f"attention.{role}"
-    return None
-
-
-def _attention_role(op_type: str, leaf: str) -> str:
-    hint = _hint_role(leaf)
-    if op_type in SQUEEZE_OPS:
-        return "attention.squeeze"
-    if op_type in GATE_OPS:
-        # An inner activation module (``act``, ``act1``) is part of the excitation MLP, not the gate.
-        return "attention.excite" if hint == "attention.excite" else "attention.gate"
-    if op_type in BROADCAST_OPS:
-        return "attention.scale"
-    if hint is not None:
-        return hint
-    if op_type in _EXCITE_OPS:
-        return "attention.excite"
-    if op_type in JOIN_OPS:
-        return "attention.scale"
-    return "attention.excite"
+                         "GlobalLpPool", "AveragePool", "MaxPool", "LpPool", "QLinearAveragePool",
+                         "QLinearGlobalAveragePool", "Pooling", "Reduce"})
 
 
 def classify_role(op_type: str, module_path: str | None = None) -> str:
-    """The ``role`` of one ONNX node / engine layer from its op type and PyTorch module path.
+    """The plain ``role`` of one ONNX node / engine layer from its op type (conv, norm, act, pool, linear, other).
 
-    Inside an attention block (see :func:`attention_block`) the role is one of the ``attention.*``
-    roles: reductions are the squeeze, sigmoid-like ops the gate, broadcasts and the final multiply
-    or add the scale, and everything else (1×1 convs, linears, inner activations) the excitation.
-    Without a graph this is a heuristic; :func:`seadeploy.profiling.graph.attention_roles` refines it
-    from the ONNX topology.
+    Attention roles are never guessed from names or op types here: they come from the graph analysis
+    (:func:`seadeploy.graphs.attention.find_attention`), which finds blocks by structure. ``module_path``
+    only tells a SiLU written as ``x * sigmoid(x)`` inside an ``act`` module apart from other multiplies.
     """
     op = str(op_type or "")
     base = op.split("+")[0] if "+" in op else op  # "Conv+Relu" style fused names count as the first op
-    block = attention_block(module_path)
-    if block is not None:
-        return _attention_role(base, _leaf(module_path, block))  # type: ignore[arg-type]
     leaf = (module_path or "").split(".")[-1].lower()
     if base in _CONV:
         return "conv"

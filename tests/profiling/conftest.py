@@ -49,7 +49,7 @@ def _excite(prefix: str, src: str, c: int, hidden: int, mod: str) -> tuple[list,
     return nodes, inits
 
 
-def se_block(c: int = 4, h: int = 6, w: int = 6, module: str = "attn") -> onnx.ModelProto:
+def se_block(c: int = 4, h: int = 6, w: int = 6, module: str = "se") -> onnx.ModelProto:
     """x → ReduceMean(H,W) → 1×1 → ReLU → 1×1 → Sigmoid → Mul(x, gate)."""
     axes = numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "axes")
     nodes = [_node("ReduceMean", ["x", "axes"], ["z"], "squeeze", module)]
@@ -58,7 +58,7 @@ def se_block(c: int = 4, h: int = 6, w: int = 6, module: str = "attn") -> onnx.M
     return make_model(nodes, [axes, *inits], (1, c, h, w), "y")
 
 
-def tse_block(c: int = 4, h: int = 6, w: int = 6, tile: int = 2, module: str = "attn") -> onnx.ModelProto:
+def tse_block(c: int = 4, h: int = 6, w: int = 6, tile: int = 2, module: str = "tse") -> onnx.ModelProto:
     """The TSE lowering of seadeploy's models: Reshape to tiles → ReduceMean(3,5) → MLP → Resize(nearest) → Mul."""
     gh, gw = h // tile, w // tile
     shape = numpy_helper.from_array(np.array([1, c, gh, tile, gw, tile], dtype=np.int64), "tshape")
@@ -99,9 +99,9 @@ def se_residual(c: int = 4, h: int = 6, w: int = 6) -> onnx.ModelProto:
     """x → Conv1×1 → SE → Add(x, ·): the squeeze lag also reaches the residual join."""
     axes = numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "axes")
     nodes = [_node("Conv", ["x", "wc"], ["a"], "conv", "block.conv"),
-             _node("ReduceMean", ["a", "axes"], ["z"], "squeeze", "block.attn")]
-    exc, inits = _excite("", "z", c, 2, "block.attn")
-    nodes += exc + [_node("Mul", ["a", "g"], ["s"], "scale", "block.attn"),
+             _node("ReduceMean", ["a", "axes"], ["z"], "squeeze", "block.se")]
+    exc, inits = _excite("", "z", c, 2, "block.se")
+    nodes += exc + [_node("Mul", ["a", "g"], ["s"], "scale", "block.se"),
                     _node("Add", ["x", "s"], ["y"], "add", "block")]
     return make_model(nodes, [axes, _w("wc", (c, c, 1, 1), 5), *inits], (1, c, h, w), "y")
 

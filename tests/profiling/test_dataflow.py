@@ -45,10 +45,10 @@ def test_se_holds_the_whole_map(graphs):
     # 6 rows × W 6 × C 4 = 144 elements, all caused by the squeeze (no windows).
     r = analyse_buffers(graphs.se_block())
     (join,) = r.joins.to_dict("records")
-    assert (join["node"], join["operand"], join["block"]) == ("scale", "x", "attn")
+    assert (join["node"], join["operand"], join["block"]) == ("scale", "x", "se")
     assert (join["held_rows"], join["W"], join["C"], join["attention_elements"]) == (6, 6, 4, 144)
     assert r.attention_buffer_elements == r.total_buffer_elements == 144
-    assert r.blocks.set_index("block").loc["attn", "attention_elements"] == 144
+    assert r.blocks.set_index("block").loc["se", "attention_elements"] == 144
     assert r.summary()["attention_buffer_bytes"] == 144 * 4  # float32 tensors by default
 
 
@@ -88,10 +88,10 @@ def test_residual_window_lag_is_not_attention(graphs):
 
 def test_squeeze_lag_reaches_the_residual_join(graphs):
     # x(1,4,6,6) → conv1×1 → SE → Add(x, ·): the scale holds the conv output (6 rows, 144) and the residual join
-    # holds x for the same squeeze lag (6 rows, 144), both attributed to the block "block.attn".
+    # holds x for the same squeeze lag (6 rows, 144), both attributed to the block "block.se".
     r = analyse_buffers(graphs.se_residual())
     assert r.joins.set_index("node")["attention_elements"].to_dict() == {"scale": 144, "add": 144}
-    assert set(r.joins["block"]) == {"block.attn"}
+    assert set(r.joins["block"]) == {"block.se"}
     assert r.attention_buffer_elements == r.total_buffer_elements == 288
     assert r.node_elements() == {"scale": 144.0, "add": 144.0}
 

@@ -13,11 +13,12 @@ def test_aten_names_map_to_onnx_ops():
 
 
 def test_sequence_roles_put_shape_ops_in_squeeze_or_scale():
-    mods = ["b.attn", "b.attn", "b.attn.fc1", "b.attn.gate", "b.attn", "b.attn", "b.conv"]
+    mods = ["b.se", "b.se", "b.se.fc1", "b.se.gate", "b.se", "b.se", "b.conv"]
+    blocks = ["b.se"] * 6 + [None]  # from the ONNX graph's structure (module_blocks), not from the names
     ops = ["aten::view", "aten::mean", "aten::linear", "aten::sigmoid", "aten::unsqueeze", "aten::mul", "aten::view"]
     roles = ["attention.excite", "attention.squeeze", "attention.excite", "attention.gate", "attention.excite",
              "attention.scale", "other"]
-    assert sequence_roles(mods, ops, roles) == ["attention.squeeze", "attention.squeeze", "attention.excite",
+    assert sequence_roles(mods, ops, roles, blocks) == ["attention.squeeze", "attention.squeeze", "attention.excite",
                                                  "attention.gate", "attention.scale", "attention.scale", "other"]
 
 

@@ -58,7 +58,7 @@ def test_aggregate_layer_times_medians_per_run():
 
 @pytest.mark.parametrize("inspector", [INSPECTOR_10, INSPECTOR_11])
 def test_trt_rows_map_layers_to_modules_and_roles(graphs, inspector):
-    nodes = node_info(graphs.se_block(module="blk.attn"), batch=1)
+    nodes = node_info(graphs.se_block(module="blk.se"), batch=1)
     parsed = parse_inspector_json(json.dumps(inspector), nodes.index)
     names = [layer.name for layer in parsed["layers"]]
     times = aggregate_layer_times([(n, 0.1 * (i + 1)) for i, n in enumerate(names)], runs=1)
