@@ -29,7 +29,8 @@ from onnx import helper, numpy_helper
 
 from seadeploy.errors import InputError
 
-SHAPE_OPS = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Expand", "Identity"}
+# Resize/Expand/Tile on the path only broadcast the (N, C, 1, 1) gate (export lowerings emit them); dropped.
+SHAPE_OPS = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Expand", "Identity", "Resize", "Tile"}
 ELEMENTWISE = {"Add", "Mul", "Sub", "Div", "Relu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "Tanh",
                "LeakyRelu", "Relu6", "Elu", "Selu", "Softplus", "Neg", "Cast"}
 GATES = {"Sigmoid", "HardSigmoid", "Clip", "Tanh"}

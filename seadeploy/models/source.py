@@ -121,15 +121,15 @@ def accepts(factory: Any, name: str) -> bool:
 def call_factory(model: str, kwargs: dict[str, Any]) -> nn.Module:
     """Call the factory of ``model`` with ``kwargs``; one-line errors for raising / bad signature / non-modules."""
     factory = resolve_factory(model)
-    try:
-        inspect.signature(factory).bind(**kwargs)
-    except TypeError as exc:
-        with contextlib.suppress(TypeError, ValueError):
-            sig = inspect.signature(factory)
+    sig = None
+    with contextlib.suppress(TypeError, ValueError):  # builtins without a signature: just call
+        sig = inspect.signature(factory)
+    if sig is not None:
+        try:
+            sig.bind(**kwargs)
+        except TypeError as exc:
             raise InputError(f"model factory '{model}' cannot be called with {kwargs or 'no arguments'}: {exc}; "
                              f"its signature is {sig} — pass arguments with --model-arg KEY=VALUE") from exc
-    except ValueError:
-        pass  # builtins without a signature: just call
     try:
         net = factory(**kwargs)
     except (BackendUnavailable, InputError):

@@ -1,0 +1,160 @@
+"""Bring your own model: model sources, bad input, structural SE → TSE (PyTorch and ONNX routes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from seadeploy.convert.__main__ import main as convert_main
+from seadeploy.convert.onnx_rewrite import find_blocks, se_to_tse_onnx
+from seadeploy.convert.torch_rewrite import find_se_modules, se_to_tse_structural, tse_to_se_structural
+from seadeploy.errors import InputError
+from seadeploy.models.attention.pooling import tile_broadcast, tile_mean
+from seadeploy.models.source import ModelSource
+
+FIXTURE = Path(__file__).parent / "fixtures" / "user_model.py"
+SRC = f"{FIXTURE}:build"
+
+
+def _net(**kw):
+    torch.manual_seed(0)
+    return ModelSource(SRC, input_size=32, **kw).build()
+
+
+def test_source_records_and_rebuilds_from_spec(tmp_path):
+    src = ModelSource(SRC, model_kwargs={"width": 4}, input_size=32)
+    net = src.build()
+    spec = src.spec()
+    assert spec.model == f"{FIXTURE.resolve()}:build" and spec.model_kwargs == {"width": 4}
+    assert spec.num_classes == 10 and spec.input_size == 32
+    assert list(spec.build().state_dict()) == list(net.state_dict())
+
+
+def test_weights_safetensors_and_torch_and_mismatch(tmp_path):
+    from safetensors.torch import save_file
+
+    net = _net()
+    state = {k: v + 1 for k, v in net.state_dict().items()}
+    save_file(state, str(tmp_path / "w.safetensors"))
+    torch.save({"state_dict": state}, tmp_path / "w.pt")
+    for f in ("w.safetensors", "w.pt"):
+        got = ModelSource(SRC, input_size=32, weights=str(tmp_path / f)).build().state_dict()
+        assert all(torch.equal(got[k], state[k]) for k in state)
+    save_file({k: v for k, v in state.items() if "head" not in k}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(InputError, match="missing .* tensors .*head"):
+        ModelSource(SRC, input_size=32, weights=str(tmp_path / "bad.safetensors")).build()
+
+
+@pytest.mark.parametrize(("factory", "message"), [
+    ("broken", "raised RuntimeError: this factory is broken"),
+    ("not_a_module", "returned dict, not a torch.nn.Module"),
+    ("needs_args", "cannot be called with no arguments.*--model-arg"),
+])
+def test_bad_factories_are_one_line_errors(factory, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = convert_main(["--model", f"{FIXTURE}:{factory}", "--to", "tse", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    import re
+
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+def test_missing_library_exits_3(capsys, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name == "timm":
+            raise ImportError("No module named 'timm'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    monkeypatch.delitem(__import__("sys").modules, "timm", raising=False)
+    code = convert_main(["--model", "timm:seresnext26d_32x4d", "--out", "/nonexistent/x"])
+    assert code == 3 and "pip install timm" in capsys.readouterr().err
+
+
+def test_detector_finds_both_styles_not_the_head():
+    found = find_se_modules(_net(), 32)
+    assert [p for p, _ in found] == ["recal.0.squeeze_gate", "recal.1.squeeze_gate", "recal.2.squeeze_gate"]
+
+
+def test_torch_route_is_tse_exact_on_whole_map_and_inverts():
+    net = _net().eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = net(x)
+        assert torch.equal(se_to_tse_structural(net, 16, 32)(x), ref)  # a tile covering every map: SE
+        tse = se_to_tse_structural(net, 4, 32)
+        assert not torch.allclose(tse(x), ref)
+        assert torch.equal(tse_to_se_structural(tse)(x), ref)
+    assert list(tse.state_dict()) == list(net.state_dict())
+    assert any(p.requires_grad for p in tse.parameters())
+
+
+def test_torch_route_matches_the_tse_definition_with_edge_tiles():
+    """One block, tile 3 on a 16×16 map (edge tiles): x ⊙ up(σ(MLP(tile_mean(x)))) with the block's weights."""
+    net = _net().eval()
+    block = net.recal[1].squeeze_gate  # MeanGate: 1×1 convs, hard-sigmoid
+    lift = torch.nn.Conv2d(3, 16, 1)
+    tiled = se_to_tse_structural(torch.nn.Sequential(lift, block), 3, 16)
+    with torch.no_grad():
+        x = lift(torch.rand(2, 3, 16, 16))
+        z = tile_mean(x, (3, 3))
+        gate = torch.nn.functional.hardsigmoid(block.expand(torch.relu(block.reduce(z))))
+        want = x * tile_broadcast(gate, (3, 3), (16, 16))
+        torch.testing.assert_close(tiled[1](x), want, rtol=1e-5, atol=1e-6)
+
+
+def _export(net, path):
+    from seadeploy.export.onnx_export import export_onnx
+
+    export_onnx(net, path, (3, 32, 32), dynamic_batch=False, example_batch=1)
+    return onnx.load(str(path))
+
+
+@pytest.mark.parametrize("tile", [16, 4, 3, [5, 3]])
+def test_onnx_route_equals_torch_route(tile, tmp_path):
+    import onnxruntime as ort
+
+    net = _net().eval()
+    graph = _export(net, tmp_path / "m.onnx")
+    assert [b.convertible for b in find_blocks(graph)] == [True] * 3
+    new, records = se_to_tse_onnx(graph, tile)
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    got = ort.InferenceSession(new.SerializeToString()).run(None, {"x": x})[0]
+    with torch.no_grad():
+        want = se_to_tse_structural(net, tile, 32)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert [r["rewritten"] for r in records] == [tile != 16] * 3
+
+
+def test_convert_onnx_without_attention_is_one_line_exit_2(tmp_path, capsys):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 1, 1])
+    g = helper.make_graph([helper.make_node("GlobalAveragePool", ["x"], ["y"])], "gap", [x], [y])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)]), str(tmp_path / "gap.onnx"))
+    code = convert_main(["--onnx", str(tmp_path / "gap.onnx"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "no squeeze-excite" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_convert_json_reports_buffers(tmp_path, capsys):
+    out = tmp_path / "tse"
+    code = convert_main(["--model", SRC, "--input-size", "32", "--tile", "4", "--latency-rounds", "1",
+                         "--latency-runs", "1", "--out", str(out), "--json"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "convert.json").read_text())
+    assert report["attention_blocks"] == 3 and [b["tile"] for b in report["blocks"]] == [[4, 4]] * 3
+    assert report["attention_buffer_elements_after"] < report["attention_buffer_elements_before"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.safetensors", "convert.json", "model.onnx"]
