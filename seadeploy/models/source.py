@@ -86,7 +86,10 @@ def _load_file_module(path: Path):
 
 def resolve_factory(model: str):
     """The callable behind ``pkg.mod:fn`` / ``file.py:fn`` (``timm:``/``torchvision:`` give a library wrapper)."""
-    ref, _, fn = str(model).rpartition(":")
+    ref, _, fn = str(model).partition(":") if str(model).startswith("onnx:") else str(model).rpartition(":")
+    if ref == "onnx":
+        raise InputError(f"this run was exported from an ONNX file ({fn}) and has no PyTorch model: use the ONNX "
+                         "Runtime backend (its fp32 model.onnx is the reference)")
     if ref in LIBRARIES:
         lib = _import_library(ref)
         if ref == "timm":
