@@ -20,6 +20,7 @@ from seadeploy.cli import (
     run_main,
 )
 from seadeploy.errors import ConfigError
+from seadeploy.models.onnx_source import onnx_argument
 from seadeploy.parity import add_rule_args, rules_from_args
 
 
@@ -37,7 +38,11 @@ def _parser(matrix: bool) -> ArgumentParser:
         p.add_argument("--calib-samples", type=positive_int, default=32, help="int8 calibration samples per model")
         p.add_argument("--jobs", type=positive_int, default=1, help="cases exported/validated in parallel processes")
     else:
-        p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by export")
+        p.add_argument("run_dir", metavar="RUN_DIR", nargs="?", help="run folder written by export")
+        p.add_argument("--onnx", default=None, metavar="FILE", help="a user's ONNX file: fp16/int8 are made from it "
+                       "and judged against it (its fp32 graph is the reference; --out keeps them)")
+        p.add_argument("--mean", default=None, help="--onnx: input normalisation mean (default: the dataset's)")
+        p.add_argument("--std", default=None, help="--onnx: input normalisation std (default: the dataset's)")
         p.add_argument("--backends", type=_csv, default=["ort"], help="torch, torch:cuda, ort, ort:cuda, ort:tensorrt, trt")
         p.add_argument("--dataset", default=None, help="labelled samples (default: the run's dataset; 'none' to skip)")
         p.add_argument("--data-root", default=None, help="dataset folder (cifar10, imagefolder)")
@@ -58,6 +63,24 @@ def _parser(matrix: bool) -> ArgumentParser:
     return p
 
 
+def _validate_onnx(args) -> int:
+    """``--onnx FILE``: lower to every requested precision and judge each against the fp32 file (models/onnx_source.py)."""
+    import tempfile
+
+    from seadeploy.models.onnx_source import export_onnx_file, summary
+    from seadeploy.models.source import _floats
+
+    precisions = args.precision or ["fp16", "int8"]
+    dataset = None if args.dataset == "none" else args.dataset
+    with tempfile.TemporaryDirectory(prefix="seadeploy-validate-") as tmp:
+        out = args.out or tmp
+        manifest = export_onnx_file(args.onnx, out, ["fp32", *[p for p in precisions if p != "fp32"]],
+                                    dataset=dataset, data_root=args.data_root, mean=_floats(args.mean, "--mean"),
+                                    std=_floats(args.std, "--std"), eval_samples=args.samples or args.random or 32)
+        print_json(manifest) if args.json else print("\n".join(summary(manifest, args.out or "")))
+    return 0
+
+
 def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     matrix = bool(argv) and argv[0] == "matrix"
@@ -69,6 +92,12 @@ def _main(argv: list[str] | None) -> int:
         check_out_folder(Path(args.junit).parent, "--junit")
         if Path(args.junit).is_dir():
             raise ConfigError(f"--junit '{args.junit}' is a folder; give a file name (e.g. {args.junit}/parity.xml)")
+    if not matrix:
+        args.run_dir, args.onnx = onnx_argument(args.run_dir, args.onnx)
+        if args.onnx:
+            return _validate_onnx(args)
+        if not args.run_dir:
+            raise ConfigError("give RUN_DIR (a folder written by export) or --onnx FILE")
     if matrix:
         from seadeploy.validate.matrix import run_matrix
 
