@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import json
 import logging
 import os
 import warnings
@@ -27,6 +28,7 @@ from torch import nn
 
 from seadeploy.artifacts import atomic_path
 from seadeploy.errors import ConfigError
+from seadeploy.export.lowering import lower_for_ort
 
 INPUT_NAME, OUTPUT_NAME, BATCH_DIM = "x", "logits", "batch"
 EXPORTER = "torch.onnx.export(dynamo=True)"
@@ -34,10 +36,11 @@ MODULE_KEY = "module"
 SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 RULE_KEY = "pkg.onnxscript.rewriter.rule_name"
 SUPPORTED_OPSETS = range(18, 26)
+LOWERING_KEY = "seadeploy.lowering"
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, input_shape: Sequence[int] = (3, 32, 32), *,
-                opset: int = 18, dynamic_batch: bool = True, example_batch: int = 2) -> Path:
+                opset: int = 18, dynamic_batch: bool = True, example_batch: int = 2, lower: bool = True) -> Path:
     """Export ``model`` (eval mode, float32, CPU) to ``path`` atomically and return the path.
 
     Args:
@@ -49,6 +52,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_shape: Sequence
         dynamic_batch: mark dim 0 of ``x`` and ``logits`` as the symbolic ``batch`` dimension.
         example_batch: batch of the tracing example (the static batch when ``dynamic_batch`` is False). A
             dynamic batch is traced with at least 2 samples, since torch.export specialises a size of 1.
+        lower: rewrite squeeze-and-excite blocks into the form ONNX Runtime's CPU fast path keeps
+            (``seadeploy.export.lowering.lower_for_ort``: GlobalAveragePool squeeze, 1×1-conv excitation, gate
+            expanded to the map); the same function, so parity is unchanged. Recorded in the model's
+            ``metadata_props["seadeploy.lowering"]``.
 
     Raises:
         ConfigError: unsupported opset or shape, or the exporter could not trace the model.
@@ -62,6 +69,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_shape: Sequence
     program = _run_exporter(model.eval().float().cpu(), example, int(opset), dynamic_batch)
     proto = program.model_proto
     annotate_modules(proto, program.exported_program)
+    if lower:
+        proto, counts = lower_for_ort(proto)
+        meta = {p.key: p for p in proto.metadata_props}
+        if LOWERING_KEY in meta:
+            proto.metadata_props.remove(meta[LOWERING_KEY])
+        proto.metadata_props.add(key=LOWERING_KEY, value=json.dumps(counts, sort_keys=True))
     with atomic_path(path) as tmp:
         onnx.save_model(proto, str(tmp), save_as_external_data=False)
     return Path(path)

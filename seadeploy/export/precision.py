@@ -5,8 +5,9 @@ Precision is decided in the graph, so the same files serve ONNX Runtime and Tens
 * fp16: ``onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True)`` with a
   :class:`Fp16Policy` that keeps the squeeze reductions, the excitation and the sigmoid inputs in fp32
   (an SE squeeze sums H×W values and can overflow 65504; sigmoid saturates early in fp16);
-* int8: ``quant_pre_process`` then ``quantize_static`` (QDQ, QInt8 activations and weights, per-channel
-  weights, symmetric activations, which TensorRT needs) calibrated on real samples of the run's dataset.
+* int8: ``quant_pre_process`` then ``quantize_static`` (QDQ, per-channel symmetric int8 weights), in the form
+  of its deployment target (``INT8_TARGETS``): asymmetric uint8 activations for ONNX Runtime CPU, symmetric
+  int8 for TensorRT; calibrated (MinMax, streamed in batches) on real samples of the run's dataset.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import dataclasses
 import os
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from seadeploy.artifacts import atomic_path
 from seadeploy.errors import ConfigError, InputError
-from seadeploy.export.onnx_export import INPUT_NAME, MODULE_KEY, node_module_map, restore_modules
+from seadeploy.export.onnx_export import INPUT_NAME, MODULE_KEY, restore_modules
+from seadeploy.graphs.attention import keep_fp32_nodes
 
-ATTN = "attn"
 REDUCE_OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp",
               "GlobalAveragePool", "GlobalMaxPool")
 GATE_OPS = ("Sigmoid", "HardSigmoid", "Softmax", "Tanh")  # Tanh: the SB attention gate
@@ -42,7 +43,7 @@ class Fp16Policy:
 
     Attributes:
         fp32_ops: op types always kept in fp32 (reductions, gates, normalisations by default).
-        keep_excitation: inside each attention block (module path containing ``.attn``), also keep every node
+        keep_excitation: inside each attention block (found by graph structure), also keep every node
             on the path from a squeeze reduction to the gate (the excitation MLP/conv) in fp32. The broadcast
             and the scale multiply on the full feature map run in fp16.
         extra_nodes: node names to keep in fp32 in addition.
@@ -69,34 +70,12 @@ class Fp16Policy:
         return sorted(names)
 
 
-def _block(module: str) -> str | None:
-    parts = module.split(".") if module else []
-    return ".".join(parts[: parts.index(ATTN) + 1]) if ATTN in parts else None
-
-
 def excitation_nodes(proto: onnx.ModelProto) -> set[str]:
-    """Nodes of each attention block reachable from its squeeze (``SQUEEZE_OPS``) without passing its gate.
-
-    Hand-written graph walk: onnx has no dataflow query API. The gate itself is included, its consumers
-    (broadcast, scale multiply) are not.
+    """Nodes of each attention block from its squeeze reductions to its gate (included), found by graph
+    structure (:func:`seadeploy.graphs.attention.keep_fp32_nodes`), whatever the modules are called. The
+    broadcast and the scale multiply on the full feature map are not included (they run in fp16).
     """
-    modules = node_module_map(proto)
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for node in proto.graph.node:
-        for name in node.input:
-            consumers[name].append(node)
-    found: set[str] = set()
-    stack = [n for n in proto.graph.node if n.op_type in SQUEEZE_OPS and _block(modules.get(n.name, ""))]
-    while stack:
-        node = stack.pop()
-        if node.name in found:
-            continue
-        found.add(node.name)
-        if node.op_type in GATE_OPS:
-            continue
-        block = _block(modules.get(node.name, ""))
-        stack.extend(c for out in node.output for c in consumers[out] if _block(modules.get(c.name, "")) == block)
-    return found
+    return keep_fp32_nodes(proto)
 
 
 def propagate_modules(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -215,50 +194,114 @@ def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike, policy: Fp16Pol
 
 
 class SampleReader(CalibrationDataReader):
-    """``CalibrationDataReader`` over an array of normalised samples, in batches, with an optional tqdm bar."""
+    """``CalibrationDataReader`` streaming normalised samples in batches, with an optional tqdm bar.
 
-    def __init__(self, x: np.ndarray, batch: int = 16, progress: bool = False) -> None:
-        self.batches = [x[i:i + batch] for i in range(0, len(x), batch)]
-        self._it: Iterator[np.ndarray] = iter(self.batches)
+    ``source`` is an (N, C, H, W) array (sliced lazily: each batch is a view, nothing is copied up front) or a
+    callable returning a fresh iterable of batches (e.g. reading a dataset from disk), called again on
+    ``rewind``. Together with ``CalibMaxIntermediateOutputs`` (see :func:`quantize_int8`), which makes ORT's
+    MinMax calibrator fold each group of batches into running ranges, memory stays bounded by a few batches
+    of activations, not the whole calibration set.
+    """
+
+    def __init__(self, source: np.ndarray | Callable[[], Iterable[np.ndarray]], batch: int = 32,
+                 progress: bool = False, total: int | None = None) -> None:
+        if isinstance(source, np.ndarray):
+            array = source
+            self._make = lambda: (array[i:i + batch] for i in range(0, len(array), batch))
+            total = len(array)
+        else:
+            self._make = source
+        self._it: Iterator[np.ndarray] = iter(self._make())
+        self.seen = 0
         self._bar = None
         if progress:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=len(x), desc="int8 calibration", unit="img", leave=False)
+            self._bar = tqdm(total=total, desc="int8 calibration", unit="img", leave=False)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._it, None)
         if batch is None:
             if self._bar is not None:
                 self._bar.close()
+                self._bar = None
             return None
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        self.seen += len(batch)
         if self._bar is not None:
             self._bar.update(len(batch))
         return {INPUT_NAME: batch}
 
     def rewind(self) -> None:
-        self._it = iter(self.batches)
+        self._it = iter(self._make())
+        self.seen = 0
 
 
-#: int8 activation formats: ``s8`` symmetric int8 (zero point 0, float bias: what TensorRT's explicit
-#: quantization needs; the default) or ``u8`` asymmetric uint8 with int32 bias (what ONNX Runtime's x86 CPU
-#: kernels fuse into QLinearConv; ORT runs s8 activations as DequantizeLinear → fp32 Conv → QuantizeLinear).
-INT8_ACTIVATIONS = ("s8", "u8")
+@dataclasses.dataclass(frozen=True)
+class Int8Target:
+    """The Q/DQ form one deployment target runs fast and accepts.
+
+    Attributes:
+        name: ``--int8-target`` value.
+        activation_type: ``QUInt8`` or ``QInt8``.
+        symmetric_activations: zero point 0 (TensorRT's explicit quantization supports nothing else).
+        quantize_bias: int32 bias (ORT fuses it into QLinearConv); TensorRT imports only int8 Q/DQ, so float.
+        runs_on: what the form is for, shown in reports.
+    """
+
+    name: str
+    activation_type: str
+    symmetric_activations: bool
+    quantize_bias: bool
+    runs_on: str
+
+    @property
+    def activations(self) -> str:
+        return f"{self.activation_type} {'symmetric' if self.symmetric_activations else 'asymmetric'}"
 
 
-def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calib: np.ndarray, *, per_channel: bool = True,
-                  activations: str = "s8", exclude_nodes: Sequence[str] = (), progress: bool = False) -> dict[str, Any]:
-    """Write the int8 QDQ graph of ``src`` to ``dst`` (atomically), calibrated on ``calib`` (N, C, H, W).
+#: ``ort-cpu``: asymmetric uint8 activations, int8 symmetric per-channel weights, int32 bias: ORT's x86 CPU
+#: kernels fuse DQ → Conv → Q into QLinearConv (u8s8). Symmetric int8 activations would run there as
+#: DequantizeLinear → fp32 Conv → QuantizeLinear, slower than fp32 (issue 11: 1.4–7×).
+#: ``tensorrt``: symmetric int8 activations and weights, float bias, as TensorRT's explicit quantization needs.
+INT8_TARGETS: dict[str, Int8Target] = {
+    "ort-cpu": Int8Target("ort-cpu", "QUInt8", False, True, "ONNX Runtime CPU (x86, QLinearConv u8s8)"),
+    "tensorrt": Int8Target("tensorrt", "QInt8", True, False, "TensorRT (explicit Q/DQ, symmetric int8)"),
+}
+#: Old ``--int8-activations`` spellings.
+INT8_ACTIVATIONS = {"u8": "ort-cpu", "s8": "tensorrt"}
+#: Calibration batches ORT's MinMax calibrator keeps before folding them into running min/max (memory bound).
+CALIB_GROUP = 4
 
-    Weights are symmetric per-channel int8; activations per ``INT8_ACTIVATIONS``. Returns the manifest record.
+
+def int8_target(name: str) -> Int8Target:
+    """The :class:`Int8Target` named ``name`` (``s8``/``u8`` accepted as aliases), else ``ConfigError``."""
+    key = INT8_ACTIVATIONS.get(name, name)
+    if key not in INT8_TARGETS:
+        raise ConfigError(f"unknown int8 target '{name}'. Valid choices: {', '.join(INT8_TARGETS)}")
+    return INT8_TARGETS[key]
+
+
+def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
+                  calib: np.ndarray | Callable[[], Iterable[np.ndarray]], *, target: str = "ort-cpu",
+                  per_channel: bool = True, exclude_nodes: Sequence[str] = (), progress: bool = False,
+                  batch: int = 32, activations: str | None = None) -> dict[str, Any]:
+    """Write the int8 QDQ graph of ``src`` for ``target`` to ``dst`` (atomically); returns the manifest record.
+
+    ``calib``: normalised real samples (N, C, H, W), or a callable returning an iterable of such batches.
+    Weights are symmetric per-channel int8 for every target; activations and bias follow ``INT8_TARGETS``.
+    Calibration is MinMax over every sample: activations here are post-ReLU/post-BN maps whose extremes are
+    real (a percentile would clip the large activations the classifier's decision depends on), and MinMax
+    is the calibrator ORT can run with bounded memory (``CalibMaxIntermediateOutputs``); the histogram
+    calibrators keep every batch's outputs until the end. ``activations`` (``s8``/``u8``) is the old
+    spelling of ``target``.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
 
-    if len(calib) < 1:
+    spec = int8_target(activations if activations is not None else target)
+    if isinstance(calib, np.ndarray) and len(calib) < 1:
         raise ConfigError("int8 calibration needs at least one sample (--calib-samples N)")
-    if activations not in INT8_ACTIVATIONS:
-        raise ConfigError(f"unknown int8 activation format '{activations}'. Valid choices: {', '.join(INT8_ACTIVATIONS)}")
-    symmetric = activations == "s8"
+    reader = SampleReader(calib, batch=batch, progress=progress)
     with tempfile.TemporaryDirectory(prefix="seadeploy-int8-") as work:
         pre = Path(work) / "pre.onnx"
         # ONNX shape inference is enough (static spatial sizes); ORT's symbolic inference fails on some
@@ -268,17 +311,21 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calib: np.ndar
         restore_modules(onnx_pre, onnx.load(str(src)))
         onnx.save_model(onnx_pre, str(pre))
         out = Path(work) / "int8.onnx"
-        quantize_static(str(pre), str(out), SampleReader(calib, progress=progress), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, per_channel=per_channel, nodes_to_exclude=list(exclude_nodes),
+        quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
+                        activation_type=getattr(QuantType, spec.activation_type), weight_type=QuantType.QInt8,
+                        per_channel=per_channel, nodes_to_exclude=list(exclude_nodes),
                         calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True,
-                                       # TensorRT imports int8 Q/DQ tensors, not int32 bias: keep bias float for s8
-                                       "QuantizeBias": not symmetric})
+                        extra_options={"ActivationSymmetric": spec.symmetric_activations, "WeightSymmetric": True,
+                                       "QuantizeBias": spec.quantize_bias,
+                                       "CalibMaxIntermediateOutputs": CALIB_GROUP})
+        if reader.seen < 1:
+            raise ConfigError("int8 calibration needs at least one sample (--calib-samples N)")
         proto = propagate_modules(onnx.load(str(out)))
         with atomic_path(dst) as tmp:
             onnx.save_model(proto, str(tmp), save_as_external_data=False)
     n_q = sum(1 for n in proto.graph.node if n.op_type == "QuantizeLinear")
-    return {"format": "QDQ", "activations": "QInt8 symmetric" if symmetric else "QUInt8 asymmetric",
-            "weights": "QInt8 symmetric", "per_channel": per_channel, "bias": "float32" if symmetric else "int32", "calibration": "MinMax", "calib_samples": int(len(calib)),
-            "quantize_nodes": n_q, "excluded_nodes": list(exclude_nodes)}
+    return {"target": spec.name, "runs_on": spec.runs_on, "format": "QDQ", "activations": spec.activations,
+            "weights": "QInt8 symmetric", "per_channel": per_channel,
+            "bias": "int32" if spec.quantize_bias else "float32", "calibration": "MinMax",
+            "calib_samples": int(reader.seen), "calib_batch": batch, "quantize_nodes": n_q,
+            "excluded_nodes": list(exclude_nodes)}

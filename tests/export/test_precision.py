@@ -7,7 +7,14 @@ from onnx import numpy_helper
 from seadeploy.errors import ConfigError
 from seadeploy.export import checks
 from seadeploy.export.onnx_export import node_module_map
-from seadeploy.export.precision import Fp16Policy, convert_fp16, excitation_nodes, quantize_int8
+from seadeploy.export.precision import (
+    Fp16Policy,
+    SampleReader,
+    convert_fp16,
+    excitation_nodes,
+    int8_target,
+    quantize_int8,
+)
 
 
 def _elem(proto):
@@ -18,7 +25,7 @@ def test_excitation_is_found_from_squeeze_to_gate(tiny_onnx):
     proto = onnx.load(tiny_onnx)
     modules = node_module_map(proto)
     found = {(n.op_type, modules[n.name]) for n in proto.graph.node if n.name in excitation_nodes(proto)}
-    assert ("ReduceMean", "layer1.attn") in found and ("Sigmoid", "layer1.attn") in found
+    assert ("GlobalAveragePool", "layer1.attn") in found and ("Sigmoid", "layer1.attn") in found
     assert ("Conv", "layer1.attn.fc1") in found and ("Conv", "layer1.attn.fc2") in found
     assert not any(op == "Mul" for op, _ in found)  # the scale multiply runs in fp16
     assert not any(m in ("stem.0", "fc", "") for _, m in found)
@@ -33,7 +40,7 @@ def test_fp16_keeps_squeeze_excitation_and_sigmoid_in_fp32(tiny_model, tiny_onnx
     elem, modules = _elem(onnx.shape_inference.infer_shapes(half)), node_module_map(half)
     f32, f16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
     for node in half.graph.node:
-        kept = node.op_type in ("ReduceMean", "Sigmoid") or modules[node.name].startswith("layer1.attn.fc")
+        kept = node.op_type in ("GlobalAveragePool", "Sigmoid") or modules[node.name].startswith("layer1.attn.fc")
         if kept and node.op_type != "Cast":
             assert elem[node.input[0]] == f32, node.name
     main_conv = next(n for n in half.graph.node if n.op_type == "Conv" and modules[n.name] == "stem.0")
@@ -59,11 +66,12 @@ def test_fp16_policies(tiny_onnx, tmp_path):
         Fp16Policy.named("half")
 
 
-def test_int8_qdq_is_symmetric_per_channel(tiny_model, tiny_onnx, tmp_path):
+def test_int8_for_tensorrt_is_symmetric_per_channel(tiny_model, tiny_onnx, tmp_path):
     calib = np.random.default_rng(0).standard_normal((16, 3, 16, 16)).astype(np.float32)
     dst = tmp_path / "model.int8.onnx"
-    record = quantize_int8(tiny_onnx, dst, calib)
+    record = quantize_int8(tiny_onnx, dst, calib, target="tensorrt")
     assert record["format"] == "QDQ" and record["per_channel"] and record["calib_samples"] == 16
+    assert record["target"] == "tensorrt" and record["bias"] == "float32"
     proto = onnx.load(dst)
     assert checks.check_model_full(dst)
     inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
@@ -87,16 +95,41 @@ def test_int8_needs_samples(tiny_onnx, tmp_path):
         quantize_int8(tiny_onnx, tmp_path / "q.onnx", np.zeros((0, 3, 16, 16), np.float32))
 
 
-def test_int8_u8_activations_for_ort_cpu(tiny_onnx, tmp_path):
+def test_int8_for_ort_cpu_is_u8_and_runs_as_qlinearconv(tiny_onnx, tmp_path):
+    import onnxruntime as ort
+
     calib = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
-    record = quantize_int8(tiny_onnx, tmp_path / "u8.onnx", calib, activations="u8")
-    assert record["activations"] == "QUInt8 asymmetric" and record["bias"] == "int32"
+    record = quantize_int8(tiny_onnx, tmp_path / "u8.onnx", calib, target="ort-cpu")
+    assert record["target"] == "ort-cpu" and record["activations"] == "QUInt8 asymmetric" and record["bias"] == "int32"
     proto = onnx.load(tmp_path / "u8.onnx")
     inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     x_q = next(n for n in proto.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "x")
     assert inits[x_q.input[2]].dtype == np.uint8
-    with pytest.raises(ConfigError, match="s8, u8"):
-        quantize_int8(tiny_onnx, tmp_path / "bad.onnx", calib, activations="u4")
+    # the point of the form: ORT's CPU optimizer fuses DQ → Conv → Q into QLinearConv
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    ort.InferenceSession(str(tmp_path / "u8.onnx"), opts, providers=["CPUExecutionProvider"])
+    ops = {n.op_type for n in onnx.load(tmp_path / "opt.onnx").graph.node}
+    assert "QLinearConv" in ops and "Conv" not in ops
+    with pytest.raises(ConfigError, match="ort-cpu, tensorrt"):
+        quantize_int8(tiny_onnx, tmp_path / "bad.onnx", calib, target="u4")
+    assert int8_target("u8").name == "ort-cpu" and int8_target("s8").name == "tensorrt"  # old spellings
+
+
+def test_calibration_streams_batches(tiny_onnx, tmp_path):
+    """A callable source is read batch by batch (rewound by calling it again); every sample is counted."""
+    rng = np.random.default_rng(0)
+    calls = []
+
+    def batches():
+        calls.append(1)
+        return (rng.standard_normal((5, 3, 16, 16)).astype(np.float32) for _ in range(3))
+
+    reader = SampleReader(np.zeros((70, 3, 16, 16), np.float32), batch=32)
+    assert [len(reader.get_next()["x"]) for _ in range(3)] == [32, 32, 6] and reader.get_next() is None
+    record = quantize_int8(tiny_onnx, tmp_path / "s.onnx", batches, target="ort-cpu")
+    assert record["calib_samples"] == 15 and calls
 
 
 def test_tiled_squeeze_is_kept_in_fp32_too(tmp_path):
