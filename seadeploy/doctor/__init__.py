@@ -232,18 +232,30 @@ def render(checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
+def _torch_detail(d: dict[str, Any]) -> str:
+    cuda = f"CUDA {d['cuda_build']}" if d.get("cuda_build") else "CPU build"
+    devs = "; ".join(f"{x['name']} sm{x['capability']}" for x in d.get("devices", []))
+    return (f"{cuda}, cuda available: {d.get('cuda_available')}" + (f", {devs}" if devs else "")
+            + (f", triton {d['triton']}" if d.get("triton") else ""))
+
+
+def _ort_detail(d: dict[str, Any]) -> str:
+    if "providers" not in d:
+        return ""
+    return f"wheel {'+'.join(k for k, v in d['distributions'].items() if v)}, providers {', '.join(d['providers'])}"
+
+
+def _trt_detail(d: dict[str, Any]) -> str:
+    if not d.get("builder"):
+        return ""
+    return f"builder ok, fast fp16: {d.get('platform_has_fast_fp16')}" + (f" ({d['note']})" if d.get("note") else "")
+
+
+#: one-line summaries of a component's details, by component
+_DETAIL = {"torch": _torch_detail, "onnxruntime": _ort_detail, "tensorrt": _trt_detail,
+           "torch-cuda": lambda d: ", ".join(d.get("devices", []))}
+
+
 def _short_detail(c: Check) -> str:
-    d = c.detail
-    if c.name == "torch":
-        cuda = f"CUDA {d['cuda_build']}" if d.get("cuda_build") else "CPU build"
-        devs = "; ".join(f"{x['name']} sm{x['capability']}" for x in d.get("devices", []))
-        return f"{cuda}, cuda available: {d.get('cuda_available')}" + (f", {devs}" if devs else "") + \
-            (f", triton {d['triton']}" if d.get("triton") else "")
-    if c.name == "onnxruntime" and "providers" in d:
-        wheel = "+".join(k for k, v in d["distributions"].items() if v)
-        return f"wheel {wheel}, providers {', '.join(d['providers'])}"
-    if c.name == "tensorrt" and c.ok:
-        return f"builder ok, fast fp16: {d.get('platform_has_fast_fp16')}" + (f" ({d['note']})" if d.get("note") else "")
-    if c.name == "torch-cuda" and c.ok:
-        return ", ".join(d.get("devices", []))
-    return ""
+    fn = _DETAIL.get(c.name)
+    return fn(c.detail) if fn else ""

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from seadeploy.errors import ConfigError
 from seadeploy.profiling.layers import LAYER_PROFILERS, Timing, attach_nodes, node_info
-from seadeploy.profiling.schema import classify_role, make_frame
+from seadeploy.profiling.schema import SQUEEZE_OPS, classify_role, make_frame
 from seadeploy.profiling.sources import open_backend
 
 MODULE_TAG, RUN_TAG = "seadeploy.module::", "seadeploy.run#"
@@ -112,16 +113,30 @@ _SHAPE_OPS = frozenset({"Reshape", "Flatten", "Unsqueeze", "Squeeze", "Expand", 
                         "aten::squeeze", "aten::view", "aten::expand_as", "aten::flatten"})
 
 
-def sequence_roles(modules: list[str], ops: list[str], roles: list[str]) -> list[str]:
+def module_blocks(nodes: pd.DataFrame | None) -> dict[str, str]:
+    """``{module path: attention block}`` from the ONNX nodes of the blocks found by graph structure."""
+    if nodes is None or "block" not in nodes or "module" not in nodes:
+        return {}
+    part = nodes[nodes["block"].notna() & nodes["module"].astype(bool)]
+    return dict(zip(part["module"], part["block"]))
+
+
+def _block_role(op_type: str) -> str:
+    """Role of a torch op with no ONNX node inside a block (the block itself was found in the ONNX graph)."""
+    if op_type in SQUEEZE_OPS:
+        return "attention.squeeze"
+    if op_type in ("Sigmoid", "HardSigmoid", "Tanh", "Clip"):
+        return "attention.gate"
+    return "attention.scale" if op_type in ("Mul", "Add", "Expand", "Resize") else "attention.excite"
+
+
+def sequence_roles(modules: list[str], ops: list[str], roles: list[str], blocks: list[str | None]) -> list[str]:
     """Refine attention roles of ops in call order: inside a block, shape ops up to its first squeeze
     belong to the squeeze and those after its gate to the scale (the graph-free counterpart of
     :func:`graph.attention_roles`)."""
-    from seadeploy.profiling.schema import attention_block
-
     out, state = list(roles), {}
-    for i, (m, op, role) in enumerate(zip(modules, ops, roles)):
-        block = attention_block(m)
-        if block is None:
+    for i, (_, op, role, block) in enumerate(zip(modules, ops, roles, blocks)):
+        if not isinstance(block, str):
             continue
         seen = state.setdefault(block, set())
         if role in ("attention.squeeze", "attention.gate"):
@@ -154,15 +169,21 @@ def profile_torch(src, *, run_dir, batch: int, threads: int | None, runs: int, w
     """
     import torch
 
-    from seadeploy.profiling.latency import _feed, _timed_call
+    from seadeploy.profiling.latency import make_feed
     from seadeploy.profiling.sources import input_shape
     from seadeploy.profiling.timing import measure
 
     onnx_path = run_dir / "model.onnx"
     nodes = node_info(onnx_path, batch) if onnx_path.is_file() else None
     with open_backend(src, threads=threads) as be:
-        feed = _feed({k: tuple(v) for k, v in be.input_specs.items()}, batch, input_shape(run_dir))
-        call = _timed_call(be, feed)
+        if getattr(be, "mode", "eager") != "eager":
+            # Inductor fuses ops across modules and a CUDA graph replays without calling them: there are no module
+            # boundaries to attribute kernels to. Per-layer time is measured eagerly (with the same autocast/TF32).
+            raise ConfigError(f"per-layer times need the eager module structure, and '{src.backend}' runs {be.mode}: "
+                              "profile torch or torch:cuda (+fp16/+bf16/+tf32) for layers; the variant's latency is "
+                              "in `profiling latency`")
+        feed = make_feed({k: tuple(v) for k, v in be.input_specs.items()}, batch, input_shape(run_dir))
+        call = be.timed(feed)
         before = measure(call, warmup_s=0.5, duration_s=duration_s / 2, batch=batch).times_ms
         activities = [torch.profiler.ProfilerActivity.CPU]
         if be.device.type == "cuda":
@@ -176,6 +197,7 @@ def profile_torch(src, *, run_dir, batch: int, threads: int | None, runs: int, w
         after = measure(call, warmup_s=0.0, duration_s=duration_s / 2, batch=batch).times_ms
         device = str(be.device)
         model = be.model
+        amp = getattr(be, "amp", None)
     per_run = attribute_events(prof.events())
     timing = Timing(float(np.median(np.concatenate([before, after]))),
                     float(per_run.groupby("run")["time_ms"].sum().median()))
@@ -183,15 +205,18 @@ def profile_torch(src, *, run_dir, batch: int, threads: int | None, runs: int, w
     rows = attach_nodes(agg, nodes if nodes is not None else pd.DataFrame(columns=["module", "role", "block"]))
     rows["module"] = agg["module"].to_numpy()
     unmatched = rows["onnx_node"].isna()
-    rows.loc[unmatched, "role"] = [classify_role(op, m) for op, m in zip(agg.loc[unmatched, "op_type"],
-                                                                         agg.loc[unmatched, "module"])]
-    from seadeploy.profiling.schema import attention_block
-
-    rows["block"] = [attention_block(m) for m in rows["module"]]
+    by_module = module_blocks(nodes)  # blocks come from the ONNX graph's structure, never from module names
+    rows["block"] = [b if isinstance(b, str) else by_module.get(m) for b, m in zip(rows["block"], rows["module"])]
+    rows.loc[unmatched, "role"] = [_block_role(op) if isinstance(b, str) else classify_role(op, m) for op, m, b in
+                                   zip(agg.loc[unmatched, "op_type"], agg.loc[unmatched, "module"],
+                                       rows.loc[unmatched, "block"])]
     rows["op_type"] = agg["op"].to_numpy()
-    rows["role"] = sequence_roles(list(rows["module"]), list(rows["op_type"]), list(rows["role"]))
+    rows["role"] = sequence_roles(list(rows["module"]), list(rows["op_type"]), list(rows["role"]),
+                                  list(rows["block"]))
     rows["params"] = module_params(model, list(agg["module"]))
     rows["device"] = device
-    label = "torch" if device == "cpu" else f"torch:{device.split(':')[0]}"
-    return [(make_frame(rows.drop(columns=["op", "occurrence"]), backend=label, precision=src.precision,
+    # time_ms is CUDA kernel time (profiler device time of the op and its children) on a GPU, CPU time otherwise
+    spec = str(src.backend)  # "torch" on a CUDA device is labelled with its variant, as "torch:cuda" would be
+    label = spec if ":" in spec or device == "cpu" else f"{spec}:{device.split(':')[0]}"
+    return [(make_frame(rows.drop(columns=["op", "occurrence"]), backend=label, precision=amp or src.precision,
                         batch=batch), timing)]
