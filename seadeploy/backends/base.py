@@ -11,22 +11,45 @@ Example:
 
 Backend *specs* name a backend and a variant in one string, as the command line takes them:
 ``torch``, ``torch:cuda``, ``ort`` (CPU), ``ort:cuda``, ``ort:tensorrt``, ``trt``.
+
+The class owns everything the rest of the package needs to know about a backend, so nothing outside
+``backends/`` switches on a backend's name:
+
+* ``check_available(**opts)`` / ``available(spec)`` and ``install_hint``: can it run here, and what to install;
+* ``artifact(run_dir, precision)`` and ``artifact_kind``: the file it runs for a run folder (checkpoint,
+  ``model[.prec].onnx``, ``model.prec.engine``); ``file_suffixes``: the files it runs directly;
+* ``precisions``: what it can run; ``int8_target(spec)``: the int8 Q/DQ form it runs well;
+  ``run_options(threads=, device=)``: the generic settings it takes;
+* ``timed(feed)``: the feed validated once, then the bare call to time (it may return a dict of extra
+  per-call stage times in ms); ``in_caller_thread``: whether all its work runs on the calling thread
+  (so thread CPU time measures it);
+* ``layer_profiler`` and ``layerwise``: ``"module:function"`` of its per-layer profiler and layer-wise
+  parity check (``None``: not supported), resolved by :func:`resolve` only when used (the profiling and
+  validate packages import backends, so backends name them instead of importing them).
+
+Adding a backend is one module with a registered ``Backend`` subclass plus its import line in
+``_ensure_registered`` (and its case in tests/backends/test_contract.py).
 """
 
 from __future__ import annotations
 
 import abc
+import importlib
 import inspect
 import os
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from seadeploy.errors import ConfigError, InputError
+from seadeploy import runfolder
+from seadeploy.errors import BackendUnavailable, ConfigError, InputError
 from seadeploy.registry import Registry
 
 Dim = int | str | None  # a static size, a symbolic name ("batch") or unknown
+#: every precision a run folder can hold; each backend says which of them it runs (``Backend.precisions``)
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 class TensorSpec(NamedTuple):
@@ -44,6 +67,18 @@ class Backend(abc.ABC):
     """Base class of every backend: load in ``__init__``, ``infer`` many times, ``close`` once."""
 
     name: str = "backend"
+    #: what to install when ``check_available`` fails (also part of its message)
+    install_hint: ClassVar[str] = ""
+    #: precisions this backend can run from a run folder
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    #: what ``artifact`` returns, for messages ("ONNX files", "a checkpoint.safetensors" ...)
+    artifact_kind: ClassVar[str] = "files"
+    #: suffixes of files this backend runs when given a file instead of a run folder
+    file_suffixes: ClassVar[tuple[str, ...]] = ()
+    #: ``"module:function"`` of the per-layer profiler (``profiling.layers.profile_layers`` calls it), or None
+    layer_profiler: ClassVar[str | None] = None
+    #: ``"module:function"`` of the layer-wise parity check (``validate --layerwise``), or None
+    layerwise: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         self.info: dict[str, Any] = {}  # what decides numerics/speed: device, threads, providers, tf32 ...
@@ -104,6 +139,48 @@ class Backend(abc.ABC):
     def check_available(cls, **opts: Any) -> None:
         """Raise ``BackendUnavailable`` (cheaply, without loading a model) when ``opts`` cannot run here."""
 
+    @classmethod
+    def artifact(cls, run_dir: str | os.PathLike, precision: str) -> Path | None:
+        """The file (or folder) this backend runs for ``precision`` of a run folder; ``None`` when it has none."""
+        return None
+
+    @classmethod
+    def int8_target(cls, spec: str) -> str | None:
+        """The int8 Q/DQ form this spec runs well (a key of ``export.precision.INT8_TARGETS``); None: no int8."""
+        return None
+
+    @classmethod
+    def run_options(cls, *, threads: int | None = None, device: str | None = None) -> dict[str, Any]:
+        """Constructor options for the generic settings: ``threads`` when the backend pins threads.
+
+        ``device`` is a torch-style device string meant for the backends that take one (default: ignored).
+        """
+        takes = inspect.signature(cls.__init__).parameters
+        return {"threads": int(threads)} if threads is not None and "threads" in takes else {}
+
+    @property
+    def in_caller_thread(self) -> bool:
+        """True when every bit of work of ``infer`` runs on the calling thread (CPU, one intra-op thread),
+        so ``time.thread_time`` of the caller measures it and other processes cannot inflate it."""
+        return False
+
+    def timed(self, feed: Mapping[str, Any]) -> Callable[[], Any]:
+        """The call to time: ``feed`` is validated once here, the returned callable runs it bare.
+
+        The callable may return ``None`` or ``{stage: milliseconds}`` (extra per-call figures such as
+        TensorRT's H2D / compute / D2H); anything else it returns is ignored.
+        """
+        if self._closed:
+            raise ConfigError(f"{self.name} backend is closed; create a new one")
+        checked = check_feed(feed, self.input_specs, self.name)
+        self._infer(checked)  # the first call runs outside the timing (lazy initialisation)
+        run = self._infer
+
+        def call() -> None:
+            run(checked)
+
+        return call
+
     def __repr__(self) -> str:
         specs = ", ".join(f"{k}: {v.describe()}" for k, v in self.input_specs.items()) if not self._closed else "closed"
         return f"{type(self).__name__}({specs})"
@@ -115,6 +192,45 @@ BACKENDS: Registry[type[Backend]] = Registry("backend")
 def _ensure_registered() -> None:
     # Importing these modules never imports tensorrt, pycuda or a GPU build of onnxruntime.
     from seadeploy.backends import ort, torch_backend, trt  # noqa: F401
+
+
+def backend_class(spec: str) -> type[Backend]:
+    """The registered class of a spec (``"ort:cuda"`` → ``OrtBackend``); ``ConfigError`` for unknown names."""
+    _ensure_registered()
+    return BACKENDS.get(str(spec).strip().partition(":")[0])
+
+
+def available(spec: str) -> bool:
+    """Whether ``spec`` can run here (``check_backend`` without the exception)."""
+    try:
+        check_backend(spec)
+    except BackendUnavailable:
+        return False
+    return True
+
+
+def resolve(target: str | None) -> Callable[..., Any] | None:
+    """``"package.module:function"`` → the function (imported now); ``None`` stays ``None``."""
+    if not target:
+        return None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def run_file(run_dir: str | os.PathLike, section: str, precision: str, default: str) -> Path | None:
+    """The file the run folder's manifest records under ``section`` (``files`` / ``engines``) for ``precision``,
+    else ``default`` in the folder; ``None`` when that file does not exist.
+
+    Raises:
+        InputError: the manifest is corrupt or records a path outside the folder (:mod:`seadeploy.runfolder`).
+    """
+    run = Path(run_dir)
+    path = run / default
+    if runfolder.has_manifest(run):
+        entry = runfolder.read_manifest(run).entry(precision, section)
+        if entry:
+            path = runfolder.inside(run, entry["path"], section[:-1])
+    return path if path.is_file() else None
 
 
 def parse_backend_spec(spec: str) -> tuple[str, dict[str, Any]]:

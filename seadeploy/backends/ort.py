@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seadeploy.backends.base import BACKENDS, Backend, TensorSpec, default_threads
+from seadeploy import artifacts
+from seadeploy.backends.base import BACKENDS, PRECISIONS, Backend, TensorSpec, check_feed, default_threads, run_file
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -47,6 +48,12 @@ class OrtBackend(Backend):
     """
 
     name = "ort"
+    install_hint = "pip install onnxruntime (CPU) or onnxruntime-gpu (CUDA / TensorRT providers; never both)"
+    precisions = PRECISIONS
+    artifact_kind = "ONNX files"
+    file_suffixes = (".onnx",)
+    layer_profiler = "seadeploy.profiling.layers_ort:profile_ort"
+    layerwise = "seadeploy.validate.layerwise:layerwise_ort"
 
     def __init__(self, source: Any, providers: Sequence[str] = ("cpu",), threads: int | None = None,
                  graph_opt: str = "all", profile: bool = False, profile_dir: str | os.PathLike | None = None,
@@ -106,6 +113,34 @@ class OrtBackend(Backend):
     @classmethod
     def check_available(cls, providers: Sequence[str] = ("cpu",), **_: Any) -> None:
         _provider_list(providers, _import_ort().get_available_providers(), False, {})
+
+    @classmethod
+    def int8_target(cls, spec: str) -> str | None:
+        """Asymmetric u8 (fused QLinearConv) on the CPU provider; TensorRT's symmetric s8 on the GPU providers."""
+        variant = str(spec).partition(":")[2]
+        first = cls.variant_options(variant)["providers"][0] if variant else "cpu"
+        return "ort-cpu" if PROVIDERS.get(first, first) == PROVIDERS["cpu"] else "tensorrt"
+
+    @classmethod
+    def artifact(cls, run_dir: str | os.PathLike, precision: str) -> Path | None:
+        """``model.onnx`` / ``model.<precision>.onnx`` (or the path the manifest records)."""
+        return run_file(run_dir, "files", precision, artifacts.onnx_name(precision))
+
+    @property
+    def in_caller_thread(self) -> bool:
+        # one intra-op thread and sequential execution: ORT runs every kernel on the thread that calls run()
+        return self.threads == 1 and self.info["providers"][0] == PROVIDERS["cpu"]
+
+    def timed(self, feed: Mapping[str, Any]) -> Callable[[], Any]:
+        """``session.run`` on the validated feed, nothing else."""
+        checked = check_feed(feed, self.input_specs, self.name)
+        self._infer(checked)  # errors surface here as InputError, not inside the timing loop
+        session = self.session
+
+        def call() -> None:
+            session.run(None, checked)
+
+        return call
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = self.output_names

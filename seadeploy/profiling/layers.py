@@ -19,12 +19,14 @@ import numpy as np
 import pandas as pd
 
 from seadeploy import artifacts
+from seadeploy.backends import resolve
 from seadeploy.errors import ConfigError
 from seadeploy.profiling import graph, sources
-from seadeploy.profiling.schema import attention_block, attention_share, make_frame
+from seadeploy.profiling.schema import attention_share, make_frame
 from seadeploy.registry import Registry
 
-#: name → fn(source, *, run_dir, batch, threads, runs, warmup_runs, duration_s) -> list[(frame, Timing)]
+#: name → fn(source, *, run_dir, batch, threads, runs, warmup_runs, duration_s) -> list[(frame, Timing)].
+#: Each backend names its profiler (``Backend.layer_profiler``); this registry lists the ones imported.
 LAYER_PROFILERS: Registry[Callable[..., list[tuple[pd.DataFrame, Timing]]]] = Registry("per-layer profiler")
 GAP_TOLERANCE = 0.15  # |Σ layers − end-to-end| / end-to-end accepted as "layers explain the latency"
 
@@ -50,6 +52,8 @@ class LayerProfile:
 
     frame: pd.DataFrame
     gaps: pd.DataFrame  # backend, precision, batch, layers, run_sum_ms, end_to_end_ms, gap_ms, gap_pct, ...
+    attention_blocks: int | None = None  # channel-attention blocks of the run's ONNX graph (found by structure)
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(len(self.gaps)) and bool((self.gaps["gap_pct"].abs() <= 100 * GAP_TOLERANCE).all())
@@ -75,7 +79,11 @@ class LayerProfile:
     def summary(self) -> dict[str, Any]:
         total = self.attention()
         total = total[total["block"] == "TOTAL"]
+        # attention_share: fraction of all layer time spent in attention, of the first backend profiled.
+        share = {f"{r['backend']}/{r['precision']}": float(r["pct_of_total"]) / 100.0 for r in total.to_dict("records")}
         return {"gaps": self.gaps.to_dict("records"), "attention_total": total.to_dict("records"),
+                "attention_blocks": self.attention_blocks, "attention_share": next(iter(share.values()), None),
+                "attention_share_by_backend": share, "warnings": list(self.warnings),
                 "within_tolerance": bool(self)}
 
 
@@ -87,7 +95,8 @@ def node_info(model_path: str | os.PathLike, batch: int) -> pd.DataFrame:
 
     model = graph.load_model(model_path)
     modules = graph.node_modules(model)
-    roles = graph.attention_roles(model, modules)
+    found = graph.attention(model)  # blocks and roles by graph structure, never by module names
+    roles = graph.attention_roles(model, modules, found)
     static = graph.make_static(model, batch=batch)
     shapes = graph.infer_shapes(static)
     pm = graph.node_params_macs(static, shapes)
@@ -103,7 +112,7 @@ def node_info(model_path: str | os.PathLike, batch: int) -> pd.DataFrame:
     for n in model.graph.node:
         shape, elem = shapes.get(n.output[0], ((), 1)) if n.output else ((), 1)
         rows.append({"onnx_node": n.name, "module": modules.get(n.name, ""), "op_type": n.op_type,
-                     "role": roles[n.name], "block": attention_block(modules.get(n.name, "")),
+                     "role": roles[n.name], "block": found.block_of.get(n.name),
                      "out_shape": "x".join(map(str, shape)) or None,
                      "out_bytes": float(np.prod(shape)) * graph.elem_size(elem) if shape else np.nan,
                      "params": pm[n.name][0], "macs": pm[n.name][1], "buffer_elems": buffers.get(n.name, 0.0),
@@ -158,17 +167,21 @@ def profile_layers(run_dir: str | os.PathLike, backends: Sequence[str] = ("ort",
     Raises:
         BackendUnavailable: a requested backend cannot run here (before anything runs).
     """
-    from seadeploy.profiling import layers_ort, layers_torch, layers_trt  # noqa: F401  (register profilers)
-
     if batch < 1 or runs < 1 or warmup_runs < 0:
         raise ConfigError(f"batch and runs must be ≥ 1 and warm-up ≥ 0 (got {batch}, {runs}, {warmup_runs})")
     plan = sources.plan(run_dir, backends, precisions, device=device)
+    none = [s.backend for s in plan if s.backend_class.layer_profiler is None]
+    if none:
+        raise ConfigError(f"backend '{none[0]}' has no per-layer profiler")
     frames, gaps = [], []
     for src in plan:
-        fn = LAYER_PROFILERS.get(src.backend.split(":")[0])
+        fn = resolve(src.backend_class.layer_profiler)  # the backend names its profiler ("module:function")
         for frame, timing in fn(src, run_dir=Path(run_dir), batch=batch, threads=threads, runs=runs,
                                 warmup_runs=warmup_runs, duration_s=duration_s):
             frames.append(frame)
             gaps.append(gap_row(frame, timing, src.precision, batch))
     frame = pd.concat(frames, ignore_index=True) if frames else make_frame([])
-    return LayerProfile(frame=frame, gaps=pd.DataFrame(gaps))
+    onnx_path = Path(run_dir) / artifacts.onnx_name("fp32")
+    found = graph.attention(onnx_path) if onnx_path.is_file() else None
+    return LayerProfile(frame=frame, gaps=pd.DataFrame(gaps), attention_blocks=None if found is None else len(found),
+                        warnings=[] if found is None else list(found.warnings))

@@ -113,7 +113,7 @@ def profile_trt(src, *, run_dir, batch: int, threads: int | None, runs: int, war
     from seadeploy.backends.trt import import_tensorrt
     from seadeploy.backends.trt_support import engine_information
     from seadeploy.export.engine_inspect import parse_inspector_json
-    from seadeploy.profiling.latency import _feed
+    from seadeploy.profiling.latency import make_feed
     from seadeploy.profiling.sources import input_shape
     from seadeploy.profiling.trt_timing import measure_trt_stages
 
@@ -121,7 +121,7 @@ def profile_trt(src, *, run_dir, batch: int, threads: int | None, runs: int, war
     onnx_path = run_dir / artifacts.onnx_name(src.precision)
     nodes = node_info(onnx_path, batch)
     with open_backend(src) as be:
-        feed = _feed({k: tuple(v) for k, v in be.input_specs.items()}, batch, input_shape(run_dir))
+        feed = make_feed({k: tuple(v) for k, v in be.input_specs.items()}, batch, input_shape(run_dir))
         stages = measure_trt_stages(be, feed, warmup_s=0.5, duration_s=duration_s)
         e2e = next(m for m in stages if m.meta["metric"] == "gpu_compute").median
         be.stage_inputs(feed)

@@ -1,26 +1,28 @@
-"""Which file each backend runs for each precision in a run folder, and opening it.
+"""Which file each backend runs for each precision of a run folder (or a bare model file), and opening it.
 
 ``plan(run_dir, ["torch", "ort", "trt"])`` checks that every requested backend can run here *before*
-anything is measured (``BackendUnavailable``, exit 3, with the install hint), then lists one
-:class:`Source` per backend × precision the run folder has: the checkpoint for PyTorch, the
-``model*.onnx`` files for ONNX Runtime, the ``model.<precision>.engine`` files for TensorRT.
+anything is measured (``BackendUnavailable``, exit 3, with the backend's install hint), then lists one
+:class:`Source` per backend × precision the run folder has. Which file that is belongs to the backend
+(``Backend.artifact``: the checkpoint for PyTorch, ``model*.onnx`` for ONNX Runtime, ``model.<p>.engine``
+for TensorRT); this module only asks. ``plan_file`` does the same for one ``.onnx`` / ``.engine`` file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from seadeploy import artifacts
-from seadeploy.errors import BackendUnavailable, ConfigError, InputError
+from seadeploy.backends import PRECISIONS, Backend, backend_class, check_backend, create_backend
+from seadeploy.errors import ConfigError, InputError
+from seadeploy.runfolder import has_manifest, read_manifest
 
-PRECISIONS = ("fp32", "fp16", "int8")
-TRT_HINT = "pip install 'seadeploy[gpu]' (tensorrt, pycuda) on a machine with an NVIDIA GPU and driver"
-ORT_GPU_HINT = "pip uninstall onnxruntime && pip install onnxruntime-gpu on a machine with an NVIDIA GPU"
+#: the precision label of a bare model file given instead of a run folder (its graph decides its numerics)
+FILE_PRECISION = "file"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,69 +34,25 @@ class Source:
     path: Path
     options: tuple[tuple[str, Any], ...] = ()
 
+    @property
+    def backend_class(self) -> type[Backend]:
+        return backend_class(self.backend)
+
 
 def require_backend(spec: str) -> None:
-    """Raise ``BackendUnavailable`` (exit 3) with the install hint when ``spec`` cannot run on this machine."""
-    name, _, variant = spec.partition(":")
-    if name not in ("torch", "ort", "trt"):
-        raise ConfigError(f"unknown backend '{spec}'. Valid choices: torch, torch:cuda, ort, ort:cuda, ort:tensorrt, trt")
-    if name == "trt" and importlib.util.find_spec("tensorrt") is None:
-        raise BackendUnavailable(f"TensorRT is not installed, so backend 'trt' cannot run: {TRT_HINT}")
-    if name == "torch" or name == "trt":
-        import torch
-
-        no_cuda = not torch.cuda.is_available()
-        if name == "torch" and variant.startswith("cuda") and no_cuda:
-            raise BackendUnavailable(f"backend '{spec}' needs an NVIDIA GPU but torch.cuda.is_available() is False: "
-                                     "install a CUDA build of PyTorch on a machine with an NVIDIA GPU")
-        if name == "trt" and no_cuda and importlib.util.find_spec("pycuda") is None:
-            raise BackendUnavailable(f"backend 'trt' needs CUDA buffers: neither CUDA PyTorch nor pycuda is usable "
-                                     f"here: {TRT_HINT}")
-    if name == "ort":
-        if importlib.util.find_spec("onnxruntime") is None:
-            raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime")
-        if variant:
-            import onnxruntime as ort
-
-            wanted = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
-            missing = [wanted.get(v, v) for v in variant.split("+") if wanted.get(v, v) not in
-                       ort.get_available_providers() and v != "cpu"]
-            if missing:
-                raise BackendUnavailable(f"onnxruntime here has no {missing[0]} (it has "
-                                         f"{', '.join(ort.get_available_providers())}): {ORT_GPU_HINT}")
-
-
-def _manifest(run_dir: Path) -> dict | None:
-    if not (run_dir / artifacts.MANIFEST).is_file():
-        return None
-    from seadeploy.export.manifest import load_manifest
-
-    return load_manifest(run_dir)
+    """Raise ``ConfigError`` for an unknown spec, ``BackendUnavailable`` (exit 3, with the install hint) when
+    ``spec`` cannot run on this machine."""
+    check_backend(spec)
 
 
 def available_precisions(run_dir: str | os.PathLike, backend: str) -> dict[str, Path]:
-    """``{precision: path}`` the run folder has for ``backend`` (manifest entries, else files on disk)."""
-    run = Path(run_dir)
-    name = backend.split(":")[0]
-    if name == "torch":
-        return {"fp32": run} if (run / artifacts.CHECKPOINT).is_file() else {}
-    manifest = _manifest(run)
-    kind, namer = ("engines", artifacts.engine_name) if name == "trt" else ("files", artifacts.onnx_name)
-    found: dict[str, Path] = {}
-    for p in PRECISIONS:
-        entry = (manifest or {}).get(kind, {}).get(p)
-        path = run / entry["path"] if isinstance(entry, dict) and entry.get("path") else run / namer(p)
-        if path.is_file():
-            found[p] = path
-    return found
+    """``{precision: path}`` the run folder has for ``backend`` (the backend decides which file)."""
+    cls = backend_class(backend)
+    found = {p: cls.artifact(run_dir, p) for p in cls.precisions}
+    return {p: path for p, path in found.items() if path is not None}
 
 
-def plan(run_dir: str | os.PathLike, backends: Sequence[str], precisions: Sequence[str] | None = None,
-         device: str = "cpu") -> list[Source]:
-    """Sources to run, backend by backend; raises before measuring when a backend or file is missing."""
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise InputError(f"run folder '{run}' does not exist; train and export first (python -m seadeploy.export)")
+def _check_plan_args(backends: Sequence[str], precisions: Sequence[str] | None) -> None:
     if not backends:
         raise ConfigError("no backends given; pass --backends torch,ort,trt")
     bad = [p for p in precisions or () if p not in PRECISIONS]
@@ -102,37 +60,78 @@ def plan(run_dir: str | os.PathLike, backends: Sequence[str], precisions: Sequen
         raise ConfigError(f"unknown precision '{bad[0]}'. Valid choices: {', '.join(PRECISIONS)}")
     for spec in backends:
         require_backend(spec)
+
+
+def plan(run_dir: str | os.PathLike, backends: Sequence[str], precisions: Sequence[str] | None = None,
+         device: str = "cpu") -> list[Source]:
+    """Sources to run, backend by backend; raises before measuring when a backend or file is missing.
+
+    ``device`` is the torch-style device given to backends that take one when the spec names no variant.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise InputError(f"run folder '{run}' does not exist; train and export first (python -m seadeploy.export)")
+    _check_plan_args(backends, precisions)
     out: list[Source] = []
     for spec in backends:
+        cls = backend_class(spec)
         have = available_precisions(run, spec)
         chosen = [p for p in (precisions or PRECISIONS) if p in have]
         if not chosen:
-            what = "a checkpoint.safetensors" if spec.startswith("torch") else (
-                "TensorRT engines (python -m seadeploy.export --engine)" if spec.startswith("trt") else "ONNX files")
             want = ",".join(precisions) if precisions else "any precision"
-            raise InputError(f"the run '{run}' has no {what} for {want} (it has: {', '.join(have) or 'none'}); "
-                             f"run python -m seadeploy.export with the precision you need")
-        opts = (("device", device),) if spec.startswith("torch") and ":" not in spec else ()
+            runs = f" ({spec} runs {', '.join(cls.precisions)})" if precisions and not set(precisions) & set(
+                cls.precisions) else ""
+            raise InputError(f"the run '{run}' has no {cls.artifact_kind} for {want}{runs} (it has: "
+                             f"{', '.join(have) or 'none'}); run python -m seadeploy.export with the precision you need")
+        opts = tuple(cls.run_options(device=device).items()) if ":" not in spec else ()
         out.extend(Source(spec, p, have[p], opts) for p in chosen)
+    check_graphs_belong(run, out)
     return out
+
+
+def check_graphs_belong(run: Path, sources: Sequence[Source]) -> None:
+    """Refuse an ONNX file that does not belong to the run, with the check validate runs (``RunFolder.onnx_path``:
+    the graph must take and return the shapes of the run's checkpoint); a file changed since export warns."""
+    graphs = [s for s in sources if s.path.suffix == ".onnx"]
+    if not graphs or not (run / artifacts.CHECKPOINT).is_file():
+        return
+    # lazy: importing the validate package loads the whole parity stage, needed only when a checkpoint is here
+    from seadeploy.validate.runfolder import RunFolder
+
+    folder = RunFolder.load(run)
+    for s in graphs:
+        folder.onnx_path(s.precision)
+    for warning in dict.fromkeys(folder.warnings):
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def plan_file(path: str | os.PathLike, backends: Sequence[str], device: str = "cpu") -> list[Source]:
+    """Sources for one model file (``.onnx``, ``.engine`` ...): every requested backend that runs that kind."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"model file '{p}' does not exist")
+    _check_plan_args(backends, None)
+    takers = [s for s in backends if p.suffix in backend_class(s).file_suffixes]
+    if not takers:
+        runs = "; ".join(f"{s}: {', '.join(backend_class(s).file_suffixes) or 'run folders only'}" for s in backends)
+        raise InputError(f"none of --backends {','.join(backends)} runs a '{p.suffix}' file ({runs})")
+    return [Source(s, FILE_PRECISION, p, tuple(backend_class(s).run_options(device=device).items())
+                   if ":" not in s else ()) for s in takers]
 
 
 def open_backend(src: Source, threads: int | None = None, **extra: Any):
     """``create_backend`` for a source, with pinned threads where the backend takes them."""
-    from seadeploy.backends import create_backend
-
-    opts = dict(src.options)
-    if threads is not None and src.backend.split(":")[0] in ("torch", "ort"):
-        opts["threads"] = int(threads)
+    opts = {**dict(src.options), **src.backend_class.run_options(threads=threads)}
     return create_backend(src.backend, src.path, **opts, **extra)
 
 
 def input_shape(run_dir: str | os.PathLike) -> tuple[int, ...] | None:
     """``(C, H, W)`` of one sample from the manifest (or the checkpoint); ``None`` when neither says."""
     run = Path(run_dir)
-    manifest = _manifest(run)
-    if manifest:
-        dims = manifest.get("input", {}).get("shape", [])[1:]
+    if not run.is_dir():
+        return None
+    if has_manifest(run):
+        dims = (read_manifest(run).input or {}).get("shape", [])[1:]
         if dims and all(isinstance(d, int) for d in dims):
             return tuple(dims)
     if (run / artifacts.CHECKPOINT).is_file():

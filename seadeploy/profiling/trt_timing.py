@@ -9,6 +9,7 @@ Works with a ``torch.cuda.Stream`` or a ``pycuda.driver.Stream`` (whichever the 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from seadeploy.profiling.timing import Measurement
@@ -57,6 +58,26 @@ def _iteration(be: Any, feed: dict, ev: _Events, stage: Any) -> dict[str, float]
             "gpu_compute": ev.elapsed(1, 2), "d2h": ev.elapsed(2, 3)}
 
 
+def stage_call(be: Any, checked: dict) -> Callable[[], dict[str, float]]:
+    """A bare timed call for the side-by-side core: one staged iteration, returning its stage times (ms).
+
+    ``checked`` is a feed already validated (``check_feed``), so validation never lands in the H2D interval.
+    """
+    ev = _Events(be.stream, 4)
+
+    def stage(feed: dict) -> None:
+        be.stage_inputs(feed, validate=False)
+
+    _iteration(be, checked, ev, stage)  # first call outside the timing (buffer allocation)
+
+    def call() -> dict[str, float]:
+        out = _iteration(be, checked, ev, stage)
+        out.pop("latency")  # the caller's clock measures the whole call
+        return out
+
+    return call
+
+
 def measure_trt_stages(be: Any, feed: dict, *, warmup_s: float = 1.0, duration_s: float = 3.0, min_runs: int = 10,
                        label: str = "trt", meta: dict | None = None, progress: bool = False) -> list[Measurement]:
     """One :class:`Measurement` per metric (latency, enqueue, h2d, gpu_compute, d2h) of a ``TrtBackend``."""
@@ -64,7 +85,9 @@ def measure_trt_stages(be: Any, feed: dict, *, warmup_s: float = 1.0, duration_s
 
     checked = check_feed(feed, be.input_specs, be.name)
     # Validation (NaN scan, dtype) is done once above so it does not land in the H2D interval.
-    stage = getattr(be, "_stage", be.stage_inputs)
+    def stage(feed: dict) -> None:
+        be.stage_inputs(feed, validate=False)
+
     ev = _Events(be.stream, 4)
     end = time.perf_counter() + warmup_s
     _iteration(be, checked, ev, stage)

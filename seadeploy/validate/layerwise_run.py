@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from seadeploy.validate.layerwise import LayerwiseResult, layerwise_ort
+from seadeploy.backends import backend_class, parse_backend_spec, resolve
+from seadeploy.validate.layerwise import LayerwiseResult
 
 LAYERWISE_BATCH = 8  # hooks keep every module output: a few samples localise a divergence as well as many
 
@@ -21,22 +23,22 @@ def layer_inputs(sets: dict[str, tuple[np.ndarray, Any]], n: int = LAYERWISE_BAT
 def run_layerwise(folder: Any, backends: Sequence[str], precisions: Sequence[str],
                   sets: dict[str, tuple[np.ndarray, Any]], *, threads: int | None = None,
                   log: Callable[[str], None] | None = None) -> list[LayerwiseResult]:
-    """Layer-wise comparison of every requested ORT and TensorRT backend × precision (torch is the reference)."""
-    from seadeploy.backends import parse_backend_spec
-
+    """Layer-wise comparison of every requested backend × precision that has one (``Backend.layerwise``; torch is
+    the reference). A backend without a layer-wise check is said so in the log, not skipped silently."""
     x = layer_inputs(sets)
     model = folder.checkpoint.build_model()
     results = []
     for spec in backends:
-        name, opts = parse_backend_spec(spec)
+        _, opts = parse_backend_spec(spec)
+        check = resolve(backend_class(spec).layerwise)  # the backend names its check ("module:function")
+        if check is None:
+            if log:
+                log(f"layer-wise {spec}: no layer-wise check for this backend (the reference, or not supported)")
+            continue
+        takes = inspect.signature(check).parameters  # a GPU check takes no threads, a CPU one no device
+        kw = {k: v for k, v in {"threads": threads, **opts}.items() if k in takes}
         for precision in precisions:
             if log:
                 log(f"layer-wise {spec} {precision}")
-            if name == "ort":
-                results.append(layerwise_ort(model, folder.onnx_path(precision), x, precision, threads=threads,
-                                             backend=spec, providers=opts.get("providers", ("cpu",))))
-            elif name == "trt":
-                from seadeploy.validate.layerwise_trt import layerwise_trt
-
-                results.append(layerwise_trt(model, folder.onnx_path(precision), x, precision, backend=spec))
+            results.append(check(model, folder.onnx_path(precision), x, precision, backend=spec, **kw))
     return results

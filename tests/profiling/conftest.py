@@ -129,7 +129,8 @@ def make_run(run, attn: str = "se", attn_kwargs: dict | None = None):
     import torch
 
     from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
-    from seadeploy.export.manifest import new_manifest, write_manifest
+    from seadeploy.export.manifest import new_manifest
+    from seadeploy.runfolder import write_manifest
     from seadeploy.export.onnx_export import export_onnx
 
     torch.manual_seed(0)
@@ -139,7 +140,7 @@ def make_run(run, attn: str = "se", attn_kwargs: dict | None = None):
     Checkpoint(spec=spec, state_dict=model.state_dict()).save(run / "checkpoint.safetensors")
     path = export_onnx(model, run / "model.onnx", (3, 32, 32))
     manifest = new_manifest(spec, mean=(0.5,) * 3, std=(0.5,) * 3, dataset=None, opset=18)
-    manifest["files"]["fp32"] = {"path": "model.onnx", "sha256": sha256(path)}
+    manifest.files["fp32"] = {"path": "model.onnx", "sha256": sha256(path)}
     write_manifest(run, manifest)
     return run
 
