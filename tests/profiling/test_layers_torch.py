@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from seadeploy.profiling import schema
 from seadeploy.profiling.layers import profile_layers
 from seadeploy.profiling.layers_torch import onnx_op, sequence_roles
@@ -36,3 +38,22 @@ def test_profile_torch_attributes_ops_to_modules(tiny_run):
     convs = frame[frame["op_type"] == "aten::conv2d"]
     assert (convs["role"] == "conv").all() and convs["onnx_node"].notna().all()  # matched to exported Conv nodes
     assert (frame["time_ms"] > 0).all() and prof.gaps.loc[0, "backend"] == "torch"
+
+
+def test_fused_variants_have_no_per_layer_rows(tiny_run):
+    """torch.compile fuses across modules (and a CUDA graph replays without them): refused with a pointer."""
+    from seadeploy.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="eager module structure"):
+        profile_layers(tiny_run, ["torch:compile"], batch=1, threads=1, runs=1, warmup_runs=0, duration_s=0.05)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("spec", ["torch:cuda", "torch:cuda+fp16"])
+def test_cuda_kernel_times_per_module_and_role(tiny_run, spec):
+    prof = profile_layers(tiny_run, [spec], batch=4, runs=3, warmup_runs=2, duration_s=0.2)
+    frame = schema.check_frame(prof.frame)
+    assert (frame["backend"] == spec).all() and set(frame["precision"]) == {"fp16" if "fp16" in spec else "fp32"}
+    convs = frame[frame["op_type"] == "aten::conv2d"]
+    assert (convs["time_ms"] > 0).all() and convs["onnx_node"].notna().all()  # CUDA kernel time of each conv
+    assert set(frame.loc[frame["block"].notna(), "role"]) == set(schema.ATTENTION_ROLES)
