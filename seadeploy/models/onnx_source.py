@@ -224,3 +224,65 @@ def onnx_argument(run_dir: str | None, onnx_file: str | None) -> tuple[str | Non
             return onnx_file, None  # a run folder passed as --onnx
         raise InputError(f"--onnx expects a .onnx file but '{onnx_file}' is a folder without {onnx_name('fp32')}")
     return run_dir, onnx_file
+
+
+def static_batch(path: str | os.PathLike) -> int | None:
+    """The fixed batch of an ONNX file's input (None when symbolic or not a readable file)."""
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not an ONNX file: the stage reports it
+        return None
+    inits = {i.name for i in proto.graph.initializer}
+    for vi in proto.graph.input:
+        if vi.name not in inits:
+            d = vi.type.tensor_type.shape.dim
+            return int(d[0].dim_value) if d and d[0].HasField("dim_value") and d[0].dim_value > 0 else None
+    return None
+
+
+def rebatch_to_one(file: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write ``file`` with its fixed batch made 1 (for the per-image buffer model); checked by running it.
+
+    The batch dimension of the input and outputs becomes 1 and a constant Reshape target whose first entry
+    is the old batch is rewritten. Raises InputError when the result does not run at batch 1.
+    """
+    from onnx import numpy_helper
+
+    of = OnnxFile.load(file)
+    proto = onnx.ModelProto.FromString(of.proto.SerializeToString())
+    b = of.batch
+    if b in (None, 1):
+        return of.write(dst)
+    for vi in [*proto.graph.input, *proto.graph.output]:
+        dims = vi.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == b:
+            dims[0].dim_value = 1
+    shapes = {n.input[1] for n in proto.graph.node if n.op_type in ("Reshape", "Expand") and len(n.input) > 1}
+
+    def fix(t: onnx.TensorProto) -> None:
+        arr = numpy_helper.to_array(t)
+        if arr.ndim == 1 and len(arr) and arr[0] == b:
+            arr = arr.copy()
+            arr[0] = 1
+            t.CopyFrom(numpy_helper.from_array(arr, t.name))
+
+    for t in proto.graph.initializer:
+        if t.name in shapes:
+            fix(t)
+    for n in proto.graph.node:
+        if n.op_type == "Constant" and n.output[0] in shapes:
+            for attr in n.attribute:
+                if attr.name == "value":
+                    fix(attr.t)
+    proto.graph.ClearField("value_info")
+    try:
+        from seadeploy.export.checks import ort_session
+
+        x = np.zeros((1, *of.shape), np.float32)
+        ort_session(proto).run(None, {of.input_name: x})
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own types for a graph that does not run
+        raise InputError(f"'{file}' has a fixed batch of {b} that could not be made 1 for the per-image analysis "
+                         f"({type(exc).__name__}); re-export it with batch 1 or a dynamic batch") from exc
+    with atomic_path(dst) as tmp:
+        onnx.save_model(proto, str(tmp), save_as_external_data=False)
+    return Path(dst)
