@@ -60,3 +60,14 @@ def test_corrupt_engine_is_an_input_error(tmp_path):
     bad.write_bytes(b"\0" * 64)
     with pytest.raises(InputError, match="cannot deserialize"):
         TrtBackend(bad)
+
+
+def test_torch_cuda_tensors_in_and_out(engine, tiny_net):
+    """No pycuda and no host hop: torch CUDA tensors go straight into the bound buffers."""
+    from seadeploy.backends.trt import TrtBackend
+
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal((2, 3, 16, 16)).astype(np.float32))
+    with TrtBackend(engine, buffers="torch", device=0) as be:
+        out = be.infer_torch({"x": x.cuda()})["logits"]
+        assert out.is_cuda and torch.cuda.current_device() == 0
+        np.testing.assert_allclose(out.cpu().numpy(), _reference(tiny_net, x.numpy()), atol=1e-4, rtol=1e-4)
