@@ -283,7 +283,8 @@ class ModelSource:
             spec = ModelSpec(model=self.model, attn=None, attn_kwargs={}, num_classes=classes, input_size=size,
                              model_kwargs=dict(self.model_kwargs))
             if self.attn == "tse":
-                net = se_to_tse_structural(net, tile=self.attn_kwargs.get("tile", 7), input_size=size)
+                net = se_to_tse_structural(net, tile=self.attn_kwargs.get("tile", 7), input_size=size,
+                                           blocks=self.attn_kwargs.get("blocks"))
                 spec = dataclasses.replace(spec, attn="tse", attn_kwargs=dict(self.attn_kwargs))
             elif self.attn not in (None, "none", "original"):
                 raise ConfigError(f"--attn {self.attn} applies to zoo models; for '{self.model}' convert with "

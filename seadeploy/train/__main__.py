@@ -28,13 +28,13 @@ def _train(argv: list[str]) -> int:
     add_config_args(p)
     args = vars(p.parse_args(argv))
     args["attn_kwargs"] = cli.parse_kv_args(args.pop("attn_arg")) or None
-    model_args = cli.parse_kv_args(args.pop("model_arg", None), "--model-arg")  # the shared model-source flags
-    if model_args:
-        args["model_kwargs"] = model_args
-    unused = [f"--{k}" for k in ("weights", "mean", "std", "onnx") if args.pop(k, None) is not None]
+    args["model_kwargs"] = cli.parse_kv_args(args.pop("model_arg"), flag="--model-arg") or None
+    unused = [f"--{k}" for k in ("mean", "std", "onnx") if args.pop(k, None) is not None]
     if unused:
-        raise ConfigError(f"train does not take {unused[0]}: it trains from the recipe's initialisation and "
-                          "normalises with --normalize")
+        raise ConfigError(f"train does not take {unused[0]}: it normalises with --normalize dataset|half|imagenet "
+                          "and trains a PyTorch model (--model SOURCE, or --weights RUN/checkpoint.safetensors)")
+    if args["weights"] and not args["model"] and not args["resume"]:
+        _model_from_checkpoint(args)  # --weights RUN/checkpoint.safetensors: fine-tune that model (e.g. a convert run)
     json_mode, threads = args.pop("json"), args.pop("threads")
     if threads is not None:
         torch.set_num_threads(threads)
@@ -49,6 +49,19 @@ def _train(argv: list[str]) -> int:
             print(f"best test top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}{where} "
                   f"({result.elapsed_s:.1f}s){'' if result else '  FAILED: below --target-acc'}")
     return 0 if result else 1
+
+
+def _model_from_checkpoint(args: dict) -> None:
+    """Fill --model/--attn/--model-arg/--input-size from a seadeploy checkpoint given as --weights."""
+    from pathlib import Path
+
+    from seadeploy.artifacts import CHECKPOINT, Checkpoint
+
+    path = Path(args["weights"])
+    path = path / CHECKPOINT if path.is_dir() else path
+    spec = Checkpoint.load(path).spec
+    args.update(weights=str(path), model=spec.model, attn=spec.attn, attn_kwargs=dict(spec.attn_kwargs) or None,
+                model_kwargs=dict(spec.model_kwargs) or None, input_size=args["input_size"] or spec.input_size)
 
 
 def _eval(argv: list[str]) -> int:

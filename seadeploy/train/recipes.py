@@ -45,6 +45,7 @@ class TrainConfig:
     attn: str | None = _f(None, "attention", cli=False)
     attn_kwargs: dict = _f({}, "attention options", cli=False)
     model_kwargs: dict = _f({}, "extra backbone options", cli=False)
+    weights: str | None = _f(None, "initial weights (a .safetensors or PyTorch state dict) to fine-tune", cli=False)
     input_size: int | None = _f(None, "image side", cli=False)
     num_classes: int | None = _f(None, "classes (default: the dataset's)", cli=False)
     dataset: str = _f("digits", "dataset: digits, cifar10, cifar100, imagefolder, synthetic")
@@ -190,7 +191,7 @@ def validate_config(cfg: TrainConfig) -> None:
     from seadeploy.models import model_defaults
 
     check_config_types(cfg)
-    if cfg.input_size is not None:
+    if cfg.input_size is not None and ":" not in cfg.model:  # a model source (models/source.py) checks its own size
         check_input_size(cfg.model, cfg.input_size, model_defaults(cfg.model).input_size)
     checks = [
         (cfg.epochs >= 1, f"--epochs must be ≥ 1, got {cfg.epochs}"),

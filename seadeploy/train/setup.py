@@ -9,11 +9,12 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from seadeploy.artifacts import ModelSpec
+from seadeploy.artifacts import ModelSpec, load_state_checked
 from seadeploy.data import get_dataset
 from seadeploy.data.augment import BatchTransform
 from seadeploy.data.base import HALF, IMAGENET_STATS, ImageDataset
 from seadeploy.errors import ConfigError, InputError, SeadeployError
+from seadeploy.models.source import ModelSource, is_external, load_weights
 from seadeploy.train.distributed import DistContext
 from seadeploy.train.recipes import TrainConfig
 
@@ -59,7 +60,10 @@ def load_data(cfg: TrainConfig, ctx: DistContext) -> RunData:
     """Load both splits, build the transforms, the sampler and the model spec."""
     from seadeploy.models import model_defaults
 
-    size = cfg.input_size or model_defaults(cfg.model).input_size
+    external = is_external(cfg.model)
+    size = cfg.input_size or (None if external else model_defaults(cfg.model).input_size)
+    if external and size is None:  # the model's own default (its input_size attribute / timm cfg / 224)
+        size = ModelSource(cfg.model, model_kwargs=dict(cfg.model_kwargs)).spec().input_size
     kw = {"root": cfg.data_root, "input_size": size}
     train = _load_on_main_first(cfg, ctx, kw).subset(cfg.limit_train)
     test = get_dataset(cfg.dataset, "test", **kw).subset(cfg.limit_test)
@@ -77,8 +81,12 @@ def load_data(cfg: TrainConfig, ctx: DistContext) -> RunData:
     eval_tf = BatchTransform(size, mean, std).to(ctx.device).eval()
     sampler = DistributedSampler(train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed,
                                  drop_last=True)
-    spec = ModelSpec(model=cfg.model, attn=cfg.attn, attn_kwargs=dict(cfg.attn_kwargs), num_classes=classes,
-                     input_size=size, model_kwargs=dict(cfg.model_kwargs))
+    if external:  # factory / timm / torchvision: the source builds once to check classes and record the spec
+        spec = ModelSource(cfg.model, attn=cfg.attn, attn_kwargs=dict(cfg.attn_kwargs),
+                           model_kwargs=dict(cfg.model_kwargs), input_size=size, num_classes=classes).spec()
+    else:
+        spec = ModelSpec(model=cfg.model, attn=cfg.attn, attn_kwargs=dict(cfg.attn_kwargs), num_classes=classes,
+                         input_size=size, model_kwargs=dict(cfg.model_kwargs))
     data = RunData(train, test, train_tf, eval_tf, sampler, cfg.batch_size // ctx.world_size, spec, tuple(mean),
                    tuple(std))
     if data.steps_per_epoch < 1:
@@ -104,7 +112,10 @@ def _load_on_main_first(cfg: TrainConfig, ctx: DistContext, kw: dict) -> ImageDa
 
 def build_model(spec: ModelSpec, cfg: TrainConfig, ctx: DistContext) -> tuple[nn.Module, nn.Module]:
     """``(model_to_train, core)``: the DDP wrapper (or the model itself) and the plain module to save/evaluate."""
-    core = spec.build().to(ctx.device)
+    core = spec.build()
+    if cfg.weights:  # fine-tuning: start from these weights (a mismatch names the tensors)
+        load_state_checked(core, load_weights(cfg.weights), source=f"--weights '{cfg.weights}'", hint=spec)
+    core = core.to(ctx.device)
     if not ctx.distributed:
         return core, core
     if cfg.sync_bn:
