@@ -51,7 +51,7 @@ def test_run_dir_commands_write_their_files(tiny_run, capsys):
     assert (tiny_run / "buffers.json").is_file() and "attention_buffer_elements" in capsys.readouterr().out
     assert main(["latency", str(tiny_run), "--backends", "ort", "--batch", "1,2", "--duration-s", "0.05",
                  "--warmup-s", "0", "--threads", "1", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["rows"]
     assert (tiny_run / "latency.csv").is_file() and (tiny_run / "latency.json").is_file()
     assert [(r["backend"], r["batch"]) for r in rows] == [("ort", 1), ("ort", 2)]
     assert main(["memory", str(tiny_run), "--batch", "2", "--json"]) == 0
