@@ -50,6 +50,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -665,6 +666,19 @@ def find_attention_file(path: str | os.PathLike) -> AttentionGraph:
         raise InputError(f"ONNX file '{p}' does not exist")
     st = p.stat()
     return _cached(str(p.resolve()), st.st_mtime, st.st_size)
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def print_warnings(found: AttentionGraph, source: object = "") -> None:
+    """Print each warning of ``found`` to stderr, once per source and process (a command analyses a graph
+    several times: roles, memory, buffers)."""
+    for text in found.warnings:
+        key = (str(source), text)
+        if key not in _WARNED:
+            _WARNED.add(key)
+            print(f"WARNING: {source}: {text}" if source else f"WARNING: {text}", file=sys.stderr)
 
 
 def keep_fp32_nodes(proto: onnx.ModelProto) -> set[str]:

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 import pandas as pd
 
-from seadeploy.graphs.attention import AttentionGraph
+from seadeploy.graphs.attention import AttentionGraph, print_warnings
 from seadeploy.profiling import graph
 from seadeploy.profiling.arrival import BINARY, POOL_OPS, TOL, WINDOW_OPS, last_consumer, pad_dims, window_spec
 from seadeploy.profiling.propagate import Propagation
@@ -213,6 +213,7 @@ def analyse_buffers(source: str | os.PathLike | onnx.ModelProto, input_size: int
     consts = graph.constant_values(static)
     modules = graph.node_modules(static)
     found = graph.attention(static)
+    print_warnings(found, source if not isinstance(source, onnx.ModelProto) else "")
     blocks = graph.node_blocks(static, found)
     full = Propagation(static, shapes, consts, blocks, window_lags=True).run()
     sq = Propagation(static, shapes, consts, blocks, window_lags=False).run()

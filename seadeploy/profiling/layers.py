@@ -21,6 +21,7 @@ import pandas as pd
 from seadeploy import artifacts
 from seadeploy.backends import resolve
 from seadeploy.errors import ConfigError
+from seadeploy.graphs.attention import print_warnings
 from seadeploy.profiling import graph, sources
 from seadeploy.profiling.schema import attention_share, make_frame
 from seadeploy.registry import Registry
@@ -183,5 +184,7 @@ def profile_layers(run_dir: str | os.PathLike, backends: Sequence[str] = ("ort",
     frame = pd.concat(frames, ignore_index=True) if frames else make_frame([])
     onnx_path = Path(run_dir) / artifacts.onnx_name("fp32")
     found = graph.attention(onnx_path) if onnx_path.is_file() else None
+    if found is not None:
+        print_warnings(found, onnx_path)
     return LayerProfile(frame=frame, gaps=pd.DataFrame(gaps), attention_blocks=None if found is None else len(found),
                         warnings=[] if found is None else list(found.warnings))

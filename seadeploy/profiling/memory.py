@@ -22,6 +22,7 @@ import onnx
 import pandas as pd
 
 from seadeploy import artifacts
+from seadeploy.graphs.attention import print_warnings
 from seadeploy.profiling import graph
 
 ALIAS_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
@@ -107,6 +108,7 @@ def activation_memory(source: str | os.PathLike | onnx.ModelProto, batch: int = 
     live, totals = liveness(static, sizes)
     modules = graph.node_modules(static)
     found = graph.attention(static)
+    print_warnings(found, source if not isinstance(source, onnx.ModelProto) else "")
     roles = graph.attention_roles(static, modules, found)
     rows = []
     for i, n in enumerate(static.graph.node):
