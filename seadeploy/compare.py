@@ -30,13 +30,9 @@ from seadeploy import cli
 from seadeploy.artifacts import check_out_folder
 from seadeploy.cli import ArgumentParser, add_common_args, parse_value, print_json, progress_enabled, run_main
 from seadeploy.errors import ConfigError, SeadeployError
+from seadeploy.runfolder import stage_files, write_buffers, write_layers_summary
 
 STAGES = ("train", "export", "validate", "latency", "layers", "buffers")
-#: Files a stage writes into a variant's run folder; removed before it runs so a report never shows stale data.
-STALE = {"export": ("manifest.json", "model.onnx", "model.fp16.onnx", "model.int8.onnx"),
-         "validate": ("parity.json", "parity.csv", "parity.npz"), "latency": ("latency.csv", "latency.json"),
-         "layers": ("layers_ort.csv", "layers_torch.csv", "layers_trt.csv", "layers_summary.json"),
-         "buffers": ("buffers.json",)}
 
 
 class PartialStage(Exception):
@@ -185,11 +181,11 @@ def _export(v: Variant, o: CompareOptions) -> dict[str, Any]:
             if precisions == tries[-1]:
                 raise first from exc
             continue
-        dropped = [p for p in o.precisions if p not in manifest["files"]]
+        dropped = [p for p in o.precisions if p not in manifest.files]
         if dropped:
-            raise PartialStage({"files": sorted(manifest["files"])},
+            raise PartialStage({"files": sorted(manifest.files)},
                                f"{','.join(dropped)} not exported: {type(first).__name__}: {_first_line(first)}")
-        return {"files": sorted(manifest["files"])}
+        return {"files": sorted(manifest.files)}
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
@@ -221,23 +217,20 @@ def _latency(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
 
 def _layers(v: Variant, o: CompareOptions) -> dict[str, Any]:
-    from seadeploy.artifacts import write_json
     from seadeploy.profiling.layers import profile_layers
-    from seadeploy.reports.readers import LAYERS_SUMMARY
 
     prof = profile_layers(v.run_dir, o.backends, batch=max(o.batches), precisions=("fp32",), threads=o.threads,
                           runs=o.layer_runs, warmup_runs=2, duration_s=o.duration_s, device=o.device)
     prof.write(v.run_dir)
-    write_json(v.run_dir / LAYERS_SUMMARY, prof.summary())  # per-layer sum vs interleaved end-to-end timing
+    write_layers_summary(v.run_dir, prof.summary())  # per-layer sum vs interleaved end-to-end timing
     return {"layers": len(prof.frame), "within_tolerance": bool(prof)}
 
 
 def _buffers(v: Variant, o: CompareOptions) -> dict[str, Any]:
-    from seadeploy.artifacts import BUFFERS_JSON, write_json
     from seadeploy.profiling.summaries import buffers_for
 
     summary = buffers_for(run_dir=str(v.run_dir)).summary()
-    write_json(v.run_dir / BUFFERS_JSON, summary)
+    write_buffers(v.run_dir, summary)
     return {k: summary[k] for k in ("attention_buffer_elements", "total_buffer_elements")}
 
 
@@ -259,7 +252,7 @@ def run_variant(v: Variant, o: CompareOptions, log: Callable[[str], None]) -> di
         if need and status[need]["status"] not in ("ok", "partial", "warning"):
             status[stage] = {"status": "skipped", "seconds": 0.0, "error": f"{need} did not finish"}
             continue
-        for name in STALE.get(stage, ()):
+        for name in stage_files(stage):  # a report must never show a previous run's output of this stage
             (v.run_dir / name).unlink(missing_ok=True)
         torch.set_num_threads(threads)  # a pinned profiling backend must not slow the next training
         t0 = time.perf_counter()

@@ -6,20 +6,36 @@ from __future__ import annotations
 import sys
 from argparse import BooleanOptionalAction
 
-from seadeploy.cli import ArgumentParser, add_common_args, add_model_args, print_json, progress_enabled, run_main
+from seadeploy.artifacts import check_out_folder
+from seadeploy.cli import (
+    ArgumentParser,
+    add_common_args,
+    add_model_args,
+    positive_int,
+    print_json,
+    progress_enabled,
+    run_main,
+)
+from seadeploy.errors import ConfigError
+from seadeploy.export.pipeline import EVAL_BATCH, EVAL_SAMPLES
+from seadeploy.models.onnx_source import onnx_argument
+from seadeploy.parity import add_rule_args
 
 OPTIONS = [  # flag, type, default, help
     ("--precision", str, "fp32", "comma-separated: fp32,fp16,int8 (fp32 is always written)"),
-    ("--batch", int, 1, "export batch (the static batch with --no-dynamic-batch)"),
-    ("--max-batch", int, 32, "TensorRT optimisation profile max batch"),
-    ("--opset", int, 18, "ONNX opset"),
+    ("--batch", positive_int, 1, "export batch (the static batch with --no-dynamic-batch)"),
+    ("--max-batch", positive_int, 32, "TensorRT optimisation profile max batch"),
+    ("--opset", positive_int, 18, "ONNX opset"),
     ("--dataset", str, None, "calibration/evaluation data (default: the checkpoint's, else digits)"),
     ("--data-root", str, None, "dataset folder (cifar10/cifar100/imagefolder)"),
-    ("--calib-samples", int, 256, "int8 calibration samples (train split)"),
-    ("--eval-samples", int, 512, "test-split samples compared across precisions"),
+    ("--calib-samples", positive_int, 256, "int8 calibration samples (train split)"),
+    ("--eval-samples", positive_int, EVAL_SAMPLES, "test-split samples every file is judged on against PyTorch"),
+    ("--eval-batch", positive_int, EVAL_BATCH, "inference batch of the parity runs (bounds memory)"),
+    ("--seed", int, 0, "seed of the weights of a model built from flags (recorded in the manifest)"),
     ("--fp16-policy", str, "attention-fp32", "attention-fp32 | reductions-fp32 | all-fp16"),
-    ("--int8-activations", str, "s8", "s8 (symmetric, TensorRT) | u8 (asymmetric, fast on ORT x86 CPU)"),
-    ("--workspace-mb", int, 1024, "TensorRT builder workspace"),
+    ("--int8-target", str, None, "where the int8 file will run: ort-cpu (asymmetric u8 activations, fused "
+     "QLinearConv on x86) | tensorrt (symmetric s8); default: tensorrt with --engine, else ort-cpu"),
+    ("--workspace-mb", positive_int, 1024, "TensorRT builder workspace"),
 ]
 
 
@@ -28,13 +44,15 @@ def _parser() -> ArgumentParser:
                        "with checks; `python -m seadeploy.export lint FILE` lints any ONNX file.")
     p.add_argument("source", nargs="?", help="run folder with checkpoint.safetensors (default --out: the same folder)")
     p.add_argument("--checkpoint", help="checkpoint .safetensors file to export")
-    add_model_args(p)
+    add_model_args(p, onnx=True)
     add_common_args(p)
     for flag, kind, default, text in OPTIONS:
         p.add_argument(flag, type=kind, default=default, help=text)
+    p.add_argument("--int8-activations", dest="int8_target", help="old spelling: s8 = tensorrt, u8 = ort-cpu")
     p.add_argument("--dynamic-batch", action=BooleanOptionalAction, default=True, help="symbolic batch dim (default)")
     p.add_argument("--simplify", action="store_true", help="simplify with onnxslim, then re-check")
     p.add_argument("--engine", action="store_true", help="also build TensorRT engines (GPU + TensorRT)")
+    add_rule_args(p.add_argument_group("parity rules (default: docs/parity.md)"))
     return p
 
 
@@ -50,6 +68,22 @@ def _lint(argv: list[str]) -> int:
     return 0 if report else 1
 
 
+def _export_onnx(a) -> int:
+    from seadeploy.models.onnx_source import export_onnx_file, summary
+    from seadeploy.models.source import _floats
+
+    if not a.out:
+        raise ConfigError("--out RUN_DIR is required with --onnx FILE")
+    precisions = [p.strip() for p in a.precision.split(",") if p.strip()]
+    manifest = export_onnx_file(a.onnx, a.out, precisions, dataset=a.dataset, data_root=a.data_root,
+                                mean=_floats(a.mean, "--mean"), std=_floats(a.std, "--std"),
+                                eval_samples=a.eval_samples, calib_samples=a.calib_samples,
+                                fp16_policy=a.fp16_policy, int8_target=a.int8_target or "ort-cpu",
+                                progress=progress_enabled(a.json))
+    print_json({"out": str(a.out), "files": manifest["files"]}) if a.json else print("\n".join(summary(manifest, a.out)))
+    return 0
+
+
 def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["lint"]:
@@ -58,8 +92,12 @@ def _main(argv: list[str] | None) -> int:
     from seadeploy.export.runner import export_model, export_run
 
     a = _parser().parse_args(argv)
+    a.source, a.onnx = onnx_argument(a.source, a.onnx)
+    if a.onnx:  # a user's ONNX file: its fp32 graph is the reference (models/onnx_source.py)
+        return _export_onnx(a)
     source, spec, opts = options_from_args(a, progress=progress_enabled(a.json))
     out = a.out or a.source
+    check_out_folder(out)  # a file, or a folder under a file, is refused before any work
     if spec is not None:
         manifest = export_model(spec, out, opts)
     else:
@@ -68,8 +106,8 @@ def _main(argv: list[str] | None) -> int:
         ckpt, src = load_source(source, dataset=opts.dataset, data_root=opts.data_root)
         manifest = export_run(ckpt, out, opts, source_file=src)
     if a.json:
-        print_json({"out": str(out), "files": {p: f["parity"] for p, f in manifest["files"].items()},
-                    "engines": list(manifest["engines"])})
+        print_json({"out": str(out), "seed": manifest.seed,
+                    "files": {p: f["parity"] for p, f in manifest.files.items()}, "engines": list(manifest.engines)})
     else:
         print("\n".join(summary_lines(manifest, out)))
     return 0

@@ -5,10 +5,10 @@
 3. declared vs runtime shapes: every tensor the graph declares a shape for is made a graph output and
    compared with what ONNX Runtime computes (catches ``ceil_mode`` + padding, where the graph declares
    a larger shape than the runtime produces);
-4. parity: ONNX Runtime (CPU) vs a reference on seeded inputs at batch sizes other than the export example.
+4. parity: the ``ort`` backend vs the PyTorch reference, judged by :mod:`seadeploy.parity` (its rules and their
+   reasons: ``docs/parity.md``), run by the export stage (:mod:`seadeploy.export.runner`).
 
 Each check returns a :class:`Check` (a dataclass with ``__bool__``) that goes into ``manifest["checks"]``.
-Tolerance semantics: ``|out − ref| ≤ atol + rtol·|ref|`` elementwise, like ``numpy.allclose``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import onnx
 
-from seadeploy.errors import InputError
-from seadeploy.export.onnx_export import INPUT_NAME
+from seadeploy.backends import create_backend
+from seadeploy.errors import InputError, SeadeployError
+from seadeploy.parity import Comparison, Rule, compare, default_rule, infer_batches
 
 
 @dataclasses.dataclass
@@ -94,58 +95,36 @@ def _declared(value: onnx.ValueInfoProto) -> list[int | str] | None:
 
 def check_declared_shapes(inferred: onnx.ModelProto, feed: dict[str, np.ndarray], file: str = "",
                           batch_param: str = "batch") -> Check:
-    """Run ONNX Runtime with every shape-declared tensor exposed as an output; compare declared vs actual.
+    """Run the graph with every shape-declared tensor exposed as an output (the ``ort`` backend's
+    ``extra_outputs``, no graph optimisation); compare declared vs actual shapes.
 
     Symbolic dims equal to ``batch_param`` resolve to the feed's batch; other symbols are not compared.
     """
-    import onnxruntime as ort
-
-    model = onnx.ModelProto()
-    model.CopyFrom(inferred)
-    outputs = {o.name for o in model.graph.output}
-    produced = {name for node in model.graph.node for name in node.output}
-    declared = {v.name: _declared(v) for v in [*model.graph.value_info, *model.graph.output]}
+    outputs = {o.name for o in inferred.graph.output}
+    produced = {name for node in inferred.graph.node for name in node.output}
+    declared = {v.name: _declared(v) for v in [*inferred.graph.value_info, *inferred.graph.output]}
     # Only tensors a node produces (stale value_info of replaced initializers is not a graph tensor).
     declared = {k: v for k, v in declared.items() if v is not None and k in produced}
-    model.graph.output.extend(v for v in model.graph.value_info if v.name in declared and v.name not in outputs)
+    extra = [v.name for v in inferred.graph.value_info if v.name in declared and v.name not in outputs]
     batch = next(iter(feed.values())).shape[0]
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.intra_op_num_threads = 1
     try:
-        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        names = [o.name for o in sess.get_outputs()]
-        values = sess.run(names, feed)
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/RuntimeException types
+        with create_backend("ort", inferred, threads=1, graph_opt="disable", extra_outputs=extra) as be:
+            values = be.infer(feed)
+    except SeadeployError as exc:  # the backend's one-line InputError/ConfigError for a graph ORT cannot run
         return Check("declared_vs_runtime_shapes", file, False, f"ONNX Runtime cannot run the graph: {exc}")
     bad = []
-    for name, value in zip(names, values):
+    for name, value in values.items():
         want = [batch if d == batch_param else d for d in declared.get(name, [])]
         got = list(np.shape(value))
         if len(want) != len(got) or any(isinstance(w, int) and w != g for w, g in zip(want, got)):
             bad.append(f"{name}: declared {want}, runtime {got}")
-    detail = f"{len(names)} tensors compared at batch {batch}" if not bad else f"{len(bad)} mismatches, first {bad[0]}"
+    detail = f"{len(values)} tensors compared at batch {batch}" if not bad else f"{len(bad)} mismatches, first {bad[0]}"
     return Check("declared_vs_runtime_shapes", file, not bad, detail, {"mismatches": bad[:20]})
 
 
-def compare_logits(ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
-    """max/mean abs error, max relative error, cosine similarity and top-1 agreement of two logit arrays."""
-    ref64, out64 = np.asarray(ref, np.float64), np.asarray(out, np.float64)
-    diff = np.abs(out64 - ref64)
-    denom = np.linalg.norm(ref64) * np.linalg.norm(out64)
-    return {
-        "max_abs": float(diff.max(initial=0.0)),
-        "mean_abs": float(diff.mean()) if diff.size else 0.0,
-        "max_rel": float((diff / np.maximum(np.abs(ref64), 1e-12)).max(initial=0.0)),
-        "cosine": float((ref64 * out64).sum() / denom) if denom > 0 else 1.0,
-        "top1_agreement": float((ref64.argmax(-1) == out64.argmax(-1)).mean()) if ref64.ndim == 2 else 1.0,
-        "finite": bool(np.isfinite(out64).all()),
-        "n": int(ref64.shape[0]) if ref64.ndim else 1,
-    }
-
-
 def ort_session(path_or_proto: Any, threads: int = 1, graph_opt: str = "all") -> Any:
-    """A CPU ONNX Runtime session with pinned intra-op threads."""
+    """A bare CPU ``onnxruntime.InferenceSession`` with pinned threads, for benchmarks that time ``session.run``
+    directly; every check and parity comparison runs through the ``ort`` backend instead."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -159,38 +138,32 @@ def ort_session(path_or_proto: Any, threads: int = 1, graph_opt: str = "all") ->
     return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
 
 
-def run_ort(session: Any, x: np.ndarray, batch: int = 32) -> np.ndarray:
-    """Run a session on ``x`` in chunks of ``batch`` and stack the first output."""
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])
+def parity_check(comparison: Comparison, file: str, name: str | None = None) -> Check:
+    """A parity verdict as a manifest check record (``parity.<precision>.<inputs>``)."""
+    metrics = {k: v for k, v in comparison.to_row().items() if k not in ("failures",)}
+    return Check(name or f"parity.{comparison.precision}.{comparison.inputs}", file, bool(comparison),
+                 comparison.detail(), metrics)
 
 
 def check_parity(reference: Callable[[np.ndarray], np.ndarray], path: str | os.PathLike,
-                 inputs: Sequence[np.ndarray], *, name: str = "parity.ort_vs_torch", atol: float = 1e-4,
-                 rtol: float = 1e-3, min_top1: float | None = None) -> Check:
-    """Compare ONNX Runtime CPU on ``path`` with ``reference`` on each input batch.
+                 inputs: Sequence[np.ndarray], *, name: str = "parity.ort_vs_torch", rule: Rule | None = None,
+                 atol: float | None = None, rtol: float | None = None, precision: str = "fp32") -> Check:
+    """The ``ort`` backend (CPU) on ``path`` vs ``reference`` on each input batch, judged by :mod:`seadeploy.parity`.
 
-    Passes when every element satisfies ``|ort − ref| ≤ atol + rtol·|ref|`` (and, when ``min_top1`` is given,
-    when top-1 agreement is at least ``min_top1`` instead of the elementwise test).
+    ``rule`` defaults to the documented rule of ``precision`` on random inputs; ``atol``/``rtol`` override it
+    (making the element-wise check binding).
     """
-    sess = ort_session(path)
+    rule = (rule or default_rule(precision, "random", trained=False)).override(atol, rtol)
     refs, outs = [], []
-    for x in inputs:
-        refs.append(np.asarray(reference(x)))
-        outs.append(sess.run(None, {INPUT_NAME: x})[0])
-    ref, out = np.concatenate(refs), np.concatenate(outs)
-    metrics = compare_logits(ref, out)
-    metrics.update(atol=atol, rtol=rtol, batches=[int(x.shape[0]) for x in inputs])
-    if min_top1 is None:
-        ok = bool(out.shape == ref.shape and np.allclose(out, ref, atol=atol, rtol=rtol)) and metrics["finite"]
-        rule = f"|ort-ref| <= {atol:g} + {rtol:g}*|ref|"
-    else:
-        ok = out.shape == ref.shape and metrics["top1_agreement"] >= min_top1 and metrics["finite"]
-        metrics["min_top1"] = min_top1
-        rule = f"top-1 agreement >= {min_top1:g}"
-    detail = (f"{rule}: max_abs {metrics['max_abs']:.3g}, mean_abs {metrics['mean_abs']:.3g}, "
-              f"top-1 agreement {metrics['top1_agreement']:.4f} on {metrics['n']} samples")
-    return Check(name, Path(path).name, ok, detail, metrics)
+    with create_backend("ort", path, threads=1) as be:
+        for x in inputs:
+            refs.append(np.asarray(reference(x)))
+            outs.append(infer_batches(be, x, len(x)))
+    result = compare(np.concatenate(refs), np.concatenate(outs), rule, backend="ort", precision=precision,
+                     inputs="random")
+    check = parity_check(result, Path(path).name, name)
+    check.metrics["batches"] = [int(len(x)) for x in inputs]
+    return check
 
 
 def seeded_inputs(input_shape: Sequence[int], batches: Sequence[int] = (1, 3), seed: int = 0) -> list[np.ndarray]:

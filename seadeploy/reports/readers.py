@@ -1,9 +1,10 @@
 """Read what the stages wrote into a run folder into the report's frames.
 
-Each reader returns ``(frame_or_value, why)``: ``why`` is ``None`` when the data was found, else a
-short reason ("no latency.csv: run python -m seadeploy.profiling latency RUN"), which the report
-shows as "not measured: <reason>". Readers never raise for a missing file; they do for a corrupt one
-only through ``why`` (the report must still render).
+The files are read with the run-folder readers of :mod:`seadeploy.runfolder` (the one definition of each file);
+this module turns them into report frames. Each reader returns ``(frame_or_value, why)``: ``why`` is ``None``
+when the data was found, else a short reason ("no latency.csv (python -m seadeploy.profiling latency RUN)"),
+which the report shows as "not measured: <reason>". Readers never raise for a missing or corrupt file: the
+reason goes into ``why`` (the report must still render).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 import pandas as pd
 
 from seadeploy import artifacts as A
+from seadeploy import runfolder
+from seadeploy.errors import InputError
+from seadeploy.profiling.schema import make_frame
 
 #: Accepted spellings of the latency columns the reports use (first match wins).
 _LATENCY_ALIASES = {
@@ -28,28 +32,14 @@ _LATENCY_ALIASES = {
     "threads": ("threads", "intra_op_threads"),
 }
 _HINT = "python -m seadeploy.{stage} ... --out {run}"
-#: ``LayerProfile.summary()`` of the per-layer profile, written by compare: the per-layer sum against the
-#: end-to-end median timed interleaved with the profiled runs (more faithful than latency.csv's separate run).
-LAYERS_SUMMARY = "layers_summary.json"
 
 
-def _csv(path: Path) -> tuple[pd.DataFrame | None, str | None]:
-    if not path.is_file():
-        return None, f"no {path.name}"
+def _read(reader: Any, *args: Any) -> tuple[Any, str | None]:
+    """``(reader(*args), None)``, or ``(None, why)`` when the run-folder reader refuses the file."""
     try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        return None, f"{path.name} is unreadable ({exc})"
-    return (df, None) if not df.empty else (None, f"{path.name} is empty")
-
-
-def _json(path: Path) -> tuple[Any, str | None]:
-    if not path.is_file():
-        return None, f"no {path.name}"
-    try:
-        return json.loads(path.read_text()), None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return None, f"{path.name} is not valid JSON ({exc})"
+        return reader(*args), None
+    except InputError as exc:
+        return None, str(exc)
 
 
 def _percent(value: Any) -> float:
@@ -65,11 +55,10 @@ def read_run_info(run: Path) -> tuple[dict[str, Any], str | None]:
     """Model, attention, dataset, best test accuracy (%), epochs and parameter count from the checkpoint."""
     path = run / A.CHECKPOINT
     if not path.is_file():
-        manifest, why = _json(run / A.MANIFEST)
+        manifest, _ = _read(runfolder.read_manifest, run) if runfolder.has_manifest(run) else (None, None)
         if manifest is None:
             return {}, f"no {A.CHECKPOINT} or {A.MANIFEST} (train and export it: {_HINT.format(stage='train', run=run)})"
-        spec = A.ModelSpec.from_dict(manifest.get("spec", {"model": "?"}))
-        return _spec_info(spec) | {"dataset": manifest.get("dataset")}, f"no {A.CHECKPOINT}: accuracy not measured"
+        return _spec_info(manifest.spec) | {"dataset": manifest.dataset}, f"no {A.CHECKPOINT}: accuracy not measured"
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -104,15 +93,15 @@ def _spec_info(spec: A.ModelSpec) -> dict[str, Any]:
 
 def read_training(run: Path) -> tuple[pd.DataFrame | None, str | None]:
     """``metrics.csv``: one row per epoch (accuracies in %)."""
-    df, why = _csv(run / A.METRICS_CSV)
+    df, why = _read(runfolder.read_training, run)
     return df, (f"{why} (train: {_HINT.format(stage='train', run=run)})" if why else None)
 
 
 def read_latency(run: Path) -> tuple[pd.DataFrame | None, str | None]:
     """``latency.csv`` with columns renamed to ``backend, precision, batch, median_ms, iqr_ms, ...``."""
-    df, why = _csv(run / A.LATENCY_CSV)
+    df, why = _read(runfolder.read_latency, run)
     if df is None:
-        return None, f"{why} (python -m seadeploy.profiling latency {run})"
+        return None, why
     rename = {}
     for name, aliases in _LATENCY_ALIASES.items():
         found = next((a for a in aliases if a in df.columns), None)
@@ -129,29 +118,20 @@ def read_latency(run: Path) -> tuple[pd.DataFrame | None, str | None]:
 
 def read_layers(run: Path) -> tuple[pd.DataFrame | None, str | None]:
     """All ``layers_<backend>.csv`` files of the run, concatenated (the per-layer frame schema)."""
-    from seadeploy.profiling.schema import make_frame
-
-    files = sorted(run.glob("layers_*.csv"))
-    frames = []
-    for path in files:
-        df, why = _csv(path)
-        if df is not None:
-            frames.append(make_frame(df))
-    if not frames:
-        return None, f"no layers_<backend>.csv (python -m seadeploy.profiling layers {run})"
-    return pd.concat(frames, ignore_index=True), None
+    frames, why = _read(runfolder.read_layers, run)
+    if frames is None:
+        return None, why
+    return pd.concat([make_frame(df) for df in frames], ignore_index=True), None
 
 
 def read_buffers(run: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | None]:
     """``buffers.json`` → per-attention-block frame (``block, elements, bytes, ...``) and the totals (one row)."""
-    data, why = _json(run / A.BUFFERS_JSON)
+    data, why = _read(runfolder.read_buffers, run)
     if data is None:
-        return None, None, f"{why} (python -m seadeploy.profiling buffers {run})"
+        return None, None, why
     summary = data.get("summary", data)
     totals = {k: summary.get(k) for k in ("attention_buffer_elements", "total_buffer_elements",
                                           "attention_buffer_bytes", "total_buffer_bytes") if k in summary}
-    if "attention_buffer_elements" not in totals:
-        return None, None, f"{A.BUFFERS_JSON} has no attention_buffer_elements"
     blocks = data.get("blocks") or data.get("attention_blocks") or []
     if isinstance(blocks, dict):
         blocks = [{"block": k, **(v if isinstance(v, dict) else {"elements": v})} for k, v in blocks.items()]
@@ -166,17 +146,8 @@ def read_buffers(run: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, s
 
 
 def read_parity(run: Path) -> tuple[pd.DataFrame | None, str | None]:
-    """``parity.csv`` (one row per backend × precision) or, failing that, the results in ``parity.json``."""
-    df, why = _csv(run / A.PARITY_CSV)
-    if df is not None:
-        return df, None
-    data, why_json = _json(run / A.PARITY_JSON)
-    if data is None:
-        return None, f"{why} and {why_json} (python -m seadeploy.validate {run})"
-    rows = data.get("results") if isinstance(data, dict) else data
-    if not isinstance(rows, list) or not rows:
-        return None, f"{A.PARITY_JSON} holds no results"
-    return pd.json_normalize(rows), None
+    """One row per backend × precision × input kind: ``parity.csv``, else the comparisons in ``parity.json``."""
+    return _read(runfolder.read_parity, run)
 
 
 def read_backend_accuracy(run: Path) -> tuple[dict[str, float], str | None]:
@@ -197,9 +168,9 @@ def read_backend_accuracy(run: Path) -> tuple[dict[str, float], str | None]:
 
 def read_layer_gaps(run: Path) -> tuple[pd.DataFrame | None, str | None]:
     """Per-layer sum vs end-to-end (``gaps`` of ``layers_summary.json``); None when the file is absent."""
-    data, why = _json(run / LAYERS_SUMMARY)
+    data, why = _read(runfolder.read_layers_summary, run)
     if data is None:
         return None, why
     gaps = pd.DataFrame(data.get("gaps") or [])
     need = {"backend", "precision", "batch", "end_to_end_ms", "gap_pct"}
-    return (gaps, None) if need <= set(gaps.columns) else (None, f"{LAYERS_SUMMARY} has no gap table")
+    return (gaps, None) if need <= set(gaps.columns) else (None, f"{A.LAYERS_SUMMARY} has no gap table")

@@ -32,7 +32,7 @@ def junit_xml(cases: Iterable[tuple[str, str, list[str], str]], suite: str = "se
 
 
 def write_junit(path: str | os.PathLike, report) -> Path:
-    """Atomically write the JUnit XML of a :class:`~seadeploy.validate.compare.ParityReport` (or MatrixReport)."""
+    """Atomically write the JUnit XML of a :class:`~seadeploy.validate.report.ParityReport` (or MatrixReport)."""
     cases = []
     for c in report.comparisons:
         metrics = ", ".join(f"{k}={c.metrics.get(k):.6g}" for k in ("max_abs", "mean_abs", "cosine", "top1", "accuracy")

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from seadeploy.validate.metrics import layer_error
+from seadeploy.parity import layer_error
 
 LAYER_THRESHOLDS = {"fp32": 1e-3, "fp16": 1e-2, "int8": 0.1}
 _INTEGER_OUTPUT_OPS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear"})  # int8 codes, not comparable values

@@ -1,12 +1,10 @@
 """The CI numerics gate: export every attention × backbone and validate fp32/fp16/int8 on ONNX Runtime CPU.
 
 ``python -m seadeploy.validate matrix`` runs the same export users run (``seadeploy.export.runner.export_run``,
-with its own checks) on random-weight models, then :func:`~seadeploy.validate.parity.validate_run` on each
-run folder. Random weights: fp32 is judged element-wise (atol = rtol = 1e-4, atol relative to each sample's largest
-logit when above 1: random EfficientNet-B0 logits on noise reach 1e3) and fp16/int8 on cosine
-(≥ 0.999 / ≥ the family's int8 floor), since top-1 of near-uniform logits flips on harmless errors
-(see compare.py); top-1 and accuracy are reported. A case
-whose export fails (its own parity checks included) is a failed case with the export's message.
+with its own checks) on random-weight models (seed 0), then :func:`~seadeploy.validate.parity.validate_run` on
+each run folder. Export and validate judge with the same rules (:mod:`seadeploy.parity`, ``docs/parity.md``): the
+documented random-weight rules, with the family's int8 cosine floor (:func:`matrix_rules`). A case whose export
+fails (its own parity checks included) is a failed case with the export's message.
 int8 floors per family: see ``INT8_MIN_COSINE``. BatchNorm statistics are recalibrated first (see
 :func:`recalibrate_batchnorm`).
 """
@@ -24,9 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seadeploy.artifacts import atomic_path, write_json
+from seadeploy.artifacts import ModelSpec, atomic_path, write_json
+from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, SeadeployError
-from seadeploy.validate.compare import Comparison, default_tolerance
+from seadeploy.export.pipeline import ExportOptions, load_source
+from seadeploy.export.runner import export_run
+from seadeploy.models import list_attention, list_models, model_defaults
+from seadeploy.parity import Comparison, RuleSet, default_rule
+from seadeploy.validate.parity import validate_run
 
 DEFAULT_MODELS = ("vgg16_cifar", "resnet20_cifar", "efficientnet_b0")
 INPUT_SIZES = {"efficientnet_b0": 64}  # small input keeps the gate within minutes on 2 cores
@@ -74,8 +77,6 @@ class MatrixReport:
 
 def matrix_cases(models: Sequence[str] | None, attns: Sequence[str] | None) -> list[tuple[str, str]]:
     """``(model, attention)`` pairs, checked against the registries."""
-    from seadeploy.models import list_attention, list_models
-
     models = list(models or DEFAULT_MODELS)
     attns = list(attns or list_attention())
     for name, valid, kind in [*((m, list_models(), "model") for m in models), *((a, list_attention(), "attention")
@@ -87,23 +88,15 @@ def matrix_cases(models: Sequence[str] | None, attns: Sequence[str] | None) -> l
 
 def int8_min_cosine(model: str) -> float:
     """The gate's int8 cosine floor for ``model`` (see ``INT8_MIN_COSINE``)."""
-    from seadeploy.models import model_defaults
-
     return INT8_MIN_COSINE.get(model_defaults(model).family, INT8_MIN_COSINE_DEFAULT)
 
 
-def matrix_tolerances(model: str) -> dict[str, Any]:
-    """The gate's rules: random-weight defaults, fp32 atol relative to each sample's scale, the family's int8 floor."""
-    fp32 = dataclasses.replace(default_tolerance("fp32", trained=False), sample_scale=True)
-    int8 = dataclasses.replace(default_tolerance("int8", trained=False), min_cosine=int8_min_cosine(model))
-    return {"fp32": fp32, "fp16": default_tolerance("fp16", trained=False), "int8": int8}
-
-
-def _export_tolerances(model: str) -> dict[str, dict[str, float]]:
-    # export's own top-1 checks mean nothing on random weights (near-uniform logits); keep its cosine checks
-    # export's fp32 check is element-wise; validate below judges fp32 scale-aware (random EfficientNet logits ~1e3)
-    return {"fp32": {"atol": 1e-3, "rtol": 1e-3}, "fp16": {"min_top1": 0.0, "min_cosine": 0.999},
-            "int8": {"min_top1": 0.0, "min_cosine": int8_min_cosine(model)}}
+def matrix_rules(model: str) -> RuleSet:
+    """The gate's rules, for export and validate alike: the random-weight defaults with the family's int8 floor."""
+    # the family floors were measured on the raw cosine (INT8_MIN_COSINE), so they replace the centred floor too
+    int8 = dataclasses.replace(default_rule("int8", "data", trained=False), min_cosine=int8_min_cosine(model),
+                               min_cosine_centered=None)
+    return RuleSet(trained=False, overrides={"int8": int8})
 
 
 def recalibrate_batchnorm(model: Any, x: Any, batch: int = 32) -> Any:
@@ -133,35 +126,25 @@ def recalibrate_batchnorm(model: Any, x: Any, batch: int = 32) -> Any:
 
 
 def _export(model: str, attn: str, out: Path, precisions: Sequence[str], calib: int, samples: int) -> None:
-    import torch
-
-    from seadeploy.artifacts import ModelSpec
-    from seadeploy.data.samples import load_samples
-    from seadeploy.export.pipeline import ExportOptions, load_source
-    from seadeploy.export.runner import export_run
-    from seadeploy.models import model_defaults
-
-    torch.manual_seed(0)  # the same random weights on every run
     d = model_defaults(model)
     spec = ModelSpec(model, attn=attn, num_classes=10, input_size=INPUT_SIZES.get(model, d.input_size))
-    ckpt, _ = load_source(spec=spec, dataset=MATRIX_DATASET)
+    ckpt, _ = load_source(spec=spec, dataset=MATRIX_DATASET, seed=0)  # the same random weights on every run
     real, _ = load_samples(MATRIX_DATASET, BN_SAMPLES // 2, split="train", input_size=spec.input_size,
                            mean=ckpt.mean, std=ckpt.std, seed=2)
     noise, _ = load_samples("synthetic", BN_SAMPLES // 2, input_size=spec.input_size, seed=3)
     net = recalibrate_batchnorm(ckpt.build_model(), np.concatenate([real, noise]))
     ckpt.state_dict = {k: v.detach().clone() for k, v in net.state_dict().items()}
     ckpt.extra = {"weights": f"random initialisation (seed 0), BatchNorm statistics recalibrated on "
-                             f"{BN_SAMPLES // 2} {MATRIX_DATASET} train samples + {BN_SAMPLES // 2} seeded noise inputs"}
+                             f"{BN_SAMPLES // 2} {MATRIX_DATASET} train samples + {BN_SAMPLES // 2} seeded noise inputs",
+                  "seed": 0}
     opts = ExportOptions(precisions=tuple(precisions), calib_samples=calib, eval_samples=samples,
-                         dataset=MATRIX_DATASET, tolerances=_export_tolerances(model))
+                         dataset=MATRIX_DATASET, rules=matrix_rules(model))
     export_run(ckpt, out, opts, source_file=None)
 
 
 def run_case(model: str, attn: str, root: Path, precisions: Sequence[str], samples: int, random: int,
              threads: int | None, calib: int) -> tuple[dict[str, Any], list[Comparison]]:
     """Export and validate one case; a seadeploy error becomes a failed row (the matrix goes on)."""
-    from seadeploy.validate.parity import validate_run
-
     name = f"{model}-{attn}"
     row: dict[str, Any] = {"case": name, "model": model, "attn": attn, "passed": False, "export_s": 0.0,
                            "validate_s": 0.0, "error": ""}
@@ -172,7 +155,7 @@ def run_case(model: str, attn: str, root: Path, precisions: Sequence[str], sampl
         _export(model, attn, root / name, precisions, calib, samples)
         row["export_s"], start, stage = round(time.perf_counter() - start, 2), time.perf_counter(), "validate_s"
         report = validate_run(root / name, backends=("ort",), precisions=precisions, samples=samples, random=random,
-                              threads=threads, trained=False, tolerances=matrix_tolerances(model))
+                              threads=threads, rules=matrix_rules(model))
         for c in report.comparisons:
             c.info["case"] = name
         comparisons = report.comparisons

@@ -18,10 +18,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from seadeploy.artifacts import CHECKPOINT, MANIFEST, Checkpoint, ModelSpec, engine_name, onnx_name, read_json, sha256
-from seadeploy.errors import ConfigError, InputError
+import onnx
 
-PRECISIONS = ("fp32", "fp16", "int8")
+from seadeploy.artifacts import CHECKPOINT, MANIFEST, Checkpoint, ModelSpec, engine_name, onnx_name, read_json, sha256
+from seadeploy.backends.base import TensorSpec
+from seadeploy.errors import InputError
+from seadeploy.parity import PRECISIONS, check_precision, is_trained
+from seadeploy.runfolder import Manifest, has_manifest, read_manifest
 
 
 @dataclasses.dataclass
@@ -30,7 +33,7 @@ class RunFolder:
 
     path: Path
     checkpoint: Checkpoint
-    manifest: dict[str, Any] | None
+    manifest: Manifest | None
     warnings: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
@@ -48,11 +51,9 @@ class RunFolder:
                              "holds; train into this folder or export with --out to it")
         ckpt = Checkpoint.load(p)
         manifest, warnings = None, []
-        if (p / MANIFEST).is_file():
-            from seadeploy.export.manifest import load_manifest
-
-            manifest = load_manifest(p)
-            spec = ModelSpec.from_dict(manifest["spec"])
+        if has_manifest(p):
+            manifest = read_manifest(p)
+            spec = manifest.spec
             if spec != ckpt.spec:
                 raise InputError(f"'{p}' mixes runs: {MANIFEST} describes {_describe(spec)} but {CHECKPOINT} holds "
                                  f"{_describe(ckpt.spec)}; re-run export into this folder")
@@ -66,21 +67,20 @@ class RunFolder:
 
     @property
     def mean(self) -> tuple[float, ...]:
-        return tuple((self.manifest or {}).get("mean") or self.checkpoint.mean)
+        return tuple((self.manifest.mean if self.manifest else None) or self.checkpoint.mean)
 
     @property
     def std(self) -> tuple[float, ...]:
-        return tuple((self.manifest or {}).get("std") or self.checkpoint.std)
+        return tuple((self.manifest.std if self.manifest else None) or self.checkpoint.std)
 
     @property
     def dataset(self) -> str | None:
-        return (self.manifest or {}).get("dataset") or self.checkpoint.dataset
+        return (self.manifest.dataset if self.manifest else None) or self.checkpoint.dataset
 
     @property
     def trained(self) -> bool:
         """Whether the checkpoint records training (an epoch or a test accuracy)."""
-        m = self.checkpoint.metrics or {}
-        return any(k in m for k in ("epoch", "top1", "test_top1", "accuracy"))
+        return is_trained(self.checkpoint.metrics)
 
     def available_precisions(self) -> list[str]:
         return [p for p in PRECISIONS if (self.path / onnx_name(p)).is_file()]
@@ -91,7 +91,7 @@ class RunFolder:
         Raises:
             InputError: missing, unreadable, or shaped for another model.
         """
-        _check_precision(precision)
+        check_precision(precision)
         path = self.path / onnx_name(precision)
         if not path.is_file():
             flag = "" if precision == "fp32" else f" --precision {precision}"
@@ -101,12 +101,12 @@ class RunFolder:
 
     def engine_path(self, precision: str) -> Path:
         """The engine of ``precision`` after checking its sidecar against the ONNX file it claims to come from."""
-        _check_precision(precision)
+        check_precision(precision)
         path = self.path / engine_name(precision)
         if not path.is_file():
             raise InputError(f"'{path}' does not exist; build it with python -m seadeploy.export --out {self.path} "
                              f"--precision {precision} --engine (on a GPU machine)")
-        entry = ((self.manifest or {}).get("engines") or {}).get(precision) or {}
+        entry = (self.manifest.entry(precision, "engines") if self.manifest else None) or {}
         if entry.get("sha256") and entry["sha256"] != sha256(path):
             raise InputError(f"'{path.name}' is not the engine export built for this run (sha256 differs from "
                              f"{MANIFEST}): it belongs to another model or export; rebuild it with export --engine")
@@ -136,10 +136,6 @@ class RunFolder:
                                  f"{self.spec.num_classes}: it belongs to another model; re-run export")
 
     def _check_onnx(self, path: Path, precision: str) -> None:
-        import onnx
-
-        from seadeploy.backends.base import TensorSpec
-
         try:
             graph = onnx.load(str(path), load_external_data=False).graph
         except Exception as exc:  # protobuf DecodeError and friends
@@ -149,7 +145,7 @@ class RunFolder:
         if not ins:
             raise InputError(f"'{path}' has no inputs; it is not a model exported by seadeploy")
         self.check_io(ins, outs, f"'{path.name}'")
-        entry = ((self.manifest or {}).get("files") or {}).get(precision) or {}
+        entry = (self.manifest.entry(precision) if self.manifest else None) or {}
         if entry.get("sha256") and entry["sha256"] != sha256(path):
             self.warnings.append(f"{path.name} changed after export (sha256 differs from {MANIFEST})")
 
@@ -162,8 +158,3 @@ def _dims(value_info: Any) -> tuple[Any, ...]:
 def _describe(spec: ModelSpec) -> str:
     kw = f" {spec.attn_kwargs}" if spec.attn_kwargs else ""
     return f"{spec.model} attn={spec.attn}{kw} classes={spec.num_classes} input={spec.input_size}"
-
-
-def _check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision '{precision}'. Valid choices: {', '.join(PRECISIONS)}")

@@ -10,7 +10,8 @@ from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
 from seadeploy.errors import ParityFailure
 from seadeploy.export import checks
 from seadeploy.export.__main__ import main
-from seadeploy.export.manifest import load_manifest
+from seadeploy.parity import RuleSet
+from seadeploy.runfolder import read_manifest
 
 SMALL = ["--eval-samples", "24", "--calib-samples", "16"]
 
@@ -27,21 +28,21 @@ def run(tmp_path_factory):
 def test_flags_export_writes_files_and_manifest(run):
     names = sorted(p.name for p in run.iterdir())
     assert names == ["checkpoint.safetensors", "manifest.json", "model.fp16.onnx", "model.int8.onnx", "model.onnx"]
-    m = load_manifest(run)
-    assert m["spec"]["model"] == "resnet20_cifar" and m["spec"]["attn_kwargs"] == {"tile": 2}
-    assert m["dataset"] == "digits" and len(m["mean"]) == 3 and m["opset"] == 18
+    m = read_manifest(run)
+    assert m.spec.model == "resnet20_cifar" and m.spec.attn_kwargs == {"tile": 2} and m.seed == 0
+    assert m.dataset == "digits" and len(m.mean) == 3 and m.opset == 18
     for precision in ("fp32", "fp16", "int8"):
-        entry = m["files"][precision]
+        entry = m.files[precision]
         assert entry["sha256"] == sha256(run / entry["path"])
-        assert entry["parity"]["passed"] and entry["parity"]["n"] == 24
-        assert {"max_abs", "mean_abs", "top1_agreement", "cosine"} <= set(entry["parity"])
-    assert m["files"]["int8"]["quantization"]["calib_samples"] == 16
-    assert m["files"]["fp16"]["policy"]["name"] == "attention-fp32"
-    names = {c["name"] for c in m["checks"]}
-    assert {"onnx.checker.full_check", "shape_inference.strict", "declared_vs_runtime_shapes", "parity.ort_vs_torch",
-            "parity.fp16_vs_fp32", "parity.int8_vs_fp32", "lint"} <= names
-    seeded = next(c for c in m["checks"] if c["name"] == "parity.ort_vs_torch")
-    assert seeded["passed"] and seeded["metrics"]["batches"] == [1, 3]  # not the export example batch (2)
+        rows = {r["inputs"]: r for r in entry["parity"]["comparisons"]}  # the rows validate writes, same rules
+        assert entry["parity"]["passed"] and rows["data"]["n"] == 24 and rows["random"]["n"] == 4
+        assert {"max_abs", "mean_abs", "top1", "cosine", "rule"} <= set(rows["data"])
+    assert m.files["int8"]["quantization"]["calib_samples"] == 16
+    assert m.files["fp16"]["policy"]["name"] == "attention-fp32"
+    names = {c["name"] for c in m.checks}
+    assert {"onnx.checker.full_check", "shape_inference.strict", "declared_vs_runtime_shapes", "parity.fp32.random",
+            "parity.fp32.data", "parity.fp16.data", "parity.int8.data", "lint"} <= names
+    assert m.files["fp32"]["parity"]["comparisons"][0]["batches"] == [1, 3]  # not the export example batch (2)
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no staging leftovers
 
 
@@ -58,10 +59,10 @@ def test_reexport_run_dir_static_batch_simplified(run, tmp_path, capsys):
     assert main([str(run), "--out", str(out), "--no-dynamic-batch", "--batch", "2", "--simplify", "--json", *SMALL]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["files"]["fp32"]["passed"] and summary["out"] == str(out)
-    m = load_manifest(out)
-    assert m["input"]["shape"] == [2, 3, 32, 32] and m["files"]["fp32"]["simplified"]["tool"] == "onnxslim"
+    m = read_manifest(out)
+    assert m.input["shape"] == [2, 3, 32, 32] and m.files["fp32"]["simplified"]["tool"] == "onnxslim"
     assert (out / "checkpoint.safetensors").read_bytes() == (run / "checkpoint.safetensors").read_bytes()
-    assert m["checkpoint_sha256"] == load_manifest(run)["checkpoint_sha256"]
+    assert m.checkpoint_sha256 == read_manifest(run).checkpoint_sha256 and m.seed is None  # weights not from flags
 
 
 def test_checkpoint_that_does_not_fit_is_exit_2(run, tmp_path, capsys):
@@ -109,8 +110,7 @@ def test_parity_failure_writes_nothing(run, tmp_path):
     from seadeploy.export.runner import export_run
 
     ckpt, src = load_source(run)
-    opts = ExportOptions(eval_samples=8)
-    opts.tolerances = {**opts.tolerances, "fp32": {"atol": 0.0, "rtol": 0.0}}  # demand bit equality
+    opts = ExportOptions(eval_samples=8, rules=RuleSet(atol=0.0, rtol=0.0))  # demand bit equality
     out = tmp_path / "strict"
     with pytest.raises(ParityFailure, match="does not match PyTorch"):
         export_run(ckpt, out, opts, source_file=src)
@@ -121,5 +121,5 @@ def test_reexport_in_place_keeps_the_checkpoint(run):
     before = (run / "checkpoint.safetensors").stat().st_mtime_ns
     assert main([str(run), *SMALL, "--precision", "fp32,fp16,int8"]) == 0  # --out defaults to RUN_DIR
     assert (run / "checkpoint.safetensors").stat().st_mtime_ns == before
-    assert sorted(load_manifest(run)["files"]) == ["fp16", "fp32", "int8"]
+    assert sorted(read_manifest(run).files) == ["fp16", "fp32", "int8"]
     assert not [p for p in run.iterdir() if p.name.startswith(".")]

@@ -9,24 +9,24 @@ tests/export (conftest.py ``zoo_exports``), and each test checks its own.
 
 import pytest
 
-from seadeploy.export.manifest import load_manifest
+from seadeploy.runfolder import read_manifest
 from seadeploy.models import list_attention
 
 BACKBONES = [("vgg16_cifar", 32, []), ("resnet56_cifar", 32, []), ("efficientnet_b0", 224, [pytest.mark.slow])]
 CASES = [pytest.param(model, size, attn, id=f"{model}-{attn}", marks=marks)
          for model, size, marks in BACKBONES for attn in list_attention()]
-REQUIRED = {"onnx.checker.full_check", "shape_inference.strict", "declared_vs_runtime_shapes", "parity.ort_vs_torch",
-            "parity.ort_vs_torch.dataset"}
+REQUIRED = {"onnx.checker.full_check", "shape_inference.strict", "declared_vs_runtime_shapes", "parity.fp32.random",
+            "parity.fp32.data"}
 
 
 @pytest.mark.parametrize("model,size,attn", CASES)
 def test_export_passes_checks(model, size, attn, zoo_exports):
     out, job = zoo_exports[(model, size, attn)]
     manifest = job.result(timeout=1800)  # re-raises the export's own error (ParityFailure, ConfigError, ...)
-    assert load_manifest(out) == manifest
-    passed = {c["name"] for c in manifest["checks"] if c["passed"]}
-    assert passed >= REQUIRED, [c for c in manifest["checks"] if not c["passed"]]
-    lint = next(c for c in manifest["checks"] if c["name"] == "lint")
+    assert read_manifest(out) == manifest
+    passed = {c["name"] for c in manifest.checks if c["passed"]}
+    assert passed >= REQUIRED, [c for c in manifest.checks if not c["passed"]]
+    lint = next(c for c in manifest.checks if c["name"] == "lint")
     assert lint["passed"], lint["detail"]  # no error-level deployment trap in any zoo model
-    assert manifest["input"]["shape"] == ["batch", 3, size, size]
-    assert manifest["files"]["fp32"]["parity"]["seeded"]["batches"] == [1, 3]
+    assert manifest.input["shape"] == ["batch", 3, size, size]
+    assert manifest.files["fp32"]["parity"]["comparisons"][0]["batches"] == [1, 3]

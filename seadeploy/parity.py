@@ -1,0 +1,461 @@
+"""The one parity system: metrics, rules and verdicts used by export, validate, the CI matrix and compare.
+
+The rules and their reasons are written down once, here and in ``docs/parity.md`` (keep them in step).
+
+**Metrics** (``ref`` = PyTorch fp32 logits, ``out`` = a backend's, both ``(N, classes)``, float64 math):
+
+- ``max_abs`` / ``mean_abs`` = max / mean |out − ref|;
+- ``max_rel`` = max |out − ref| / max(|ref|, 1e-6·max|ref|) (the floor keeps near-zero logits from dominating);
+- ``cosine`` = mean over samples of cos(out_i, ref_i); ``cosine_min`` = the worst sample;
+- ``cosine_centered`` = mean over samples of cos(out_i − m, ref_i − m), m = the reference's mean logit vector over
+  the batch: agreement on the input-dependent part of the logits;
+- ``top1`` = fraction of samples whose argmax agrees; ``accuracy`` / ``ref_accuracy`` against labels;
+- ``violations`` = fraction of elements outside ``atol·s_i + rtol·|ref|`` (numpy ``allclose`` semantics), where
+  ``s_i`` = 1, or with ``Rule.scale`` the output scale of sample i, max(1, max_j |ref_ij|);
+- ``nonfinite`` / ``ref_nonfinite`` = NaN/Inf counts. Any NaN/Inf makes every other metric NaN and the verdict
+  a failure: a NaN is never "close".
+
+**Rules** (:func:`default_rule`; a :class:`Rule` per precision × input kind, overridable from the command line
+with ``--atol --rtol --min-cosine --min-top1``). A comparison passes when nothing is NaN/Inf and every bound the
+rule sets holds:
+
+================  =============================================  ==============================================
+precision         ``data`` (seeded real samples, labelled)       ``random`` (seeded standard-normal inputs)
+================  =============================================  ==============================================
+fp32              every element within 1e-4·s_i + 1e-4·|ref|,    the same
+                  cosine ≥ 0.9999
+fp16              cosine ≥ 0.999, top-1 ≥ 99.5 %,                cosine ≥ 0.999
+                  accuracy drop ≤ 0.5 %
+int8              cosine ≥ 0.99, top-1 ≥ 99 %,                   NaN/Inf only
+                  accuracy drop ≤ 1 %
+================  =============================================  ==============================================
+
+Why: fp32 files compute the same function as PyTorch, so they are judged element-wise. The absolute term is
+relative to the output's scale (``s_i``) because float32 rounding error grows with the magnitude of the numbers
+summed: a random-init ResNet-56 emits logits of 1e4 and ONNX Runtime's reordered sums differ by ~1e-2 there
+(2e-7 relative, float32 working as designed), while an absolute 1e-4 would fail it on noise and pass a real bug
+on a net whose logits are 1e-3. 1e-4 relative leaves ~100× headroom over the measured float32 error and is far
+below what any wrong weight, op or layout produces (≥ 1e-2 relative). fp16 (10-bit mantissa) and int8 change
+every logit a little by design, so they are judged on what a user sees: the direction of the logit vector
+(cosine), the decision (top-1 agreement with the reference) and accuracy; their element-wise numbers are
+reported only. int8 is judged on real samples only: its Q/DQ ranges are calibrated on real data, and noise
+drives activations outside them, where clipping is the intended behaviour. Random inputs are never judged on
+top-1: noise has no right class and a near-tie flips on the smallest error.
+
+**Untrained models** (random weights, ``trained=False``): near-uniform logits flip top-1 on errors far below
+anything that matters, so fp16/int8 are judged on cosine (int8 ≥ 0.98) and top-1/accuracy are reported. Their
+logits are dominated by one input-independent vector (a random ResNet-20's logits keep cosine 0.9998 to the
+reference when a 3×3 kernel is transposed), so on real samples they are also judged on the centred cosine
+(the input-dependent part): fp16 ≥ 0.999, int8 ≥ 0.97. Measured on random ResNet-20-SE (digits, 32 samples):
+clean int8 0.987-0.989, fp16 1.0000; a transposed kernel, a conv scaled by 1.1 or an attention fc scaled by 1.5
+0.75-0.96.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seadeploy.cli import finite_float, non_negative_float
+from seadeploy.errors import ConfigError, InputError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+INPUT_KINDS = ("random", "data")
+METRIC_NAMES = ("max_abs", "mean_abs", "max_rel", "cosine", "cosine_min", "cosine_centered", "top1", "accuracy",
+                "ref_accuracy", "violations", "nonfinite", "ref_nonfinite")
+_EPS = 1e-9  # fractions such as 1 - 198/200 are not exact in binary: 1 % allowed must accept 1 %
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+def cosine_per_sample(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``a`` and ``b`` flattened per sample (1.0 when both rows are zero)."""
+    a2 = a.reshape(len(a), -1).astype(np.float64)
+    b2 = b.reshape(len(b), -1).astype(np.float64)
+    na, nb = np.linalg.norm(a2, axis=1), np.linalg.norm(b2, axis=1)
+    dot = (a2 * b2).sum(axis=1)
+    both_zero = (na == 0) & (nb == 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = dot / (na * nb)
+    return np.where(both_zero, 1.0, np.nan_to_num(cos, nan=0.0))
+
+
+def output_scale(ref: np.ndarray) -> np.ndarray:
+    """``s_i`` = max(1, max_j |ref_ij|) per sample, shaped to broadcast against ``ref``."""
+    r = np.abs(np.asarray(ref, np.float64))
+    if r.ndim < 2:
+        return np.maximum(1.0, r.max(initial=0.0))
+    return np.maximum(1.0, r.reshape(len(r), -1).max(axis=1)).reshape((-1,) + (1,) * (r.ndim - 1))
+
+
+def violation_fraction(ref: np.ndarray, out: np.ndarray, atol: float, rtol: float, scale: bool = False) -> float:
+    """Fraction of elements with |out − ref| > atol·s + rtol·|ref| (s = 1, or :func:`output_scale` with ``scale``)."""
+    r = np.asarray(ref, np.float64)
+    diff = np.abs(np.asarray(out, np.float64) - r)
+    s = output_scale(r) if scale else 1.0
+    return float(np.mean(diff > atol * s + rtol * np.abs(r))) if diff.size else 0.0
+
+
+def parity_metrics(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None, *, atol: float = 1e-4,
+                   rtol: float = 1e-4, scale: bool = False) -> dict[str, Any]:
+    """Every metric of this module for one output pair (definitions in the module docstring).
+
+    Raises:
+        InputError: ``ref`` and ``out`` differ in shape, or ``labels`` do not match the batch.
+    """
+    ref, out = np.asarray(ref), np.asarray(out)
+    if ref.shape != out.shape:
+        raise InputError(f"output shape {out.shape} differs from the reference's {ref.shape}; the run folder's files "
+                         "belong to different models (re-run export)")
+    if labels is not None and len(labels) != len(ref):
+        raise InputError(f"{len(labels)} labels for {len(ref)} outputs")
+    nonfinite, ref_nonfinite = int((~np.isfinite(out)).sum()), int((~np.isfinite(ref)).sum())
+    m: dict[str, Any] = dict.fromkeys(METRIC_NAMES, math.nan)
+    m.update(nonfinite=nonfinite, ref_nonfinite=ref_nonfinite, n=len(ref))
+    if labels is not None and ref_nonfinite == 0 and ref.ndim == 2:
+        m["ref_accuracy"] = float(np.mean(ref.argmax(axis=1) == labels))
+    if nonfinite or ref_nonfinite:
+        return m
+    r, o = ref.astype(np.float64), out.astype(np.float64)
+    diff = np.abs(o - r)
+    floor = max(1e-6 * float(np.abs(r).max(initial=0.0)), 1e-12)
+    cos = cosine_per_sample(o, r)
+    mu = r.mean(axis=0, keepdims=True)
+    m["cosine_centered"] = float(cosine_per_sample(o - mu, r - mu).mean()) if len(r) > 1 else math.nan
+    m.update(max_abs=float(diff.max(initial=0.0)), mean_abs=float(diff.mean()) if diff.size else 0.0,
+             max_rel=float((diff / np.maximum(np.abs(r), floor)).max(initial=0.0)),
+             cosine=float(cos.mean()), cosine_min=float(cos.min(initial=1.0)),
+             violations=violation_fraction(r, o, atol, rtol, scale))
+    if ref.ndim == 2:
+        m["top1"] = float(np.mean(o.argmax(axis=1) == r.argmax(axis=1)))
+        if labels is not None:
+            m["accuracy"] = float(np.mean(o.argmax(axis=1) == labels))
+    return m
+
+
+def layer_error(ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
+    """Error of one intermediate tensor: max/mean abs, ``rel`` = max_abs / max|ref|, and global cosine."""
+    r = np.asarray(ref, dtype=np.float64).ravel()
+    o = np.asarray(out, dtype=np.float64).ravel()
+    if r.shape != o.shape:
+        raise InputError(f"layer tensors differ in size: {o.size} vs reference {r.size}")
+    if not np.isfinite(o).all() or not np.isfinite(r).all():
+        return {"max_abs": math.nan, "mean_abs": math.nan, "rel": math.nan, "cosine": math.nan,
+                "nonfinite": int((~np.isfinite(o)).sum() + (~np.isfinite(r)).sum())}
+    diff = np.abs(o - r)
+    s = float(np.abs(r).max(initial=0.0))
+    max_abs = float(diff.max(initial=0.0))
+    return {"max_abs": max_abs, "mean_abs": float(diff.mean()) if diff.size else 0.0,
+            "rel": max_abs / s if s > 0 else (0.0 if max_abs == 0 else math.inf),
+            "cosine": float(cosine_per_sample(o[None], r[None])[0]), "nonfinite": 0}
+
+
+# -------------------------------------------------------------------------------------------------- rules
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """Pass/fail rule of one comparison; ``None`` bounds are reported, not judged (see the module docstring)."""
+
+    atol: float = 1e-4
+    rtol: float = 1e-4
+    scale: bool = True
+    max_violations: float | None = 0.0
+    min_cosine: float | None = None
+    min_top1: float | None = None
+    max_accuracy_drop: float | None = None
+    min_cosine_centered: float | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("atol", "rtol"):
+            value = getattr(self, key)
+            if not (isinstance(value, int | float) and value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"{key} must be a finite number ≥ 0, got {value}")
+        for key in ("min_cosine", "min_top1"):
+            value = getattr(self, key)
+            if value is not None and not (isinstance(value, int | float) and -1.0 <= value <= 1.0):
+                raise ConfigError(f"{key.replace('_', '-')} must be within [-1, 1], got {value}")
+
+    @property
+    def nan_only(self) -> bool:
+        """Whether this rule checks nothing but NaN/Inf (int8 on random inputs)."""
+        return self.max_violations is None and self.min_cosine is None and self.min_top1 is None \
+            and self.max_accuracy_drop is None and self.min_cosine_centered is None
+
+    def metrics(self, ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
+        return parity_metrics(ref, out, labels, atol=self.atol, rtol=self.rtol, scale=self.scale)
+
+    def failures(self, m: Mapping[str, Any], labelled: bool) -> list[str]:
+        """Reasons ``m`` (from :func:`parity_metrics`) fails this rule; empty = pass."""
+        if m.get("ref_nonfinite"):
+            return [f"the PyTorch reference produced {m['ref_nonfinite']} NaN/Inf values"]
+        if m.get("nonfinite"):
+            return [f"{m['nonfinite']} NaN/Inf values in the output"]
+        out = []
+        if self.max_violations is not None and not m["violations"] <= self.max_violations + _EPS:
+            a = f"atol {self.atol:g}" + ("·max(1, max|ref_i|)" if self.scale else "")
+            out.append(f"{m['violations']:.2%} of elements exceed {a} + rtol {self.rtol:g}·|ref| "
+                       f"(max abs {m['max_abs']:.3g}, allowed {self.max_violations:.2%})")
+        if self.min_cosine is not None and not m["cosine"] >= self.min_cosine:
+            out.append(f"cosine {m['cosine']:.6f} < {self.min_cosine}")
+        centered = m.get("cosine_centered", math.nan)
+        if self.min_cosine_centered is not None and centered == centered and not centered >= self.min_cosine_centered:
+            out.append(f"input-dependent (centred) cosine {centered:.4f} < {self.min_cosine_centered}")
+        if labelled and self.min_top1 is not None and not m["top1"] >= self.min_top1 - _EPS:
+            out.append(f"top-1 agreement {m['top1']:.2%} < {self.min_top1:.2%}")
+        drop = m["ref_accuracy"] - m["accuracy"]
+        if labelled and self.max_accuracy_drop is not None and not drop <= self.max_accuracy_drop + _EPS:
+            out.append(f"accuracy {m['accuracy']:.2%} vs reference {m['ref_accuracy']:.2%} "
+                       f"(drop {drop:.2%} > {self.max_accuracy_drop:.2%})")
+        return out
+
+    def describe(self) -> str:
+        """One line: what this rule judges."""
+        if self.nan_only:
+            return "NaN/Inf only"
+        parts = []
+        if self.max_violations is not None:
+            a = f"{self.atol:g}·max(1,max|ref_i|)" if self.scale else f"{self.atol:g}"
+            parts.append(f"|out-ref| <= {a} + {self.rtol:g}·|ref|")
+        if self.min_cosine is not None:
+            parts.append(f"cosine >= {self.min_cosine:g}")
+        if self.min_cosine_centered is not None:
+            parts.append(f"centred cosine >= {self.min_cosine_centered:g}")
+        if self.min_top1 is not None:
+            parts.append(f"top-1 >= {self.min_top1:.2%}")
+        if self.max_accuracy_drop is not None:
+            parts.append(f"accuracy drop <= {self.max_accuracy_drop:.2%}")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def override(self, atol: float | None = None, rtol: float | None = None, min_cosine: float | None = None,
+                 min_top1: float | None = None) -> Rule:
+        """This rule with command-line bounds; an explicit ``atol``/``rtol`` makes the element-wise check binding."""
+        kw: dict[str, Any] = {}
+        if atol is not None or rtol is not None:
+            kw.update(atol=self.atol if atol is None else float(atol), rtol=self.rtol if rtol is None else float(rtol),
+                      max_violations=0.0)
+        if min_cosine is not None:
+            kw["min_cosine"] = float(min_cosine)
+        if min_top1 is not None:
+            kw["min_top1"] = float(min_top1)
+        return dataclasses.replace(self, **kw) if kw else self
+
+
+_FP32 = Rule(atol=1e-4, rtol=1e-4, scale=True, max_violations=0.0, min_cosine=0.9999)
+_LOW = {"max_violations": None, "scale": True}
+_RULES: dict[tuple[str, str], Rule] = {
+    ("fp32", "data"): _FP32,
+    ("fp32", "random"): _FP32,
+    ("fp16", "data"): Rule(5e-2, 5e-2, **_LOW, min_cosine=0.999, min_top1=0.995, max_accuracy_drop=0.005),
+    ("fp16", "random"): Rule(5e-2, 5e-2, **_LOW, min_cosine=0.999),
+    ("int8", "data"): Rule(0.25, 0.25, **_LOW, min_cosine=0.99, min_top1=0.99, max_accuracy_drop=0.01),
+    ("int8", "random"): Rule(0.25, 0.25, **_LOW),
+}
+#: Random weights: near-uniform logits flip top-1 on harmless errors; cosine floors only (module docstring).
+_UNTRAINED_INT8_COSINE = 0.98
+#: Random weights: centred-cosine floors on real samples (module docstring, docs/parity.md).
+_UNTRAINED_CENTERED = {"fp16": 0.999, "int8": 0.97}
+
+
+def check_precision(precision: str) -> None:
+    """Raise ``ConfigError`` for a precision other than fp32/fp16/int8."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{precision}'. Valid choices: {', '.join(PRECISIONS)}")
+
+
+def default_rule(precision: str, inputs: str = "data", trained: bool = True) -> Rule:
+    """The documented rule for ``precision`` on ``inputs`` (``data``/``random``) of a trained or random-weight model.
+
+    Raises:
+        ConfigError: unknown precision or input kind.
+    """
+    check_precision(precision)
+    if inputs not in INPUT_KINDS:
+        raise ConfigError(f"unknown input kind '{inputs}'. Valid choices: {', '.join(INPUT_KINDS)}")
+    rule = _RULES[precision, inputs]
+    if not trained and precision != "fp32":
+        rule = dataclasses.replace(rule, min_top1=None, max_accuracy_drop=None)
+        if inputs == "data":
+            rule = dataclasses.replace(rule, min_cosine_centered=_UNTRAINED_CENTERED[precision])
+        if precision == "int8" and inputs == "data":
+            rule = dataclasses.replace(rule, min_cosine=_UNTRAINED_INT8_COSINE)
+    return rule
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleSet:
+    """How every comparison of a run is judged: the defaults for the model, command-line bounds, per-precision overrides.
+
+    ``overrides`` maps a precision to a rule replacing the default on every input kind it judges (the CI matrix sets
+    per-family int8 floors this way); ``atol``/``rtol``/``min_cosine``/``min_top1`` come from the command line.
+    """
+
+    trained: bool | None = None  # None: decided by the model (see :func:`is_trained`)
+    atol: float | None = None
+    rtol: float | None = None
+    min_cosine: float | None = None
+    min_top1: float | None = None
+    overrides: Mapping[str, Rule] = dataclasses.field(default_factory=dict)
+
+    def for_model(self, trained: bool) -> RuleSet:
+        """These rules with ``trained`` filled in when the command line left it open."""
+        return self if self.trained is not None else dataclasses.replace(self, trained=bool(trained))
+
+    def rule(self, precision: str, inputs: str, tf32: bool = False) -> Rule:
+        """The rule for one comparison; ``tf32``: the backend ran fp32 with TF32 (judged like fp16 unless overridden)."""
+        if precision in self.overrides:
+            base = self.overrides[precision]
+            if inputs == "random" and precision == "int8":
+                base = default_rule("int8", "random", self.trained is not False)  # calibrated ranges: noise is checked for NaN only
+        elif tf32 and precision == "fp32" and self.atol is None and self.rtol is None:
+            base = default_rule("fp16", inputs, self.trained is not False)  # TF32 keeps fp16's 10-bit mantissa
+        else:
+            base = default_rule(precision, inputs, self.trained is not False)
+        return base.override(self.atol, self.rtol, self.min_cosine, self.min_top1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trained": self.trained, "atol": self.atol, "rtol": self.rtol, "min_cosine": self.min_cosine,
+                "min_top1": self.min_top1, "overrides": {k: v.to_dict() for k, v in self.overrides.items()}}
+
+
+def add_rule_args(parser: Any) -> None:
+    """``--atol --rtol --min-cosine --min-top1`` (Polygraphy-style bounds that replace the documented defaults)."""
+    parser.add_argument("--atol", type=non_negative_float, default=None,
+                        help="absolute tolerance, times each sample's output scale: |out-ref| <= atol*max(1,max|ref_i|) "
+                             "+ rtol*|ref| (makes the element-wise check binding at every precision)")
+    parser.add_argument("--rtol", type=non_negative_float, default=None, help="relative tolerance (see --atol)")
+    parser.add_argument("--min-cosine", type=finite_float, default=None, help="per-sample cosine floor (mean over samples)")
+    parser.add_argument("--min-top1", type=finite_float, default=None, help="top-1 agreement floor on labelled samples (0-1)")
+
+
+def any_rule_args(args: Any) -> bool:
+    """Whether any :func:`add_rule_args` flag was given."""
+    return any(getattr(args, k, None) is not None for k in ("atol", "rtol", "min_cosine", "min_top1"))
+
+
+def is_trained(metrics: Mapping[str, Any] | None) -> bool:
+    """Whether checkpoint metrics record training (an epoch or a test accuracy): random weights get the untrained rules."""
+    return any(k in (metrics or {}) for k in ("epoch", "top1", "test_top1", "accuracy", "best_top1"))
+
+
+def rules_from_args(args: Any, trained: bool | None = None) -> RuleSet:
+    """The :class:`RuleSet` of parsed :func:`add_rule_args` flags."""
+    rs = RuleSet(trained=trained, atol=args.atol, rtol=args.rtol, min_cosine=args.min_cosine, min_top1=args.min_top1)
+    rs.rule("fp32", "data")  # validates the values (ConfigError, exit 2)
+    return rs
+
+
+# ------------------------------------------------------------------------------------------------ verdicts
+@dataclasses.dataclass
+class Comparison:
+    """The verdict of one backend × precision × input kind against the reference; truthy when it passed."""
+
+    backend: str
+    precision: str
+    inputs: str
+    metrics: dict[str, Any]
+    rule: Rule
+    failures: list[str] = dataclasses.field(default_factory=list)
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return not self.failures
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}/{self.precision}/{self.inputs}"
+
+    def detail(self) -> str:
+        """One line for logs and ``manifest.json`` checks."""
+        m = self.metrics
+        head = (f"{self.rule.describe()} on {m.get('n')} {self.inputs} samples: max_abs {m['max_abs']:.3g}, "
+                f"cosine {m['cosine']:.6f}, top-1 {m['top1']:.4f}")
+        return head + ("" if self else "; FAIL " + "; ".join(self.failures))
+
+    def to_row(self) -> dict[str, Any]:
+        row = {"backend": self.backend, "precision": self.precision, "inputs": self.inputs,
+               "n": self.metrics.get("n"), "passed": bool(self)}
+        row.update({k: self.metrics.get(k, math.nan) for k in METRIC_NAMES})
+        row.update(atol=self.rule.atol, rtol=self.rule.rtol, rule=self.rule.describe(),
+                   failures="; ".join(self.failures))
+        return row
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.to_row(), "tolerance": self.rule.to_dict(), "info": self.info}
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([self.to_row()])
+
+
+def compare(ref: np.ndarray, out: np.ndarray, rule: Rule, *, backend: str, precision: str, inputs: str,
+            labels: np.ndarray | None = None, info: dict[str, Any] | None = None) -> Comparison:
+    """Measure ``out`` against ``ref`` and judge it with ``rule``."""
+    m = rule.metrics(ref, out, labels)
+    return Comparison(backend, precision, inputs, m, rule, rule.failures(m, labelled=labels is not None),
+                      dict(info or {}))
+
+
+@dataclasses.dataclass
+class Verdicts:
+    """Several comparisons (one file, or one run); truthy when there is at least one and every one passed."""
+
+    comparisons: list[Comparison] = dataclasses.field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.comparisons) and all(self.comparisons)
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{c.name}: {f}" for c in self.comparisons for f in c.failures]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per comparison: backend, precision, inputs, every metric, the rule and pass/fail."""
+        return pd.DataFrame([c.to_row() for c in self.comparisons])
+
+
+# ------------------------------------------------------------------------------------------------ inference
+def infer_batches(backend: Any, x: np.ndarray, batch: int = 32, progress: bool = False, desc: str = "") -> np.ndarray:
+    """Run ``x`` through ``backend`` in chunks of ``batch`` (memory bounded by ``batch``, not ``len(x)``).
+
+    ``batch`` may be a static batch: the last chunk is then padded to it and the padding dropped.
+    """
+    name = next(iter(backend.input_specs))
+    out_name = backend.output_names[0]
+    step = max(1, int(batch))
+    starts: Sequence[int] = range(0, len(x), step)
+    if progress and len(starts) > 1:
+        from tqdm import tqdm  # optional UI dependency: imported only when a bar is shown
+
+        starts = tqdm(starts, desc=desc or "inference", unit="batch", leave=False)
+    static = backend.input_specs[name].shape[0]
+    parts = []
+    for i in starts:
+        chunk = x[i:i + step]
+        if isinstance(static, int) and static > 0 and len(chunk) != static:
+            pad = np.concatenate([chunk, np.repeat(chunk[-1:], static - len(chunk), axis=0)])
+            parts.append(backend.infer({name: pad})[out_name][:len(chunk)])
+        else:
+            parts.append(backend.infer({name: chunk})[out_name])
+    return np.concatenate(parts, axis=0)
+
+
+def compare_backend(backend: Any, refs: Mapping[str, np.ndarray], sets: Mapping[str, tuple[np.ndarray, Any]],
+                    rule: Callable[[str], Rule], *, name: str, precision: str, batch: int = 32,
+                    progress: bool = False, keep: dict[str, np.ndarray] | None = None) -> list[Comparison]:
+    """Run every input set through ``backend`` (batched) and judge it against ``refs[kind]`` with ``rule(kind)``.
+
+    ``keep``, when given, receives the outputs as ``{kind: out}`` (validate saves them in parity.npz).
+    """
+    out = []
+    for kind, (x, y) in sets.items():
+        got = infer_batches(backend, x, batch, progress, desc=f"{name} {precision} {kind}")
+        if keep is not None:
+            keep[kind] = got
+        out.append(compare(refs[kind], got, rule(kind), backend=name, precision=precision, inputs=kind, labels=y,
+                           info=dict(getattr(backend, "info", {}) or {})))
+    return out
