@@ -191,7 +191,9 @@ class TorchBackend(Backend):
         stack = contextlib.ExitStack()
         stack.enter_context(tf32_mode(self.allow_tf32 if self.device.type == "cuda" else None))
         if self.amp:
-            stack.enter_context(torch.autocast(self.device.type, dtype=AMP[self.amp]))
+            # a captured graph must not rely on autocast's weight-cast cache, which is freed when the context exits
+            stack.enter_context(torch.autocast(self.device.type, dtype=AMP[self.amp],
+                                               cache_enabled=self.mode != "cudagraph"))
         return stack
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,15 +213,16 @@ class TorchBackend(Backend):
     def _graph(self, shape: tuple[int, ...]) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """The CUDA graph captured for ``shape`` (warm-up on a side stream, then capture, as PyTorch documents)."""
         if shape not in self._graphs:
-            static_in = torch.zeros(shape, device=self.device)
-            self._stream.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(self._stream), self.forward_context():
-                for _ in range(3):  # cuDNN/cuBLAS autotuning and lazy init must happen before capture
-                    self.model(static_in)
-            torch.cuda.current_stream(self.device).wait_stream(self._stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph), self.forward_context():
-                static_out = self.model(static_in).float()
+            with torch.cuda.device(self.device):  # capture on the model's device, whatever device is current
+                static_in = torch.zeros(shape, device=self.device)
+                self._stream.wait_stream(torch.cuda.current_stream(self.device))
+                with torch.cuda.stream(self._stream), self.forward_context():
+                    for _ in range(3):  # cuDNN/cuBLAS autotuning and lazy init must happen before capture
+                        self.model(static_in)
+                torch.cuda.current_stream(self.device).wait_stream(self._stream)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph), self.forward_context():
+                    static_out = self.model(static_in).float()
             self._graphs[shape] = (graph, static_in, static_out)
         return self._graphs[shape]
 
