@@ -106,27 +106,6 @@ def sweep_stale(folder: str | os.PathLike, patterns: tuple[str, ...] | list[str]
     return removed
 
 
-def resolve_inside(folder: str | os.PathLike, rel: Any, what: str = "manifest entry") -> Path:
-    """``folder / rel`` for a path a run-folder file names, refusing anything that would leave the folder.
-
-    A manifest names its files relative to its own folder; an absolute path, a ``..`` that escapes, or a
-    symlink pointing out of the folder is refused with ``InputError`` (seadeploy never reads outside the run
-    folder on a file's say-so).
-    """
-    base = Path(folder)
-    if not isinstance(rel, str) or not rel.strip():
-        raise InputError(f"{what} in '{base}' names {rel!r}, not a relative file name; re-run export into this folder")
-    if Path(rel).is_absolute() or "\0" in rel:
-        raise InputError(f"{what} in '{base}' names the absolute path '{rel}'; a run folder names its files "
-                         f"relative to itself, so it is refused; re-run export into this folder")
-    target = base / rel
-    root = base.resolve()
-    if not target.resolve().is_relative_to(root):
-        raise InputError(f"{what} in '{base}' names '{rel}', which lies outside the run folder; it is refused; "
-                         f"re-run export into this folder")
-    return target
-
-
 def check_out_folder(path: str | os.PathLike | None, flag: str = "--out") -> None:
     """Refuse, before any work, an output folder that is a file or lies under a file (``ConfigError``)."""
     if path is None:

@@ -31,9 +31,13 @@ def load_model(source: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
     if not path.is_file():
         raise InputError(f"ONNX file '{path}' does not exist; export one with python -m seadeploy.export")
     try:
-        return onnx.load(str(path))
+        model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError / OSError / ValueError depending on the damage
         raise InputError(f"'{path}' is not a readable ONNX model ({exc})") from exc
+    if not model.graph.node or not model.graph.input:  # a 0-byte file parses as an empty ModelProto
+        raise InputError(f"'{path}' is not a readable ONNX model (empty or truncated: no graph nodes or inputs); "
+                         "re-export it")
+    return model
 
 
 def node_modules(model: onnx.ModelProto) -> dict[str, str]:

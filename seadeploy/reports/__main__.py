@@ -9,7 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from seadeploy import artifacts as A
 from seadeploy.cli import ArgumentParser, print_json, run_main
+from seadeploy.errors import ConfigError, InputError
+from seadeploy.reports import readers
 
 
 def _parser() -> ArgumentParser:
@@ -23,8 +26,22 @@ def _parser() -> ArgumentParser:
     return p
 
 
+#: run-folder files whose presence promises data: present but unreadable is bad input, not "not measured"
+PRESENT_MUST_READ = ((A.PARITY_JSON, readers.read_parity), (A.LATENCY_CSV, readers.read_latency),
+                     (A.METRICS_CSV, readers.read_training), (A.BUFFERS_JSON, readers.read_buffers))
+
+
+def check_readable(dirs: list[Path]) -> None:
+    """Raise ``InputError`` (exit 2, before any report is written) for a run file that exists but cannot be read;
+    a missing file stays a "not measured" note of the report."""
+    for d in dirs:
+        for name, reader in PRESENT_MUST_READ:
+            why = reader(d)[-1] if (d / name).is_file() else None
+            if why:
+                raise InputError(f"run folder '{d}': {why}")
+
+
 def _main(argv: list[str] | None) -> int:
-    from seadeploy.errors import ConfigError, InputError
     from seadeploy.reports import load_study, write_study_report
 
     a = _parser().parse_args(argv)
@@ -37,6 +54,7 @@ def _main(argv: list[str] | None) -> int:
         raise ConfigError(f"need {len(dirs)} distinct names (got {names}); pass --names a,b,...")
     if a.out is None and len(dirs) > 1:
         raise ConfigError("--out DIR is required for a report over several run folders")
+    check_readable(dirs)
     study = load_study(dict(zip(names, dirs)), {"baseline": a.baseline})
     first = study.runs.iloc[0] if not study.runs.empty else {}
     study.meta.update(model=first.get("model"), dataset=first.get("dataset"))

@@ -6,10 +6,12 @@ files, wrong shapes, NaN inputs), 3 a requested backend or device is unavailable
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from seadeploy.artifacts import check_out_folder
+from seadeploy.backends import PRECISIONS
 from seadeploy.cli import (
     ArgumentParser,
     device,
@@ -26,6 +28,14 @@ from seadeploy.parity import add_rule_args, rules_from_args
 
 def _csv(text: str) -> list[str]:  # "ort, trt" → ["ort", "trt"]
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _precisions(text: str) -> list[str]:  # a typo is refused while parsing, not skipped into "0/0 comparisons"
+    names = _csv(text)
+    bad = [n for n in names if n not in PRECISIONS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown precision '{bad[0] if bad else text}'; valid: {', '.join(PRECISIONS)}")
+    return names
 
 
 def _parser(matrix: bool) -> ArgumentParser:
@@ -53,7 +63,7 @@ def _parser(matrix: bool) -> ArgumentParser:
         p.add_argument("--batch", type=positive_int, default=64, help="inference batch size")
         p.add_argument("--seed", type=non_negative_int, default=0, help="input selection seed")
         p.add_argument("--device", type=device, default="cpu", help="torch device of the reference (cpu, cuda)")
-    p.add_argument("--precision", type=_csv, default=None, help="fp32,fp16,int8 (default: every one present)")
+    p.add_argument("--precision", type=_precisions, default=None, help="fp32,fp16,int8 (default: every one present)")
     p.add_argument("--samples", type=non_negative_int, default=32 if matrix else 512,
                    help="labelled samples (capped at the split)")
     p.add_argument("--random", type=non_negative_int, default=8 if matrix else 32, help="seeded random inputs")
