@@ -41,6 +41,10 @@ def _notes(study: StudyData, *frames: str) -> list[str]:
     return [f"{NOT_MEASURED}: {n}" for n in dict.fromkeys(notes)] + [f"{WARNING}: {w}" for w in dict.fromkeys(warns)]
 
 
+LATENCY_HEADERS = {"interval": "95% interval", "difference": "difference", "spread": "IQR/median (%)",
+                   "cpu_median_ms": "thread CPU median (ms)", "ratio_clock": "ratio clock"}
+
+
 def _headers(base: str | None) -> dict[str, str]:
     b = base or "baseline"
     return {**HEADERS, "latency_x": f"latency × {b}", "attn_buffer_x": f"attn buffer × {b}",
@@ -59,20 +63,34 @@ def answer_lines(comp: pd.DataFrame) -> list[str]:
         return []
     b = comp.set_index("variant").loc[base]
     point = comp.attrs.get("latency_point")
-    where = f"{'ORT' if point[0] == 'ort' else point[0]} {point[1]}, batch {point[2]}" if point else "not measured"
+    where = f"{point[0]} {point[1]}, batch {point[2]}" if point else "not measured"
     lines = []
     for _, r in comp.iterrows():
         if r["variant"] == base:
             continue
         acc = f"accuracy {_fmt(r.get('accuracy', float('nan')), '.2f', '%')} vs {_fmt(b.get('accuracy', float('nan')), '.2f', '%')}"
-        lat = (f"latency ({where}) {_fmt(r['latency_x'], '.2f', '×')} ({_fmt(r['latency_ms'], '.3g')} ms vs "
-               f"{_fmt(b['latency_ms'], '.3g')} ms)")
+        lat = latency_phrase(r, b, where)
         share = (f"attention takes {_fmt(r['attention_pct'], '.1f', '%')} of per-layer time "
                  f"(vs {_fmt(b['attention_pct'], '.1f', '%')})")
         buf = (f"attention buffering {_fmt(r['attn_buffer_x'], '.3g', '×')} "
                f"({_fmt(r['attention_buffer_elements'], ',.0f')} vs {_fmt(b['attention_buffer_elements'], ',.0f')} elements)")
         lines.append(f"**{r['variant']}** vs **{base}**: {acc}; {lat}; {share}; {buf}.")
     return lines
+
+
+def latency_phrase(r: pd.Series, b: pd.Series, where: str) -> str:
+    """The answer's latency clause: a difference is stated only when its own interval excludes 1."""
+    ms = f"{_fmt(r['latency_ms'], '.3g')} ms vs {_fmt(b['latency_ms'], '.3g')} ms"
+    low, high = r.get("latency_x_low", float("nan")), r.get("latency_x_high", float("nan"))
+    verdict = tables.noise_label(low, high)
+    if verdict == "no interval":
+        return (f"latency ({where}) not timed side by side: medians {ms} ({_fmt(r['latency_x'], '.2f', '×')}), no "
+                "interval, so no difference is claimed")
+    clock = "thread CPU time" if r.get("latency_clock") == "thread_cpu" else "wall time"
+    span = f"{_fmt(r['latency_x'], '.2f', '×')} [{low:.2f}, {high:.2f}]"
+    if verdict == "within noise":
+        return f"latency ({where}) within noise: {span} ({clock}; {ms})"
+    return f"latency ({where}) {verdict}: {span} ({clock}; {ms})"
 
 
 def _comparison(study: StudyData) -> pd.DataFrame:
@@ -117,15 +135,32 @@ def latency_section(study: StudyData) -> Section:
     if lat.empty:
         s.missing = _missing(study, "latency", default="latency was not profiled")
         return s
-    if "cv" in lat:
-        lat["cv"] = 100.0 * lat["cv"]
-    s.items.append(Table(lat, "Median latency per batch (ratio to the baseline at the same backend/precision/batch)",
-                         _headers(tables.pick_baseline(list(dict.fromkeys(lat["variant"])), study.meta.get("baseline", "se")))))
+    if "spread" in lat:
+        lat["spread"] = 100.0 * lat["spread"]
+    lat["interval"] = [f"[{lo:.3f}, {hi:.3f}]" if lo == lo and hi == hi else "n/a"
+                       for lo, hi in zip(lat["ratio_low"], lat["ratio_high"])]
+    cols = [c for c in lat.columns if c not in ("ratio_low", "ratio_high")]
+    cols.insert(cols.index("ratio") + 1, cols.pop(cols.index("interval")))
+    base = tables.pick_baseline(list(dict.fromkeys(lat["variant"])), study.meta.get("baseline", "se"))
+    s.items.append(Table(lat[cols], "Median latency per batch; ratio to the baseline at the same backend/precision/"
+                         "batch with its 95% interval (timed side by side)", {**_headers(base), **LATENCY_HEADERS}))
     s.items.append(FigureItem(plots.plot_latency_vs_batch(study.latency), "latency_vs_batch", "Latency vs batch"))
+    if tables.paired_ratios(lat) and lat["ratio_low"].notna().any():
+        clock = lat.get("ratio_clock", pd.Series(dtype=object))
+        used = "thread CPU time (one intra-op thread)" if (clock == "thread_cpu").all() else (
+            "thread CPU time where the backend runs on one thread, else wall time")
+        noise = int((lat["difference"] == "within noise").sum())
+        s.items.append(f"The variants were timed in one process, interleaved round by round on the same input; each "
+                       f"ratio is the median of the per-round ratios on {used}, with a 95% bootstrap interval. "
+                       f"{noise} of {len(lat)} ratios are within noise (their interval includes 1): no difference is "
+                       "shown there.")
+    else:
+        s.items.append("These rows were not timed side by side: ratios are of medians, with no interval, so they "
+                       "show no difference on their own (re-run python -m seadeploy.profiling latency RUN_A RUN_B).")
     if "stable" in lat and (~lat["stable"].astype(bool)).any():
-        s.items.append(f"{int((~lat['stable'].astype(bool)).sum())} of {len(lat)} measurements are unstable (coefficient "
-                       "of variation above the profiler's threshold): the machine was busy, so compare ratios rather "
-                       "than absolute milliseconds, or re-run with a longer --duration-s on a quiet machine.")
+        s.items.append(f"{int((~lat['stable'].astype(bool)).sum())} of {len(lat)} measurements are unstable (IQR/"
+                       "median above 10 % on the clock their ratio uses): the machine was busy; the paired ratios "
+                       "and their intervals account for it, absolute milliseconds do not.")
     s.items += _notes(study, "latency")
     return s
 

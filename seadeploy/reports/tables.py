@@ -6,7 +6,8 @@ a new frame; nothing here draws or formats. Input columns:
 * ``runs``: ``variant, attn`` and optionally ``accuracy`` (%, the PyTorch test accuracy),
   ``acc_ort_fp32``/``acc_ort_fp16``/``acc_ort_int8`` (%), ``params``.
 * ``latency``: ``variant, backend, precision, batch, median_ms`` and optionally ``iqr_ms``, ``p90_ms``,
-  ``p99_ms``, ``throughput`` (samples/s), ``cv``.
+  ``p99_ms``, ``throughput`` (samples/s), ``spread`` and the side-by-side ratio to the baseline variant
+  (``ratio``, ``ratio_low``, ``ratio_high``, ``ratio_clock``: see :mod:`seadeploy.profiling.latency`).
 * ``layers``: the per-layer frame of :mod:`seadeploy.profiling.schema` plus ``variant``.
 * ``buffer_blocks``: ``variant, block, elements`` (attention buffering of one attention block) and
   optionally ``bytes``; ``buffer_totals``: ``variant, attention_buffer_elements, total_buffer_elements``.
@@ -91,28 +92,50 @@ def attention_share_table(layers: pd.DataFrame | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def latency_table(latency: pd.DataFrame | None, baseline: str = "se") -> pd.DataFrame:
-    """Latency per variant × backend × precision × batch with ``ratio`` = median / the baseline's median.
+def paired_ratios(df: pd.DataFrame) -> bool:
+    """Whether ``latency`` rows carry ratios measured side by side (``ratio`` with its interval)."""
+    return {"ratio", "ratio_low", "ratio_high"} <= set(df.columns)
 
+
+def noise_label(low: float, high: float) -> str:
+    """``within noise`` when the interval holds 1, ``slower`` / ``faster`` when it does not, ``no interval``."""
+    if not (low == low and high == high):
+        return "no interval"
+    return "within noise" if low <= 1.0 <= high else ("slower" if low > 1.0 else "faster")
+
+
+def latency_table(latency: pd.DataFrame | None, baseline: str = "se") -> pd.DataFrame:
+    """Latency per variant × backend × precision × batch with ``ratio`` to the baseline and its interval.
+
+    ``ratio``, ``ratio_low``, ``ratio_high`` come from the side-by-side timing (``profiling.latency``: median of
+    paired per-round ratios, bootstrap interval) when the rows carry them; older rows without them get the ratio
+    of medians and no interval. ``difference`` says ``within noise`` when the interval includes 1.
     Also ``ms_per_sample`` (median / batch) and, when absent, ``throughput`` = batch / median.
     """
     if _empty(latency, "variant", *LATENCY_KEYS, "median_ms"):
-        return pd.DataFrame(columns=["variant", *LATENCY_KEYS, "median_ms", "ms_per_sample", "ratio"])
+        return pd.DataFrame(columns=["variant", *LATENCY_KEYS, "median_ms", "ms_per_sample", "ratio", "ratio_low",
+                                     "ratio_high", "difference"])
     df = latency.copy()
     df["batch"] = df["batch"].astype(int)
     df["ms_per_sample"] = df["median_ms"] / df["batch"]
     if "throughput" not in df.columns:
         df["throughput"] = 1000.0 * df["batch"] / df["median_ms"]
     base = pick_baseline(_ordered_variants(df), baseline)
-    ref = df[df["variant"] == base].set_index(list(LATENCY_KEYS))["median_ms"]
-    ref = ref[~ref.index.duplicated(keep="last")]
-    idx = pd.MultiIndex.from_frame(df[list(LATENCY_KEYS)])
-    df["ratio"] = df["median_ms"].to_numpy() / ref.reindex(idx).to_numpy()
-    keep = ["variant", *LATENCY_KEYS, "median_ms"] + [c for c in ("iqr_ms", "p90_ms", "p99_ms", "cv", "stable") if c in df]
+    if not paired_ratios(df):
+        ref = df[df["variant"] == base].set_index(list(LATENCY_KEYS))["median_ms"]
+        ref = ref[~ref.index.duplicated(keep="last")]
+        idx = pd.MultiIndex.from_frame(df[list(LATENCY_KEYS)])
+        df["ratio"] = df["median_ms"].to_numpy() / ref.reindex(idx).to_numpy()
+        df["ratio_low"] = df["ratio_high"] = np.nan
+    df["difference"] = [noise_label(lo, hi) for lo, hi in zip(df["ratio_low"], df["ratio_high"])]
+    keep = ["variant", *LATENCY_KEYS, "median_ms"] + [c for c in ("iqr_ms", "p10_ms", "p90_ms", "p99_ms",
+                                                               "cpu_median_ms", "spread", "stable") if c in df]
     order = {v: i for i, v in enumerate(_ordered_variants(df))}
     df = df.sort_values(["backend", "precision", "batch"], kind="stable")
     df = df.sort_values("variant", key=lambda s: s.map(order), kind="stable")
-    return df[keep + ["ms_per_sample", "throughput", "ratio"]].reset_index(drop=True)
+    extra = [c for c in ("ratio_clock",) if c in df]
+    return df[keep + ["ms_per_sample", "throughput", "ratio", "ratio_low", "ratio_high", "difference", *extra]
+              ].reset_index(drop=True)
 
 
 def buffer_block_table(buffer_blocks: pd.DataFrame | None, value: str = "elements",
@@ -171,6 +194,17 @@ def comparison_table(runs: pd.DataFrame, latency: pd.DataFrame | None = None, la
                        ("total_buffer_elements", "total_buffer_x")):
         ref = out.at[base, col] if base is not None else np.nan
         out[ratio] = out[col] / ref if ref == ref and ref else np.nan
+    # latency ratios come from the side-by-side timing when measured so (with their interval); otherwise the
+    # ratio of medians above stands, with no interval, and the answer claims no difference from it
+    paired = point.set_index("variant") if not point.empty and paired_ratios(point) else None
+    for col in ("latency_x", "latency_x_low", "latency_x_high"):
+        src = {"latency_x": "ratio", "latency_x_low": "ratio_low", "latency_x_high": "ratio_high"}[col]
+        if paired is not None:
+            out[col] = paired[src].reindex(out.index).astype(float)
+        elif col != "latency_x":
+            out[col] = np.nan
+    out["latency_clock"] = paired["ratio_clock"].reindex(out.index) if paired is not None and "ratio_clock" in paired \
+        else None
     if "accuracy" in out and base is not None:
         out["accuracy_delta_pp"] = out["accuracy"] - out.at[base, "accuracy"]
     out.attrs["baseline"] = base

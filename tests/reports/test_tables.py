@@ -75,3 +75,29 @@ def test_role_time_table(study):
     assert len(roles) == 6 and {"conv", "attention.squeeze", "other"} <= set(roles.columns)
     none = roles[(roles["variant"] == "none")]
     assert (none["attention.squeeze"] == 0).all()
+
+
+def test_paired_latency_ratios_drive_tables_and_the_answer(study):
+    """Rows timed side by side carry ratio + interval; the answer states a difference only outside the interval."""
+    from seadeploy.reports.sections import answer_lines, latency_section
+
+    lat = study.latency.copy()
+    intervals = {"none": (0.97, 0.95, 1.02), "se": (1.0, 1.0, 1.0), "tse": (1.25, 1.21, 1.30)}  # none: within noise
+    for col, i in (("ratio", 0), ("ratio_low", 1), ("ratio_high", 2)):
+        lat[col] = lat["variant"].map(lambda v, i=i: intervals[v][i])
+    lat["ratio_clock"] = "thread_cpu"
+    study.latency = lat
+    table = tables.latency_table(lat, "se")
+    by = table[(table["backend"] == "ort") & (table["batch"] == 1) & (table["precision"] == "fp32")].set_index("variant")
+    assert by.loc["tse", "ratio"] == 1.25 and by.loc["tse", "difference"] == "slower"
+    assert by.loc["none", "difference"] == "within noise"  # not the ratio of medians (0.91): the paired figure
+    comp = tables.comparison_table(study.runs, lat, study.layers, study.buffer_totals, baseline="se")
+    lines = {ln.split("**")[1]: ln for ln in answer_lines(comp)}
+    assert "within noise: 0.97× [0.95, 1.02] (thread CPU time" in lines["none"]
+    assert "slower: 1.25× [1.21, 1.30]" in lines["tse"]
+    text = " ".join(str(i) for i in latency_section(study).items)
+    assert "10 of 15 ratios are within noise" in text and "thread CPU time (one intra-op thread)" in text
+    # rows not timed side by side: no interval, and the answer claims no difference
+    comp = tables.comparison_table(study.runs, study.latency.drop(columns=["ratio", "ratio_low", "ratio_high"]),
+                                   study.layers, study.buffer_totals, baseline="se")
+    assert all("no difference is claimed" in ln for ln in answer_lines(comp))
