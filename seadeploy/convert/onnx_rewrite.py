@@ -166,8 +166,10 @@ def _name(base: str, used: set[str]) -> str:
     return name
 
 
-def se_to_tse_onnx(model: onnx.ModelProto, tile: Any) -> tuple[onnx.ModelProto, list[dict[str, Any]]]:
-    """A rewritten copy of ``model`` and one record per block (``tile``: int, (kh, kw) or per-map-size list).
+def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
+                   ) -> tuple[onnx.ModelProto, list[dict[str, Any]]]:
+    """A rewritten copy of ``model`` and one record per block (``tile``: int, (kh, kw) or per-map-size list;
+    ``per_block``: ``tile`` lists one tile per convertible block, in graph order).
 
     Raises:
         InputError: the graph has no squeeze-excite block.
@@ -181,7 +183,12 @@ def se_to_tse_onnx(model: onnx.ModelProto, tile: Any) -> tuple[onnx.ModelProto, 
     ok = [b for b in blocks if b.convertible]
     if not ok:
         raise InputError(f"none of the {len(blocks)} attention blocks can be rewritten: {blocks[0].reason}")
-    tiles = stage_tiles(tile, [(1, b.channels, b.height, b.width) for b in ok])
+    if per_block:
+        if len(tile) != len(ok):
+            raise InputError(f"the graph has {len(ok)} convertible attention blocks but {len(tile)} tiles were given")
+        tiles = [tuple(t) for t in tile]
+    else:
+        tiles = stage_tiles(tile, [(1, b.channels, b.height, b.width) for b in ok])
     gr = _Graph(model)
     nodes = {n.name: n for n in gr.g.node}
     used = {n.name for n in gr.g.node} | set(gr.producer) | set(gr.inits) | {i.name for i in gr.g.input}

@@ -30,7 +30,7 @@ from seadeploy import artifacts
 from seadeploy.artifacts import CHECKPOINT, Checkpoint
 from seadeploy.convert.onnx_rewrite import load_onnx_file, se_to_tse_onnx
 from seadeploy.convert.torch_rewrite import se_to_tse_structural, tiled_blocks, tse_to_se_structural
-from seadeploy.errors import ConfigError, InputError
+from seadeploy.errors import ConfigError
 from seadeploy.models.source import ModelSource, is_external
 
 CONVERT_JSON = "convert.json"
@@ -204,30 +204,8 @@ def convert_torch(ckpt: Checkpoint, opts: ConvertOptions, work: Path) -> tuple[C
                                                          "from_attn": spec.attn}})
     out.build_model()  # the saved spec must rebuild these weights (raises InputError naming a misfit tensor)
     before = _export(net, size, work, "before.onnx")
-    after = _deployable(before, new, opts, size) if is_external(spec.model) and opts.to == "tse" else None
-    if after is None:
-        after = _export(new, size, work, "after.onnx")
+    after = _export(new, size, work, "after.onnx")  # export_onnx gives a converted model the deployable lowering
     return out, before, after, records
-
-
-def _deployable(before: onnx.ModelProto, new, opts: ConvertOptions, size: int) -> onnx.ModelProto | None:
-    """The zoo's TSE lowering of the exported SE graph, used when it computes what the rewritten module does.
-
-    The rewritten module folds tiles into the batch (a 6-D reshape, slow in ONNX Runtime and outside the
-    buffer model's row rules); the graph rewrite gives the deployable form of the same function. None when the
-    graph rewrite does not apply or does not match the module (then the module's own export is written).
-    """
-    import torch
-
-    try:
-        after, _ = se_to_tse_onnx(before, opts.tile)
-    except InputError:
-        return None
-    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
-    with torch.no_grad():
-        ref = new.eval()(torch.from_numpy(x)).numpy()
-    got = _session(after).run(None, {_input(after)[0]: x})[0]
-    return after if np.abs(got - ref).max() <= 1e-4 * (1 + np.abs(ref).max()) else None
 
 
 def _staged(out: Path):

@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from seadeploy.artifacts import atomic_path
+from seadeploy.convert.onnx_rewrite import se_to_tse_onnx
+from seadeploy.convert.torch_rewrite import tiled_blocks, tse_to_se_structural
 from seadeploy.errors import ConfigError
 from seadeploy.export.lowering import lower_for_ort
 
@@ -66,7 +68,11 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_shape: Sequence
         raise ConfigError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")
     batch = max(int(example_batch), 2) if dynamic_batch else int(example_batch)
     example = torch.randn((batch, *map(int, input_shape)), generator=torch.Generator().manual_seed(1234))
-    program = _run_exporter(model.eval().float().cpu(), example, int(opset), dynamic_batch)
+    # A user model converted to TSE by seadeploy.convert (its SE modules run tiled by folding tiles into the batch)
+    # is exported in its SE form and given the zoo's deployable TSE lowering (convert/onnx_rewrite.py).
+    tiles = tiled_blocks(model)
+    net = tse_to_se_structural(model) if tiles else model
+    program = _run_exporter(net.eval().float().cpu(), example, int(opset), dynamic_batch)
     proto = program.model_proto
     annotate_modules(proto, program.exported_program)
     if lower:
@@ -75,6 +81,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_shape: Sequence
         if LOWERING_KEY in meta:
             proto.metadata_props.remove(meta[LOWERING_KEY])
         proto.metadata_props.add(key=LOWERING_KEY, value=json.dumps(counts, sort_keys=True))
+    if tiles:
+        proto, _ = se_to_tse_onnx(proto, list(tiles.values()), per_block=True)
     with atomic_path(path) as tmp:
         onnx.save_model(proto, str(tmp), save_as_external_data=False)
     return Path(path)
