@@ -65,3 +65,15 @@ def test_tensorrt_without_a_gpu_reports_no_builder(monkeypatch):
 def test_gpu_machine_reports_devices():
     check = doctor.check_torch_cuda()
     assert check.ok and check.detail["devices"]
+
+
+def test_ort_tensorrt_provider_without_libnvinfer_is_flagged(monkeypatch):
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(doctor, "_loadable", lambda lib: False)
+    check = doctor.check_ort_gpu()
+    assert not check.ok and "libnvinfer.so.10" in check.problem and "LD_LIBRARY_PATH" in check.install
+    monkeypatch.setattr(doctor, "_loadable", lambda lib: True)
+    assert doctor.check_ort_gpu().ok

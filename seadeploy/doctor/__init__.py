@@ -42,6 +42,17 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
+def _loadable(library: str) -> bool:
+    """Whether the dynamic loader finds ``library`` (as a provider loading it at run time would)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    return True
+
+
 def _guard(fn: Callable[[], Check], name: str) -> Check:
     try:
         return fn()
@@ -120,7 +131,14 @@ def check_ort_gpu() -> Check:
     missing = [p for p in wanted if p not in have]
     gpu_wheel = _dist_version("onnxruntime-gpu")
     if not missing:
-        return Check("onnxruntime-gpu", True, gpu_wheel, {"providers": wanted})
+        # ORT lists the providers it was built with; the TensorRT one loads libnvinfer.so.10 only at session creation
+        if not _loadable("libnvinfer.so.10"):
+            return Check("onnxruntime-gpu", False, gpu_wheel, {"providers": wanted, "libnvinfer.so.10": False},
+                         "TensorrtExecutionProvider is built in but libnvinfer.so.10 is not on the loader path",
+                         "backend ort:tensorrt (ort:cuda is unaffected)",
+                         'pip install -e ".[tensorrt]" and export LD_LIBRARY_PATH="$(python -c \'import os, tensorrt_libs; '
+                         'print(os.path.dirname(tensorrt_libs.__file__))\'):$LD_LIBRARY_PATH" (README)')
+        return Check("onnxruntime-gpu", True, gpu_wheel, {"providers": wanted, "libnvinfer.so.10": True})
     why = ("the installed wheel is the CPU build (onnxruntime)" if not gpu_wheel
            else f"onnxruntime-gpu {gpu_wheel} lacks {', '.join(missing)} (CUDA/cuDNN/TensorRT libraries not found)")
     return Check("onnxruntime-gpu", False, gpu_wheel, {"missing_providers": missing}, why,
