@@ -43,7 +43,7 @@ def _parser() -> ArgumentParser:
 
 
 def _main(argv: list[str] | None) -> int:
-    from seadeploy import artifacts
+    from seadeploy import runfolder
     from seadeploy.profiling import latency, layers, summaries
 
     a = _parser().parse_args(argv)
@@ -65,7 +65,7 @@ def _main(argv: list[str] | None) -> int:
                                        a.dtype_bytes)
         out = a.out or a.run_dir
         if out:
-            artifacts.write_json(Path(out) / artifacts.BUFFERS_JSON, report.summary())
+            runfolder.write_buffers(out, report.summary())
         print_json(report.summary()) if a.json else print(summaries.format_buffers(report))
         return 0
     report = summaries.memory_for(a.run_dir, a.onnx, a.batch, a.input_size)

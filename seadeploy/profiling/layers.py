@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seadeploy import artifacts
+from seadeploy import artifacts, runfolder
 from seadeploy.backends import resolve
 from seadeploy.errors import ConfigError
 from seadeploy.graphs.attention import print_warnings
@@ -71,10 +71,7 @@ class LayerProfile:
         paths = []
         family = self.frame["backend"].str.split(r"[-:]", regex=True).str[0]
         for name, part in self.frame.groupby(family, sort=False):
-            path = Path(run_dir) / artifacts.layers_csv(str(name))
-            with artifacts.atomic_path(path) as tmp:
-                part.to_csv(tmp, index=False)
-            paths.append(path)
+            paths.append(runfolder.write_layers(run_dir, str(name), part))
         return paths
 
     def summary(self) -> dict[str, Any]:

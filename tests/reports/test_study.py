@@ -4,42 +4,51 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from seadeploy import runfolder
 from seadeploy.artifacts import Checkpoint, ModelSpec
+from seadeploy.parity import compare, default_rule
 from seadeploy.reports import load_run, load_study
 from seadeploy.reports.render import Table
 from seadeploy.reports.sections import build_sections
 from seadeploy.reports.study import StudyData
+from seadeploy.train.history import write_metrics_csv
+from seadeploy.validate.report import ParityReport
 
 
 def _write_run(run, study: StudyData, variant: str) -> None:
-    """A run folder in the stages' file formats (latency.csv as profiling writes it, parity.csv as validate does)."""
+    """A run folder written by the stages' own writers (seadeploy/runfolder.py), from the synthetic study frames."""
     spec = ModelSpec("resnet20_cifar", attn=variant, attn_kwargs={"tile": 2} if variant == "tse" else {})
     model = spec.build()
     metrics = {"epoch": 2, "top1": 96.5, "best_top1": 97.0}
     Checkpoint(spec, model.state_dict(), dataset="digits", metrics=metrics).save(run / "checkpoint.safetensors")
-    study.training[study.training["variant"] == variant].drop(columns="variant").to_csv(run / "metrics.csv", index=False)
+    write_metrics_csv(run, study.training[study.training["variant"] == variant].drop(columns="variant")
+                      .to_dict("records"))
     lat = study.latency[study.latency["variant"] == variant].drop(columns="variant")
-    lat = lat.rename(columns={"median_ms": "median_ms"}).assign(metric="latency", throughput_ips=100.0, stable=True)
-    pd.concat([lat, lat.head(1).assign(metric="h2d", median_ms=99.0)]).to_csv(run / "latency.csv", index=False)
+    lat = lat.assign(metric="latency", throughput_ips=100.0, stable=True)
+    runfolder.write_latency(run, pd.concat([lat, lat.head(1).assign(metric="h2d", median_ms=99.0)]), method="test")
     for backend, part in study.layers[study.layers["variant"] == variant].groupby("backend"):
-        part.drop(columns="variant").to_csv(run / f"layers_{backend}.csv", index=False)
+        runfolder.write_layers(run, backend, part.drop(columns="variant"))
     blocks = study.buffer_blocks[study.buffer_blocks["variant"] == variant]
     totals = study.buffer_totals.set_index("variant").loc[variant]
-    (run / "buffers.json").write_text(json.dumps({
-        "format_version": 1, "attention_buffer_elements": int(totals["attention_buffer_elements"]),
+    runfolder.write_buffers(run, {
+        "attention_buffer_elements": int(totals["attention_buffer_elements"]),
         "total_buffer_elements": int(totals["total_buffer_elements"]),
         "blocks": [{"block": b, "joins": 2, "attention_elements": int(e), "total_elements": int(e)}
-                   for b, e in zip(blocks["block"], blocks["elements"])]}))
-    (run / "layers_summary.json").write_text(json.dumps({"gaps": [
+                   for b, e in zip(blocks["block"], blocks["elements"])]})
+    runfolder.write_layers_summary(run, {"gaps": [
         {"backend": "ort", "precision": "fp32", "batch": 1, "layers": 50, "run_sum_ms": 0.9, "end_to_end_ms": 1.0,
-         "gap_pct": 10.0, "interference_pct": 1.0}], "within_tolerance": True}))
-    pd.DataFrame([{"backend": "ort", "precision": p, "inputs": k, "n": 360 if k == "data" else 32, "passed": True,
-                   "max_abs": 1e-6, "cosine": 0.9999999, "top1": 1.0, "accuracy": 0.95 if k == "data" else None,
-                   "ref_accuracy": 0.95 if k == "data" else None}
-                  for p in ("fp32", "int8") for k in ("random", "data")]).to_csv(run / "parity.csv", index=False)
+         "gap_pct": 10.0, "interference_pct": 1.0}], "within_tolerance": True})
+    ref = np.random.default_rng(0).standard_normal((40, 10)).astype(np.float32)
+    labels = ref.argmax(1)
+    labels[:2] = (labels[:2] + 1) % 10  # reference accuracy 95 %
+    report = ParityReport([compare(ref, ref + 1e-6, default_rule(p, k), backend="ort", precision=p, inputs=k,
+                                   labels=labels if k == "data" else None)
+                           for p in ("fp32", "int8") for k in ("random", "data")], str(run))
+    runfolder.write_parity(run, report.to_dict(), report.to_frame())
 
 
 def test_load_run_reads_every_stage_file(study, tmp_path):
@@ -60,6 +69,8 @@ def test_load_run_reads_every_stage_file(study, tmp_path):
     assert loaded.buffer_totals["attention_buffer_elements"].tolist() == \
         study.buffer_totals.set_index("variant").loc[["se", "tse"], "attention_buffer_elements"].tolist()
     assert len(loaded.parity) == 8 and len(loaded.training) == 4
+    (tmp_path / "se" / "parity.csv").unlink()  # parity.json alone gives the same rows (its "comparisons")
+    assert len(load_study({"se": tmp_path / "se"}).parity) == 4
     assert loaded.layer_gaps["gap_pct"].tolist() == [10.0, 10.0]
     sections = build_sections(loaded)
     assert [s.anchor for s in sections if s.empty or any("not measured" in str(i) for i in s.items)] == []
