@@ -77,3 +77,18 @@ def test_ort_tensorrt_provider_without_libnvinfer_is_flagged(monkeypatch):
     assert not check.ok and "libnvinfer.so.10" in check.problem and "LD_LIBRARY_PATH" in check.install
     monkeypatch.setattr(doctor, "_loadable", lambda lib: True)
     assert doctor.check_ort_gpu().ok
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-GPU exit")
+def test_gpu_check_exits_3_without_a_gpu(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    assert gpu_check.main(["--out", str(tmp_path / "out")]) == 3
+    assert "no GPU" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["exit"] == 3
+    assert json.loads((tmp_path / "out" / "doctor.json").read_text())["gpu"] is False
