@@ -5,10 +5,17 @@ only, so the fp16 cast graph and the int8 Q/DQ graph carry the precision. On Ten
 classic weakly typed network with ``BuilderFlag.FP16`` / ``INT8`` plus per-layer fp32 constraints for the
 nodes the fp16 graph keeps in fp32 (``strongly_typed=True`` uses the TensorRT 11 path on 10 too).
 
-After the build the engine inspector's JSON (``DETAILED`` verbosity) is read back with
+TF32 is on by default in TensorRT 10 and 11; it is cleared on both unless ``EngineConfig.tf32``, and the sidecar
+records the flag as the builder config reports it after the build. The TensorRT plumbing shared with the
+layer-wise build (import + plugins, GPU check, network/parser, TF32, inspector with an execution context,
+activation memory on 10.0 and later) lives in :mod:`seadeploy.backends.trt_support`.
+
+After the build the engine inspector's JSON (``DETAILED`` verbosity, read with an execution context at the
+profile's opt shape so dynamic-shape engines report real types) is parsed by
 :mod:`seadeploy.export.engine_inspect` (10.x and 11.x schemas) and the build fails when a compute layer does not
-run in the precision the graph asks for. Everything but the build itself (inspector parsing, verification,
-config assembly, parser-error formatting) is pure Python and tested on CPU.
+run in the precision the graph asks for. Everything but the build itself is pure Python and tested on CPU; the
+build's own code is also run on CPU against a fake ``tensorrt`` with the real enum names
+(tests/export/test_trt_engine.py).
 """
 
 from __future__ import annotations
