@@ -239,9 +239,13 @@ class TimedPropagation(Propagation):
     inputs are read: the moment the rows it needs are released).
     """
 
-    def __init__(self, *args, costs: dict[str, tuple[float, float, float]], **kw) -> None:
+    def __init__(self, *args, costs: dict[str, tuple[float, float, float]], steady: bool = False,
+                 periods: dict[str, float] | None = None, **kw) -> None:
         super().__init__(*args, **kw)
         self.costs = costs
+        self.steady = steady
+        self.fixed_periods = periods  # row periods of the design (from the infinite-speed run)
+        self.periods: dict[str, float] = {}
         self.starts: dict[str, np.ndarray] = {}
         self.reduced: dict[str, bool] = {}
         self._node: onnx.NodeProto | None = None
@@ -271,13 +275,25 @@ class TimedPropagation(Propagation):
             self.starts[name] = t
             return t + (serv + lat) if serv + lat else t
         need = np.broadcast_to(t, (1, 1, shp[2], 1))[0, 0, :, 0]
-        # Row period exactly as the buffer model's rate limit (a floor-mode crop can make it shorter).
-        steps = np.diff(need)
-        steps = steps[steps > 0.5]
-        period = min(self.ref_rows / shp[2], float(steps.min()) if steps.size else np.inf)
+        # Row period exactly as the buffer model's rate limit (a floor-mode crop can make it shorter); with
+        # service times, the period of the infinite-speed run (a property of the design, not of the timing).
+        if self.fixed_periods is not None and name in self.fixed_periods:
+            period = self.fixed_periods[name]
+        else:
+            steps = np.diff(need)
+            steps = steps[steps > 0.5]
+            period = min(self.ref_rows / shp[2], float(steps.min()) if steps.size else np.inf)
+        self.periods[name] = period
         gap = period if reduced else max(period, s_row)
         r = np.arange(shp[2]) * gap
-        start = np.round(r + np.maximum.accumulate(need - r), 6)
+        start = r + np.maximum.accumulate(need - r)
+        if self.steady:
+            # Frames follow every H_in input rows: row 0 of the next frame starts no earlier than ``gap`` after
+            # this frame's last row. The least periodic schedule (what a cold start settles into) is
+            # max(single frame, last start − II + (r+1)·gap); it differs only for a stage kept busy all frame
+            # whose rows arrive bunched (e.g. after an edge tile), which carries the bunching into the next frame.
+            start = np.maximum(start, start[-1] - self.ref_rows + r + gap)
+        start = np.round(start, 6)
         self.starts[name] = compress(start.reshape(1, 1, -1, 1))
         return compress((start + (serv + lat)).reshape(1, 1, -1, 1))
 
@@ -362,15 +378,17 @@ def _line_arrays(p: TimedPropagation, node: onnx.NodeProto) -> tuple[np.ndarray,
 
 
 def fifo_table(p: TimedPropagation, sq: TimedPropagation, g: Graph, hw: Hardware,
-               period: float) -> pd.DataFrame:
+               period: float, cold: TimedPropagation | None = None,
+               zero: TimedPropagation | None = None) -> pd.DataFrame:
     """One row per FIFO that must hold rows: early join operands and window line buffers.
 
-    ``buffer_*`` is the single-frame held amount (the buffer model's measure); ``fifo_*`` the steady-state
-    depth for zero stall (:func:`peak_resident`: the capacity, arriving row included); ``lead_rows`` that peak
+    ``buffer_*`` is the single-frame held amount of the first frame (``cold``; the buffer model's measure);
+    ``fifo_*`` the steady-state depth for zero stall (:func:`peak_resident`: the capacity, arriving row included); ``lead_rows`` that peak
     at infinite speed (a smaller FIFO deadlocks). Times in ``p`` are input-row periods; ``period`` converts them to cycles.
     """
     ii = float(g.input_rows)  # one frame every H_in input-row periods
-    base_t = TimedPropagation(g.model, g.shapes, g.consts, g.blocks, window_lags=True, costs={}).run()
+    cold = cold or p
+    base_t = zero or TimedPropagation(g.model, g.shapes, g.consts, g.blocks, window_lags=True, costs={}).run()
     rows = []
     for node in g.model.graph.node:
         if not node.output or node.output[0] not in p.shapes or p.times.get(node.output[0]) is None:
@@ -380,9 +398,11 @@ def fifo_table(p: TimedPropagation, sq: TimedPropagation, g: Graph, hw: Hardware
             ops = _join_operands(p, node)
             if len(ops) >= 2:
                 ops_sq = {o[0]: o for o in _join_operands(sq, node)}
+                ops_c = {o[0]: o for o in _join_operands(cold, node)}
                 ops_b = {o[0]: o for o in _join_operands(base_t, node)}
-                for idx, a, c, mult, early in ops:
-                    single = held_elements(a, c, mult) if early else 0
+                for idx, a, c, mult, _early in ops:
+                    _, a1, c1, m1, e1 = ops_c[idx]
+                    single = held_elements(a1, c1, m1) if e1 else 0
                     _, a2, c2, m2, e2 = ops_sq[idx]
                     att = held_elements(a2, c2, m2) if e2 else 0
                     _, a3, c3, m3, e3 = ops_b[idx]
@@ -397,7 +417,7 @@ def fifo_table(p: TimedPropagation, sq: TimedPropagation, g: Graph, hw: Hardware
             if arr is not None:
                 a, c = arr
                 a0, c0 = _line_arrays(base_t, node)
-                held = held_elements(a, c)
+                held = held_elements(*_line_arrays(cold, node))
                 items.append(("line", 0, held, 0, peak_resident(a0, c0), _steady_peak(a, c, 1, ii),
                               float(np.max(c - a))))
         for kind, idx, single, att, lead, steady, skew in items:
@@ -477,8 +497,14 @@ def analyse_pipeline(source: str | os.PathLike | onnx.ModelProto | Graph, input_
     period = ii / h_in  # cycles per input row
     costs = {n: (service_scale * s.service_row / period, service_scale * s.service_acc / period,
                  service_scale * s.latency / period) for n, s in stages.items()}
-    p = TimedPropagation(g.model, g.shapes, g.consts, g.blocks, window_lags=True, costs=costs).run()
-    sq = TimedPropagation(g.model, g.shapes, g.consts, g.blocks, window_lags=False, costs=costs).run()
+    steady = service_scale > 0
+    args = (g.model, g.shapes, g.consts, g.blocks)
+    zero = TimedPropagation(*args, window_lags=True, costs={}).run()
+    zero_sq = TimedPropagation(*args, window_lags=False, costs={}).run()
+    p = TimedPropagation(*args, window_lags=True, costs=costs, steady=steady, periods=zero.periods).run()
+    sq = TimedPropagation(*args, window_lags=False, costs=costs, periods=zero_sq.periods).run()
+    # The first frame through an idle pipeline (no frame ahead of it): the buffer model's single-frame view.
+    cold = TimedPropagation(*args, window_lags=True, costs=costs, periods=zero.periods).run() if steady else p
     rows = []
     for n in g.model.graph.node:
         st = stages.get(n.name)
@@ -496,12 +522,15 @@ def analyse_pipeline(source: str | os.PathLike | onnx.ModelProto | Graph, input_
     outs = [o.name for o in g.model.graph.output if p.times.get(o.name) is not None]
     fill = min(float(np.min(p.times[o])) for o in outs) * period if outs else 0.0
     frame = max(float(np.max(p.times[o])) for o in outs) * period if outs else 0.0
+    first_fill = min(float(np.min(cold.times[o])) for o in outs) * period if outs else 0.0
+    first_frame = max(float(np.max(cold.times[o])) for o in outs) * period if outs else 0.0
     no_overlap = ii + service_scale * sum(s.cycles_per_frame + s.latency for s in stages.values())
-    fifos = fifo_table(p, sq, g, hw, period)
+    fifos = fifo_table(p, sq, g, hw, period, cold, zero)
     figures = {"initiation_interval_cycles": ii, "fps": hw.clock_mhz * 1e6 / ii, "bottleneck": bottleneck.node
                if bottleneck and bottleneck.cycles_per_frame >= h_in else "input",
                "bottleneck_op": bottleneck.op_type if bottleneck else None, "input_row_period_cycles": period,
                "fill_latency_cycles": fill, "frame_latency_cycles": frame, "no_overlap_latency_cycles": no_overlap,
+               "first_frame_fill_latency_cycles": first_fill, "first_frame_latency_cycles": first_frame,
                "frame_latency_ms": frame / (hw.clock_mhz * 1e3), "no_overlap_latency_ms": no_overlap / (hw.clock_mhz * 1e3),
                "macs_per_cycle_used": float(sum(s.parallelism for s in stages.values() if s.macs)),
                "buffer_elements": int(fifos.loc[fifos["kind"] == "join", "buffer_elements"].sum()),

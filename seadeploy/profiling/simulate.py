@@ -57,7 +57,7 @@ class Edge:
     max_held: int = 0  # most rows resident at once, the arriving one included
 
     def held(self) -> int:
-        return self.pushed - min(self.freed, self.pushed)
+        return self.pushed - self.freed if self.pushed > self.freed else 0
 
 
 @dataclasses.dataclass
@@ -71,8 +71,8 @@ class Node:
     accumulate: bool
     ins: list[Edge] = dataclasses.field(default_factory=list)
     outs: list[Edge] = dataclasses.field(default_factory=list)
-    hi: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
-    lo_next: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
+    hi: dict[int, list[int]] = dataclasses.field(default_factory=dict)
+    lo_next: dict[int, list[int]] = dataclasses.field(default_factory=dict)
     sink: bool = False
     # state
     fired: int = 0  # output rows started (global, across frames)
@@ -86,7 +86,7 @@ class Node:
     starved: float = 0.0
     busy: float = 0.0
     try_at: float = INF
-    out_times: list = dataclasses.field(default_factory=list)
+    row_times: dict = dataclasses.field(default_factory=dict)  # frame → [first, last] delivery time
 
 
 def _rule_for(op: str):
@@ -152,12 +152,13 @@ def build(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None = No
         rows = int(np.size(base.times[out]))
         node = Node(n.name, rows, 0.0, st.service_row, st.service_acc, st.latency, False)
         live = [j for j, i in enumerate(n.input) if i and base.times.get(i) is not None]
-        _, reduced = _rule_for(n.op_type)(base, n, [base.times.get(i) if i else None for i in n.input])
+        need, reduced = _rule_for(n.op_type)(base, n, [base.times.get(i) if i else None for i in n.input])
         node.accumulate = bool(reduced) and len(live) == 1
-        if len(shp) == 4 and shp[2] > 1 and rows > 1:
-            steps = np.diff(np.broadcast_to(pad_dims(base.times[out], 4), (1, 1, shp[2], 1))[0, 0, :, 0])
+        if len(shp) == 4 and shp[2] > 1 and rows > 1 and need[0] is not None:
+            # A floor-mode crop: rows may be closer than H_in / H (the same rule as the buffer model's).
+            steps = np.diff(np.broadcast_to(pad_dims(need[0], 4), (1, 1, shp[2], 1))[0, 0, :, 0])
             steps = steps[steps > 0.5]
-            if steps.size:  # a floor-mode crop: rows may be closer than H_in / H (as in the buffer model)
+            if steps.size:
                 row_period = min(row_period, float(steps.min()) * period)
         node.gap = row_period if node.accumulate else max(row_period, st.service_row)
         for j in live:
@@ -169,10 +170,10 @@ def build(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None = No
             r_in = int(np.size(base.times[src]))
             if hi is None or lo is None or hi.size != rows:  # unmatched layout: read the whole input per row
                 hi, lo = np.full(rows, r_in - 1.0), np.zeros(rows)
-            node.hi[j] = np.maximum.accumulate(np.round(hi).astype(np.int64))
+            node.hi[j] = np.maximum.accumulate(np.round(hi).astype(np.int64)).tolist()
             lo = np.where(lo >= NONE_NEEDED / 2, r_in, np.round(lo)).astype(np.int64)
             lo = np.minimum.accumulate(lo[::-1])[::-1]  # a row stays until no later firing reads it
-            node.lo_next[j] = np.append(lo[1:], r_in)
+            node.lo_next[j] = np.append(lo[1:], r_in).tolist()
             cap = INF if depths is None else depths.get((n.name, j), PASS_THROUGH_ROWS)
             e = Edge(producer[src], n.name, j, src, r_in, capacity=cap)
             node.ins.append(e)
@@ -201,21 +202,25 @@ class SimResult:
     stalls: dict[str, dict[str, float]]
     events: int
     end_cycles: float
+    first_frame: tuple = (math.nan, math.nan)  # (fill, frame latency) of frame 0 through an idle pipeline
+    row_times: dict = dataclasses.field(default_factory=dict)  # node → frame → [first, last] delivery
 
     def summary(self) -> dict[str, Any]:
         return {"frames": self.frames, "deadlock": self.deadlock, "reason": self.reason,
                 "initiation_interval_cycles": self.initiation_interval_cycles,
                 "fill_latency_cycles": self.fill_latency_cycles, "frame_latency_cycles": self.frame_latency_cycles,
+                "first_frame_fill_latency_cycles": self.first_frame[0], "first_frame_latency_cycles": self.first_frame[1],
                 "blocked_cycles": sum(s["blocked"] for s in self.stalls.values()),
                 "events": self.events, "end_cycles": self.end_cycles}
 
 
 def simulate(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None = None, frames: int | None = None,
-             stages: dict[str, Stage] | None = None, max_events: int = 50_000_000) -> SimResult:
+             stages: dict[str, Stage] | None = None, max_events: int = 50_000_000, max_frames: int = 200) -> SimResult:
     """Run frames through the pipeline of ``g`` (bounded FIFOs where ``depths`` says).
 
-    ``frames=None``: once the first frame is out, run until ``ceil(its latency / frame time) + 3`` frames are
-    done, so the frames in flight overlap fully (steady state) for the last ones.
+    ``frames=None``: once the first frame is out, run at least ``ceil(its latency / frame time) + 3`` frames (so
+    the frames in flight overlap fully) and then until the frame latency is the same for three frames in a row
+    (a stage kept busy all frame carries bunched rows into later frames; at most ``max_frames``).
     """
     nodes, period = build(g, hw, depths, stages)
     order = {name: i for i, name in enumerate(nodes)}
@@ -230,10 +235,17 @@ def simulate(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None =
     need_per_frame = sum(sink_rows.values())
     src = nodes["__input__"]
     target = frames if frames is not None else None
+    adaptive = frames is None
     total_src = frames * src.rows if frames is not None else INF
+
+    current = [0.0]
+    ready: deque = deque()  # events at the current time: no heap traffic for the many same-instant retries
 
     def schedule(t: float, kind: int, name: str, row: int = 0) -> None:
         nonlocal seq
+        if t == current[0]:
+            ready.append((kind, name, row))
+            return
         seq += 1
         heapq.heappush(heap, (t, kind, seq, name, row))
 
@@ -243,24 +255,36 @@ def simulate(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None =
             schedule(t, 1, node.name)
 
     def push_out(node: Node, now: float) -> None:
+        outs = node.outs
         while node.outq:
             row = node.outq[0]
-            if any(e.held() >= e.capacity for e in node.outs):
-                if node.blocked_since is None:
-                    node.blocked_since = now
-                return
+            for e in outs:
+                if e.pushed - e.freed >= e.capacity:
+                    if node.blocked_since is None:
+                        node.blocked_since = now
+                    return
             node.outq.popleft()
-            for e in node.outs:
+            span = node.row_times.get(row // node.rows)
+            if span is None:
+                node.row_times[row // node.rows] = [now, now]
+            else:
+                span[1] = now
+            for e in outs:
                 e.pushed += 1
-                e.max_held = max(e.max_held, e.held())
-                want_try(nodes[e.consumer], now)
+                occ = e.pushed - e.freed
+                if occ > e.max_held:
+                    e.max_held = occ
+                cons = nodes[e.consumer]
+                if now < cons.try_at:
+                    cons.try_at = now
+                    ready.append((1, cons.name, 0))
             if node.sink:
                 k, r = divmod(row, node.rows)
                 out_first.setdefault(k, now)
                 got[k] = got.get(k, 0) + 1
                 if got[k] == need_per_frame:
                     out_last[k] = now
-                    set_target(now)
+                    set_target(now, k)
             if node is src and row % src.rows == 0:
                 frame_in.append(now)
         if node.blocked_since is not None:
@@ -268,13 +292,19 @@ def simulate(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None =
             node.blocked_since = None
         want_try(node, now)
 
-    def set_target(now: float) -> None:
+    def set_target(now: float, k: int) -> None:
         nonlocal target, total_src
+        if not adaptive:
+            return
+        lat = now - frame_in[k]
         if target is None:
-            lat = now - frame_in[0]
             target = max(4, math.ceil(lat / (src.rows * src.gap)) + 3)
-            total_src = target * src.rows
-            want_try(src, now)
+        elif k >= target - 1 and k < max_frames - 1:
+            prev = [out_last[j] - frame_in[j] for j in (k - 1, k - 2) if j in out_last]
+            if any(abs(lat - v) > 1e-6 * src.rows * src.gap for v in prev):
+                target = k + 2  # not settled: one more frame
+        total_src = target * src.rows
+        want_try(src, now)
 
     def release(e: Edge, upto: int, now: float) -> None:
         if upto > e.freed:
@@ -349,8 +379,12 @@ def simulate(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None =
     want_try(src, 0.0)
     events = 0
     now = 0.0
-    while heap:
-        now, kind, _, name, row = heapq.heappop(heap)
+    while ready or heap:
+        if ready:
+            kind, name, row = ready.popleft()
+        else:
+            now, kind, _, name, row = heapq.heappop(heap)
+            current[0] = now
         events += 1
         if events > max_events:
             break
@@ -376,12 +410,17 @@ def simulate(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None =
         reason = ("event limit reached" if events > max_events else
                   f"deadlock: no stage can move; full FIFOs {full[:5]}{' …' if len(full) > 5 else ''}; "
                   f"blocked stages {blocked[:5]}")
+    # Steady state: the last frames (the first ones run through a pipeline still filling).
     lasts = [out_last[k] for k in sorted(out_last)]
-    ii = (lasts[-1] - lasts[0]) / (len(lasts) - 1) if len(lasts) > 1 else math.nan
-    fill = out_first[0] - frame_in[0] if 0 in out_first and frame_in else math.nan
-    frame = out_last[0] - frame_in[0] if 0 in out_last and frame_in else math.nan
+    ii = (lasts[-1] - lasts[-3]) / 2 if len(lasts) > 2 else math.nan
+    k = len(lasts) - 1
+    fill = out_first[k] - frame_in[k] if k in out_first and len(frame_in) > k else math.nan
+    frame = out_last[k] - frame_in[k] if k in out_last and len(frame_in) > k else math.nan
+    first = (out_first[0] - frame_in[0], out_last[0] - frame_in[0]) if 0 in out_last else (math.nan, math.nan)
     fifo = {(e.consumer, e.index): e.max_held for n in nodes.values() for e in n.ins}
     stalls = {n.name: {"blocked": n.blocked + ((now - n.blocked_since) if n.blocked_since is not None else 0.0),
                        "starved": n.starved, "busy": n.busy} for n in nodes.values()}
     del order
-    return SimResult(target or 0, not done, reason, ii, fill, frame, fifo, stalls, events, now)
+    res = SimResult(target or 0, not done, reason, ii, fill, frame, fifo, stalls, events, now, first_frame=first)
+    res.row_times = {n.name: n.row_times for n in nodes.values()}
+    return res

@@ -1,0 +1,233 @@
+"""The ``pipeline`` command: sources, analytic-vs-simulated comparison, the tile sweep, text and plot.
+
+Kept out of ``__main__`` so the command line only parses arguments, and so ``compare`` and the
+benchmarks reuse the same functions.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from seadeploy import artifacts
+from seadeploy.cli import parse_kv_args, print_json
+from seadeploy.errors import ConfigError, InputError
+from seadeploy.profiling.pipeline import (
+    Graph,
+    Hardware,
+    PipelineReport,
+    analyse_pipeline,
+    bounded_fifos,
+    load_folding,
+    resolve_depths,
+)
+from seadeploy.profiling.simulate import SimResult, simulate
+from seadeploy.profiling.summaries import model_onnx
+
+SWEEP_COLUMNS = ["tile", "attention_buffer_elements", "fifo_elements", "fifo_bytes", "fps",
+                 "initiation_interval_cycles", "fill_latency_cycles", "frame_latency_cycles", "bottleneck"]
+
+
+def load_graph(run_dir: str | None = None, onnx_file: str | None = None, model: str | None = None,
+               attn: str | None = None, attn_kwargs: dict[str, Any] | None = None,
+               input_size: int | None = None) -> Graph:
+    """The graph of exactly one of: a run folder's fp32 ONNX, an ONNX file, or a zoo model (exported to a
+    temporary folder)."""
+    given = [x for x in (run_dir, onnx_file, model) if x]
+    if len(given) != 1:
+        raise ConfigError("give exactly one of RUN_DIR, --onnx FILE or --model NAME (with --attn/--attn-arg)")
+    if model:
+        with tempfile.TemporaryDirectory(prefix="seadeploy-pipeline-") as tmp:
+            g = Graph.load(model_onnx(model, attn, attn_kwargs or {}, input_size, tmp))
+        g.source = f"{model} attn={attn} {attn_kwargs or {}} @ {input_size or 'default'}"
+        return g
+    path = Path(onnx_file) if onnx_file else Path(run_dir) / artifacts.onnx_name("fp32")
+    if run_dir and not path.is_file():
+        raise InputError(f"'{path}' does not exist; export the run first (python -m seadeploy.export)")
+    return Graph.load(path, input_size)
+
+
+def hardware_from(macs_per_cycle: float | None, folding: str | None, clock_mhz: float,
+                  dtype_bytes: int | None = None) -> Hardware:
+    if macs_per_cycle is not None and folding:
+        raise ConfigError("give --macs-per-cycle or --folding, not both")
+    return Hardware(macs_per_cycle=macs_per_cycle or 4096.0, folding=load_folding(folding) if folding else None,
+                    clock_mhz=clock_mhz, dtype_bytes=dtype_bytes)
+
+
+def compare_with_simulation(report: PipelineReport, g: Graph, depths: dict | None = None) -> tuple[dict, SimResult]:
+    """Simulate (unbounded FIFOs, or ``depths``) and return the analytic-vs-simulated differences.
+
+    ``*_diff_rows`` are differences in input-row periods (the agreement target is ≤ 1); FIFO differences
+    in rows of the FIFO's own tensor.
+    """
+    sim = simulate(g, report.hardware, depths)
+    f = report.figures
+    period = f["input_row_period_cycles"]
+    out: dict[str, Any] = {"simulated": sim.summary(), "deadlock": sim.deadlock}
+    for key in ("initiation_interval_cycles", "fill_latency_cycles", "frame_latency_cycles"):
+        diff = abs(f[key] - getattr(sim, key)) if not sim.deadlock else math.nan
+        out[key.replace("_cycles", "_diff_cycles")] = diff
+        out[key.replace("_cycles", "_diff_rows")] = diff / period
+    worst_rows, worst_elems = 0, 0
+    for r in report.fifos.itertuples():
+        got = sim.fifo_rows.get((r.node, int(r.input_index)), 0)
+        d = abs(int(r.fifo_rows) - got)
+        if d > worst_rows:
+            worst_rows, worst_elems = d, d * int(r.W) * int(r.C)
+    out["fifo_max_diff_rows"] = worst_rows
+    out["fifo_max_diff_elements"] = worst_elems
+    out["stalls"] = {n: s for n, s in sim.stalls.items() if s["blocked"] > 0}
+    return out, sim
+
+
+def run_pipeline(g: Graph, hw: Hardware, fifo_depths: str | int | None = None, sim: bool = False) -> PipelineReport:
+    """Analytic report; with ``fifo_depths`` the bounded-FIFO table; with ``sim`` the simulator's figures
+    (unbounded, and with the given depths when there are any)."""
+    report = analyse_pipeline(g, hardware=hw)
+    depths = None
+    if fifo_depths is not None:
+        depths = resolve_depths(report, fifo_depths)
+        report.bounded = bounded_fifos(report, depths)
+    if sim:
+        cmp_, _ = compare_with_simulation(report, g)
+        if depths is not None:
+            bounded, bsim = compare_with_simulation(report, g, depths)
+            cmp_["bounded"] = {"deadlock": bsim.deadlock, "reason": bsim.reason,
+                               "throughput_vs_unbounded": (cmp_["simulated"]["initiation_interval_cycles"] /
+                                                           bsim.initiation_interval_cycles) if not bsim.deadlock
+                               else 0.0, "stalls": bounded["stalls"]}
+        report.simulation = cmp_
+    return report
+
+
+def sweep_tiles(model: str, tiles: list[str], hw: Hardware, input_size: int | None = None,
+                attn_kwargs: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Buffer vs FPS vs fill latency per TSE tile (``global`` = SE) for a zoo model, one export each."""
+    rows = []
+    for tile in tiles:
+        kw = dict(attn_kwargs or {})
+        if tile == "global":
+            attn = "se"
+            kw.pop("tile", None)
+        else:
+            try:
+                kw["tile"] = int(tile)
+            except ValueError:
+                raise ConfigError(f"--sweep-tile takes integers and 'global', got '{tile}'") from None
+            attn = "tse"
+        r = analyse_pipeline(load_graph(model=model, attn=attn, attn_kwargs=kw, input_size=input_size), hardware=hw)
+        f = r.figures
+        rows.append({"tile": tile, **{k: f[k] for k in SWEEP_COLUMNS[1:]}})
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+
+
+def plot_tile_sweep(sweep: pd.DataFrame, title: str | None = None) -> Figure:
+    """Buffer (elements) and fill latency against tile size, FPS in the labels."""
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot(1, 1, 1)
+    x = range(len(sweep))
+    ax.bar(x, sweep["fifo_elements"] / 1e6, color="#4c72b0", label="FIFO elements (M)")
+    ax.set_xticks(list(x), [str(t) for t in sweep["tile"]])
+    ax.set_xlabel("TSE tile (global = SE)")
+    ax.set_ylabel("zero-stall FIFO elements (M)")
+    ax2 = ax.twinx()
+    ax2.plot(list(x), sweep["fill_latency_cycles"] / 1e6, "o-", color="#dd8452", label="fill latency (Mcycles)")
+    ax2.set_ylabel("fill latency (M cycles)")
+    for i, fps in zip(x, sweep["fps"]):
+        ax.annotate(f"{fps:.1f} fps", (i, 0), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
+    ax.set_title(title or "streaming accelerator: tile trade-off")
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(df: pd.DataFrame) -> str:
+    return df.to_string(index=False, float_format=lambda v: f"{v:,.2f}") if len(df) else "(none)"
+
+
+def format_pipeline(report: PipelineReport, top: int = 10) -> str:
+    f = report.figures
+    hw = report.hardware
+    lines = [f"streaming pipeline: {report.source}  input {list(report.input_shape)}",
+             f"hardware: {'folding file' if hw.folding else f'{hw.macs_per_cycle:g} MACs/cycle (balanced by MACs)'}, "
+             f"{hw.clock_mhz:g} MHz, {f['macs_per_cycle_used']:,.0f} MACs/cycle used",
+             f"initiation interval {f['initiation_interval_cycles']:,.0f} cycles  → {f['fps']:,.2f} FPS  "
+             f"(bottleneck {f['bottleneck']})",
+             f"fill latency  {f['fill_latency_cycles']:,.0f} cycles   frame latency {f['frame_latency_cycles']:,.0f} "
+             f"cycles ({f['frame_latency_ms']:.3f} ms)   no-overlap bound {f['no_overlap_latency_cycles']:,.0f} cycles",
+             f"FIFOs for zero stall: {f['fifo_elements']:,} elements ({f['fifo_bytes']:,} bytes); "
+             f"single-frame join buffering {f['buffer_elements']:,}, attention {f['attention_buffer_elements']:,}",
+             "", "largest FIFOs:"]
+    fifos = report.fifos.sort_values("fifo_elements", ascending=False).head(top)
+    lines.append(_fmt(fifos[["node", "kind", "block", "operand", "skew_cycles", "buffer_rows", "lead_rows",
+                             "fifo_rows", "fifo_elements"]]))
+    if report.bounded is not None:
+        bad = report.bounded[report.bounded["stall"] | report.bounded["deadlock"]]
+        lines += ["", f"bounded FIFOs: {int(report.bounded['deadlock'].sum())} deadlock, "
+                  f"{int(report.bounded['stall'].sum())} stall", _fmt(bad.head(top))]
+    if report.simulation is not None:
+        s = report.simulation
+        lines += ["", "simulated (unbounded FIFOs): II {:,.0f}, fill {:,.0f}, frame {:,.0f} cycles; differences: II "
+                  "{:.3g}, fill {:.3g}, frame {:.3g} row periods; FIFO {} rows".format(
+                      s["simulated"]["initiation_interval_cycles"], s["simulated"]["fill_latency_cycles"],
+                      s["simulated"]["frame_latency_cycles"], s["initiation_interval_diff_rows"],
+                      s["fill_latency_diff_rows"], s["frame_latency_diff_rows"], s["fifo_max_diff_rows"])]
+        if "bounded" in s:
+            b = s["bounded"]
+            lines.append(f"simulated with the given depths: deadlock {b['deadlock']}, throughput "
+                         f"{b['throughput_vs_unbounded']:.4%} of unbounded, {len(b['stalls'])} stages blocked "
+                         f"{b['reason']}")
+    if report.unknown_ops:
+        lines.append(f"WARNING: no row rule for {', '.join(report.unknown_ops)}; treated as global reductions")
+    return "\n".join(lines)
+
+
+def summary_with_sweep(report: PipelineReport | None, sweep: pd.DataFrame | None) -> dict[str, Any]:
+    out = report.summary() if report is not None else {}
+    if sweep is not None:
+        out["tile_sweep"] = sweep.to_dict("records")
+    return out
+
+
+__all__ = ["load_graph", "hardware_from", "run_pipeline", "sweep_tiles", "plot_tile_sweep", "format_pipeline",
+           "compare_with_simulation", "summary_with_sweep", "main_pipeline"]
+
+
+def main_pipeline(a) -> int:
+    """``python -m seadeploy.profiling pipeline``: parsed arguments in, report printed (and plotted)."""
+    attn_kwargs = parse_kv_args(a.attn_arg)
+    hw = hardware_from(a.macs_per_cycle, a.folding, a.clock_mhz, a.dtype_bytes)
+    sweep = None
+    if a.sweep_tile:
+        if not a.model:
+            raise ConfigError("--sweep-tile rebuilds the model per tile: give a zoo --model (with --attn se or tse)")
+        if a.attn not in (None, "se", "tse"):
+            raise ConfigError(f"--sweep-tile compares SE and TSE tiles; --attn {a.attn} has no tile")
+        sweep = sweep_tiles(a.model, a.sweep_tile, hw, a.input_size, attn_kwargs)
+        if a.plot:
+            fig = plot_tile_sweep(sweep, f"{a.model} @ {a.input_size or 'default'}")
+            with artifacts.atomic_path(a.plot) as tmp:
+                fig.savefig(tmp, format="png", dpi=100)
+    depths: str | None = a.fifo_depths
+    report = None
+    if not sweep_only(a):
+        g = load_graph(a.run_dir, a.onnx, a.model, a.attn, attn_kwargs, a.input_size)
+        report = run_pipeline(g, hw, depths, a.simulate)
+    if a.json:
+        print_json(summary_with_sweep(report, sweep))
+        return 0
+    if report is not None:
+        print(format_pipeline(report))
+    if sweep is not None:
+        print("\ntile sweep:\n" + _fmt(sweep))
+    return 0
+
+
+def sweep_only(a) -> bool:
+    """A tile sweep without --attn reports the sweep alone (the model itself is one of its rows)."""
+    return bool(a.sweep_tile) and a.attn is None

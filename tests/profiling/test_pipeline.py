@@ -1,0 +1,149 @@
+"""Streaming-pipeline timing: analytic model (profiling/pipeline.py) against the buffer model, hand-derived
+figures and the discrete-event simulator (profiling/simulate.py), on the tiny graphs of conftest.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from seadeploy.errors import ConfigError, InputError
+from seadeploy.profiling.__main__ import main as profiling_main
+from seadeploy.profiling.dataflow import analyse_buffers
+from seadeploy.profiling.pipeline import (
+    Graph,
+    Hardware,
+    analyse_pipeline,
+    bounded_fifos,
+    load_folding,
+    resolve_depths,
+)
+from seadeploy.profiling.simulate import simulate
+
+BUILDERS = ["conv_chain", "se_block", "tse_block", "tse_pool_block", "residual", "se_residual"]
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_zero_service_time_gives_the_buffer_model(graphs, name):
+    # service_scale=0: every stage infinitely fast → the pipeline's single-frame held amounts are exactly
+    # the buffer model's (per join operand, attention share and line buffers).
+    model = getattr(graphs, name)()
+    b = analyse_buffers(model)
+    r = analyse_pipeline(model, service_scale=0.0)
+    joins = r.fifos[r.fifos["kind"] == "join"]
+    got = {(n, o): e for n, o, e in zip(joins["node"], joins["operand"], joins["buffer_elements"]) if e}
+    assert got == {(n, o): e for n, o, e in zip(b.joins["node"], b.joins["operand"], b.joins["total_elements"]) if e}
+    assert r.figures["attention_buffer_elements"] == b.attention_buffer_elements
+    assert r.summary()["line_buffer_elements"] == int(b.line_buffers["elements"].sum())
+
+
+def test_folding_sets_the_bottleneck_and_initiation_interval(graphs, tmp_path):
+    # conv1 of the conv chain: 64 output elements (2×8×4) × 18 MACs (2 in-channels × 3×3) = 1152 MACs.
+    # FINN-style PE=2, SIMD=3 → 6 MACs/cycle → 192 cycles per frame; every other node gets 1000 MACs/cycle
+    # from "Defaults", so conv1 is the bottleneck: II = 192 cycles, FPS = 200 MHz / 192.
+    path = tmp_path / "folding.json"
+    path.write_text(json.dumps({"Defaults": {"PE": 1000}, "conv1": {"PE": 2, "SIMD": 3}}))
+    r = analyse_pipeline(graphs.conv_chain(), hardware=Hardware(folding=load_folding(path), clock_mhz=200))
+    assert r.figures["initiation_interval_cycles"] == 192
+    assert r.figures["bottleneck"] == "conv1"
+    assert r.figures["fps"] == pytest.approx(200e6 / 192)
+    # overlapped rows: the frame leaves long before the no-overlap bound (frame in, then stage after stage)
+    assert r.figures["frame_latency_cycles"] < r.figures["no_overlap_latency_cycles"]
+    assert r.figures["fill_latency_cycles"] <= r.figures["frame_latency_cycles"]
+
+
+def test_folding_errors_are_one_line(graphs, tmp_path):
+    bad = tmp_path / "f.json"
+    bad.write_text(json.dumps({"conv1": {"lanes": 3}}))
+    with pytest.raises(InputError, match="PE/SIMD"):
+        load_folding(bad)
+    bad.write_text(json.dumps({"nope": 4}))
+    with pytest.raises(ConfigError, match="not in the graph"):
+        analyse_pipeline(graphs.conv_chain(), hardware=Hardware(folding=load_folding(bad)))
+
+
+@pytest.mark.parametrize("name", ["tse_block", "se_residual", "residual"])
+def test_simulator_agrees_with_the_analytic_model(graphs, name):
+    # unbounded FIFOs: II, fill and frame latency within one input-row period, steady-state FIFO rows equal.
+    g = Graph.load(getattr(graphs, name)())
+    hw = Hardware(latency={"mac": 5, "reduce": 3, "elementwise": 1, "move": 0})
+    r = analyse_pipeline(g, hardware=hw)
+    s = simulate(g, hw)
+    f, period = r.figures, r.figures["input_row_period_cycles"]
+    assert not s.deadlock
+    for key in ("initiation_interval_cycles", "fill_latency_cycles", "frame_latency_cycles"):
+        assert abs(f[key] - getattr(s, key)) <= period, key
+    assert {k: v for k, v in r.auto_depths().items()} == {k: s.fifo_rows[k] for k in r.auto_depths()}
+
+
+def _skip_key(report):
+    """The SE skip FIFO: the scale join's feature-map operand."""
+    row = report.fifos[(report.fifos["node"] == "scale") & (report.fifos["kind"] == "join")]
+    row = row.sort_values("fifo_rows").iloc[-1]
+    return (row["node"], int(row["input_index"])), int(row["fifo_rows"]), float(row["lead_rows"])
+
+
+def test_computed_depths_neither_stall_nor_deadlock(graphs):
+    g = Graph.load(graphs.se_residual())
+    hw = Hardware()
+    r = analyse_pipeline(g, hardware=hw)
+    depths = resolve_depths(r, "auto")
+    assert not bounded_fifos(r, depths)[["stall", "deadlock"]].any().any()
+    free, bounded = simulate(g, hw), simulate(g, hw, depths)
+    assert not bounded.deadlock
+    assert free.initiation_interval_cycles / bounded.initiation_interval_cycles >= 0.999
+    assert sum(s["blocked"] for s in bounded.stalls.values()) == 0
+
+
+def test_skip_fifo_one_row_below_zero_stall_stalls(graphs):
+    # One row less than the computed depth: the input (producer of x) is blocked until the scale frees a row.
+    g = Graph.load(graphs.se_block())
+    hw = Hardware()
+    r = analyse_pipeline(g, hardware=hw)
+    key, need, lead = _skip_key(r)
+    depths = {**resolve_depths(r, "auto"), key: need - 1}
+    table = bounded_fifos(r, depths).set_index("node")
+    assert table.loc["scale", "stall"].any() and not table["deadlock"].any()
+    free, small = simulate(g, hw), simulate(g, hw, depths)
+    assert not small.deadlock
+    assert small.stalls["__input__"]["blocked"] > 0 and free.stalls["__input__"]["blocked"] == 0
+
+
+def test_skip_fifo_one_row_below_the_lead_deadlocks(graphs):
+    # SE on a 6-row map: the gate needs all 6 rows of x while the skip FIFO must keep them (lead = 6 rows).
+    # A 5-row skip FIFO fills, the input blocks, the squeeze never sees row 5: deadlock, found both ways.
+    g = Graph.load(graphs.se_block())
+    hw = Hardware()
+    r = analyse_pipeline(g, hardware=hw)
+    key, _, lead = _skip_key(r)
+    assert lead == 6
+    depths = {**resolve_depths(r, "auto"), key: int(lead) - 1}
+    assert bounded_fifos(r, depths)["deadlock"].any()
+    s = simulate(g, hw, depths)
+    assert s.deadlock and "scale" in s.reason
+
+
+def test_depth_cap_and_file(graphs, tmp_path):
+    r = analyse_pipeline(graphs.se_block())
+    assert set(resolve_depths(r, 3).values()) <= {1, 3}
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"scale/x": 7}))
+    assert resolve_depths(r, str(path))[("scale", 0)] == 7
+    path.write_text(json.dumps({"nowhere/x": 7}))
+    with pytest.raises(InputError, match="node/operand"):
+        resolve_depths(r, str(path))
+
+
+def test_cli_json_summary(graphs, tmp_path, capsys):
+    onnx_path = tmp_path / "se.onnx"
+    onnx_path.write_bytes(graphs.se_residual().SerializeToString())
+    assert profiling_main(["pipeline", "--onnx", str(onnx_path), "--simulate", "--fifo-depths", "auto", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("fps", "initiation_interval_cycles", "fill_latency_cycles", "frame_latency_cycles", "bottleneck"):
+        assert key in out
+    assert out["deadlock"] is False and out["simulation"]["bounded"]["deadlock"] is False
+    assert {j["node"] for j in out["joins"]} >= {"scale", "add"}
+    assert all("buffer_rows" in j and "buffer_elements" in j for j in out["joins"])
+    assert out["simulation"]["fill_latency_diff_rows"] <= 1
+    assert profiling_main(["pipeline", "--onnx", str(onnx_path), "--fifo-depths", "nonsense"]) == 2
+    assert "neither auto" in capsys.readouterr().err
