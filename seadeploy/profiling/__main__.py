@@ -35,6 +35,19 @@ def _parser() -> ArgumentParser:
     b.add_argument("--dtype-bytes", type=int, default=None, help="1, 2 or 4 (default: each tensor's ONNX type)")
     b.add_argument("--out", default=None, help="also write buffers.json here (a RUN_DIR gets it by default)")
     b.add_argument("--json", action="store_true")
+    q = sub.add_parser("pipeline", help="streaming-accelerator timing: II, FPS, fill latency, FIFO depths, stalls")
+    q.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
+    q.add_argument("--onnx", default=None, help="any static-shape ONNX file")
+    add_model_args(q)
+    q.add_argument("--macs-per-cycle", type=float, default=None, help="global MAC budget (default 4096)")
+    q.add_argument("--folding", default=None, help="JSON {node: PE×SIMD | {PE, SIMD} | {macs_per_cycle}}")
+    q.add_argument("--clock-mhz", type=float, default=200.0)
+    q.add_argument("--dtype-bytes", type=int, choices=(1, 2, 4), default=None)
+    q.add_argument("--fifo-depths", default=None, help="FILE (JSON {node/operand: rows}), auto, or N (a cap in rows)")
+    q.add_argument("--simulate", action="store_true", help="check against the discrete-event simulator")
+    q.add_argument("--sweep-tile", type=_csv(str), default=None, help="e.g. 2,4,7,14,global (zoo --model)")
+    q.add_argument("--plot", default=None, help="write the tile-sweep plot (PNG) here")
+    q.add_argument("--json", action="store_true")
     m = sub.add_parser("memory", help="activation memory (liveness), ORT and TensorRT memory")
     for flag, kw in (("run_dir", {"nargs": "?"}), ("--onnx", {}), ("--batch", {"type": int, "default": 1}),
                      ("--input-size", {"type": int}), ("--json", {"action": "store_true"})):
@@ -68,6 +81,10 @@ def _main(argv: list[str] | None) -> int:
             runfolder.write_buffers(out, report.summary())
         print_json(report.summary()) if a.json else print(summaries.format_buffers(report))
         return 0
+    if a.cmd == "pipeline":
+        from seadeploy.profiling import pipeline_report as pr
+
+        return pr.main_pipeline(a)
     report = summaries.memory_for(a.run_dir, a.onnx, a.batch, a.input_size)
     print_json({**report.totals, "layers": report.frame.to_dict("records")}) if a.json else print(
         summaries.format_memory(report))
