@@ -3,9 +3,12 @@
 Modules (imported on demand, so ``import seadeploy.profiling`` stays light):
 
 * :mod:`~seadeploy.profiling.schema` — the per-layer frame (columns, roles, ``classify_role``); attention blocks and roles come from :mod:`seadeploy.graphs.attention`.
-* :mod:`~seadeploy.profiling.timing` — ``Measurement`` (median, IQR, percentiles, CV warning) and ``measure``.
-* :mod:`~seadeploy.profiling.latency` — ``benchmark_latency(run_dir, backends, batches)`` → ``LatencyReport``;
-  TensorRT stage times in :mod:`~seadeploy.profiling.trt_timing`.
+* :mod:`~seadeploy.profiling.timing` — ``Measurement`` (median, IQR, percentiles, IQR/median stability),
+  ``measure``, and the side-by-side core ``interleave(candidates)`` → ``SideBySide`` (paired ratios with
+  bootstrap intervals, thread CPU time where the work stays on the calling thread).
+* :mod:`~seadeploy.profiling.latency` — ``benchmark_latency(sources, backends, batches)`` → ``LatencyReport``
+  (several run folders / ONNX files timed side by side); TensorRT stage times in
+  :mod:`~seadeploy.profiling.trt_timing`.
 * :mod:`~seadeploy.profiling.layers` — ``profile_layers(run_dir, backends)`` → ``LayerProfile`` with the
   ``LAYER_PROFILERS`` registry: ``layers_torch`` (torch.profiler), ``layers_ort`` (ORT node profiles of the
   optimised and the one-to-one graph), ``layers_trt`` (IProfiler + engine inspector).
