@@ -51,7 +51,7 @@ def main() -> None:
                 ana_cpu.append(c)
                 ana_wall.append(w)
             g = Graph.load(path)
-            sim, c, w = timed(lambda: simulate(g, hw))
+            sim, c, w = timed(lambda g=g: simulate(g, hw))
             sim_cpu.append(c)
             sim_wall.append(w)
         limit = analyse_pipeline(path, hardware=hw, service_scale=0.0).figures["attention_buffer_elements"]
