@@ -46,7 +46,6 @@ Module-path metadata (``metadata_props`` ``module`` / ``pkg.torch.onnx.name_scop
 from __future__ import annotations
 
 import ast
-import contextlib
 import dataclasses
 import functools
 import os
@@ -198,6 +197,7 @@ class GraphIndex:
         self.order = {id(n): i for i, n in enumerate(self.nodes)}
         self.by_name = {n.name: n for n in self.nodes if n.name}
         self._static: dict[int, bool] = {}
+        self._data: dict[int, list[ir.Value]] = {}
 
     def producer(self, v: ir.Value | None) -> ir.Node | None:
         return v.producer() if v is not None else None
@@ -224,7 +224,10 @@ class GraphIndex:
         return self._static[key]
 
     def data_inputs(self, node: ir.Node) -> list[ir.Value]:
-        return [v for v in node.inputs if v is not None and not self.is_static(v)]
+        key = id(node)
+        if key not in self._data:
+            self._data[key] = [v for v in node.inputs if v is not None and not self.is_static(v)]
+        return self._data[key]
 
     @staticmethod
     def shape(v: ir.Value | None) -> tuple | None:
@@ -266,10 +269,40 @@ def load_ir(source: str | os.PathLike | onnx.ModelProto | ir.Model) -> ir.Model:
             proto = onnx.load(str(path))
         except Exception as exc:  # DecodeError / OSError / ValueError depending on the damage
             raise InputError(f"'{path}' is not a readable ONNX model ({exc})") from exc
+    model = ir.from_proto(proto)
+    shapes = _inferred_shapes(proto)
+    for v in [*model.graph.inputs, *(o for n in model.graph for o in n.outputs)]:
+        if v.name in shapes and (v.shape is None or any(not isinstance(d, int) for d in v.shape)):
+            v.shape = ir.Shape(shapes[v.name])
+    return model
+
+
+def _inferred_shapes(proto: onnx.ModelProto) -> dict[str, list[int | str | None]]:
+    """``{tensor: dims}`` from ONNX shape inference on a weight-free copy of the graph.
+
+    Large weights are declared as inputs of their shape instead of being carried along: inference only
+    needs their shapes, and serialising megabytes of weights is what made inference slow.
+    """
+    g = proto.graph
+    small = [t for t in g.initializer if int(np.prod(t.dims)) <= 64]
+    big = [onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in g.initializer
+           if int(np.prod(t.dims)) > 64]
+    inits = {t.name for t in g.initializer}
+    light_graph = onnx.helper.make_graph(list(g.node), g.name, [*(i for i in g.input if i.name not in inits), *big],
+                                         list(g.output), small, value_info=list(g.value_info))
+    light = onnx.helper.make_model(light_graph, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
+    light.functions.extend(proto.functions)
     # Custom ops can make inference fail: the structure still works, the broadcast test then trusts ranks.
-    with contextlib.suppress(Exception):
-        proto = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
-    return ir.from_proto(proto)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
+    except Exception:  # noqa: BLE001 — any inference failure leaves shapes unknown
+        return {}
+    out = {}
+    for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        t = vi.type.tensor_type
+        if vi.type.HasField("tensor_type") and t.HasField("shape"):
+            out[vi.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+    return out
 
 
 def node_module(node: ir.Node | onnx.NodeProto) -> str:
@@ -413,12 +446,14 @@ def _walk_up_to(ix: GraphIndex, starts: Iterable[ir.Value], root: ir.Value) -> l
     """Nodes between ``root`` and ``starts`` (ancestors of ``starts`` that descend from ``root``)."""
     seen: dict[int, ir.Node] = {}
     stack = list(starts)
+    top = ix.producer(root)
+    floor = ix.order[id(top)] if top is not None else -1  # nodes before root's producer cannot descend from it
     while stack and len(seen) <= _WALK_LIMIT:
         v = stack.pop()
         if v is root:
             continue
         node = ix.producer(v)
-        if node is None or id(node) in seen:
+        if node is None or id(node) in seen or ix.order[id(node)] <= floor:
             continue
         seen[id(node)] = node
         stack.extend(ix.data_inputs(node))

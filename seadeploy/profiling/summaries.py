@@ -65,7 +65,7 @@ def format_buffers(report: BufferReport) -> str:
     joins = report.joins[["node", "op_type", "block", "operand", "held_rows", "attention_rows", "W", "C",
                           "total_elements", "attention_elements", "total_bytes"]]
     lines = [f"buffer model: {report.source}  input {list(report.input_shape)}",
-             "", "per attention block:", _fmt(blocks), "", "per join:", _fmt(joins),
+             "", f"per attention block ({s['attention_blocks']} found by graph structure):", _fmt(blocks), "", "per join:", _fmt(joins),
              "", f"line buffers: {len(report.line_buffers)} window layers, {s['line_buffer_elements']:,} elements",
              "", f"attention_buffer_elements {s['attention_buffer_elements']:,}  "
              f"({s['attention_buffer_bytes']:,.0f} bytes)",
@@ -82,7 +82,8 @@ def format_layers(profile: LayerProfile, top: int = 15) -> str:
     lines = ["per-layer sum vs end-to-end (gap = end-to-end − per-run layer sum):",
              _fmt(profile.gaps[["backend", "precision", "batch", "layers", "run_sum_ms", "end_to_end_ms", "gap_pct",
                                 "layers_sum_ms", "interference_pct"]]),
-             "", "attention share (ms per role; pct_of_total = attention / all layers):",
+             "", f"attention share ({profile.attention_blocks if profile.attention_blocks is not None else '?'} blocks "
+                 "found by graph structure; ms per role; pct_of_total = attention / all layers):",
              _fmt(att[att["block"] == "TOTAL"].drop(columns=["block"]))]
     for backend, part in profile.frame.groupby("backend", sort=False):
         cols = ["layer", "module", "op_type", "role", "time_ms", "time_pct"]
@@ -109,7 +110,8 @@ def memory_for(run_dir: str | None, onnx_file: str | None, batch: int, input_siz
 def format_memory(report: MemoryReport, top: int = 10) -> str:
     t = report.totals
     lines = [f"batch {t['batch']}: peak live activations {t['peak_live_bytes']:,.0f} bytes at {t['peak_at_node']}; "
-             f"without reuse {t['activation_bytes_no_reuse']:,.0f}; weights {t['weight_bytes']:,.0f}",
+             f"without reuse {t['activation_bytes_no_reuse']:,.0f}; weights {t['weight_bytes']:,.0f}; "
+             f"attention blocks {t.get('attention_blocks', 0)} (roles tagged in the table)",
              "", "largest outputs:", _fmt(report.frame.nlargest(top, "out_bytes"))]
     extra = {k: v for k, v in t.items() if k.startswith(("ort_", "trt_"))}
     if extra:
