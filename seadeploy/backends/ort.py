@@ -71,7 +71,9 @@ class OrtBackend(Backend):
         so.intra_op_num_threads, so.inter_op_num_threads = self.threads, 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPT[graph_opt])
-        so.log_severity_level = 3  # errors only: ORT warns about every unused initializer otherwise
+        # fatal only: ORT's warnings (every unused initializer) and its own error line would precede ours; every
+        # ORT error is re-raised as one InputError line with ORT's message (_create_session, _infer)
+        so.log_severity_level = 4
         if profile:
             folder = Path(profile_dir) if profile_dir else Path(tempfile.mkdtemp(prefix="seadeploy-ort-"))
             folder.mkdir(parents=True, exist_ok=True)
