@@ -3,7 +3,8 @@
 Each export runs as its own child process (the CLI users run), so its peak resident set is measured alone:
 ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` after ``wait`` is the largest RSS of any waited-for child, and
 each measurement runs in a fresh wrapper process so earlier children do not mask a smaller peak. Time is the
-child's wall clock (what a user waits). Targets (issue: "Parity you can trust"): resnet50+se under 60 s and
+child's wall clock (what a user waits) and its CPU time (user + system, which a busy shared machine inflates
+less; on an idle machine with 2 threads, wall ≈ CPU / 2 or more). Targets (issue: "Parity you can trust"): resnet50+se under 60 s and
 3 GB on 2 cores; resnet152+se comfortably inside a 24 GB machine. Prints one line per run and a summary table::
 
     python benchmarks/export_resources.py                       # resnet50 + se, resnet152 + se, fp32
@@ -19,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 # Runs in a fresh interpreter: starts the export as its child, waits, reports the child's wall time and peak RSS.
@@ -28,8 +28,8 @@ import json, resource, subprocess, sys, time
 t0 = time.perf_counter()
 code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
 wall = time.perf_counter() - t0
-peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-print(json.dumps({"exit": code, "wall_s": wall, "peak_rss_mib": peak_kib / 1024}))
+use = resource.getrusage(resource.RUSAGE_CHILDREN)  # ru_maxrss in KiB on Linux
+print(json.dumps({"exit": code, "wall_s": wall, "cpu_s": use.ru_utime + use.ru_stime, "peak_rss_mib": use.ru_maxrss / 1024}))
 """
 
 
@@ -58,15 +58,16 @@ def main() -> int:
         for i in range(a.repeat):
             r = measure(model, attn, a.threads, a.extra)
             runs.append(r)
-            print(f"{model}+{attn} run {i + 1}: exit {r['exit']}, {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB",
-                  flush=True)
+            print(f"{model}+{attn} run {i + 1}: exit {r['exit']}, {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, "
+                  f"peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
         walls, peaks = [r["wall_s"] for r in runs], [r["peak_rss_mib"] for r in runs]
         rows.append((f"{model}+{attn}", all(r["exit"] == 0 for r in runs), statistics.median(walls),
-                     max(walls) - min(walls), max(peaks)))
-    print(f"\n{'case':18s} {'ok':4s} {'median s':>9s} {'spread s':>9s} {'peak RSS MiB':>13s}   "
-          f"(OMP_NUM_THREADS={a.threads}, {a.repeat} run(s), flags: {' '.join(a.extra) or 'defaults'})")
-    for name, ok, wall, spread, peak in rows:
-        print(f"{name:18s} {'yes' if ok else 'NO':4s} {wall:9.1f} {spread:9.1f} {peak:13.0f}")
+                     max(walls) - min(walls), statistics.median(r["cpu_s"] for r in runs), max(peaks)))
+    print(f"\n{'case':18s} {'ok':4s} {'median s':>9s} {'spread s':>9s} {'CPU s':>8s} {'peak RSS MiB':>13s}   "
+          f"(OMP_NUM_THREADS={a.threads}, {a.repeat} run(s), flags: {' '.join(a.extra) or 'defaults'}, "
+          f"load average {os.getloadavg()[0]:.1f})")
+    for name, ok, wall, spread, cpu, peak in rows:
+        print(f"{name:18s} {'yes' if ok else 'NO':4s} {wall:9.1f} {spread:9.1f} {cpu:8.1f} {peak:13.0f}")
     return 0 if all(r[1] for r in rows) else 1
 
 

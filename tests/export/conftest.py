@@ -54,11 +54,10 @@ def tiny_onnx(tiny_model, tmp_path_factory):
     return export_onnx(tiny_model, tmp_path_factory.mktemp("tiny") / "model.onnx", (3, 16, 16))
 
 
-def _export_seeded(spec, out, opts):
-    """``export_model`` with the weights drawn from a fixed seed (pool workers otherwise start unseeded)."""
+def _export(spec, out, opts):
+    """``export_model`` in a pool worker: the weights come from ``opts.seed`` (export seeds the model it builds)."""
     from seadeploy.export.runner import export_model
 
-    torch.manual_seed(0)
     return export_model(spec, out, opts)
 
 
@@ -77,12 +76,12 @@ def zoo_exports(request, tmp_path_factory):
     workers = max(1, min(len(os.sched_getaffinity(0)), 4))
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=torch.set_num_threads, initargs=(1,))
-    opts = ExportOptions(dataset="synthetic", eval_samples=2)
     jobs = {}
     for p in sorted(selected, key=lambda p: -p["size"]):  # the 224-px ones (slowest) first
         out = root / f"{p['model']}-{p['attn']}"
         spec = ModelSpec(p["model"], attn=p["attn"], input_size=p["size"])
-        jobs[(p["model"], p["size"], p["attn"])] = (out, pool.submit(_export_seeded, spec, out, opts))
+        opts = ExportOptions(dataset="synthetic", eval_samples=2, seed=p["seed"])
+        jobs[(p["model"], p["size"], p["attn"])] = (out, pool.submit(_export, spec, out, opts))
     yield jobs
     pool.shutdown(cancel_futures=True)
 

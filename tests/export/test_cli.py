@@ -81,7 +81,7 @@ def test_unwritable_output_is_exit_2(tmp_path, capsys):
     blocker.write_text("x")
     assert main(["--model", "resnet20_cifar", "--attn", "se", "--out", str(blocker / "run"), *SMALL]) == 2
     err = capsys.readouterr().err.strip()
-    assert "cannot write to output folder" in err and "\n" not in err
+    assert "lies under the file" in err and "\n" not in err
     assert blocker.read_text() == "x"
 
 
@@ -123,3 +123,18 @@ def test_reexport_in_place_keeps_the_checkpoint(run):
     assert (run / "checkpoint.safetensors").stat().st_mtime_ns == before
     assert sorted(read_manifest(run).files) == ["fp16", "fp32", "int8"]
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
+
+
+def test_models_from_flags_are_seeded():
+    from seadeploy.export.pipeline import load_source
+
+    spec = ModelSpec("resnet20_cifar", attn="se")
+    torch.manual_seed(123)  # the caller's RNG state must not matter, nor be consumed
+    a, _ = load_source(spec=spec, seed=0)
+    state = torch.random.get_rng_state()
+    b, _ = load_source(spec=spec, seed=0)
+    c, _ = load_source(spec=spec, seed=1)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    assert not torch.equal(a.state_dict["fc.weight"], c.state_dict["fc.weight"])
+    assert a.extra["seed"] == 0 and c.extra["seed"] == 1
