@@ -83,7 +83,7 @@ def make_study() -> StudyData:
                          "accuracy": [95.8, 97.2, 96.9], "acc_ort_fp32": [95.8, 97.2, 96.9],
                          "acc_ort_int8": [95.6, 97.0, 96.9], "params": [272474, 275066, 275066]})
     parity = pd.DataFrame([{"variant": v, "backend": "ort", "precision": p, "max_abs": 1e-5 if p == "fp32" else 3e-3,
-                            "cosine": 0.99999, "top1_agreement": 1.0, "passed": True}
+                            "cosine": 0.99999, "top1": 1.0, "passed": True}
                            for v in ("none", "se", "tse") for p in ("fp32", "fp16", "int8")])
     training = pd.DataFrame([{"variant": v, "epoch": e, "train_loss": 1.0 / e, "train_top1": 80 + 5 * e,
                               "test_loss": 1.1 / e, "test_top1": 85 + 4 * e, "epoch_time_s": 10.0}
