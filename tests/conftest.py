@@ -12,6 +12,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from tests.fixtures.tiny import INPUT_SHAPE, make_tiny_net  # noqa: E402
+
 
 def _has_gpu() -> bool:
     return torch.cuda.is_available()
@@ -50,9 +52,33 @@ def single_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def tiny_net():
+    """The suite's tiny SE network (tests/fixtures/tiny.py), seeded, eval mode, non-trivial BatchNorm statistics.
+    Shared read-only: a test that changes the model builds its own with ``make_tiny_net()``."""
+    return make_tiny_net()
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory, tiny_net):
+    """``tiny_net`` exported once per session (dynamic batch, input ``x`` (N, 3, 16, 16), output ``logits``)."""
+    from seadeploy.export.onnx_export import export_onnx  # the exporter's imports are heavy: only when needed
+
+    return export_onnx(tiny_net, tmp_path_factory.mktemp("tiny") / "model.onnx", INPUT_SHAPE)
+
+
 @pytest.fixture
 def run_dir(tmp_path):
     """An empty run folder."""
     d = tmp_path / "run"
     d.mkdir()
     return d
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A run folder like export writes (resnet20_cifar + SE checkpoint, model.onnx, manifest.json), built once per
+    session for the profiling and backend-contract tests (:func:`tests.profiling.conftest.make_run`)."""
+    from tests.profiling.conftest import make_run
+
+    return make_run(tmp_path_factory.mktemp("profiling") / "run")

@@ -72,7 +72,7 @@ def onnx_ref():
     yield "onnx-ref"
     BACKENDS.unregister("onnx-ref")
 
-INPUT_SHAPE = (3, 16, 16)  # tests/backends/conftest.py's tiny net
+INPUT_SHAPE = (3, 16, 16)  # the shared tiny net's input (tests/fixtures/tiny.py)
 
 VARIANTS = [
     pytest.param("torch", id="torch"),
@@ -165,14 +165,13 @@ def test_backend_class_owns_its_concept(spec, onnx_ref, tiny_onnx):
     assert opts in ({}, {"threads": 1})
 
 
-def test_plugin_backend_runs_through_latency_and_validate(onnx_ref, tmp_path):
+def test_plugin_backend_runs_through_latency_and_validate(onnx_ref, tiny_run):
     """No source file names 'onnx-ref': the contract alone carries it through profiling and validate."""
     from seadeploy.profiling.latency import benchmark_latency
     from seadeploy.profiling.sources import plan
     from seadeploy.validate import validate_run
-    from tests.profiling.conftest import make_run
 
-    run = make_run(tmp_path / "run", attn="se")
+    run = tiny_run
     assert [(s.backend, s.precision) for s in plan(run, [onnx_ref, "ort"])] == [(onnx_ref, "fp32"), ("ort", "fp32")]
     with pytest.raises(InputError, match="no ONNX files for int8 .onnx-ref runs fp32, fp16"):
         plan(run, [onnx_ref], ["int8"])

@@ -130,8 +130,8 @@ def make_run(run, attn: str = "se", attn_kwargs: dict | None = None):
 
     from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
     from seadeploy.export.manifest import new_manifest
-    from seadeploy.runfolder import write_manifest
     from seadeploy.export.onnx_export import export_onnx
+    from seadeploy.runfolder import write_manifest
 
     torch.manual_seed(0)
     spec = ModelSpec(model="resnet20_cifar", attn=attn, attn_kwargs=dict(attn_kwargs or {}), num_classes=10,
@@ -143,9 +143,3 @@ def make_run(run, attn: str = "se", attn_kwargs: dict | None = None):
     manifest.files["fp32"] = {"path": "model.onnx", "sha256": sha256(path)}
     write_manifest(run, manifest)
     return run
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """A run folder like export writes: resnet20_cifar + SE checkpoint, model.onnx and manifest.json."""
-    return make_run(tmp_path_factory.mktemp("profiling") / "run")
