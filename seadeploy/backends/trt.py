@@ -117,6 +117,10 @@ class TrtBackend(Backend):
         _make_allocator(buffers, int(device)).close()
 
     @classmethod
+    def int8_target(cls, spec: str) -> str | None:
+        return "tensorrt"  # explicit symmetric Q/DQ
+
+    @classmethod
     def artifact(cls, run_dir: str | os.PathLike, precision: str) -> Path | None:
         """``model.<precision>.engine`` (or the path the manifest records under ``engines``)."""
         return run_file(run_dir, "engines", precision, artifacts.engine_name(precision))
