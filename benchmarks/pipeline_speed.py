@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/pipeline_speed.py                       # exports once, then times
     OMP_NUM_THREADS=1 python benchmarks/pipeline_speed.py --onnx model.onnx --rounds 3
 
-Thread CPU time (``time.thread_time``; the model is single-threaded Python + numpy with one thread) and
+Process CPU time (``time.process_time``; single-threaded Python + numpy with OMP_NUM_THREADS=1) and
 wall time per round; analytic and simulation rounds are interleaved; medians with min–max. Also
 prints the infinite-speed limit of the attention buffering (service times × 0), which must equal the
 buffer model's figure. The export is not timed.
@@ -23,9 +23,9 @@ from seadeploy.profiling.summaries import model_onnx
 
 
 def timed(fn):
-    w, c = time.perf_counter(), time.thread_time()
+    w, c = time.perf_counter(), time.process_time()
     out = fn()
-    return out, time.thread_time() - c, time.perf_counter() - w
+    return out, time.process_time() - c, time.perf_counter() - w
 
 
 def spread(xs: list[float]) -> str:

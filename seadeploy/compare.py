@@ -32,7 +32,7 @@ from seadeploy.cli import ArgumentParser, add_common_args, parse_value, print_js
 from seadeploy.errors import ConfigError, SeadeployError
 from seadeploy.runfolder import stage_files, write_buffers, write_layers_summary
 
-STAGES = ("train", "export", "validate", "latency", "layers", "buffers")
+STAGES = ("train", "export", "validate", "latency", "layers", "buffers", "pipeline")
 
 
 class PartialStage(Exception):
@@ -234,10 +234,20 @@ def _buffers(v: Variant, o: CompareOptions) -> dict[str, Any]:
     return {k: summary[k] for k in ("attention_buffer_elements", "total_buffer_elements")}
 
 
+def _pipeline(v: Variant, o: CompareOptions) -> dict[str, Any]:
+    """Streaming accelerator: pipeline timing of the exported fp32 graph (profiling/pipeline.py) → pipeline.json."""
+    from seadeploy.artifacts import write_json
+    from seadeploy.profiling.pipeline_report import PIPELINE_JSON, hardware_from, load_graph, run_pipeline
+
+    summary = run_pipeline(load_graph(run_dir=str(v.run_dir)), hardware_from(None, None, 200.0), "auto").summary()
+    write_json(v.run_dir / PIPELINE_JSON, summary)
+    return {k: summary[k] for k in ("fps", "initiation_interval_cycles", "fill_latency_cycles", "fifo_elements")}
+
+
 STAGE_FNS: dict[str, Callable[[Variant, CompareOptions], dict[str, Any]]] = {
     "train": _train, "export": _export, "validate": _validate, "latency": _latency, "layers": _layers,
-    "buffers": _buffers}
-NEEDS = {"export": "train", "validate": "export", "latency": "export", "layers": "export", "buffers": "export"}
+    "buffers": _buffers, "pipeline": _pipeline}
+NEEDS = {"export": "train", "validate": "export", "latency": "export", "layers": "export", "buffers": "export", "pipeline": "export"}
 
 
 def run_variant(v: Variant, o: CompareOptions, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:

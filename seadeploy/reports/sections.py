@@ -7,6 +7,9 @@ question: what does tiled vs global squeeze cost and buy here?
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 
 from seadeploy.reports import plots, tables
@@ -280,9 +283,44 @@ def method_section(study: StudyData) -> Section:
     return s
 
 
+STREAMING_COLUMNS = {"fps": "FPS", "initiation_interval_cycles": "II (cycles)", "bottleneck": "bottleneck",
+                     "fill_latency_cycles": "fill latency (cycles)", "frame_latency_cycles": "frame latency (cycles)",
+                     "no_overlap_latency_cycles": "no-overlap bound (cycles)", "fifo_elements": "zero-stall FIFOs (elem)",
+                     "attention_buffer_elements": "attention buffer (elem)"}
+
+
+def streaming_section(study: StudyData) -> Section:
+    """Streaming accelerator (profiling/pipeline.py): each run's pipeline.json, written by compare's pipeline stage."""
+    s = Section("Streaming accelerator: pipeline timing", anchor="streaming")
+    rows = []
+    for run in ([] if study.runs.empty else study.runs.to_dict("records")):
+        path = Path(str(run.get("run_dir", ""))) / "pipeline.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        row = {"variant": run["variant"], **{k: data.get(k) for k in STREAMING_COLUMNS}}
+        if run.get("accuracy") is not None:
+            row["accuracy"] = run["accuracy"]
+        rows.append(row)
+    if not rows:
+        s.missing = "the pipeline stage was not run (python -m seadeploy.profiling pipeline RUN_DIR)"
+        return s
+    s.items.append("Layer-pipelined dataflow accelerator, 4096 MACs/cycle spread over the layers by MACs, 200 MHz: "
+                   "a global squeeze cannot release its scale before the last row of the map, so each SE block "
+                   "delays the first output row by about a frame and needs a FIFO of the whole map.")
+    s.items.append(Table(pd.DataFrame(rows), "Throughput, latency and FIFO storage per variant",
+                         {**STREAMING_COLUMNS, "accuracy": "test acc (%)"}))
+    return s
+
+
 def build_sections(study: StudyData) -> list[Section]:
     """All report sections, in reading order."""
     comp = _comparison(study)
-    return [answer_section(study, comp), variants_section(study, comp), latency_section(study), share_section(study),
+    sections = [answer_section(study, comp), variants_section(study, comp), latency_section(study), share_section(study),
             layers_section(study), buffers_section(study), parity_section(study), training_section(study),
             method_section(study)]
+    streaming = streaming_section(study)
+    if not streaming.missing:  # only where compare's pipeline stage wrote pipeline.json (a later, optional stage)
+        sections.insert(6, streaming)
+    return sections

@@ -49,6 +49,8 @@ def _write_run(run, study: StudyData, variant: str) -> None:
                                    labels=labels if k == "data" else None)
                            for p in ("fp32", "int8") for k in ("random", "data")], str(run))
     runfolder.write_parity(run, report.to_dict(), report.to_frame())
+    (run / "pipeline.json").write_text(json.dumps({"fps": 30.0, "initiation_interval_cycles": 6.6e6,
+                                                   "fill_latency_cycles": 2e7, "fifo_elements": 1000}))
 
 
 def test_load_run_reads_every_stage_file(study, tmp_path):
