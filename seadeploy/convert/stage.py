@@ -97,8 +97,9 @@ def latency_pair(before: onnx.ModelProto, after: onnx.ModelProto, rounds: int, r
     name, shape = _input(before)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     per: list[list[float]] = [[], []]
-    for s in sessions:
-        s.run(None, {name: x})
+    for s in sessions:  # warm-up: first runs allocate and pick kernels
+        for _ in range(max(3, runs)):
+            s.run(None, {name: x})
     for _ in range(max(1, rounds)):
         for i, s in enumerate(sessions):
             t0 = time.perf_counter()
@@ -130,9 +131,15 @@ def _accuracy(models: list[onnx.ModelProto], opts: ConvertOptions, size: int, me
 
 
 def _buffers(model: onnx.ModelProto):
+    """The buffer model (per image: a fixed batch is first made 1, models/onnx_source.py)."""
+    from seadeploy.models.onnx_source import rebatch_to_one
     from seadeploy.profiling.dataflow import analyse_buffers
 
-    return analyse_buffers(model)
+    if _input(model)[1][0] in (0, 1):
+        return analyse_buffers(model)
+    with tempfile.TemporaryDirectory(prefix="seadeploy-convert-") as tmp:
+        onnx.save_model(model, f"{tmp}/m.onnx")
+        return analyse_buffers(rebatch_to_one(f"{tmp}/m.onnx", f"{tmp}/one.onnx"))
 
 
 def figures(before: onnx.ModelProto, after: onnx.ModelProto, opts: ConvertOptions, size: int, mean, std,
