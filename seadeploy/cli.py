@@ -119,7 +119,7 @@ def parse_kv_args(items: Sequence[str] | None, flag: str = "--attn-arg") -> dict
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"{flag} expects KEY=VALUE, got '{item}' (example: {flag} tile=7)")
+            raise ConfigError(f"{flag} expects KEY=VALUE, got {item!r} (example: {flag} tile=7)")
         out[key.strip().replace("-", "_")] = parse_value(value)
     return out
 
