@@ -217,9 +217,11 @@ def test_no_backend_name_switches_outside_backends():
 #: then). Any other one fails the test.
 KNOWN_PRIVATE_IMPORTS = {
     "artifacts.py: from seadeploy.cli import _clean",
-    "convert/__main__.py: from seadeploy.models.source import _floats",
+    "export/__main__.py: from seadeploy.models.source import _floats",
+    "validate/__main__.py: from seadeploy.models.source import _floats",
     "profiling/movement.py: from seadeploy.profiling.propagate import _global",
     "profiling/movement.py: from seadeploy.profiling.propagate import _out_ndim",
+    "convert/__main__.py: from seadeploy.models.source import _floats",
     "profiling/simulate.py: from seadeploy.profiling.propagate import _elementwise",
     "profiling/simulate.py: from seadeploy.profiling.propagate import _global",
 }
