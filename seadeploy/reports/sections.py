@@ -44,7 +44,7 @@ def _notes(study: StudyData, *frames: str) -> list[str]:
     return [f"{NOT_MEASURED}: {n}" for n in dict.fromkeys(notes)] + [f"{WARNING}: {w}" for w in dict.fromkeys(warns)]
 
 
-LATENCY_HEADERS = {"interval": "95% interval", "difference": "difference", "spread": "IQR/median (%)",
+LATENCY_HEADERS = {"interval": "95% interval", "difference": "difference", "spread": "IQR/median (%)", "p10_ms": "p10 (ms)",
                    "cpu_median_ms": "thread CPU median (ms)", "ratio_clock": "ratio clock"}
 
 
@@ -153,9 +153,10 @@ def latency_section(study: StudyData) -> Section:
         used = "thread CPU time (one intra-op thread)" if (clock == "thread_cpu").all() else (
             "thread CPU time where the backend runs on one thread, else wall time")
         noise = int((lat["difference"] == "within noise").sum())
+        compared = int((lat["difference"] != "baseline").sum())
         s.items.append(f"The variants were timed in one process, interleaved round by round on the same input; each "
                        f"ratio is the median of the per-round ratios on {used}, with a 95% bootstrap interval. "
-                       f"{noise} of {len(lat)} ratios are within noise (their interval includes 1): no difference is "
+                       f"{noise} of {compared} ratios are within noise (their interval includes 1): no difference is "
                        "shown there.")
     else:
         s.items.append("These rows were not timed side by side: ratios are of medians, with no interval, so they "

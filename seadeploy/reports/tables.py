@@ -128,6 +128,9 @@ def latency_table(latency: pd.DataFrame | None, baseline: str = "se") -> pd.Data
         df["ratio"] = df["median_ms"].to_numpy() / ref.reindex(idx).to_numpy()
         df["ratio_low"] = df["ratio_high"] = np.nan
     df["difference"] = [noise_label(lo, hi) for lo, hi in zip(df["ratio_low"], df["ratio_high"])]
+    df.loc[df["variant"] == base, "difference"] = "baseline"
+    if "cpu_spread" in df and "clock" in df:  # the spread of the figure the ratio uses (thread CPU time when measured)
+        df["spread"] = df["cpu_spread"].where(df["clock"] == "thread_cpu", df.get("spread"))
     keep = ["variant", *LATENCY_KEYS, "median_ms"] + [c for c in ("iqr_ms", "p10_ms", "p90_ms", "p99_ms",
                                                                "cpu_median_ms", "spread", "stable") if c in df]
     order = {v: i for i, v in enumerate(_ordered_variants(df))}

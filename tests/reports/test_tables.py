@@ -96,7 +96,8 @@ def test_paired_latency_ratios_drive_tables_and_the_answer(study):
     assert "within noise: 0.97× [0.95, 1.02] (thread CPU time" in lines["none"]
     assert "slower: 1.25× [1.21, 1.30]" in lines["tse"]
     text = " ".join(str(i) for i in latency_section(study).items)
-    assert "10 of 15 ratios are within noise" in text and "thread CPU time (one intra-op thread)" in text
+    assert by.loc["se", "difference"] == "baseline"
+    assert "5 of 10 ratios are within noise" in text and "thread CPU time (one intra-op thread)" in text
     # rows not timed side by side: no interval, and the answer claims no difference
     comp = tables.comparison_table(study.runs, study.latency.drop(columns=["ratio", "ratio_low", "ratio_high"]),
                                    study.layers, study.buffer_totals, baseline="se")
