@@ -17,7 +17,10 @@ def _parser() -> ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("latency", "layers"):
         s = sub.add_parser(name, help=f"{name} report of a run folder")
-        s.add_argument("run_dir", metavar="RUN_DIR")
+        if name == "latency":  # several sources are timed side by side, interleaved, with ratios ± interval
+            s.add_argument("run_dir", metavar="SOURCE", nargs="+", help="run folders or .onnx/.engine files")
+        else:
+            s.add_argument("run_dir", metavar="RUN_DIR")
         s.add_argument("--backends", type=_csv(str), default=["ort"], help="torch,ort,trt (ort:cuda, torch:cuda ...)")
         s.add_argument("--batch", type=_csv(int), default=[1] if name == "latency" else [8], help="e.g. 1,8,32")
         s.add_argument("--precision", type=_csv(str), default=None, help="fp32,fp16,int8 (default: all the run has)")
@@ -25,7 +28,8 @@ def _parser() -> ArgumentParser:
         s.add_argument("--duration-s", type=float, default=3.0 if name == "latency" else 2.0)
         s.add_argument("--device", default="cpu", help="torch device for the torch backend")
         s.add_argument("--json", action="store_true")
-        extra = [("--warmup-s", float, 1.0)] if name == "latency" else [("--runs", int, 20), ("--warmup-runs", int, 5)]
+        extra = ([("--warmup-s", float, 1.0), ("--rounds", int, None)] if name == "latency"
+                 else [("--runs", int, 20), ("--warmup-runs", int, 5)])
         for flag, kind, default in extra:
             s.add_argument(flag, type=kind, default=default)
     b = sub.add_parser("buffers", help="dataflow buffer model (ARCHITECTURE.md §5)")
@@ -62,9 +66,12 @@ def _main(argv: list[str] | None) -> int:
     a = _parser().parse_args(argv)
     if a.cmd == "latency":
         report = latency.benchmark_latency(a.run_dir, a.backends, a.batch, a.precision, a.threads, a.warmup_s,
-                                           a.duration_s, a.device, progress=progress_enabled(a.json))
-        report.write(a.run_dir)
-        print_json(report.to_frame().to_dict("records")) if a.json else print(report.format_table())
+                                           a.duration_s, a.device, progress=progress_enabled(a.json), rounds=a.rounds)
+        report.write_all()
+        if a.json:
+            print_json({"rows": report.to_frame().to_dict("records"), "ratios": report.ratios})
+        else:
+            print(report.format_table())
         return 0
     if a.cmd == "layers":
         prof = layers.profile_layers(a.run_dir, a.backends, batch=a.batch[0], precisions=a.precision or ("fp32",),
