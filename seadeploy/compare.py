@@ -208,12 +208,51 @@ def _validate(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
 
 def _latency(v: Variant, o: CompareOptions) -> dict[str, Any]:
+    """Per variant: check the run has a file for every backend × precision to time (exit codes as the timing's).
+
+    The timing itself runs once every variant is exported (:func:`_latency_side_by_side`), all variants
+    interleaved in one process, so every latency ratio comes with its interval from paired rounds."""
+    from seadeploy.profiling.sources import plan
+
+    return {"candidates": len(plan(v.run_dir, o.backends, o.latency_precisions, device=o.device)),
+            "timed": "side by side with the other variants"}
+
+
+def _latency_side_by_side(variants: list[Variant], o: CompareOptions, stages: dict[str, dict[str, dict[str, Any]]],
+                          log: Callable[[str], None]) -> None:
+    """Time the variants whose latency check passed side by side (baseline first: the reference of every
+    ``ratio``), write each run's latency.csv/json, and fold the outcome into their ``latency`` stage."""
+    import torch
+
     from seadeploy.profiling.latency import benchmark_latency
 
-    report = benchmark_latency(v.run_dir, o.backends, o.batches, o.latency_precisions, threads=o.threads,
-                               warmup_s=o.warmup_s, duration_s=o.duration_s, device=o.device)
-    report.write(v.run_dir)
-    return {"measurements": len(report.measurements), "warnings": report.warnings()}
+    ready = sorted((v for v in variants if stages[v.name].get("latency", {}).get("status") == "ok"),
+                   key=lambda v: v.name != o.baseline)
+    if not ready:
+        return
+    threads, t0 = torch.get_num_threads(), time.perf_counter()
+    try:
+        report = benchmark_latency([v.run_dir for v in ready], o.backends, o.batches, o.latency_precisions,
+                                   threads=o.threads, warmup_s=o.warmup_s, duration_s=o.duration_s, device=o.device)
+        report.write_all()
+        result: dict[str, Any] = {"status": "ok"}
+    except Exception as exc:  # noqa: BLE001 - the study keeps the other stages' results
+        if os.environ.get("SEADEPLOY_DEBUG"):
+            raise
+        report = None
+        result = {"status": "failed", "error": f"{type(exc).__name__}: {_first_line(exc)}",
+                  "exit_code": exc.exit_code if isinstance(exc, SeadeployError) else 1}
+    finally:
+        torch.set_num_threads(threads)
+    seconds = round(time.perf_counter() - t0, 2)
+    for v in ready:
+        info = {**stages[v.name]["latency"], **result, "seconds": stages[v.name]["latency"]["seconds"] + seconds}
+        if report is not None:
+            info["measurements"] = sum(1 for r in report.rows if r.get("source") == v.run_dir.name)
+            info["warnings"] = [w for w in report.warnings() if w.startswith(f"{v.run_dir.name} ")]
+        stages[v.name]["latency"] = info
+    log(f"[{','.join(v.name for v in ready)}] latency  {result['status']:7s} {seconds:6.1f} s  (side by side)"
+        + (f"  {result['error']}" if "error" in result else ""))
 
 
 def _layers(v: Variant, o: CompareOptions) -> dict[str, Any]:
@@ -314,6 +353,7 @@ def run_compare(o: CompareOptions, *, progress: bool = False, log: Callable[[str
         if bar is not None:
             bar.set_postfix_str(v.name)
         stages[v.name] = run_variant(v, o, say)
+    _latency_side_by_side(variants, o, stages, say)
     return write_summary(variants, o, stages, time.perf_counter() - t0)
 
 
