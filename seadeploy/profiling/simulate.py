@@ -236,6 +236,7 @@ def simulate(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None =
     src = nodes["__input__"]
     target = frames if frames is not None else None
     adaptive = frames is None
+    lead = 0
     total_src = frames * src.rows if frames is not None else INF
 
     current = [0.0]
@@ -293,17 +294,18 @@ def simulate(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None =
         want_try(node, now)
 
     def set_target(now: float, k: int) -> None:
-        nonlocal target, total_src
+        nonlocal target, total_src, lead
         if not adaptive:
             return
         lat = now - frame_in[k]
         if target is None:
-            target = max(4, math.ceil(lat / (src.rows * src.gap)) + 3)
+            lead = math.ceil(lat / (src.rows * src.gap)) + 2  # frames in flight: keep the input that far ahead
+            target = max(4, lead + 1)
         elif k >= target - 1 and k < max_frames - 1:
             prev = [out_last[j] - frame_in[j] for j in (k - 1, k - 2) if j in out_last]
             if any(abs(lat - v) > 1e-6 * src.rows * src.gap for v in prev):
                 target = k + 2  # not settled: one more frame
-        total_src = target * src.rows
+        total_src = (target + lead) * src.rows
         want_try(src, now)
 
     def release(e: Edge, upto: int, now: float) -> None:
@@ -358,8 +360,6 @@ def simulate(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None =
             want_try(node, done)
             return
         k, r = divmod(node.fired, node.rows)
-        if target is not None and k >= target:
-            return
         for e in node.ins:
             if e.pushed < k * e.rows + node.hi[e.index][r] + 1:
                 if node.starved_since is None:
