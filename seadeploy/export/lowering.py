@@ -35,6 +35,7 @@ _META_KEYS = ("module", "pkg.torch.onnx.name_scopes")
 #: Gates are expanded only on maps whose channel count fills whole NCHWc blocks (MLAS uses 8 channels per block
 #: with AVX2, 16 with AVX-512); elsewhere ORT runs the Mul in NCHW and the Resize would be a wasted copy.
 NCHWC_ALIGN = 16
+GATE_SUFFIX, SCALES_SUFFIX = "__gate_broadcast", "__gate_scales"
 
 
 def _const(value: ir.Value | None) -> np.ndarray | None:
@@ -288,13 +289,13 @@ def broadcast_gates(model: ir.Model) -> int:
     count = 0
     for node, i in _gate_muls(graph):
         x = node.inputs[1 - i]
-        scales = _initializer(graph, f"{node.name}__gate_scales",
+        scales = _initializer(graph, f"{node.name}{SCALES_SUFFIX}",
                               np.array([1.0, 1.0, float(x.shape[2]), float(x.shape[3])], dtype=np.float32))
         resize = ir.node("Resize", [node.inputs[i], None, scales], num_outputs=1,
                          attributes={"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
                                      "nearest_mode": "floor"})
         _copy_meta(node, resize)
-        resize.name = f"{node.name}__gate_broadcast"
+        resize.name = f"{node.name}{GATE_SUFFIX}"
         resize.outputs[0].name = f"{node.name}__gate_full"
         # The full shape, symbolic batch included: ONNX shape inference loses the batch symbol through Resize's
         # float scales, and NCHWc only keeps a binary op blocked when it can prove both shapes equal.
@@ -316,3 +317,23 @@ def lower_for_ort(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, in
     counts["gates_expanded"] = broadcast_gates(model)
     model.graph.sort()
     return ir.to_proto(model), counts
+
+
+def drop_gate_broadcasts(proto: onnx.ModelProto) -> int:
+    """Undo :func:`broadcast_gates` in place (Resize nodes it added → the Mul reads the (N, C, 1, 1) gate).
+
+    For int8 on ORT CPU: the quantized graph runs in NHWC QLinear kernels that broadcast the gate
+    themselves, so the expanded copy would only cost a full-map pass. Returns the number removed.
+    """
+    graph = proto.graph
+    drop = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Resize" and n.name.endswith(GATE_SUFFIX)}
+    kept = [n for n in graph.node if not (n.op_type == "Resize" and n.output[0] in drop)]
+    for node in kept:
+        node.input[:] = [drop.get(i, i) for i in node.input]
+    used = {i for n in kept for i in n.input}
+    inits = [t for t in graph.initializer if t.name in used or not t.name.endswith(SCALES_SUFFIX)]
+    vinfo = [v for v in graph.value_info if v.name not in drop]
+    for field, items in ((graph.node, kept), (graph.initializer, inits), (graph.value_info, vinfo)):
+        del field[:]
+        field.extend(items)
+    return len(drop)

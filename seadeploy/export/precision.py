@@ -26,6 +26,7 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from seadeploy.artifacts import atomic_path
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.export.lowering import drop_gate_broadcasts
 from seadeploy.export.onnx_export import INPUT_NAME, MODULE_KEY, restore_modules
 from seadeploy.graphs.attention import keep_fp32_nodes
 
@@ -197,44 +198,67 @@ class SampleReader(CalibrationDataReader):
     """``CalibrationDataReader`` streaming normalised samples in batches, with an optional tqdm bar.
 
     ``source`` is an (N, C, H, W) array (sliced lazily: each batch is a view, nothing is copied up front) or a
-    callable returning a fresh iterable of batches (e.g. reading a dataset from disk), called again on
-    ``rewind``. Together with ``CalibMaxIntermediateOutputs`` (see :func:`quantize_int8`), which makes ORT's
-    MinMax calibrator fold each group of batches into running ranges, memory stays bounded by a few batches
-    of activations, not the whole calibration set.
+    callable returning a fresh iterable of batches (e.g. reading a dataset from disk; it is iterated once
+    more to count the batches). ``len`` and ``set_range`` (in batches) serve ORT's ``CalibStridedMinMax``:
+    the calibrator then runs a few batches, folds their activation ranges into running min/max and drops
+    them, so memory holds ``CALIB_GROUP`` batches of activations, not the whole calibration set.
     """
 
     def __init__(self, source: np.ndarray | Callable[[], Iterable[np.ndarray]], batch: int = 32,
-                 progress: bool = False, total: int | None = None) -> None:
+                 progress: bool = False) -> None:
         if isinstance(source, np.ndarray):
             array = source
             self._make = lambda: (array[i:i + batch] for i in range(0, len(array), batch))
-            total = len(array)
+            self._count, self.samples = -(-len(array) // batch), len(array)
         else:
             self._make = source
-        self._it: Iterator[np.ndarray] = iter(self._make())
-        self.seen = 0
+            sizes = [len(b) for b in source()]
+            self._count, self.samples = len(sizes), sum(sizes)
+        self._range = (0, self._count)
+        self._it: Iterator[np.ndarray] = self._iter()
         self._bar = None
         if progress:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc="int8 calibration", unit="img", leave=False)
+            self._bar = tqdm(total=self.samples, desc="int8 calibration", unit="img", leave=False)
+
+    def _iter(self) -> Iterator[np.ndarray]:
+        start, end = self._range
+        for i, batch in enumerate(self._make()):
+            if i >= end:
+                break
+            if i >= start:
+                yield batch
+
+    def __len__(self) -> int:
+        return self._count
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._range = (int(start_index), int(end_index))
+        self._it = self._iter()
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._it, None)
         if batch is None:
-            if self._bar is not None:
-                self._bar.close()
-                self._bar = None
             return None
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        self.seen += len(batch)
         if self._bar is not None:
             self._bar.update(len(batch))
         return {INPUT_NAME: batch}
 
     def rewind(self) -> None:
-        self._it = iter(self._make())
-        self.seen = 0
+        self._range = (0, self._count)
+        self._it = self._iter()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def calib_stride(batches: int, group: int) -> int:
+    """The largest number of batches ≤ ``group`` that divides ``batches`` (ORT requires an exact division)."""
+    return next(k for k in range(max(1, min(group, batches)), 0, -1) if batches % k == 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,23 +316,27 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
     Weights are symmetric per-channel int8 for every target; activations and bias follow ``INT8_TARGETS``.
     Calibration is MinMax over every sample: activations here are post-ReLU/post-BN maps whose extremes are
     real (a percentile would clip the large activations the classifier's decision depends on), and MinMax
-    is the calibrator ORT can run with bounded memory (``CalibMaxIntermediateOutputs``); the histogram
-    calibrators keep every batch's outputs until the end. ``activations`` (``s8``/``u8``) is the old
+    is the calibrator ORT can run with bounded memory (``CalibStridedMinMax``: ranges merged every
+    ``CALIB_GROUP`` batches, exactly the global min/max); the histogram calibrators keep every batch's
+    outputs until the end. ``activations`` (``s8``/``u8``) is the old
     spelling of ``target``.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
 
     spec = int8_target(activations if activations is not None else target)
-    if isinstance(calib, np.ndarray) and len(calib) < 1:
-        raise ConfigError("int8 calibration needs at least one sample (--calib-samples N)")
     reader = SampleReader(calib, batch=batch, progress=progress)
+    if len(reader) < 1:
+        raise ConfigError("int8 calibration needs at least one sample (--calib-samples N)")
     with tempfile.TemporaryDirectory(prefix="seadeploy-int8-") as work:
         pre = Path(work) / "pre.onnx"
         # ONNX shape inference is enough (static spatial sizes); ORT's symbolic inference fails on some
         # Resize graphs and then drops a stray sym_shape_infer_temp.onnx into the working directory.
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        source = onnx.load(str(src))
+        dropped = drop_gate_broadcasts(source) if spec.name == "ort-cpu" else 0
+        onnx.save_model(source, str(Path(work) / "src.onnx"))
+        quant_pre_process(str(Path(work) / "src.onnx"), str(pre), skip_symbolic_shape=True)
         onnx_pre = onnx.load(str(pre))
-        restore_modules(onnx_pre, onnx.load(str(src)))
+        restore_modules(onnx_pre, source)
         onnx.save_model(onnx_pre, str(pre))
         out = Path(work) / "int8.onnx"
         quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
@@ -317,9 +345,10 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
                         calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"ActivationSymmetric": spec.symmetric_activations, "WeightSymmetric": True,
                                        "QuantizeBias": spec.quantize_bias,
-                                       "CalibMaxIntermediateOutputs": CALIB_GROUP})
-        if reader.seen < 1:
-            raise ConfigError("int8 calibration needs at least one sample (--calib-samples N)")
+                                       # not CalibMaxIntermediateOutputs: ORT 1.32 drops those batches
+                                       # unmerged (MinMaxCalibrater.collect_data clears before computing)
+                                       "CalibStridedMinMax": calib_stride(len(reader), CALIB_GROUP)})
+        reader.close()
         proto = propagate_modules(onnx.load(str(out)))
         with atomic_path(dst) as tmp:
             onnx.save_model(proto, str(tmp), save_as_external_data=False)
@@ -327,5 +356,5 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
     return {"target": spec.name, "runs_on": spec.runs_on, "format": "QDQ", "activations": spec.activations,
             "weights": "QInt8 symmetric", "per_channel": per_channel,
             "bias": "int32" if spec.quantize_bias else "float32", "calibration": "MinMax",
-            "calib_samples": int(reader.seen), "calib_batch": batch, "quantize_nodes": n_q,
-            "excluded_nodes": list(exclude_nodes)}
+            "calib_samples": int(reader.samples), "calib_batch": batch, "quantize_nodes": n_q,
+            "excluded_nodes": list(exclude_nodes), "gate_broadcasts_dropped": dropped}
