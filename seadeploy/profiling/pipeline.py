@@ -16,7 +16,9 @@ propagation (:class:`~seadeploy.profiling.propagate.Propagation`), with service 
   ``latency`` after accumulating the last row it needs.
 * **Per graph** — initiation interval ``II = max_n cycles_per_frame(n)`` (the bottleneck), FPS,
   fill latency (first output row) and frame latency (last output row), next to the pessimistic
-  no-overlap bound (receive the frame, then every stage one after the other).
+  no-overlap bound (receive the frame, then every stage one after the other). Latencies are those of
+  the steady state (frames back to back: a stage busy all frame carries bunched rows into the next
+  frame) and, as ``first_frame_*``, of one frame through an idle pipeline.
 * **Per FIFO** (every join operand and every window's line buffer) — skew (longest wait of a row),
   the single-frame held rows (the buffer model's figure; with ``service_scale=0`` exactly
   :func:`~seadeploy.profiling.dataflow.analyse_buffers`' numbers) and the zero-stall depth in

@@ -147,3 +147,16 @@ def test_cli_json_summary(graphs, tmp_path, capsys):
     assert out["simulation"]["fill_latency_diff_rows"] <= 1
     assert profiling_main(["pipeline", "--onnx", str(onnx_path), "--fifo-depths", "nonsense"]) == 2
     assert "neither auto" in capsys.readouterr().err
+
+
+def test_tile_sweep_plot_is_a_figure():
+    import pandas as pd
+
+    from seadeploy.profiling.pipeline_report import SWEEP_COLUMNS, plot_tile_sweep
+
+    sweep = pd.DataFrame([[t, 10 * i, 100 * i, 400 * i, 30.0, 6.6e6, 1e6 * i, 2e6 * i, "conv"]
+                          for i, t in enumerate(["2", "7", "global"], 1)], columns=SWEEP_COLUMNS)
+    fig = plot_tile_sweep(sweep, "x")
+    bars = fig.axes[0].patches
+    assert [round(b.get_height() * 1e6) for b in bars] == [100, 200, 300]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["2", "7", "global"]
