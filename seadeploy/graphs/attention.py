@@ -8,7 +8,8 @@ fp16 keep-fp32 set and the statistics (ARCHITECTURE.md §7). It is also the one 
 ``GlobalMaxPool``, ``ReduceMean/Max/L2/…`` over H,W or over a flattened H·W, the Sub/Mul/Sqrt chain of a
 std) or tiled (``AveragePool``/``MaxPool`` with kernel = stride, ``ReduceMean`` over the tile axes of a
 6-D reshape) or a ``MatMul`` that contracts H·W (global-context attention pooling, adaptive pooling
-matrices). A *join* ``Mul``/``Add`` of two activations ``p`` and ``q`` closes a block when
+matrices); SsENet's random squeeze (a drawn descriptor, ``RandomUniformLike``) counts as one too.
+A *join* ``Mul``/``Add`` of two activations ``p`` and ``q`` closes a block when
 
 1. every path into ``q`` passes through squeezes (``q`` carries no un-reduced pixel of the trunk),
 2. the squeezes read a tensor ``X`` from which ``p`` derives by elementwise/shape ops only (``X`` itself
@@ -67,6 +68,8 @@ GLOBAL_POOLS = frozenset({"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", 
 REDUCES = frozenset({"ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2", "ReduceSumSquare",
                      "ReduceLogSumExp", "ReduceLogSum", "ReduceProd"})
 TILE_POOLS = frozenset({"AveragePool", "MaxPool", "LpPool", "QLinearAveragePool"})
+#: Data-free "squeezes": SsENet's random squeeze draws the channel descriptor instead of pooling it.
+RANDOMS = frozenset({"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike"})
 MATMULS = frozenset({"MatMul", "QLinearMatMul", "MatMulInteger", "FusedMatMul"})
 #: Channel mixing with a weight: the excitation's FC, 1×1 conv or ECA's Conv1d.
 MIXING = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger", "FusedConv", "Gemm", "FusedGemm", "Einsum",
@@ -215,8 +218,8 @@ class GraphIndex:
             node = v.producer()
             if v.const_value is not None or v.is_initializer():
                 self._static[key] = True
-            elif node is None:
-                self._static[key] = False  # a graph input
+            elif node is None or node.op_type in RANDOMS:
+                self._static[key] = False  # a graph input, or random values (data, not constants)
             elif node.op_type in ("Constant", "Shape", "Size", "ConstantOfShape", "Range"):
                 self._static[key] = True
             else:
@@ -350,8 +353,11 @@ def reduced_axes(ix: GraphIndex, node: ir.Node) -> list[int] | None:
 
 
 def squeeze_kind(ix: GraphIndex, node: ir.Node) -> str | None:
-    """``"global"``, ``"tile"`` or ``"matmul"`` when ``node`` reduces spatial extent, else ``None``."""
+    """``"global"``, ``"tile"``, ``"matmul"`` when ``node`` reduces spatial extent (``"random"`` for a drawn
+    descriptor), else ``None``."""
     op = node.op_type
+    if op in RANDOMS:
+        return "random"
     if op in GLOBAL_POOLS:
         return "global"
     if op in REDUCES:
@@ -528,8 +534,10 @@ def _try_join(ix: GraphIndex, join: ir.Node, p: ir.Value, q: ir.Value) -> _Found
         return None
     # Every squeeze must read (something derived from) a tensor of p's chain: X is the one nearest the join.
     rank = {id(v): i for i, v in enumerate(chain)}
-    hits = []
+    hits = [0] if all(squeeze_kind(ix, s) == "random" for s in squeezes) else []
     for s in squeezes:
+        if squeeze_kind(ix, s) == "random":
+            continue
         found = [rank[id(v)] for d in ix.data_inputs(s) for v in _transparent_chain(ix, d) if id(v) in rank]
         if not found:
             pre = _walk_up_to(ix, ix.data_inputs(s), chain[-1])

@@ -14,7 +14,9 @@ import pytest
 import torch
 
 from seadeploy.export.onnx_export import export_onnx
+from seadeploy.graphs.attention import find_attention
 from seadeploy.models import create_model, list_attention
+from seadeploy.models.convert import attention_paths
 from seadeploy.models.stats import compute_stats
 
 ATTNS = [a for a in list_attention() if a != "none"]
@@ -32,6 +34,8 @@ def export_and_compare(name: str, size: int, attn: str, tmp_path, randomized, kw
     model = randomized(create_model(name, attn, kw or {}, num_classes=10, input_size=size)).eval()
     path = export_onnx(model, tmp_path / "model.onnx", input_shape=(3, size, size))
     proto = onnx.load(str(path))
+    # every attention block is found by graph structure (names never decide it), one per attention module
+    assert len(find_attention(proto).blocks) == len(attention_paths(model))
     ops = {n.op_type for n in proto.graph.node}
     assert not ops & {"GatherND", "AveragePoolCeil"}, f"slow/untrusted ops in the graph: {ops}"
     sess = _session(path)
@@ -82,3 +86,4 @@ def test_random_squeeze_exports_and_runs(tmp_path):
         assert out.shape == (batch, 10) and np.isfinite(out).all()
     stats = compute_stats(model, 32)
     assert stats.summary["attn_blocks"] == 9 and stats.summary["attn_reduce_ops"] == 0
+    assert [b.squeeze_ops for b in find_attention(path).blocks] == [("RandomUniformLike",)] * 9
