@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import functools
 import os
 import sys
 from collections.abc import Iterable
@@ -695,20 +694,6 @@ def find_attention(source: str | os.PathLike | onnx.ModelProto | ir.Model) -> At
                         "are 0 for it")
     return AttentionGraph(blocks=blocks, roles=roles, block_of=block_of,
                           modules={n.name: node_modules[id(n)] for n in ix.nodes}, warnings=warnings)
-
-
-@functools.lru_cache(maxsize=8)
-def _cached(path: str, mtime: float, size: int) -> AttentionGraph:
-    return find_attention(path)
-
-
-def find_attention_file(path: str | os.PathLike) -> AttentionGraph:
-    """:func:`find_attention` of a file, cached on (path, mtime, size) for the commands that ask repeatedly."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"ONNX file '{p}' does not exist")
-    st = p.stat()
-    return _cached(str(p.resolve()), st.st_mtime, st.st_size)
 
 
 _WARNED: set[tuple[str, str]] = set()
