@@ -106,16 +106,19 @@ def sweep_stale(folder: str | os.PathLike, patterns: tuple[str, ...] | list[str]
     return removed
 
 
-def check_out_folder(path: str | os.PathLike | None, flag: str = "--out") -> None:
-    """Refuse, before any work, an output folder that is a file or lies under a file (``ConfigError``)."""
+def check_out_folder(path: str | os.PathLike | None, flag: str = "--out", file: bool = False) -> None:
+    """Refuse, before any work, an output folder that is a file or lies under a file (``ConfigError``);
+    ``file=True``: ``path`` is an output *file*, which must not be a folder nor lie under a file."""
     if path is None:
         return
     p = Path(path)
-    for q in (p, *p.parents):
+    if file and p.is_dir():
+        raise ConfigError(f"{flag} '{p}' is a folder; give a file name (e.g. {p / 'report.xml'})")
+    for q in (p.parent, *p.parent.parents) if file else (p, *p.parents):
         if q.exists():
             if not q.is_dir():
                 what = "is a file" if q == p else f"lies under the file '{q}'"
-                raise ConfigError(f"{flag} '{p}' {what}; give a folder")
+                raise ConfigError(f"{flag} '{p}' {what}; give {'a path in a folder' if file else 'a folder'}")
             return
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from seadeploy.artifacts import check_out_folder
 from seadeploy.backends import PRECISIONS
@@ -98,10 +97,7 @@ def _main(argv: list[str] | None) -> int:
     log = print if progress_enabled(args.json) else None
     # every output location is checked before any file is written (parity.* must not land when --junit is bad)
     check_out_folder(args.out)
-    if args.junit:
-        check_out_folder(Path(args.junit).parent, "--junit")
-        if Path(args.junit).is_dir():
-            raise ConfigError(f"--junit '{args.junit}' is a folder; give a file name (e.g. {args.junit}/parity.xml)")
+    check_out_folder(args.junit, "--junit", file=True)
     if not matrix:
         args.run_dir, args.onnx = onnx_argument(args.run_dir, args.onnx)
         if args.onnx:
