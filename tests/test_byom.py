@@ -122,12 +122,17 @@ def _export(net, path):
     return onnx.load(str(path))
 
 
-@pytest.mark.parametrize("tile", [16, 4, 3, [5, 3]])
-def test_onnx_route_equals_torch_route(tile, tmp_path):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    net = _net().eval()
+    return net, _export(net, tmp_path_factory.mktemp("onnx") / "m.onnx")
+
+
+@pytest.mark.parametrize("tile", [16, 3, [5, 3]])
+def test_onnx_route_equals_torch_route(tile, exported):
     import onnxruntime as ort
 
-    net = _net().eval()
-    graph = _export(net, tmp_path / "m.onnx")
+    net, graph = exported
     assert [b.convertible for b in find_blocks(graph)] == [True] * 3
     new, records = se_to_tse_onnx(graph, tile)
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seadeploy.compare import main as compare_main
+from seadeploy.compare import CompareOptions, run_compare
 from seadeploy.convert.__main__ import main as convert_main
 from seadeploy.export.__main__ import main as export_main
 from seadeploy.profiling.__main__ import main as profiling_main
@@ -29,8 +29,8 @@ def _json(capsys, code: int) -> dict:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("byom") / "run"
-    code = train_main(["--model", SRC, "--model-arg", "width=8", "--input-size", "32", "--dataset", "digits",
-                       "--epochs", "1", "--limit-train", "512", "--limit-test", "64", "--batch-size", "32",
+    code = train_main(["--model", SRC, "--model-arg", "width=16", "--input-size", "32", "--dataset", "digits",
+                       "--epochs", "4", "--limit-train", "1024", "--limit-test", "64", "--batch-size", "32", "--lr", "0.01",
                        "--out", str(run), "--json"])
     assert code == 0
     return run
@@ -40,28 +40,25 @@ def test_pytorch_route(trained, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     capsys.readouterr()
-    assert export_main([str(run), "--precision", "fp32,fp16,int8", "--eval-samples", "64", "--calib-samples", "32"]) == 0
+    assert export_main([str(run), "--precision", "fp32,fp16,int8", "--eval-samples", "64", "--calib-samples", "64"]) == 0
     capsys.readouterr()
-    v = _json(capsys, validate_main([str(run), "--backends", "torch,ort", "--samples", "64", "--random", "8",
+    v = _json(capsys, validate_main([str(run), "--backends", "torch,ort", "--samples", "32", "--random", "4",
                                      "--json"]))
     assert v["passed"]
     layers = _json(capsys, profiling_main(["layers", str(run), "--batch", "2", "--runs", "2", "--warmup-runs", "1",
                                            "--json"]))
     assert layers["attention_blocks"] == 3 and layers["attention_share"] > 0
-    rep = _json(capsys, convert_main([str(run), "--to", "tse", "--tile", "4", "--dataset", "digits", "--samples", "64",
-                                      "--latency-rounds", "1", "--latency-runs", "2", "--out", str(tmp_path / "tse"),
+    rep = _json(capsys, convert_main([str(run), "--to", "tse", "--tile", "4", "--dataset", "digits", "--samples", "32",
+                                      "--latency-rounds", "1", "--latency-runs", "1", "--out", str(tmp_path / "tse"),
                                       "--json"]))
     assert rep["attention_blocks"] == 3
     assert rep["attention_buffer_elements_after"] < rep["attention_buffer_elements_before"]
     assert rep["top1_before"] is not None and rep["top1_after"] is not None
-    back = _json(capsys, convert_main([str(tmp_path / "tse"), "--to", "se", "--latency-rounds", "1",
-                                       "--latency-runs", "1", "--out", str(tmp_path / "se"), "--json"]))
-    assert back["attention_buffer_elements_after"] == rep["attention_buffer_elements_before"]
-    summary = _json(capsys, compare_main(["--model", SRC, "--model-arg", "width=8", "--input-size", "32",
-                                          "--weights", str(run / "checkpoint.safetensors"),
-                                          "--attn", "original,tse:tile=4", "--epochs", "0", "--backends", "ort",
-                                          "--batch", "1", "--duration-s", "0.05", "--parity-samples", "32",
-                                          "--calib-samples", "16", "--out", str(tmp_path / "study"), "--json"]))
+    o = CompareOptions(model=SRC, model_args=("width=16",), input_size=32, weights=str(run / "checkpoint.safetensors"),
+                       attn=("original", "tse:tile=4"), epochs=0, backends=("ort",), batches=(1,),
+                       precisions=("fp32",), latency_precisions=("fp32",), duration_s=0.05, warmup_s=0.0,
+                       layer_runs=2, parity_samples=32, baseline="original", out=str(tmp_path / "study"))
+    summary = run_compare(o)
     rows = {r["variant"]: r for r in summary["variants"]}
     assert set(rows) == {"original", "tse_tile4"} and summary["baseline"] == "original"
     assert rows["tse_tile4"]["attention_buffer_elements"] < rows["original"]["attention_buffer_elements"]
@@ -77,7 +74,7 @@ def test_onnx_route(trained, tmp_path, capsys):
     onnx_file = tmp_path / "user.onnx"
     shutil.copy(run / "model.onnx", onnx_file)  # a bare file with a static batch of 4
     capsys.readouterr()
-    v = _json(capsys, validate_main(["--onnx", str(onnx_file), "--dataset", "digits", "--samples", "32", "--json"]))
+    v = _json(capsys, validate_main(["--onnx", str(onnx_file), "--dataset", "digits", "--samples", "64", "--json"]))
     assert set(v["files"]) == {"fp32", "fp16", "int8"} and v["files"]["int8"]["accuracy"] is not None
     for cmd in (["latency", str(onnx_file), "--duration-s", "0.05", "--warmup-s", "0"],
                 ["memory", str(onnx_file)], ["buffers", "--onnx", str(onnx_file)],
