@@ -2,6 +2,7 @@
 
 python -m seadeploy.models list
 python -m seadeploy.models stats --model resnet56_cifar --attn se --attn-arg bias=false --json
+python -m seadeploy.models stats --model path/to/net.py:build --model-arg width=16 --input-size 32
 python -m seadeploy.models table --models 'resnet*_cifar,vgg16_cifar' --attn none,se,tse
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from seadeploy.cli import ArgumentParser, add_model_args, parse_kv_args, print_json, run_main
+from seadeploy.models.source import ModelSource, is_external
 
 
 def _parser() -> ArgumentParser:
@@ -55,7 +57,11 @@ def _main(argv: list[str] | None) -> int:
             print("attention:", ", ".join(list_attention()))
         return 0
     if args.cmd == "stats":
-        stats = model_stats(args.model, args.attn, parse_kv_args(args.attn_arg), args.input_size, args.num_classes)
+        if is_external(args.model) or args.weights or args.model_arg:
+            stats = _source_stats(args)
+        else:
+            stats = model_stats(args.model, args.attn, parse_kv_args(args.attn_arg), args.input_size,
+                                args.num_classes)
         print_json(stats.to_dict()) if args.json else print(stats.format())
         return 0
     names = [n for pat in args.models.split(",") for n in list_models(pat.strip())]
@@ -66,6 +72,29 @@ def _main(argv: list[str] | None) -> int:
     frame = zoo_table(names, [a.strip() for a in args.attn.split(",")], args.input_size)
     print_json(frame.to_dict(orient="records")) if args.json else print(frame.to_string(index=False))
     return 0
+
+
+def _source_stats(args):
+    """Stats of a user's model (models/source.py); its SE-like blocks are found by behaviour
+    (convert/torch_rewrite.py) and listed in the summary."""
+    from seadeploy.convert.torch_rewrite import find_se_modules
+    from seadeploy.models.stats import compute_stats
+
+    src = ModelSource.from_args(args)
+    net, spec = src.build(), src.spec()
+    stats = compute_stats(net, spec.input_size)
+    blocks = find_se_modules(net, spec.input_size)
+    paths = [p for p, _ in blocks]
+    inside = stats.layers["module"].map(lambda m: any(m.startswith(p + ".") for p in paths)) if len(stats.layers) \
+        else stats.layers.get("module", [])
+    stats.summary.update(
+        model=spec.model, input_size=spec.input_size, attn_blocks=len(blocks),
+        attn_params=sum(p.numel() for b in paths for p in net.get_submodule(b).parameters()),
+        attn_excite_macs=int(stats.layers.loc[inside, "macs"].sum()) if len(stats.layers) else 0,
+        # per-op work is defined for the zoo's attention classes (their work()); not estimated for a user's module
+        attn_reduce_ops=None, attn_gate_ops=None, attn_scale_ops=None, attn_bytes_moved=None,
+        attn_modules=", ".join(paths) or "none")
+    return stats
 
 
 def main(argv: list[str] | None = None) -> int:
