@@ -139,7 +139,7 @@ def staging(out: str | os.PathLike) -> Iterator[Path]:
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        sweep_stale(out, (".export-*",))  # staging folders of a killed export (their process is gone)
+        sweep_stale(out, (".export-*", ".*.tmp"))  # staging folders and temp files of a killed run (process gone)
         stage = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=out))
     except OSError as exc:
         raise InputError(f"cannot write to output folder '{out}': {exc.strerror or exc}; choose a writable --out") from exc
