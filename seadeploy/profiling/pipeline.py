@@ -48,9 +48,19 @@ import pandas as pd
 
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.profiling import graph, schema
-from seadeploy.profiling.arrival import POOL_OPS, TOL, WINDOW_OPS, compress, last_consumer, pad_dims, window_spec
+from seadeploy.profiling.arrival import (
+    BINARY,
+    POOL_OPS,
+    TOL,
+    UNARY,
+    WINDOW_OPS,
+    compress,
+    last_consumer,
+    pad_dims,
+    window_spec,
+)
 from seadeploy.profiling.dataflow import JOIN_OPS, held_elements
-from seadeploy.profiling.propagate import Propagation
+from seadeploy.profiling.propagate import RULES, Propagation, _elementwise, _global
 
 MAC_OPS = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger", "FusedConv", "Gemm", "MatMul",
                      "MatMulInteger", "QLinearMatMul"})
@@ -59,6 +69,7 @@ MOVE_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose",
 # Fixed pipeline depth in cycles per op class (MAC array + adder tree, reduction tree, ALU op, wiring).
 DEFAULT_LATENCY = {"mac": 8, "reduce": 4, "elementwise": 2, "move": 0}
 PASS_THROUGH_ROWS = 2  # depth of a FIFO that only streams rows through (double buffering)
+NONE_NEEDED = 1e9
 
 
 @dataclasses.dataclass
@@ -232,6 +243,45 @@ def stage_costs(g: Graph, hw: Hardware) -> dict[str, Stage]:
     return out
 
 
+def rule_for(op: str):
+    """The row rule of an op type (as :class:`Propagation` picks it)."""
+    fn = RULES.get(op)
+    if fn is None:
+        fn = _elementwise if op in UNARY | BINARY else _global
+    return fn
+
+
+def row_index(g: Graph, node: onnx.NodeProto, j: int, sign: float) -> np.ndarray | None:
+    """Per output row of ``node``: the extreme index (``sign`` +1 → last, −1 → first) of the rows of input ``j``
+    it reads; ``-1`` / ``NONE_NEEDED`` where it reads none."""
+    base = g.base
+    ins = []
+    for k, name in enumerate(node.input):
+        t = base.times.get(name) if name else None
+        if t is None:
+            ins.append(None)
+            continue
+        t = pad_dims(t, len(base.shape(name)))
+        if k == j:
+            ins.append(sign * np.arange(t.size, dtype=float).reshape(t.shape))
+        else:
+            ins.append(np.full(t.shape, -NONE_NEEDED if sign < 0 else -1.0))
+    outs, _ = rule_for(node.op_type)(base, node, ins)
+    out_name = node.output[0]
+    row = base.times[out_name]
+    nd = max(len(base.shape(out_name)), row.ndim)
+    o, row = pad_dims(np.asarray(outs[0], dtype=float), nd), pad_dims(row, nd)
+    if o.ndim != nd:
+        return None
+    red = tuple(a for a in range(nd) if row.shape[a] == 1 and o.shape[a] > 1)
+    o = o.max(axis=red, keepdims=True) if red else o
+    try:
+        o = np.broadcast_to(o, row.shape).ravel()
+    except ValueError:
+        return None
+    return o * sign
+
+
 class TimedPropagation(Propagation):
     """The buffer model's propagation with a service recurrence in place of its rate limit.
 
@@ -354,6 +404,27 @@ def _join_operands(p: TimedPropagation, node: onnx.NodeProto) -> list[tuple[int,
     return res
 
 
+def _stream_arrays(p: TimedPropagation, g: Graph, node: onnx.NodeProto, j: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(arrive, release) per row of input ``j`` of a node that streams rows one to one or resamples them (Pad,
+    Resize, Slice, ...): a row is released when the last output row that reads it starts."""
+    name, out = node.input[j], node.output[0]
+    rows_in, rows_out = g.base.times.get(name), g.base.times.get(out)
+    if rows_in is None or rows_out is None or rows_in.size < 2 or out not in p.starts:
+        return None
+    lo = row_index(g, node, j, -1.0)
+    try:
+        arrive = np.broadcast_to(pad_dims(p.times[name], rows_in.ndim), rows_in.shape).ravel()
+        start = np.broadcast_to(pad_dims(p.starts[out], rows_out.ndim), rows_out.shape).ravel()
+    except ValueError:
+        return None
+    if lo is None or lo.size != start.size:
+        return None
+    lo = np.minimum.accumulate(np.where(lo >= NONE_NEEDED / 2, rows_in.size, np.round(lo))[::-1])[::-1]
+    last = np.searchsorted(lo, np.arange(rows_in.size), side="right") - 1  # last output row reading each input row
+    release = np.where(last >= 0, start[np.maximum(last, 0)], arrive)
+    return arrive, np.maximum(release, arrive)
+
+
 def _row_geometry(shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(shape) == 4:
         return shape[2], shape[3], shape[1]
@@ -422,11 +493,23 @@ def fifo_table(p: TimedPropagation, sq: TimedPropagation, g: Graph, hw: Hardware
                 held = held_elements(*_line_arrays(cold, node))
                 items.append(("line", 0, held, 0, peak_resident(a0, c0), _steady_peak(a, c, 1, ii),
                               float(np.max(c - a))))
+        if node.op_type not in JOIN_OPS and node.op_type not in WINDOW_OPS and not p.reduced.get(node.name):
+            for idx, name in enumerate(node.input):
+                arr = _stream_arrays(p, g, node, idx) if name and p.times.get(name) is not None else None
+                if arr is None:
+                    continue
+                a, c = arr
+                steady = _steady_peak(a, c, 1, ii)
+                if steady > PASS_THROUGH_ROWS:  # rows queue up (a Pad or Resize running at its own row rate)
+                    a0, c0 = _stream_arrays(base_t, g, node, idx)
+                    a1, c1 = _stream_arrays(cold, g, node, idx)
+                    items.append(("stream", idx, held_elements(a1, c1), 0, peak_resident(a0, c0), steady,
+                                  float(np.max(c - a))))
         for kind, idx, single, att, lead, steady, skew in items:
             name = node.input[idx]
             H, W, C = _row_geometry(p.shape(name))
             per_row = max(W * C, 1)
-            if kind == "line":  # line buffers count rows; elements = rows × W × C
+            if kind in ("line", "stream"):  # counted in rows; elements = rows × W × C
                 single, lead, steady = single * per_row, lead * per_row, steady * per_row
             nbytes = hw.dtype_bytes or graph.elem_size(p.shapes[name][1])
             rows.append({"node": node.name, "op_type": node.op_type, "kind": kind,

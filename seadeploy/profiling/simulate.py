@@ -18,7 +18,8 @@ rows of each input an output row reads, and each stage's hardware cost
   the full FIFOs and blocked stages are reported.
 
 Which rows an output row reads (``hi``: the last, ``lo``: the first) comes from the per-op row rules of
-:mod:`seadeploy.profiling.propagate` applied to row *indices* (not times). Hand-written event loop on
+:mod:`seadeploy.profiling.propagate` applied to row *indices* (not times):
+:func:`~seadeploy.profiling.pipeline.row_index`, part of the graph description both models share. Hand-written event loop on
 ``heapq``: a SimPy process per stage would add a dependency and run slower for ~10⁵ row events.
 """
 
@@ -31,15 +32,21 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-import onnx
 
 from seadeploy.errors import ConfigError
-from seadeploy.profiling.arrival import BINARY, UNARY, pad_dims
-from seadeploy.profiling.pipeline import PASS_THROUGH_ROWS, Graph, Hardware, Stage, stage_costs
-from seadeploy.profiling.propagate import RULES, _elementwise, _global
+from seadeploy.profiling.arrival import pad_dims
+from seadeploy.profiling.pipeline import (
+    NONE_NEEDED,
+    PASS_THROUGH_ROWS,
+    Graph,
+    Hardware,
+    Stage,
+    row_index,
+    rule_for,
+    stage_costs,
+)
 
 INF = math.inf
-NONE_NEEDED = 1e9
 
 
 @dataclasses.dataclass
@@ -89,44 +96,6 @@ class Node:
     row_times: dict = dataclasses.field(default_factory=dict)  # frame → [first, last] delivery time
 
 
-def _rule_for(op: str):
-    fn = RULES.get(op)
-    if fn is None:
-        fn = _elementwise if op in UNARY | BINARY else _global
-    return fn
-
-
-def _row_index(g: Graph, node: onnx.NodeProto, j: int, sign: float) -> np.ndarray | None:
-    """Per output row of ``node``: the extreme index (``sign`` +1 → last, −1 → first) of the rows of input ``j``
-    it reads; ``-1`` / ``NONE_NEEDED`` where it reads none."""
-    base = g.base
-    ins = []
-    for k, name in enumerate(node.input):
-        t = base.times.get(name) if name else None
-        if t is None:
-            ins.append(None)
-            continue
-        t = pad_dims(t, len(base.shape(name)))
-        if k == j:
-            ins.append(sign * np.arange(t.size, dtype=float).reshape(t.shape))
-        else:
-            ins.append(np.full(t.shape, -NONE_NEEDED if sign < 0 else -1.0))
-    outs, _ = _rule_for(node.op_type)(base, node, ins)
-    out_name = node.output[0]
-    row = base.times[out_name]
-    nd = max(len(base.shape(out_name)), row.ndim)
-    o, row = pad_dims(np.asarray(outs[0], dtype=float), nd), pad_dims(row, nd)
-    if o.ndim != nd:
-        return None
-    red = tuple(a for a in range(nd) if row.shape[a] == 1 and o.shape[a] > 1)
-    o = o.max(axis=red, keepdims=True) if red else o
-    try:
-        o = np.broadcast_to(o, row.shape).ravel()
-    except ValueError:
-        return None
-    return o * sign
-
-
 def build(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None = None,
           stages: dict[str, Stage] | None = None) -> tuple[dict[str, Node], float]:
     """Stages and FIFOs of ``g``; returns ``(nodes, source period in cycles)``.
@@ -152,7 +121,7 @@ def build(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None = No
         rows = int(np.size(base.times[out]))
         node = Node(n.name, rows, 0.0, st.service_row, st.service_acc, st.latency, False)
         live = [j for j, i in enumerate(n.input) if i and base.times.get(i) is not None]
-        need, reduced = _rule_for(n.op_type)(base, n, [base.times.get(i) if i else None for i in n.input])
+        need, reduced = rule_for(n.op_type)(base, n, [base.times.get(i) if i else None for i in n.input])
         node.accumulate = bool(reduced) and len(live) == 1
         if len(shp) == 4 and shp[2] > 1 and rows > 1 and need[0] is not None:
             # A floor-mode crop: rows may be closer than H_in / H (the same rule as the buffer model's).
@@ -165,8 +134,8 @@ def build(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None = No
             src = n.input[j]
             if src not in producer:
                 raise ConfigError(f"tensor '{src}' read by '{n.name}' has no producing stage")
-            hi = _row_index(g, n, j, 1.0)
-            lo = _row_index(g, n, j, -1.0)
+            hi = row_index(g, n, j, 1.0)
+            lo = row_index(g, n, j, -1.0)
             r_in = int(np.size(base.times[src]))
             if hi is None or lo is None or hi.size != rows:  # unmatched layout: read the whole input per row
                 hi, lo = np.full(rows, r_in - 1.0), np.zeros(rows)
