@@ -68,14 +68,16 @@ def run_stage(stage: str, argv: list[str], capfd) -> Outcome:
     return Outcome(int(code), captured.out, captured.err)
 
 
-def assert_one_line_error(o: Outcome, code: int, match: str | None = None) -> None:
-    """Exit ``code``, exactly one non-empty stderr line, starting with ``error:``, no traceback."""
+def assert_one_line_error(o: Outcome, code: int, match: str | None = None, warnings: int = 0) -> None:
+    """Exit ``code``, exactly one non-empty stderr line starting with ``error:`` (after exactly ``warnings`` lines
+    starting with ``warning:``, for the cases where a warning is part of the story), no traceback."""
     assert "Traceback" not in o.err, o.err
     assert o.code == code, f"exit {o.code}, expected {code}; stderr: {o.err!r}"
-    assert len(o.err_lines) == 1, f"expected one stderr line, got {o.err_lines!r}"
-    assert o.err_lines[0].startswith("error: "), o.err_lines
+    assert len(o.err_lines) == 1 + warnings, f"expected {1 + warnings} stderr line(s), got {o.err_lines!r}"
+    assert all(line.startswith("warning: ") for line in o.err_lines[:warnings]), o.err_lines
+    assert o.err_lines[-1].startswith("error: "), o.err_lines
     if match is not None:
-        assert match.lower() in o.err_lines[0].lower(), f"{match!r} not in {o.err_lines[0]!r}"
+        assert match.lower() in o.err_lines[-1].lower(), f"{match!r} not in {o.err_lines[-1]!r}"
 
 
 # ------------------------------------------------------------------------------------------- bad files

@@ -56,6 +56,7 @@ def exported(tmp_path_factory):
     out = tmp_path_factory.mktemp("faults") / "exported"
     assert killed_run("export", "staging", 1, [*EXPORT_ARGS, "--out", str(out)]) == -signal.SIGKILL
     STAGING_LEFT["killed"] = sorted(p.name for p in out.glob(".export-*"))
+    (out / f".manifest.json.{2**22 + 7}-x1.tmp").write_bytes(b"")  # a killed atomic write (pid above pid_max)
     assert stage_main("export")([*EXPORT_ARGS, "--out", str(out)]) == 0
     STAGING_LEFT["after"] = sorted(p.name for p in out.glob(".export-*")) + sorted(p.name for p in out.glob(".*.tmp"))
     return out
@@ -63,7 +64,8 @@ def exported(tmp_path_factory):
 
 def test_killed_export_leaves_nothing_after_the_next_export(exported):
     """An export killed before its commit leaves its ``.export-<pid>-*`` staging folder (with a half-written
-    file); the next export of that folder removes it and leaves no staging or temp file of its own."""
+    file), a killed atomic write its ``.<name>.<pid>-*.tmp``; the next export of that folder removes both and
+    leaves no staging or temp file of its own."""
     assert STAGING_LEFT["killed"], "the killed export should have left its staging folder"
     assert STAGING_LEFT["after"] == []
 
@@ -101,6 +103,7 @@ class Case:
     match: str | None = None
     base: str = "exported"  # "exported", "trained" or "none"
     setup: Callable[[Path, Path], None] | None = None
+    warnings: int = 0  # "warning:" lines expected before the error line (a file changed since export)
 
 
 BAD_POS_INT = ["0", "-1", "abc", "1.5"]
@@ -237,6 +240,20 @@ def _swap_graph(run: Path, tmp: Path) -> None:
     onnx.save(unrelated_graph(), str(run / "model.onnx"))
 
 
+def _failing_graph(run: Path, tmp: Path) -> None:
+    """Shaped like the run's model, (N,3,32,32) → (N,10), but its Conv expects 4 channels: ORT fails at run time
+    (and would print its own error line first unless its log is silenced)."""
+    w = numpy_helper.from_array(np.full((10, 4, 1, 1), 0.1, np.float32), "w")
+    shape = numpy_helper.from_array(np.array([0, 10], np.int64), "shape")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+             helper.make_node("Reshape", ["p", "shape"], ["y"])]
+    g = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], [w, shape])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = 9
+    onnx.save(m, str(run / "model.onnx"))
+
+
 def _int32_weights(state: dict) -> dict:
     key = next(k for k, v in state.items() if v.is_floating_point() and v.dim() == 4)
     return {**state, key: (state[key] * 100).to(torch.int32)}
@@ -366,6 +383,9 @@ def file_cases() -> list[Case]:
              setup=_swap_graph),
         Case("layers-unrelated-graph", "profiling", LAYERS_BASE, match="belongs to another model", setup=_swap_graph),
         Case("latency-onnx-empty", "profiling", LATENCY_BASE, setup=_write("model.onnx", b"")),
+        Case("latency-ort-fails-at-run", "profiling", LATENCY_BASE, match="onnxruntime", setup=_failing_graph,
+             warnings=1),
+        Case("validate-ort-fails-at-run", "validate", VALIDATE_BASE, match="onnxruntime", setup=_failing_graph),
         Case("latency-missing-run", "profiling", ["latency", "{tmp}/nothere"], base="none"),
         Case("memory-onnx-empty", "profiling", ["memory", "--onnx", "{tmp}/e.onnx"], base="none",
              setup=lambda run, tmp: (tmp / "e.onnx").write_bytes(b"")),
@@ -454,7 +474,7 @@ def test_bad_input(case: Case, tmp_path: Path, request, capfd, monkeypatch):
     run = _prepare(case, tmp_path, request)
     before = snapshot(tmp_path)
     outcome = run_stage(case.stage, _argv(case, run, tmp_path), capfd)
-    assert_one_line_error(outcome, case.code, case.match)
+    assert_one_line_error(outcome, case.code, case.match, case.warnings)
     assert snapshot(tmp_path) == before, "a refused input must not create, change or remove any file"
 
 

@@ -26,31 +26,21 @@ def _single_thread(single_thread):
     """One intra-op thread (tests/conftest.py)."""
 
 
-def test_kill_during_training_then_resume(tmp_path, capfd):
-    """Two kills, as ``kill -9`` would leave them:
+def test_kill_during_training_then_resume(tmp_path):
+    """SIGKILL inside epoch 2's save (its checkpoints renamed, its state only a temp file): ``--resume`` continues
+    from epoch 1, sweeps the dead temp file, and ends with exactly the weights of an uninterrupted run.
 
-    1. inside the first epoch's save (checkpoints renamed, no state yet): ``--resume`` points to ``--overwrite``,
-       and so does a plain re-run (not back to ``--resume``): the recovery loop is broken; ``--overwrite`` trains.
-    2. inside epoch 2's save (its state only a temp file): ``--resume`` continues from epoch 1, sweeps the dead
-       temp file, and ends with exactly the weights of the uninterrupted run of step 1.
+    (A kill inside the first epoch's save leaves the folder of the ``resume-after-kill-in-first-save`` and
+    ``restart-after-kill-in-first-save`` cases of tests/test_faults.py: checkpoints, no state.)
     """
-    first, second = tmp_path / "first", tmp_path / "second"
-    assert killed_run("train", "train_state", 1, [*TRAIN, "--out", str(first)]) == -signal.SIGKILL
-    assert (first / "checkpoint.safetensors").is_file() and not (first / "train_state.pt").exists()
-    capfd.readouterr()
-    assert stage_main("train")(["--resume", str(first)]) == 2
-    assert "--overwrite" in capfd.readouterr().err
-    assert stage_main("train")([*TRAIN, "--out", str(first)]) == 2
-    err = capfd.readouterr().err
-    assert "--overwrite" in err and "--resume" not in err, err
-    assert stage_main("train")([*TRAIN, "--out", str(first), "--overwrite"]) == 0  # the uninterrupted reference
-
-    assert killed_run("train", "train_state", 2, [*TRAIN, "--out", str(second)]) == -signal.SIGKILL
-    assert list(second.glob(".train_state.pt.*.tmp")), "the kill should leave the state's temp file behind"
-    assert torch.load(second / "train_state.pt", weights_only=True)["epoch"] == 1
-    assert stage_main("train")(["--resume", str(second)]) == 0
-    assert not list(second.glob(".*.tmp")), "resume must sweep the temp files of the killed run"
-    a, b = load_file(str(second / "last.safetensors")), load_file(str(first / "last.safetensors"))
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    assert killed_run("train", "train_state", 2, [*TRAIN, "--out", str(killed)]) == -signal.SIGKILL
+    assert list(killed.glob(".train_state.pt.*.tmp")), "the kill should leave the state's temp file behind"
+    assert torch.load(killed / "train_state.pt", weights_only=True)["epoch"] == 1
+    assert stage_main("train")(["--resume", str(killed)]) == 0
+    assert not list(killed.glob(".*.tmp")), "resume must sweep the temp files of the killed run"
+    assert stage_main("train")([*TRAIN, "--out", str(clean)]) == 0
+    a, b = load_file(str(killed / "last.safetensors")), load_file(str(clean / "last.safetensors"))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
