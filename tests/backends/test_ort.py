@@ -52,7 +52,7 @@ def test_extra_outputs_expose_intermediate_tensors_without_touching_the_file(tin
         out = be.infer({"x": X})
         assert be.output_names == ["logits", sig.output[0]]
     gate = out[sig.output[0]]
-    assert gate.shape == (2, 8, 1, 1) and ((gate > 0) & (gate < 1)).all()
+    assert gate.shape == (2, 16, 1, 1) and ((gate > 0) & (gate < 1)).all()  # layer1.attn: 16 channels
     assert tiny_onnx.read_bytes() == before
     with pytest.raises(ConfigError, match="'nope' is not a tensor"):
         with_extra_outputs(proto, ["nope"])
