@@ -36,6 +36,7 @@ _META_KEYS = ("module", "pkg.torch.onnx.name_scopes")
 #: with AVX2, 16 with AVX-512); elsewhere ORT runs the Mul in NCHW and the Resize would be a wasted copy.
 NCHWC_ALIGN = 16
 GATE_SUFFIX, SCALES_SUFFIX = "__gate_broadcast", "__gate_scales"
+JOIN_SUFFIX, ONES_SUFFIX = "__residual_join", "__identity_weight"
 
 
 def _const(value: ir.Value | None) -> np.ndarray | None:
@@ -306,6 +307,45 @@ def broadcast_gates(model: ir.Model) -> int:
     return count
 
 
+def join_residuals(model: ir.Model) -> int:
+    """Let ORT fuse the residual ``Add`` (+ ``Relu``) after a gated ``Mul`` into a convolution again.
+
+    Without attention the residual Add and its Relu ride on conv2 (NCHWc Conv with a Sum input and a fused
+    activation); with SE the gate Mul sits between conv2 and the Add, so Add and Relu each make a pass over the
+    map. Routing the skip tensor through a depthwise 1×1 Conv with weight 1 (``r·1 + 0 = r`` exactly in float)
+    gives the Add a Conv to fuse into (``Conv(r) + Sum(mul)`` then Relu): one pass instead of two, the same
+    numbers bit for bit. Only where the map fills whole NCHWc blocks and the skip is not already a single-use
+    Conv (a projection shortcut, which ORT fuses by itself). Returns the number of joins rewritten.
+    """
+    graph = model.graph
+    # Gated maps: a Mul of two equal-shaped rank-4 maps, neither constant (SE after broadcast_gates, TSE's
+    # Resize-broadcast tiles); only those stay in NCHWc, where the Conv/Sum fusion exists.
+    gated = {n.outputs[0] for n in graph if n.op_type == "Mul" and len(n.inputs) == 2
+             and all(v is not None and v.const_value is None and v.shape is not None and len(v.shape) == 4
+                     for v in n.inputs) and list(n.inputs[0].shape) == list(n.inputs[1].shape)}
+    count = 0
+    for node in list(graph):
+        if node.op_type != "Add" or len(node.inputs) != 2 or sum(v in gated for v in node.inputs) != 1:
+            continue
+        i = 0 if node.inputs[1] in gated else 1
+        r = node.inputs[i]
+        if r.shape is None or len(r.shape) != 4 or not isinstance(r.shape[1], int) or r.shape[1] % NCHWC_ALIGN:
+            continue
+        producer = r.producer()
+        if producer is not None and producer.op_type == "Conv" and len(r.uses()) == 1:
+            continue
+        c = r.shape[1]
+        ones = _initializer(graph, f"{node.name}{ONES_SUFFIX}", np.ones((c, 1, 1, 1), dtype=np.float32))
+        conv = ir.node("Conv", [r, ones], attributes={"group": c, "kernel_shape": [1, 1]}, num_outputs=1)
+        _copy_meta(node, conv)
+        conv.name, conv.outputs[0].name = f"{node.name}{JOIN_SUFFIX}", f"{node.name}__skip"
+        conv.outputs[0].shape, conv.outputs[0].type = r.shape, r.type
+        graph.insert_before(node, conv)
+        node.replace_input_with(i, conv.outputs[0])
+        count += 1
+    return count
+
+
 def lower_for_ort(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, int]]:
     """Both rewrites on a ModelProto (metadata kept): 4-D squeeze/excitation, then gates expanded to the map.
 
@@ -315,23 +355,26 @@ def lower_for_ort(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, in
     counts = lower_attention(model)
     model = ir.from_proto(onnx.shape_inference.infer_shapes(ir.to_proto(model)))
     counts["gates_expanded"] = broadcast_gates(model)
+    counts["residual_joins"] = join_residuals(model)
     model.graph.sort()
     return ir.to_proto(model), counts
 
 
 def drop_gate_broadcasts(proto: onnx.ModelProto) -> int:
-    """Undo :func:`broadcast_gates` in place (Resize nodes it added → the Mul reads the (N, C, 1, 1) gate).
+    """Undo :func:`broadcast_gates` and :func:`join_residuals` in place (the Resize and identity Conv nodes they
+    added are bypassed and removed).
 
-    For int8 on ORT CPU: the quantized graph runs in NHWC QLinear kernels that broadcast the gate
-    themselves, so the expanded copy would only cost a full-map pass. Returns the number removed.
+    For int8 on ORT CPU: the quantized graph runs in NHWC QLinear kernels that broadcast the gate and add
+    the skip themselves, so both would only cost passes (and a requantised identity). Returns the number removed.
     """
     graph = proto.graph
-    drop = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Resize" and n.name.endswith(GATE_SUFFIX)}
-    kept = [n for n in graph.node if not (n.op_type == "Resize" and n.output[0] in drop)]
+    drop = {n.output[0]: n.input[0] for n in graph.node
+            if (n.op_type == "Resize" and n.name.endswith(GATE_SUFFIX)) or (n.op_type == "Conv" and n.name.endswith(JOIN_SUFFIX))}
+    kept = [n for n in graph.node if n.output[0] not in drop]
     for node in kept:
         node.input[:] = [drop.get(i, i) for i in node.input]
     used = {i for n in kept for i in n.input}
-    inits = [t for t in graph.initializer if t.name in used or not t.name.endswith(SCALES_SUFFIX)]
+    inits = [t for t in graph.initializer if t.name in used or not t.name.endswith((SCALES_SUFFIX, ONES_SUFFIX))]
     vinfo = [v for v in graph.value_info if v.name not in drop]
     for field, items in ((graph.node, kept), (graph.initializer, inits), (graph.value_info, vinfo)):
         del field[:]
