@@ -5,7 +5,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seadeploy.cli import ArgumentParser, add_model_args, parse_kv_args, print_json, progress_enabled, run_main
+from seadeploy.cli import (
+    ArgumentParser,
+    add_model_args,
+    device,
+    non_negative_float,
+    non_negative_int,
+    parse_kv_args,
+    positive_float,
+    positive_int,
+    print_json,
+    progress_enabled,
+    run_main,
+)
 
 
 def _csv(kind):
@@ -22,21 +34,22 @@ def _parser() -> ArgumentParser:
         else:
             s.add_argument("run_dir", metavar="RUN_DIR")
         s.add_argument("--backends", type=_csv(str), default=["ort"], help="torch,ort,trt (ort:cuda, torch:cuda ...)")
-        s.add_argument("--batch", type=_csv(int), default=[1] if name == "latency" else [8], help="e.g. 1,8,32")
+        s.add_argument("--batch", type=_csv(positive_int), default=[1] if name == "latency" else [8], help="e.g. 1,8,32")
         s.add_argument("--precision", type=_csv(str), default=None, help="fp32,fp16,int8 (default: all the run has)")
-        s.add_argument("--threads", type=int, default=None, help="pinned intra-op threads (recorded)")
-        s.add_argument("--duration-s", type=float, default=3.0 if name == "latency" else 2.0)
-        s.add_argument("--device", default="cpu", help="torch device for the torch backend")
+        s.add_argument("--threads", type=positive_int, default=None, help="pinned intra-op threads (recorded)")
+        s.add_argument("--duration-s", type=positive_float, default=3.0 if name == "latency" else 2.0)
+        s.add_argument("--device", type=device, default="cpu", help="torch device for the torch backend")
         s.add_argument("--json", action="store_true")
-        extra = ([("--warmup-s", float, 1.0), ("--rounds", int, None)] if name == "latency"
-                 else [("--runs", int, 20), ("--warmup-runs", int, 5)])
+        extra = ([("--warmup-s", non_negative_float, 1.0), ("--rounds", positive_int, None)] if name == "latency"
+                 else [("--runs", positive_int, 20), ("--warmup-runs", non_negative_int, 5)])
         for flag, kind, default in extra:
             s.add_argument(flag, type=kind, default=default)
     b = sub.add_parser("buffers", help="dataflow buffer model (ARCHITECTURE.md §5)")
     b.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
     b.add_argument("--onnx", default=None, help="any static-shape ONNX file")
     add_model_args(b)
-    b.add_argument("--dtype-bytes", type=int, default=None, help="1, 2 or 4 (default: each tensor's ONNX type)")
+    b.add_argument("--dtype-bytes", type=int, choices=(1, 2, 4), default=None,
+                   help="1, 2 or 4 (default: each tensor's ONNX type)")
     b.add_argument("--out", default=None, help="also write buffers.json here (a RUN_DIR gets it by default)")
     b.add_argument("--json", action="store_true")
     q = sub.add_parser("pipeline", help="streaming-accelerator timing: II, FPS, fill latency, FIFO depths, stalls")
@@ -53,8 +66,8 @@ def _parser() -> ArgumentParser:
     q.add_argument("--plot", default=None, help="write the tile-sweep plot (PNG) here")
     q.add_argument("--json", action="store_true")
     m = sub.add_parser("memory", help="activation memory (liveness), ORT and TensorRT memory")
-    for flag, kw in (("run_dir", {"nargs": "?"}), ("--onnx", {}), ("--batch", {"type": int, "default": 1}),
-                     ("--input-size", {"type": int}), ("--json", {"action": "store_true"})):
+    for flag, kw in (("run_dir", {"nargs": "?"}), ("--onnx", {}), ("--batch", {"type": positive_int, "default": 1}),
+                     ("--input-size", {"type": positive_int}), ("--json", {"action": "store_true"})):
         m.add_argument(flag, **kw)
     return p
 
