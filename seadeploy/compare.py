@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from seadeploy import cli
-from seadeploy.artifacts import check_out_folder
+from seadeploy.artifacts import CHECKPOINT, check_out_folder
 from seadeploy.cli import ArgumentParser, add_common_args, parse_value, print_json, progress_enabled, run_main
-from seadeploy.errors import ConfigError, SeadeployError
+from seadeploy.errors import ConfigError, InputError, SeadeployError
 from seadeploy.runfolder import stage_files, write_buffers, write_layers_summary
 
 STAGES = ("train", "export", "validate", "latency", "layers", "buffers", "pipeline")
@@ -334,6 +334,9 @@ def run_compare(o: CompareOptions, *, progress: bool = False, log: Callable[[str
     for spec in o.backends:
         require_backend(spec)  # exit 3 with the install hint before anything runs
     check_out_folder(o.out)
+    missing = [v for v in variants if o.skip_train and not (v.run_dir / CHECKPOINT).is_file()]
+    if missing:
+        raise InputError(f"--skip-train: no {missing[0].run_dir / CHECKPOINT}; run once without --skip-train")
     if not o.skip_train:  # every training setting checked before the first variant trains (exit 2, no status lines)
         from seadeploy.train import make_config
 
