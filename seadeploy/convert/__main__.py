@@ -37,9 +37,9 @@ def _parser() -> cli.ArgumentParser:
                    "attention map size, largest map first (default 7)")
     p.add_argument("--dataset", default=None, help="labelled data for top-1 before/after (e.g. imagefolder)")
     p.add_argument("--data-root", default=None, help="dataset folder (imagefolder: one sub-folder per class)")
-    p.add_argument("--samples", type=int, default=256, help="labelled samples evaluated")
-    p.add_argument("--latency-rounds", type=int, default=5, help="interleaved timing rounds")
-    p.add_argument("--latency-runs", type=int, default=20, help="runs per round")
+    p.add_argument("--samples", type=cli.positive_int, default=256, help="labelled samples evaluated")
+    p.add_argument("--latency-rounds", type=cli.positive_int, default=5, help="interleaved timing rounds")
+    p.add_argument("--latency-runs", type=cli.positive_int, default=50, help="runs per round")
     cli.add_common_args(p)
     return p
 
