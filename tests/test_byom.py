@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -152,14 +151,3 @@ def test_convert_onnx_without_attention_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "no squeeze-excite" in err
     assert not (tmp_path / "o").exists()
-
-
-def test_convert_json_reports_buffers(tmp_path, capsys):
-    out = tmp_path / "tse"
-    code = convert_main(["--model", SRC, "--input-size", "32", "--tile", "4", "--latency-rounds", "1",
-                         "--latency-runs", "1", "--out", str(out), "--json"])
-    assert code == 0, capsys.readouterr().err
-    report = json.loads((out / "convert.json").read_text())
-    assert report["attention_blocks"] == 3 and [b["tile"] for b in report["blocks"]] == [[4, 4]] * 3
-    assert report["attention_buffer_elements_after"] < report["attention_buffer_elements_before"]
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.safetensors", "convert.json", "model.onnx"]

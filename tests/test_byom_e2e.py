@@ -54,6 +54,9 @@ def test_pytorch_route(trained, tmp_path, capsys):
     assert rep["attention_blocks"] == 3
     assert rep["attention_buffer_elements_after"] < rep["attention_buffer_elements_before"]
     assert rep["top1_before"] is not None and rep["top1_after"] is not None
+    assert [b["tile"] for b in rep["blocks"]] == [[4, 4]] * 3
+    assert sorted(p.name for p in (tmp_path / "tse").iterdir()) == ["checkpoint.safetensors", "convert.json",
+                                                                      "model.onnx"]
     o = CompareOptions(model=SRC, model_args=("width=16",), input_size=32, weights=str(run / "checkpoint.safetensors"),
                        attn=("original", "tse:tile=4"), epochs=0, backends=("ort",), batches=(1,),
                        precisions=("fp32",), latency_precisions=("fp32",), duration_s=0.05, warmup_s=0.0,
