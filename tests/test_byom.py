@@ -151,3 +151,48 @@ def test_convert_onnx_without_attention_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "no squeeze-excite" in err
     assert not (tmp_path / "o").exists()
+
+
+def _tiny_onnx(path: Path, external: str | None = None) -> Path:
+    from onnx import numpy_helper
+
+    w = numpy_helper.from_array(np.ones((3, 3, 1, 1), np.float32), "w")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 3, 8, 8])
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "g", [x], [y], [w])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if external:
+        onnx.save_model(model, str(path), save_as_external_data=True, location=external, size_threshold=0)
+    else:
+        onnx.save_model(model, str(path))
+    return path
+
+
+def test_external_data_only_inside_the_model_folder(tmp_path):
+    from seadeploy.convert.onnx_rewrite import load_onnx_file
+
+    ok = _tiny_onnx(tmp_path / "m" / "ok.onnx", external="ok.data")
+    assert load_onnx_file(ok).graph.initializer[0].raw_data  # the sidecar was read
+    bad = _tiny_onnx(tmp_path / "m" / "bad.onnx", external="bad.data")
+    proto = onnx.load(str(bad), load_external_data=False)
+    for e in proto.graph.initializer[0].external_data:
+        if e.key == "location":
+            e.value = "../secret.data"
+    (tmp_path / "secret.data").write_bytes((tmp_path / "m" / "bad.data").read_bytes())
+    onnx.save_model(proto, str(bad))
+    with pytest.raises(InputError, match="outside the model's folder"):
+        load_onnx_file(bad)
+
+
+def test_file_and_folder_mixups(tmp_path):
+    from seadeploy.models.onnx_source import OnnxFile, onnx_argument, static_batch
+
+    f = _tiny_onnx(tmp_path / "run" / "model.onnx")
+    assert onnx_argument(str(f), None) == (None, str(f))  # a file where a folder is expected
+    assert onnx_argument(None, str(f.parent)) == (str(f.parent), None)  # a run folder given as --onnx
+    assert static_batch(f) == 4
+    with pytest.raises(InputError, match="is a folder; it holds .*model.onnx: pass the folder as RUN_DIR"):
+        OnnxFile.load(f.parent)
+    with pytest.raises(InputError, match="not an .onnx file"):
+        onnx_argument(str(tmp_path / "run" / "x.txt") if (tmp_path / "run" / "x.txt").write_text("x") else "", None)
