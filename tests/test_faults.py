@@ -432,6 +432,8 @@ def file_cases() -> list[Case]:
              setup=_state(lambda s: {**s, "format_version": 99})),
         Case("resume-empty-state", "train", ["--resume", "{run}"], base="trained", match="corrupt",
              setup=_write("train_state.pt", b"")),
+        Case("resume-garbage-state", "train", ["--resume", "{run}"], base="trained", match="not a readable tensor file",
+             setup=_write("train_state.pt", b"garbage")),
         Case("resume-crafted-pickle", "train", ["--resume", "{run}"], base="trained",
              match="refused: it contains non-tensor objects",
              setup=lambda run, tmp: torch.save({"format_version": 1, "x": Crafted()}, run / "train_state.pt")),

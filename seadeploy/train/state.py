@@ -73,18 +73,28 @@ def load_train_state(run_dir: str | os.PathLike) -> dict[str, Any]:
                          f"again with the same flags and --overwrite --out {run_dir} instead of --resume")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:  # weights_only refused a global: a crafted or foreign file, never loaded
+    except pickle.UnpicklingError as exc:
+        if "unsupported global" not in str(exc).lower():  # not a refused object: plain garbage ("operand 103")
+            raise InputError(f"cannot resume: '{path}' is corrupt or not a seadeploy training state (not a "
+                             "readable tensor file); start the run again with --overwrite") from exc
+        # weights_only refused a global: a crafted or foreign file, never loaded (torch's own 3-line message
+        # advises weights_only=False, which seadeploy never does)
         raise InputError(f"cannot resume: '{path}' is refused: it contains non-tensor objects that seadeploy never "
                          "unpickles (it was not written by seadeploy's train); start the run again with "
                          "--overwrite") from exc
     except Exception as exc:  # torch raises many types for corrupt files (zip, runtime errors)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot resume: '{path}' is corrupt or not a seadeploy training state ({first})") from exc
+        raise InputError(f"cannot resume: '{path}' is corrupt or not a seadeploy training state "
+                         f"({_first_line(exc)})") from exc
     if not isinstance(state, dict) or state.get("format_version") != STATE_VERSION:
         version = state.get("format_version") if isinstance(state, dict) else None
         raise InputError(f"cannot resume: '{path}' has format version {version}, expected {STATE_VERSION}")
     check_state_fields(state, path)
     return state
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # field → the types it must have; checked before any is used, so a damaged file fails in one line

@@ -119,7 +119,7 @@ def test_bad_inputs_exit_2(run_copy, tmp_path, capsys):
     assert "has shape (4, 3, 28, 28), expected (batch, 3, 32, 32)" in capsys.readouterr().err
     assert main([str(run_copy), "--inputs", str(tmp_path / "missing.npz")]) == 2
     assert main([str(run_copy), "--samples", "0", "--random", "0"]) == 2
-    assert main([str(run_copy), "--batch", "0"]) == 2 and "--batch must be ≥ 1" in capsys.readouterr().err
+    assert main([str(run_copy), "--batch", "0"]) == 2 and "--batch: must be an integer ≥ 1" in capsys.readouterr().err
     assert main([str(run_copy), "--backends", ","]) == 2 and "no backend given" in capsys.readouterr().err
 
 
