@@ -1,5 +1,7 @@
 """The SE lowering: the same function, in the op pattern ONNX Runtime's NCHWc fast path keeps."""
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -60,14 +62,18 @@ def test_lowered_se_computes_the_same_in_the_nchwc_friendly_form(tmp_path):
     assert "Resize" in ops  # the gate expanded to the map, so the scale Mul has equal-shaped inputs
     assert [n for n in proto.graph.node if n.op_type == "Gemm"] and modules[
         next(n.name for n in proto.graph.node if n.op_type == "Gemm")] == "fc"
-    assert "gates_expanded" in next(p.value for p in proto.metadata_props if p.key == LOWERING_KEY)
+    counts = json.loads(next(p.value for p in proto.metadata_props if p.key == LOWERING_KEY))
+    assert counts["gates_expanded"] == 1 and counts["residual_joins"] == 1
 
     # What the rewrite is for: ORT keeps the scale Mul, the residual Add and its Relu in the blocked layout
     # (the plain form reorders the full map out of NCHWc and back around them).
-    def reorders(path):
+    # and the residual Add + Relu fuse into a Conv again (via the identity depthwise join), as without SE.
+    def optimized_ops(path):
         opts = ort.SessionOptions()
         opts.optimized_model_filepath = str(path.with_suffix(".opt.onnx"))
         ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        return sum(n.op_type == "ReorderInput" for n in onnx.load(opts.optimized_model_filepath).graph.node)
+        return [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
 
-    assert reorders(plain) >= 1 and reorders(lowered) == 0
+    plain_ops, lowered_ops = optimized_ops(plain), optimized_ops(lowered)
+    assert plain_ops.count("ReorderInput") >= 1 and lowered_ops.count("ReorderInput") == 0
+    assert "Add" in plain_ops and "Add" not in lowered_ops and "Relu" not in lowered_ops

@@ -31,7 +31,7 @@ def test_excitation_is_found_from_squeeze_to_gate(tiny_onnx):
     assert not any(m in ("stem.0", "fc", "") for _, m in found)
 
 
-def test_fp16_keeps_squeeze_excitation_and_sigmoid_in_fp32(tiny_model, tiny_onnx, tmp_path):
+def test_fp16_keeps_squeeze_excitation_and_sigmoid_in_fp32(tiny_net, tiny_onnx, tmp_path):
     dst = tmp_path / "model.fp16.onnx"
     record = convert_fp16(tiny_onnx, dst)
     assert record["keep_excitation"] and record["fp32_nodes"] >= 5
@@ -54,7 +54,7 @@ def test_fp16_keeps_squeeze_excitation_and_sigmoid_in_fp32(tiny_model, tiny_onnx
     assert weights["layer1.attn.fc1.weight"] == f32 and weights["stem.0.weight"] != f32
     assert half.graph.input[0].type.tensor_type.elem_type == f32  # keep_io_types
     assert all(modules.values()) or sum(1 for v in modules.values() if not v) <= 2
-    ref = lambda x: tiny_model(torch.from_numpy(x)).detach().numpy()  # noqa: E731
+    ref = lambda x: tiny_net(torch.from_numpy(x)).detach().numpy()  # noqa: E731
     assert checks.check_parity(ref, dst, checks.seeded_inputs((3, 16, 16), (3,)), atol=5e-3, rtol=5e-3)
 
 
@@ -66,7 +66,7 @@ def test_fp16_policies(tiny_onnx, tmp_path):
         Fp16Policy.named("half")
 
 
-def test_int8_for_tensorrt_is_symmetric_per_channel(tiny_model, tiny_onnx, tmp_path):
+def test_int8_for_tensorrt_is_symmetric_per_channel(tiny_net, tiny_onnx, tmp_path):
     calib = np.random.default_rng(0).standard_normal((16, 3, 16, 16)).astype(np.float32)
     dst = tmp_path / "model.int8.onnx"
     record = quantize_int8(tiny_onnx, dst, calib, target="tensorrt")
@@ -85,7 +85,7 @@ def test_int8_for_tensorrt_is_symmetric_per_channel(tiny_model, tiny_onnx, tmp_p
     assert inits[conv_w.input[1]].shape == (8,)  # one scale per output channel
     modules = node_module_map(proto)
     assert sum(1 for v in modules.values() if v) > len(modules) * 0.8  # Q/DQ nodes inherit a module
-    ref = lambda x: tiny_model(torch.from_numpy(x)).detach().numpy()  # noqa: E731
+    ref = lambda x: tiny_net(torch.from_numpy(x)).detach().numpy()  # noqa: E731
     result = checks.check_parity(ref, dst, checks.seeded_inputs((3, 16, 16), (4,)), atol=0.2, rtol=0.2)
     assert result.metrics["cosine"] > 0.99, result.detail
 
@@ -101,6 +101,7 @@ def test_int8_for_ort_cpu_is_u8_and_runs_as_qlinearconv(tiny_onnx, tmp_path):
     calib = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
     record = quantize_int8(tiny_onnx, tmp_path / "u8.onnx", calib, target="ort-cpu")
     assert record["target"] == "ort-cpu" and record["activations"] == "QUInt8 asymmetric" and record["bias"] == "int32"
+    assert record["gate_broadcasts_dropped"] == 1  # the fp32 NCHWc gate copy is not quantised
     proto = onnx.load(tmp_path / "u8.onnx")
     inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     x_q = next(n for n in proto.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "x")
@@ -136,7 +137,7 @@ def test_tiled_squeeze_is_kept_in_fp32_too(tmp_path):
     from seadeploy.export.onnx_export import export_onnx
     from seadeploy.export.precision import excitation_nodes
     from seadeploy.models.attention import create_attention
-    from tests.export.conftest import TinyNet
+    from tests.fixtures.tiny import TinyNet
 
     torch.manual_seed(0)
     model = TinyNet().eval()
