@@ -30,6 +30,7 @@ from seadeploy import artifacts
 from seadeploy.artifacts import CHECKPOINT, Checkpoint
 from seadeploy.convert.onnx_rewrite import load_onnx_file, se_to_tse_onnx
 from seadeploy.convert.torch_rewrite import se_to_tse_structural, tiled_blocks, tse_to_se_structural
+from seadeploy.data.base import HALF, IMAGENET_STATS
 from seadeploy.errors import ConfigError
 from seadeploy.models.source import ModelSource, is_external
 
@@ -216,6 +217,18 @@ def convert_torch(ckpt: Checkpoint, opts: ConvertOptions, work: Path) -> tuple[C
     return out, before, after, records
 
 
+def _normalisation(source: ModelSource, opts: ConvertOptions) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """--mean/--std, else the dataset's statistics, else ImageNet's for timm/torchvision and 0.5/0.5 otherwise."""
+    if opts.dataset:
+        from seadeploy.data import get_dataset
+
+        info = get_dataset(opts.dataset, split="test", root=opts.data_root).info
+        mean, std = tuple(info.mean), tuple(info.std)
+    else:
+        mean, std = IMAGENET_STATS if source.model.split(":")[0] in ("timm", "torchvision") else HALF
+    return tuple(opts.mean or mean), tuple(opts.std or std)
+
+
 def _staged(out: Path):
     out.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=".convert-", dir=out))
@@ -243,11 +256,7 @@ def run_convert(source: ModelSource | str | os.PathLike | None, onnx_file: str |
             origin = {"onnx": str(Path(onnx_file).resolve()), "sha256": artifacts.sha256(onnx_file)}
         else:
             if isinstance(source, ModelSource):
-                ds = opts.dataset or "digits"
-                from seadeploy.data import get_dataset
-
-                info = get_dataset(ds, split="test", root=opts.data_root).info
-                ckpt = source.checkpoint(tuple(info.mean), tuple(info.std), ds)
+                ckpt = source.checkpoint(*_normalisation(source, opts), opts.dataset)
             else:
                 ckpt = Checkpoint.load(source)
             new_ckpt, before, after, records = convert_torch(ckpt, opts, stage)
