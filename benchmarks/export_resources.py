@@ -26,10 +26,12 @@ from pathlib import Path
 _WRAPPER = """
 import json, resource, subprocess, sys, time
 t0 = time.perf_counter()
-code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
-wall = time.perf_counter() - t0
+proc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+code, wall = proc.returncode, time.perf_counter() - t0
+error = [line for line in proc.stderr.splitlines() if line.startswith("error:")][-1:]
 use = resource.getrusage(resource.RUSAGE_CHILDREN)  # ru_maxrss in KiB on Linux
-print(json.dumps({"exit": code, "wall_s": wall, "cpu_s": use.ru_utime + use.ru_stime, "peak_rss_mib": use.ru_maxrss / 1024}))
+print(json.dumps({"exit": code, "wall_s": wall, "cpu_s": use.ru_utime + use.ru_stime, "peak_rss_mib": use.ru_maxrss / 1024,
+                  "error": error[0] if error else ""}))
 """
 
 
@@ -59,7 +61,7 @@ def main() -> int:
             r = measure(model, attn, a.threads, a.extra)
             runs.append(r)
             print(f"{model}+{attn} run {i + 1}: exit {r['exit']}, {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, "
-                  f"peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
+                  f"peak RSS {r['peak_rss_mib']:.0f} MiB {r['error']}", flush=True)
         walls, peaks = [r["wall_s"] for r in runs], [r["peak_rss_mib"] for r in runs]
         rows.append((f"{model}+{attn}", all(r["exit"] == 0 for r in runs), statistics.median(walls),
                      max(walls) - min(walls), statistics.median(r["cpu_s"] for r in runs), max(peaks)))

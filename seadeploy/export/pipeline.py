@@ -42,7 +42,7 @@ DEFAULT_DATASET = "digits"
 #: 224-px ResNet-152 export on 2 cores.
 EVAL_SAMPLES = 128
 #: Inference batch of the parity runs: memory is bounded by this, not by the number of samples.
-EVAL_BATCH = 16
+EVAL_BATCH = 8
 
 
 @dataclasses.dataclass
