@@ -127,15 +127,18 @@ def print_profile(model: str, batch: int, files: dict[tuple[str, bool], Path], r
     if ("none", True) in profs and ("se", True) in profs:
         none, se = profs[("none", True)], profs[("se", True)]
         base = sum(none.values())
-        passes = {op: se.get(op, 0.0) for op in ("Mul", "Add", "Relu", "Upsample", "GlobalAveragePool")}
+        passes = {op: se.get(op, 0.0) for op in ("Mul", "Add", "Relu", "Upsample", "GlobalAveragePool")
+                  if op in se}
         rest = sum(se.values()) - base - sum(passes.values())
         print(f"  lowered SE over none: {sum(se.values()) - base:+.3f} ms; of which full-map passes "
               + ", ".join(f"{op} {ms:.3f}" for op, ms in passes.items())
-              + f" = {sum(passes.values()) / base:.1%} of none, everything else (excitation convs, reorders, "
-              f"conv variation) {rest:+.3f} ms.\n  ORT fuses a residual Add (+Relu) into a Conv only when that "
-              "Conv feeds the Add directly (NchwcTransformerImpl::TransformBinary); with SE the gate Mul sits "
-              "between them and no CPU kernel fuses a per-channel scale, so Mul, Add and Relu each read and "
-              f"write the full map: floor ≈ {(base + sum(passes.values())) / base:.3f}× none on this runtime.")
+              + f" = {sum(passes.values()) / base:.1%} of none; the rest ({rest:+.3f} ms) is under Conv: the 1×1 "
+              "excitation convs and the identity depthwise joins that carry the residual Add+Relu (plus conv "
+              "variation: the profiler's kernel times are wall clock).\n  Without SE the residual Add+Relu ride on "
+              "conv2 for free; with SE the gate Mul must come between (its gate needs conv2's whole output), and "
+              "ORT's CPU kernels fuse no per-channel scale into a Conv, so Mul, the gate copy and the squeeze "
+              f"each read the full map: floor ≈ {(base + sum(passes.values())) / base:.3f}× none before the joins "
+              "and the excitation.")
 
 
 def main(argv: list[str] | None = None) -> int:
