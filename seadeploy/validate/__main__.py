@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from seadeploy.artifacts import check_out_folder
 from seadeploy.backends import PRECISIONS
@@ -100,6 +101,9 @@ def _main(argv: list[str] | None) -> int:
     check_out_folder(args.junit, "--junit", file=True)
     if not matrix:
         args.run_dir, args.onnx = onnx_argument(args.run_dir, args.onnx)
+        run = Path(args.run_dir or "")
+        if args.run_dir and not (run / "checkpoint.safetensors").is_file() and (run / "model.onnx").is_file():
+            args.onnx, args.run_dir = str(run / "model.onnx"), None  # an ONNX-only run (export --onnx): its fp32 file
         if args.onnx:
             return _validate_onnx(args)
         if not args.run_dir:
