@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 from seadeploy.cli import (
@@ -18,6 +19,9 @@ from seadeploy.cli import (
     progress_enabled,
     run_main,
 )
+from seadeploy.errors import ConfigError
+from seadeploy.models.onnx_source import as_run_folder, onnx_argument, rebatch_to_one, static_batch
+from seadeploy.models.source import ModelSource, is_external
 
 
 def _csv(kind):
@@ -32,9 +36,11 @@ def _parser() -> ArgumentParser:
         if name == "latency":  # several sources are timed side by side, interleaved, with ratios ± interval
             s.add_argument("run_dir", metavar="SOURCE", nargs="+", help="run folders or .onnx/.engine files")
         else:
-            s.add_argument("run_dir", metavar="RUN_DIR")
+            s.add_argument("run_dir", metavar="RUN_DIR", nargs="?", help="run folder (or an .onnx file)")
+            s.add_argument("--onnx", default=None, metavar="FILE", help="an ONNX file instead of a run folder")
         s.add_argument("--backends", type=_csv(str), default=["ort"], help="torch,ort,trt (ort:cuda, torch:cuda ...)")
-        s.add_argument("--batch", type=_csv(positive_int), default=[1] if name == "latency" else [8], help="e.g. 1,8,32")
+        s.add_argument("--batch", type=_csv(positive_int), default=None,
+                       help=f"e.g. 1,8,32 (default {1 if name == 'latency' else 8}; a fixed-batch ONNX file: its batch)")
         s.add_argument("--precision", type=_csv(str), default=None, help="fp32,fp16,int8 (default: all the run has)")
         s.add_argument("--threads", type=positive_int, default=None, help="pinned intra-op threads (recorded)")
         s.add_argument("--duration-s", type=positive_float, default=3.0 if name == "latency" else 2.0)
@@ -46,7 +52,7 @@ def _parser() -> ArgumentParser:
             s.add_argument(flag, type=kind, default=default)
     b = sub.add_parser("buffers", help="dataflow buffer model (ARCHITECTURE.md §5)")
     b.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
-    b.add_argument("--onnx", default=None, help="any static-shape ONNX file")
+    b.add_argument("--onnx", default=None, help="any static-shape ONNX file (a fixed batch is analysed per image)")
     add_model_args(b)
     b.add_argument("--dtype-bytes", type=int, choices=(1, 2, 4), default=None,
                    help="1, 2 or 4 (default: each tensor's ONNX type)")
@@ -66,17 +72,65 @@ def _parser() -> ArgumentParser:
     q.add_argument("--plot", default=None, help="write the tile-sweep plot (PNG) here")
     q.add_argument("--json", action="store_true")
     m = sub.add_parser("memory", help="activation memory (liveness), ORT and TensorRT memory")
-    for flag, kw in (("run_dir", {"nargs": "?"}), ("--onnx", {}), ("--batch", {"type": positive_int, "default": 1}),
+    for flag, kw in (("run_dir", {"nargs": "?"}), ("--onnx", {}), ("--batch", {"type": positive_int, "default": None, "help": "default 1; a fixed-batch file: its batch"}),
                      ("--input-size", {"type": positive_int}), ("--json", {"action": "store_true"})):
         m.add_argument(flag, **kw)
     return p
 
 
 def _main(argv: list[str] | None) -> int:
+    a = _parser().parse_args(argv)
+    if a.cmd == "pipeline" and a.model and is_external(a.model):
+        return _buffers_of_source(a)  # a user's model: exported once, analysed as an ONNX file
+    if a.cmd in ("layers", "memory", "buffers"):  # a file where a folder is expected, or the reverse (onnx_source.py)
+        a.run_dir, a.onnx = onnx_argument(a.run_dir, a.onnx)
+        if a.cmd == "buffers" and a.model and is_external(a.model):
+            return _buffers_of_source(a)
+        if a.onnx and a.cmd == "layers":
+            return _layers_of_file(a)
+        if a.cmd == "layers" and not a.run_dir:
+            raise ConfigError("give RUN_DIR (a folder written by export) or --onnx FILE")
+        if a.onnx and a.cmd == "buffers" and static_batch(a.onnx) not in (None, 1):
+            with tempfile.TemporaryDirectory(prefix="seadeploy-buffers-") as tmp:
+                a.onnx = str(rebatch_to_one(a.onnx, Path(tmp) / "model.onnx"))
+                return _main_parsed(a)
+    if a.cmd in ("latency", "layers", "memory") and a.batch is None:
+        files = [f for f in ([a.onnx] if getattr(a, "onnx", None) else []) + list(
+            a.run_dir if isinstance(a.run_dir, list) else [a.run_dir] if a.run_dir else [])
+            if str(f).endswith(".onnx") or Path(f, "model.onnx").is_file()]
+        fixed = {static_batch(f if str(f).endswith(".onnx") else Path(f, "model.onnx")) for f in files} - {None}
+        b = fixed.pop() if len(fixed) == 1 else (1 if a.cmd != "layers" else 8)
+        a.batch = b if a.cmd == "memory" else [b]
+    return _main_parsed(a)
+
+
+def _layers_of_file(a) -> int:
+    from seadeploy.profiling import layers, summaries
+
+    with as_run_folder(a.onnx) as (run, of):
+        a.batch = a.batch or [of.batch or 8]
+        prof = layers.profile_layers(run, a.backends, batch=a.batch[0], precisions=a.precision or ("fp32",),
+                                     threads=a.threads, runs=a.runs, warmup_runs=a.warmup_runs,
+                                     duration_s=a.duration_s, device=a.device)
+        print_json(prof.summary()) if a.json else print(summaries.format_layers(prof))
+    return 0
+
+
+def _buffers_of_source(a) -> int:
+    from seadeploy.export.onnx_export import export_onnx
+
+    src = ModelSource.from_args(a)
+    net, spec = src.build(), src.spec()
+    with tempfile.TemporaryDirectory(prefix="seadeploy-buffers-") as tmp:
+        path = export_onnx(net, Path(tmp) / "model.onnx", spec.input_shape, dynamic_batch=False, example_batch=1)
+        a.onnx, a.model = str(path), None
+        return _main_parsed(a)
+
+
+def _main_parsed(a) -> int:
     from seadeploy import runfolder
     from seadeploy.profiling import latency, layers, summaries
 
-    a = _parser().parse_args(argv)
     if a.cmd == "latency":
         report = latency.benchmark_latency(a.run_dir, a.backends, a.batch, a.precision, a.threads, a.warmup_s,
                                            a.duration_s, a.device, progress=progress_enabled(a.json), rounds=a.rounds)
