@@ -47,7 +47,7 @@ import onnx
 import pandas as pd
 
 from seadeploy.errors import ConfigError, InputError
-from seadeploy.profiling import graph, schema
+from seadeploy.profiling import graph
 from seadeploy.profiling.arrival import (
     BINARY,
     POOL_OPS,
@@ -146,12 +146,8 @@ def rows_of(times: np.ndarray | None) -> int:
 
 
 def _node_blocks(static: onnx.ModelProto, modules: dict[str, str]) -> dict[str, str | None]:
-    """``{node: attention block}`` from the structural detector (graph.node_blocks), or from module names
-    where this checkout predates it."""
-    structural = getattr(graph, "node_blocks", None)
-    if structural is not None:
-        return structural(static)
-    return {n: schema.attention_block(m) for n, m in modules.items()}
+    """``{node: attention block}`` from the structural detector (``graphs.attention`` via ``graph.node_blocks``)."""
+    return graph.node_blocks(static)
 
 
 @dataclasses.dataclass
