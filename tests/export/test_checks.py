@@ -36,11 +36,11 @@ def test_strict_inference_reports_inconsistent_shapes():
     assert inferred is None and not result and result.detail
 
 
-def test_parity_fails_beyond_tolerance(tiny_model, tiny_onnx):
+def test_parity_fails_beyond_tolerance(tiny_net, tiny_onnx):
     import torch
 
     def off_by_a_bit(x):
-        return tiny_model(torch.from_numpy(x)).detach().numpy() + 1e-2
+        return tiny_net(torch.from_numpy(x)).detach().numpy() + 1e-2
 
     inputs = checks.seeded_inputs((3, 16, 16), (2,))
     result = checks.check_parity(off_by_a_bit, tiny_onnx, inputs)

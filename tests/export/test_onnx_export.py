@@ -45,15 +45,15 @@ def test_map_falls_back_to_exporter_name_scopes(tiny_onnx):
     assert node_module_map(restored) == node_module_map(onnx.load(tiny_onnx))
 
 
-def test_runs_at_other_batch_sizes(tiny_model, tiny_onnx):
-    ref = lambda x: tiny_model(torch.from_numpy(x)).detach().numpy()  # noqa: E731
+def test_runs_at_other_batch_sizes(tiny_net, tiny_onnx):
+    ref = lambda x: tiny_net(torch.from_numpy(x)).detach().numpy()  # noqa: E731
     result = checks.check_parity(ref, tiny_onnx, checks.seeded_inputs((3, 16, 16), (1, 5)))
     assert result, result.detail
     assert result.metrics["batches"] == [1, 5] and result.metrics["max_abs"] < 1e-4
 
 
-def test_static_batch(tiny_model, tmp_path):
-    path = export_onnx(tiny_model, tmp_path / "s.onnx", (3, 16, 16), dynamic_batch=False, example_batch=1)
+def test_static_batch(tiny_net, tmp_path):
+    path = export_onnx(tiny_net, tmp_path / "s.onnx", (3, 16, 16), dynamic_batch=False, example_batch=1)
     dim0 = onnx.load(path).graph.input[0].type.tensor_type.shape.dim[0]
     assert dim0.dim_value == 1
     sess = checks.ort_session(path)
@@ -61,10 +61,10 @@ def test_static_batch(tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize("bad", [{"opset": 12}, {"opset": 30}, {"input_shape": (3, 16)}])
-def test_bad_arguments_raise_config_error(tiny_model, tmp_path, bad):
+def test_bad_arguments_raise_config_error(tiny_net, tmp_path, bad):
     kwargs = {"input_shape": (3, 16, 16), **bad}
     with pytest.raises(ConfigError):
-        export_onnx(tiny_model, tmp_path / "x.onnx", kwargs.pop("input_shape"), **kwargs)
+        export_onnx(tiny_net, tmp_path / "x.onnx", kwargs.pop("input_shape"), **kwargs)
     assert not list(tmp_path.iterdir())
 
 
