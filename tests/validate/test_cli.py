@@ -90,7 +90,6 @@ def test_missing_files_and_folders_exit_2(run_copy, tmp_path, capsys):
     (run_copy / "checkpoint.safetensors").unlink()
     assert main([str(run_copy)]) == 2
     assert "has no checkpoint.safetensors" in capsys.readouterr().err
-    assert main([str(run_copy), "--precision", "fp64"]) == 2
 
 
 def test_files_of_another_model_exit_2(run_copy, exported_run, tmp_path, capsys):
