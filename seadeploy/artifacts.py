@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import glob
 import hashlib
+import importlib.metadata as md
 import json
 import math
 import os
@@ -30,6 +31,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from seadeploy.errors import ConfigError, InputError
 
@@ -46,6 +51,7 @@ LAYERS_SUMMARY = "layers_summary.json"  # compare: per-layer sum vs interleaved 
 PARITY_LAYERS_CSV = "parity_layers.csv"  # validate --layerwise
 REPORT_HTML, REPORT_MD = "report.html", "report.md"
 FORMAT_VERSION = 1
+PRECISIONS = ("fp32", "fp16", "int8")  # the one list of export precisions (file names below, backends, parity)
 
 
 def onnx_name(precision: str = "fp32") -> str:
@@ -158,9 +164,20 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON (NaN → null)."""
-    from seadeploy.cli import _clean
+    return write_text(path, json.dumps(json_safe(obj), indent=2, default=str) + "\n")
 
-    return write_text(path, json.dumps(_clean(obj), indent=2, default=str) + "\n")
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` ready for JSON: NaN → None, dict keys as strings, tuples as lists, 0-d arrays/tensors as numbers."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
+        return json_safe(obj.item())
+    return obj
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -185,8 +202,6 @@ def sha256(path: str | os.PathLike) -> str:
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that decide numerics, for manifests and checkpoints."""
-    import importlib.metadata as md
-
     out = {"python": platform.python_version()}
     for name in ("seadeploy", "torch", "numpy", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "tensorrt"):
         with contextlib.suppress(md.PackageNotFoundError):
@@ -218,7 +233,11 @@ def _decode(obj: Any) -> Any:
 
 @dataclasses.dataclass
 class ModelSpec:
-    """Everything needed to rebuild a model: ``create_model(**spec.build_kwargs())``."""
+    """Everything needed to rebuild a model, as plain data (its fields are type-checked, nothing else).
+
+    :func:`seadeploy.models.build_model` builds it; :func:`seadeploy.models.resolve_spec` writes a backbone's
+    attention defaults into it where a spec is made from flags.
+    """
 
     model: str
     attn: str | None = None
@@ -229,27 +248,13 @@ class ModelSpec:
     model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Record the backbone's attention defaults (e.g. the CIFAR TSE tile) explicitly, so a saved spec keeps
-        # its meaning even if a default changes later. Unknown names are left for build() to report.
-        from seadeploy.models import MODELS
-
         _check_spec_types(self)
-        if self.model in MODELS:
-            entry = MODELS.get(self.model)
-            check_input_size(self.model, self.input_size, entry.input_size)
-            attn = entry.default_attn if self.attn is None else self.attn
-            self.attn_kwargs = {**entry.attn_defaults.get(attn, {}), **dict(self.attn_kwargs)}
 
     def build(self):
-        """Instantiate the PyTorch model this spec describes (a zoo name, or a ``x:y`` source: models/source.py)."""
-        from seadeploy.models import create_model
-        from seadeploy.models.source import build_external, is_external  # lazy: models imports artifacts
+        """Transitional: use :func:`seadeploy.models.build_model` (removed once every caller has moved)."""
+        from seadeploy.models.build import build_model  # noqa: PLC0415  transitional shim, removed in this issue
 
-        if is_external(self.model):
-            return build_external(self)
-
-        return create_model(self.model, attn=self.attn, attn_kwargs=dict(self.attn_kwargs),
-                            num_classes=self.num_classes, input_size=self.input_size, **self.model_kwargs)
+        return build_model(self)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -329,8 +334,6 @@ class Checkpoint:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Atomically write weights + metadata to ``path`` (a ``.safetensors`` file)."""
-        from safetensors.torch import save_file
-
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict.items()}
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"seadeploy": json.dumps(self.metadata())})
@@ -339,9 +342,6 @@ class Checkpoint:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Checkpoint:
         """Load a checkpoint file, or ``checkpoint.safetensors`` inside a run folder. Never unpickles."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         p = Path(path)
         if p.is_dir():
             p = p / CHECKPOINT
@@ -372,11 +372,15 @@ class Checkpoint:
         return cls(spec=spec, state_dict=state, mean=mean, std=std, dataset=m.get("dataset"),
                    metrics=m.get("metrics") or {}, extra=m.get("extra") or {})
 
-    def build_model(self, strict: bool = True):
-        """Rebuild the model from the spec and load the weights, with a clear error on any mismatch."""
-        model = self.spec.build()
-        load_state_checked(model, self.state_dict, source="checkpoint", hint=self.spec)
-        return model.eval()
+
+def _transitional_build_model(self: Checkpoint):
+    """Transitional: use :func:`seadeploy.models.load_model` (removed once every caller has moved)."""
+    from seadeploy.models.build import load_model  # noqa: PLC0415  transitional shim, removed in this issue
+
+    return load_model(self)
+
+
+Checkpoint.build_model = _transitional_build_model
 
 
 def load_state_checked(model, state: dict[str, Any], source: str = "checkpoint", hint: Any = None) -> None:
@@ -385,8 +389,6 @@ def load_state_checked(model, state: dict[str, Any], source: str = "checkpoint",
     Also refused, never cast: a tensor whose dtype differs from the model's own (float weights stored as
     int32 would be truncated to integers by ``load_state_dict``), and a floating tensor holding NaN/Inf.
     """
-    import torch
-
     own = model.state_dict()
     if not isinstance(state, dict):
         raise InputError(f"{source} weights are a {type(state).__name__}, not a dict of tensors")

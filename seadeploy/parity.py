@@ -60,11 +60,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
+from seadeploy.artifacts import PRECISIONS
 from seadeploy.cli import finite_float, non_negative_float
 from seadeploy.errors import ConfigError, InputError
 
-PRECISIONS = ("fp32", "fp16", "int8")
 INPUT_KINDS = ("random", "data")
 METRIC_NAMES = ("max_abs", "mean_abs", "max_rel", "cosine", "cosine_min", "cosine_centered", "top1", "accuracy",
                 "ref_accuracy", "violations", "nonfinite", "ref_nonfinite")
@@ -429,8 +430,6 @@ def infer_batches(backend: Any, x: np.ndarray, batch: int = 32, progress: bool =
     step = max(1, int(batch))
     starts: Sequence[int] = range(0, len(x), step)
     if progress and len(starts) > 1:
-        from tqdm import tqdm  # optional UI dependency: imported only when a bar is shown
-
         starts = tqdm(starts, desc=desc or "inference", unit="batch", leave=False)
     static = backend.input_specs[name].shape[0]
     parts = []

@@ -36,6 +36,7 @@ from seadeploy.artifacts import (
     PARITY_JSON,
     PARITY_LAYERS_CSV,
     PARITY_NPZ,
+    PRECISIONS,
     ModelSpec,
     atomic_path,
     engine_name,
@@ -47,7 +48,6 @@ from seadeploy.artifacts import (
 )
 from seadeploy.errors import InputError
 
-PRECISIONS = ("fp32", "fp16", "int8")
 #: manifest.json schema: 2 records the model seed and per-input-kind parity verdicts; 1 (no seed, one export-only
 #: parity dict per file) is still read.
 MANIFEST_VERSION = 2

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
 #: stage name → the module whose ``main(argv)`` runs it (each wraps its work in ``seadeploy.cli.run_main``)
 STAGE_MODULES = {
     "train": "seadeploy.train.__main__",
@@ -84,9 +87,6 @@ def assert_one_line_error(o: Outcome, code: int, match: str | None = None, warni
 def rewrite_checkpoint(path: Path, meta: Any = None, tensors: Callable[[dict], dict] | None = None,
                        raw_meta: str | None = None) -> None:
     """Rewrite a safetensors checkpoint in place with changed metadata and/or tensors (as a hostile user would)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
     with safe_open(str(path), framework="pt") as f:
         old = json.loads((f.metadata() or {})["seadeploy"])
     state = load_file(str(path))

@@ -6,8 +6,10 @@ import importlib.machinery
 import json
 import sys
 import types
+from pathlib import Path
 
 import pytest
+import torch
 
 from seadeploy import doctor
 from seadeploy.cli import entry_point
@@ -49,8 +51,6 @@ def test_both_onnxruntime_wheels_are_flagged(monkeypatch):
 
 
 def test_tensorrt_without_a_gpu_reports_no_builder(monkeypatch):
-    import torch
-
     fake = types.ModuleType("tensorrt")
     fake.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
     fake.__version__ = "10.16.1.11"
@@ -82,7 +82,6 @@ def test_ort_tensorrt_provider_without_libnvinfer_is_flagged(monkeypatch):
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-GPU exit")
 def test_gpu_check_exits_3_without_a_gpu(tmp_path, capsys):
     import importlib.util
-    from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
     spec = importlib.util.spec_from_file_location("gpu_check", path)

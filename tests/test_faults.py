@@ -23,6 +23,8 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from seadeploy.cli import run_main
+from seadeploy.export.__main__ import main
 from tests.faults_helpers import (
     assert_one_line_error,
     edit_json,
@@ -541,8 +543,6 @@ def test_unwritable_folder(tmp_path, request, capfd, monkeypatch):
 ], ids=["cpu-allocator", "cuda", "numpy"])
 def test_out_of_memory_is_one_line(exc, capfd):
     """run_main's safety net: the size asked for appears in the one line, exit 2."""
-    from seadeploy.cli import run_main
-
     def work(_argv):
         raise exc
 
@@ -554,8 +554,6 @@ def test_out_of_memory_is_one_line(exc, capfd):
 
 def test_other_errors_still_raise():
     """The safety net handles resources only: a programming error keeps its traceback."""
-    from seadeploy.cli import run_main
-
     def work(_argv):
         raise ValueError("a bug")
 
@@ -565,8 +563,6 @@ def test_other_errors_still_raise():
 
 def test_input_size_refused_before_allocation(capfd):
     """--input-size 100000 names the bound (16x the model's default) instead of trying a 120 GB allocation."""
-    from seadeploy.export.__main__ import main
-
     code = main(["--model", "resnet20_cifar", "--input-size", "100000", "--out", "/nonexistent/x"])
     err = capfd.readouterr().err
     assert code == 2 and "at most 512" in err, err

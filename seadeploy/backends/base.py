@@ -28,7 +28,7 @@ The class owns everything the rest of the package needs to know about a backend,
   validate packages import backends, so backends name them instead of importing them).
 
 Adding a backend is one module with a registered ``Backend`` subclass plus its import line in
-``_ensure_registered`` (and its case in tests/backends/test_contract.py).
+``seadeploy/backends/__init__.py`` (and its case in tests/backends/test_contract.py).
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ from seadeploy.registry import Registry
 
 Dim = int | str | None  # a static size, a symbolic name ("batch") or unknown
 #: every precision a run folder can hold; each backend says which of them it runs (``Backend.precisions``)
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 class TensorSpec(NamedTuple):
@@ -189,14 +188,8 @@ class Backend(abc.ABC):
 BACKENDS: Registry[type[Backend]] = Registry("backend")
 
 
-def _ensure_registered() -> None:
-    # Importing these modules never imports tensorrt, pycuda or a GPU build of onnxruntime.
-    from seadeploy.backends import ort, torch_backend, trt  # noqa: F401
-
-
 def backend_class(spec: str) -> type[Backend]:
     """The registered class of a spec (``"ort:cuda"`` → ``OrtBackend``); ``ConfigError`` for unknown names."""
-    _ensure_registered()
     return BACKENDS.get(str(spec).strip().partition(":")[0])
 
 
@@ -235,7 +228,6 @@ def run_file(run_dir: str | os.PathLike, section: str, precision: str, default: 
 
 def parse_backend_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"ort:cuda"`` → ``("ort", {"providers": ("cuda",)})``; ``"torch"`` → ``("torch", {})``."""
-    _ensure_registered()
     name, _, variant = str(spec).strip().partition(":")
     cls = BACKENDS.get(name)
     return name, (cls.variant_options(variant) if variant else {})
@@ -272,7 +264,6 @@ def create_backend(name: str, source: Any, **opts: Any) -> Backend:
 
 def list_backends() -> list[str]:
     """Every backend spec (``torch``, ``torch:cuda``, ``ort``, ``ort:cuda``, ``ort:tensorrt``, ``trt``)."""
-    _ensure_registered()
     return [spec for name in BACKENDS.names() for spec in BACKENDS.get(name).variants()]
 
 

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from seadeploy import artifacts
-from seadeploy.backends.base import BACKENDS, PRECISIONS, Backend, TensorSpec, check_feed, default_threads, run_file
+from seadeploy.artifacts import PRECISIONS
+from seadeploy.backends.base import BACKENDS, Backend, TensorSpec, check_feed, default_threads, run_file
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -194,8 +196,6 @@ def _provider_list(names: Sequence[str], available: Sequence[str], allow_tf32: b
 
 def _load_source(source: Any, extra_outputs: Sequence[str]) -> tuple[Path | None, Any]:
     """``(path or None, path-string or serialized bytes)`` for ``InferenceSession``."""
-    import onnx
-
     path: Path | None = None
     if isinstance(source, str | os.PathLike):
         path = Path(source)
@@ -233,8 +233,6 @@ def with_extra_outputs(proto: Any, names: Sequence[str]) -> Any:
     Raises:
         ConfigError: a name is not a tensor of the graph.
     """
-    import onnx
-
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     known = {o for n in model.graph.node for o in n.output}

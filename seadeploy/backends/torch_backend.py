@@ -18,7 +18,9 @@ stages: ``h2d`` (pinned host → device), ``gpu_compute`` (forward or graph repl
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import shutil
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,6 +31,7 @@ import torch
 from torch import nn
 
 from seadeploy import artifacts
+from seadeploy.artifacts import Checkpoint
 from seadeploy.backends.base import BACKENDS, Backend, TensorSpec, check_feed
 from seadeploy.errors import BackendUnavailable, ConfigError
 
@@ -70,8 +73,6 @@ class TorchBackend(Backend):
         if isinstance(source, nn.Module):
             model, ckpt_shape = source, None
         elif isinstance(source, str | os.PathLike):
-            from seadeploy.artifacts import Checkpoint
-
             ckpt = Checkpoint.load(Path(source))
             model, ckpt_shape = ckpt.build_model(), ckpt.spec.input_shape
         else:
@@ -266,9 +267,6 @@ def _check_mode(mode: str, amp: str | None, device: torch.device) -> tuple[str, 
     if mode == "cudagraph" and device.type != "cuda":
         raise BackendUnavailable(f"CUDA graphs need a CUDA device (got '{device}'); use torch:cuda+cudagraph on a GPU")
     if mode == "compile":
-        import importlib.util
-        import shutil
-
         if device.type == "cuda" and importlib.util.find_spec("triton") is None:
             raise BackendUnavailable("torch.compile on CUDA needs Triton (it ships with the CUDA PyTorch wheel: "
                                      "pip install torch==2.13.0 on Linux)")

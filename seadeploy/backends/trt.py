@@ -25,11 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from seadeploy import artifacts
-from seadeploy.backends.base import BACKENDS, PRECISIONS, Backend, TensorSpec, check_feed, run_file
+from seadeploy.artifacts import PRECISIONS
+from seadeploy.backends.base import BACKENDS, Backend, TensorSpec, check_feed, run_file
 from seadeploy.backends.trt_support import TRT_HINT, DtypeMap, dtype_map, import_tensorrt, logger
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
+from seadeploy.profiling.trt_timing import stage_call
 
 __all__ = ["TRT_HINT", "TrtBackend", "import_tensorrt"]
 
@@ -128,7 +131,6 @@ class TrtBackend(Backend):
     def timed(self, feed: dict[str, Any]) -> Any:
         """One staged iteration per call (H2D, execute, D2H); returns its stage times from CUDA events (ms)."""
         # profiling imports backends, so the CUDA-event timer is imported here, when it is used (a real cycle)
-        from seadeploy.profiling.trt_timing import stage_call
 
         return stage_call(self, check_feed(feed, self.input_specs, self.name))
 
@@ -236,8 +238,6 @@ class _TorchMemory:
     kind = "torch"
 
     def __init__(self, device: int) -> None:
-        import torch
-
         self.torch = torch
         self.device = torch.device("cuda", device)
         torch.cuda.set_device(self.device)  # TensorRT deserializes and runs on the current device
@@ -332,7 +332,6 @@ class _PycudaMemory:
 def _make_allocator(kind: str, device: int) -> Any:
     if kind not in ("auto", "torch", "pycuda"):
         raise ConfigError(f"unknown buffers '{kind}'. Valid choices: auto, torch, pycuda")
-    import torch
 
     if kind in ("auto", "torch") and torch.cuda.is_available():
         if not 0 <= device < torch.cuda.device_count():

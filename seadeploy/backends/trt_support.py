@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 
 from seadeploy.errors import BackendUnavailable, InputError
 
@@ -80,8 +81,6 @@ def require_cuda_device(device: int = 0) -> int:
 
     TensorRT builds, deserializes and runs on the *current* device, so every entry point calls this first.
     """
-    import torch
-
     if not torch.cuda.is_available():
         raise BackendUnavailable(f"no CUDA GPU is visible (torch.cuda.is_available() is False): {CUDA_HINT}")
     count = torch.cuda.device_count()
@@ -229,8 +228,6 @@ def dtype_map(trt_dtype: Any, tensor: str = "") -> DtypeMap:
 @contextlib.contextmanager
 def cuda_device(index: int):
     """Make CUDA device ``index`` current inside the block (TensorRT calls run on the current device)."""
-    import torch
-
     if torch.cuda.is_available():
         with torch.cuda.device(int(index)):
             yield

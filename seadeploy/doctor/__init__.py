@@ -8,6 +8,7 @@ reported, not fatal. ``collect()`` returns one :class:`Check` per component; ``p
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import importlib
 import importlib.metadata as md
@@ -16,6 +17,8 @@ import platform
 import sys
 from collections.abc import Callable
 from typing import Any
+
+import torch
 
 CPU_INSTALL = 'pip install torch==2.13.0 && pip install -e ".[cpu,dev]"'
 GPU_INSTALL = 'pip install torch==2.13.0 && pip install -e ".[gpu,tensorrt,dev]"'
@@ -44,8 +47,6 @@ def _dist_version(name: str) -> str | None:
 
 def _loadable(library: str) -> bool:
     """Whether the dynamic loader finds ``library`` (as a provider loading it at run time would)."""
-    import ctypes
-
     try:
         ctypes.CDLL(library)
     except OSError:
@@ -69,8 +70,6 @@ def check_python() -> Check:
 
 
 def check_torch() -> Check:
-    import torch
-
     detail: dict[str, Any] = {"cuda_build": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
                               "threads": torch.get_num_threads()}
     if torch.cuda.is_available():
@@ -84,8 +83,6 @@ def check_torch() -> Check:
 
 
 def check_torch_cuda() -> Check:
-    import torch
-
     if torch.cuda.is_available():
         devs = [f"{torch.cuda.get_device_name(i)} (sm {'.'.join(map(str, torch.cuda.get_device_capability(i)))})"
                 for i in range(torch.cuda.device_count())]
@@ -152,7 +149,6 @@ def check_tensorrt() -> Check:
     if importlib.util.find_spec("tensorrt") is None:
         return Check("tensorrt", False, None, {}, "TensorRT is not installed", disables, install)
     import tensorrt as trt
-    import torch
 
     detail: dict[str, Any] = {"major": int(trt.__version__.split(".")[0])}
     if detail["major"] != 10:

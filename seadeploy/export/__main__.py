@@ -17,8 +17,11 @@ from seadeploy.cli import (
     run_main,
 )
 from seadeploy.errors import ConfigError
-from seadeploy.export.pipeline import EVAL_BATCH, EVAL_SAMPLES
-from seadeploy.models.onnx_source import onnx_argument
+from seadeploy.export.lint import lint_onnx
+from seadeploy.export.pipeline import EVAL_BATCH, EVAL_SAMPLES, load_source, options_from_args, summary_lines
+from seadeploy.export.runner import export_model, export_run
+from seadeploy.models.onnx_source import export_onnx_file, onnx_argument, summary
+from seadeploy.models.source import _floats
 from seadeploy.parity import add_rule_args
 
 OPTIONS = [  # flag, type, default, help
@@ -57,8 +60,6 @@ def _parser() -> ArgumentParser:
 
 
 def _lint(argv: list[str]) -> int:
-    from seadeploy.export.lint import lint_onnx
-
     p = ArgumentParser(prog="python -m seadeploy.export lint", description="Lint an ONNX file for deployment traps.")
     p.add_argument("file")
     p.add_argument("--json", action="store_true")
@@ -69,9 +70,6 @@ def _lint(argv: list[str]) -> int:
 
 
 def _export_onnx(a) -> int:
-    from seadeploy.models.onnx_source import export_onnx_file, summary
-    from seadeploy.models.source import _floats
-
     if not a.out:
         raise ConfigError("--out RUN_DIR is required with --onnx FILE")
     precisions = [p.strip() for p in a.precision.split(",") if p.strip()]
@@ -88,9 +86,6 @@ def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["lint"]:
         return _lint(argv[1:])
-    from seadeploy.export.pipeline import options_from_args, summary_lines
-    from seadeploy.export.runner import export_model, export_run
-
     a = _parser().parse_args(argv)
     a.source, a.onnx = onnx_argument(a.source, a.onnx)
     if a.onnx:  # a user's ONNX file: its fp32 graph is the reference (models/onnx_source.py)
@@ -101,8 +96,6 @@ def _main(argv: list[str] | None) -> int:
     if spec is not None:
         manifest = export_model(spec, out, opts)
     else:
-        from seadeploy.export.pipeline import load_source
-
         ckpt, src = load_source(source, dataset=opts.dataset, data_root=opts.data_root)
         manifest = export_run(ckpt, out, opts, source_file=src)
     if a.json:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+import pandas as pd
 
 from seadeploy.errors import InputError
 from seadeploy.export.checks import load_onnx
@@ -76,8 +77,6 @@ class LintReport:
         return {"file": self.file, "passed": bool(self), "findings": [dataclasses.asdict(f) for f in self.findings]}
 
     def to_frame(self):
-        import pandas as pd
-
         cols = [f.name for f in dataclasses.fields(Finding)]
         return pd.DataFrame([dataclasses.asdict(f) for f in self.findings], columns=cols)
 

@@ -22,20 +22,20 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx_ir
 from onnxruntime.quantization import CalibrationDataReader
+from tqdm import tqdm
 
 from seadeploy.artifacts import atomic_path
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.lowering import drop_gate_broadcasts
 from seadeploy.export.onnx_export import INPUT_NAME, MODULE_KEY, restore_modules
 from seadeploy.graphs.attention import keep_fp32_nodes
+from seadeploy.graphs.ops import GLOBAL_POOLS, NORMS, REDUCES
 
-REDUCE_OPS = ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp",
-              "GlobalAveragePool", "GlobalMaxPool")
+REDUCE_OPS = tuple(sorted(REDUCES | GLOBAL_POOLS))
 GATE_OPS = ("Sigmoid", "HardSigmoid", "Softmax", "Tanh")  # Tanh: the SB attention gate
-#: Ops that start an attention block's squeeze (global or tiled pooling: TSE lowers tiles to AveragePool).
-SQUEEZE_OPS = (*REDUCE_OPS, "AveragePool", "MaxPool", "LpPool", "GlobalLpPool")
-NORM_OPS = ("BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization")
+NORM_OPS = tuple(sorted(NORMS))
 
 
 @dataclasses.dataclass
@@ -162,8 +162,6 @@ def _cast_to(node: onnx.NodeProto) -> int | None:
 
 def sort_graph(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Topologically sort the nodes (converters append Casts at the end; onnx.checker requires order)."""
-    import onnx_ir
-
     model = onnx_ir.from_proto(proto)
     model.graph.sort()
     return onnx_ir.to_proto(model)
@@ -218,8 +216,6 @@ class SampleReader(CalibrationDataReader):
         self._it: Iterator[np.ndarray] = self._iter()
         self._bar = None
         if progress:
-            from tqdm import tqdm
-
             self._bar = tqdm(total=self.samples, desc="int8 calibration", unit="img", leave=False)
 
     def _iter(self) -> Iterator[np.ndarray]:

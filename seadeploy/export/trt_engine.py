@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+import torch
 
 from seadeploy.artifacts import atomic_path, engine_name, write_json
 from seadeploy.backends.trt_support import (
@@ -162,7 +163,6 @@ def build_engine(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, cfg: 
         ParityFailure: the engine's layers do not honour the requested precision.
     """
     trt = require_tensorrt(device)
-    import torch
 
     major = trt_major(trt)
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)

@@ -59,14 +59,11 @@ import onnx
 import onnx_ir as ir
 
 from seadeploy.errors import InputError
+from seadeploy.graphs.ops import GLOBAL_POOLS, NORMS, REDUCES, TILE_POOLS
 
 SQUEEZE, EXCITE, GATE, SCALE = "attention.squeeze", "attention.excite", "attention.gate", "attention.scale"
 ATTENTION_ROLES = (SQUEEZE, EXCITE, GATE, SCALE)
 
-GLOBAL_POOLS = frozenset({"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "QLinearGlobalAveragePool"})
-REDUCES = frozenset({"ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2", "ReduceSumSquare",
-                     "ReduceLogSumExp", "ReduceLogSum", "ReduceProd"})
-TILE_POOLS = frozenset({"AveragePool", "MaxPool", "LpPool", "QLinearAveragePool"})
 #: Data-free "squeezes": SsENet's random squeeze draws the channel descriptor instead of pooling it.
 RANDOMS = frozenset({"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike"})
 MATMULS = frozenset({"MatMul", "QLinearMatMul", "MatMulInteger", "FusedMatMul"})
@@ -86,7 +83,6 @@ POINTWISE = frozenset({"Abs", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Recipr
                        "HardSwish", "Softplus", "Softsign", "Mish", "Swish", "Clip", "Min", "Max", "Softmax",
                        "LogSoftmax", "BatchNormalization", "InstanceNormalization", "LayerNormalization",
                        "GroupNormalization", "Identity", "Cast", "Dropout", "QuantizeLinear", "DequantizeLinear"})
-NORMS = frozenset({"BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization"})
 JOINS = frozenset({"Mul", "Add"})
 MODULE_KEY, SCOPES_KEY = "module", "pkg.torch.onnx.name_scopes"
 _WALK_LIMIT = 400  # nodes one backward walk may visit before giving up (a join far from any squeeze)

@@ -11,7 +11,11 @@ from __future__ import annotations
 import sys
 
 from seadeploy.cli import ArgumentParser, add_model_args, parse_kv_args, print_json, run_main
+from seadeploy.convert.torch_rewrite import find_se_modules
+from seadeploy.errors import ConfigError
+from seadeploy.models import list_attention, list_models, model_defaults
 from seadeploy.models.source import ModelSource, is_external
+from seadeploy.models.stats import compute_stats, model_stats, zoo_table
 
 
 def _parser() -> ArgumentParser:
@@ -33,9 +37,6 @@ def _parser() -> ArgumentParser:
 
 
 def _main(argv: list[str] | None) -> int:
-    from seadeploy.models import list_attention, list_models, model_defaults
-    from seadeploy.models.stats import model_stats, zoo_table
-
     args = _parser().parse_args(argv)
     if args.cmd == "list":
         models = {
@@ -66,8 +67,6 @@ def _main(argv: list[str] | None) -> int:
         return 0
     names = [n for pat in args.models.split(",") for n in list_models(pat.strip())]
     if not names:
-        from seadeploy.errors import ConfigError
-
         raise ConfigError(f"no model matches '{args.models}'. Valid choices: {', '.join(list_models())}")
     frame = zoo_table(names, [a.strip() for a in args.attn.split(",")], args.input_size)
     print_json(frame.to_dict(orient="records")) if args.json else print(frame.to_string(index=False))
@@ -77,9 +76,6 @@ def _main(argv: list[str] | None) -> int:
 def _source_stats(args):
     """Stats of a user's model (models/source.py); its SE-like blocks are found by behaviour
     (convert/torch_rewrite.py) and listed in the summary."""
-    from seadeploy.convert.torch_rewrite import find_se_modules
-    from seadeploy.models.stats import compute_stats
-
     src = ModelSource.from_args(args)
     net, spec = src.build(), src.spec()
     stats = compute_stats(net, spec.input_size)

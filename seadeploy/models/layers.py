@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import nn
 
+from seadeploy.errors import ConfigError
 from seadeploy.models.attention import create_attention
 
 
@@ -42,7 +43,5 @@ def init_kaiming(model: nn.Module, mode: str = "fan_out", skip_attention: bool =
 def reject_unknown(model: str, kw: dict[str, Any], valid: tuple[str, ...] = ()) -> None:
     """Raise ``ConfigError`` for model keyword arguments the builder does not know."""
     if kw:
-        from seadeploy.errors import ConfigError
-
         choices = f" Valid options: {', '.join(valid)}" if valid else " It takes no extra options."
         raise ConfigError(f"model '{model}' has no option '{next(iter(kw))}'.{choices}")

@@ -22,13 +22,17 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from seadeploy import runfolder
-from seadeploy.artifacts import MANIFEST, ModelSpec, atomic_path, onnx_name, sha256
+from seadeploy.artifacts import MANIFEST, PRECISIONS, ModelSpec, atomic_path, onnx_name, sha256
 from seadeploy.convert.onnx_rewrite import load_onnx_file
+from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError, ParityFailure
-
-PRECISIONS = ("fp32", "fp16", "int8")
+from seadeploy.export import precision as prec
+from seadeploy.export.checks import ort_session
+from seadeploy.export.lint import lint_onnx
+from seadeploy.parity import compare, default_rule
 
 
 @dataclasses.dataclass
@@ -86,16 +90,12 @@ class OnnxFile:
 
 
 def _run(path: Path, of: OnnxFile, x: np.ndarray) -> np.ndarray:
-    from seadeploy.export.checks import ort_session
-
     sess = ort_session(path)
     return np.concatenate([sess.run(None, {of.input_name: b})[0] for b in of.chunks(x)])
 
 
 def _samples(of: OnnxFile, dataset: str | None, n: int, split: str, seed: int, root: str | None,
              mean: Sequence[float] | None, std: Sequence[float] | None) -> tuple[np.ndarray, np.ndarray | None]:
-    from seadeploy.data.samples import load_samples
-
     return load_samples(dataset or "synthetic", n, split=split, input_size=of.shape[1], mean=mean, std=std, seed=seed,
                         root=root)
 
@@ -125,10 +125,6 @@ def export_onnx_file(file: str | os.PathLike, out: str | os.PathLike, precisions
 
     Returns the manifest as a dict. Raises ParityFailure (exit 1) when a lowered file misses its rule.
     """
-    from seadeploy.export import precision as prec
-    from seadeploy.export.lint import lint_onnx
-    from seadeploy.parity import compare, default_rule
-
     bad = [p for p in precisions if p not in PRECISIONS]
     if bad:
         raise ConfigError(f"unknown precision '{bad[0]}'. Valid choices: {', '.join(PRECISIONS)}")
@@ -246,8 +242,6 @@ def rebatch_to_one(file: str | os.PathLike, dst: str | os.PathLike) -> Path:
     The batch dimension of the input and outputs becomes 1 and a constant Reshape target whose first entry
     is the old batch is rewritten. Raises InputError when the result does not run at batch 1.
     """
-    from onnx import numpy_helper
-
     of = OnnxFile.load(file)
     proto = onnx.ModelProto.FromString(of.proto.SerializeToString())
     b = of.batch

@@ -6,6 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from seadeploy import runfolder
 from seadeploy.cli import (
     ArgumentParser,
     add_model_args,
@@ -20,8 +21,11 @@ from seadeploy.cli import (
     run_main,
 )
 from seadeploy.errors import ConfigError
+from seadeploy.export.onnx_export import export_onnx
 from seadeploy.models.onnx_source import as_run_folder, onnx_argument, rebatch_to_one, static_batch
 from seadeploy.models.source import ModelSource, is_external
+from seadeploy.profiling import latency, layers, summaries
+from seadeploy.profiling import pipeline_report as pr
 
 
 def _csv(kind):
@@ -105,8 +109,6 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _layers_of_file(a) -> int:
-    from seadeploy.profiling import layers, summaries
-
     with as_run_folder(a.onnx) as (run, of):
         a.batch = a.batch or [of.batch or 8]
         prof = layers.profile_layers(run, a.backends, batch=a.batch[0], precisions=a.precision or ("fp32",),
@@ -117,8 +119,6 @@ def _layers_of_file(a) -> int:
 
 
 def _buffers_of_source(a) -> int:
-    from seadeploy.export.onnx_export import export_onnx
-
     src = ModelSource.from_args(a)
     net, spec = src.build(), src.spec()
     with tempfile.TemporaryDirectory(prefix="seadeploy-buffers-") as tmp:
@@ -128,9 +128,6 @@ def _buffers_of_source(a) -> int:
 
 
 def _main_parsed(a) -> int:
-    from seadeploy import runfolder
-    from seadeploy.profiling import latency, layers, summaries
-
     if a.cmd == "latency":
         report = latency.benchmark_latency(a.run_dir, a.backends, a.batch, a.precision, a.threads, a.warmup_s,
                                            a.duration_s, a.device, progress=progress_enabled(a.json), rounds=a.rounds)
@@ -156,8 +153,6 @@ def _main_parsed(a) -> int:
         print_json(report.summary()) if a.json else print(summaries.format_buffers(report))
         return 0
     if a.cmd == "pipeline":
-        from seadeploy.profiling import pipeline_report as pr
-
         return pr.main_pipeline(a)
     report = summaries.memory_for(a.run_dir, a.onnx, a.batch, a.input_size)
     print_json({**report.totals, "layers": report.frame.to_dict("records")}) if a.json else print(

@@ -30,6 +30,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
+from seadeploy.graphs.ops import REDUCES, TILE_POOLS
 from seadeploy.profiling.graph import attrs
 
 EPS = 0.01  # "after the last row": smaller than any row period, summed over dozens of squeezes still < 1
@@ -42,9 +43,8 @@ CONSTANT_OPS = frozenset({"Shape", "Size", "Constant", "ConstantOfShape", "Range
                           "RandomUniform"})
 WINDOW_OPS = frozenset({"Conv", "ConvInteger", "QLinearConv", "MaxPool", "AveragePool", "LpPool",
                         "QLinearAveragePool", "FusedConv"})
-POOL_OPS = frozenset({"MaxPool", "AveragePool", "LpPool", "QLinearAveragePool"})
-REDUCE_OPS = frozenset({"ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2", "ReduceProd",
-                        "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp", "ArgMax", "ArgMin"})
+POOL_OPS = TILE_POOLS
+REDUCE_OPS = REDUCES | {"ArgMax", "ArgMin"}
 NORMALISE_OPS = frozenset({"Softmax", "LogSoftmax", "Hardmax", "LayerNormalization", "InstanceNormalization",
                            "GroupNormalization", "LpNormalization", "MeanVarianceNormalization"})
 

@@ -1,7 +1,7 @@
 """Per-layer latency for every backend in one schema (``schema.COLUMNS``), with the attention split out.
 
-``profile_layers(run_dir, ["torch", "ort"])`` runs each backend's per-layer profiler (the
-``LAYER_PROFILERS`` registry: torch.profiler, ORT's node profiler for the optimised and the
+``profile_layers(run_dir, ["torch", "ort"])`` runs each backend's per-layer profiler (named by the
+backend class, ``Backend.layer_profiler``: torch.profiler, ORT's node profiler for the optimised and the
 one-to-one graph, TensorRT's IProfiler) and returns a :class:`LayerProfile`: the frame (one row per
 layer, mapped to its ONNX node, PyTorch module, role and attention block), the per-layer sum
 compared with the end-to-end median (the gap), and the attention share per block and in total.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,10 @@ from seadeploy.backends import resolve
 from seadeploy.errors import ConfigError
 from seadeploy.graphs.attention import print_warnings
 from seadeploy.profiling import graph, sources
-from seadeploy.profiling.schema import attention_share, make_frame
-from seadeploy.registry import Registry
+from seadeploy.profiling.dataflow import analyse_buffers
+from seadeploy.profiling.memory import liveness
+from seadeploy.profiling.schema import attention_share, classify_role, make_frame
 
-#: name → fn(source, *, run_dir, batch, threads, runs, warmup_runs, duration_s) -> list[(frame, Timing)].
-#: Each backend names its profiler (``Backend.layer_profiler``); this registry lists the ones imported.
-LAYER_PROFILERS: Registry[Callable[..., list[tuple[pd.DataFrame, Timing]]]] = Registry("per-layer profiler")
 GAP_TOLERANCE = 0.15  # |Σ layers − end-to-end| / end-to-end accepted as "layers explain the latency"
 
 
@@ -89,8 +87,6 @@ def node_info(model_path: str | os.PathLike, batch: int) -> pd.DataFrame:
     """Static facts per ONNX node: module, role, block, op type, output shape/bytes and live activation bytes
     (liveness, :mod:`seadeploy.profiling.memory`) at ``batch``, params, MACs per sample and the dataflow
     ``buffer_elems`` (batch 1)."""
-    from seadeploy.profiling.dataflow import analyse_buffers
-
     model = graph.load_model(model_path)
     modules = graph.node_modules(model)
     found = graph.attention(model)  # blocks and roles by graph structure, never by module names
@@ -98,7 +94,6 @@ def node_info(model_path: str | os.PathLike, batch: int) -> pd.DataFrame:
     static = graph.make_static(model, batch=batch)
     shapes = graph.infer_shapes(static)
     pm = graph.node_params_macs(static, shapes)
-    from seadeploy.profiling.memory import liveness
 
     sizes = {t: float(np.prod(s)) * graph.elem_size(e) for t, (s, e) in shapes.items()}
     live = dict(zip([n.name for n in static.graph.node], liveness(static, sizes)[0]))
@@ -135,7 +130,6 @@ def attach_nodes(rows: pd.DataFrame, nodes: pd.DataFrame, covered: dict[str, lis
                 names = [row["onnx_node"]] if row["onnx_node"] in nodes.index else []
             return float(nodes.loc[[n for n in names if n in nodes.index], col].sum()) if names else np.nan
         out[col] = out.apply(total, axis=1) if len(out) else []
-    from seadeploy.profiling.schema import classify_role
 
     missing = out["role"].isna()
     out.loc[missing, "role"] = [classify_role(op, None) for op in out.loc[missing, "op_type"]]

@@ -21,8 +21,10 @@ import numpy as np
 import onnx
 import pandas as pd
 
+from seadeploy.backends.ort import GRAPH_OPT, PROVIDERS
 from seadeploy.errors import InputError
-from seadeploy.profiling.layers import LAYER_PROFILERS, Timing, attach_nodes, node_info
+from seadeploy.profiling.latency import make_feed
+from seadeploy.profiling.layers import Timing, attach_nodes, node_info
 from seadeploy.profiling.schema import make_frame
 from seadeploy.profiling.sources import open_backend
 
@@ -174,7 +176,6 @@ def optimized_graph(path: str | os.PathLike, graph_opt: str, threads: int | None
     """The graph ONNX Runtime actually runs at ``graph_opt`` (saved via ``optimized_model_filepath``)."""
     import onnxruntime as ort
 
-    from seadeploy.backends.ort import GRAPH_OPT, PROVIDERS
 
     so = ort.SessionOptions()
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPT[graph_opt])
@@ -204,12 +205,9 @@ def ort_frame(agg: pd.DataFrame, nodes: pd.DataFrame, mapping: dict[str, tuple[s
     return make_frame(attach_nodes(rows, nodes, covered), backend=backend, precision=precision, batch=batch)
 
 
-@LAYER_PROFILERS.register("ort")
 def profile_ort(src, *, run_dir, batch: int, threads: int | None, runs: int, warmup_runs: int,
                 duration_s: float, graph_opts: tuple[str, ...] = ("all", "disable")) -> list[tuple[pd.DataFrame, Timing]]:
     """Profile ``src`` (an ORT source) with the optimised and the one-to-one graph; ``[(frame, Timing)]``."""
-    from seadeploy.profiling.latency import make_feed
-
     nodes = node_info(src.path, batch)
     original = onnx.load(str(src.path))
     out = []

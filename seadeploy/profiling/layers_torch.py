@@ -14,12 +14,15 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import nn
 
 from seadeploy.errors import ConfigError
-from seadeploy.profiling.layers import LAYER_PROFILERS, Timing, attach_nodes, node_info
+from seadeploy.profiling.latency import make_feed
+from seadeploy.profiling.layers import Timing, attach_nodes, node_info
 from seadeploy.profiling.schema import SQUEEZE_OPS, classify_role, make_frame
-from seadeploy.profiling.sources import open_backend
+from seadeploy.profiling.sources import input_shape, open_backend
+from seadeploy.profiling.timing import measure
 
 MODULE_TAG, RUN_TAG = "seadeploy.module::", "seadeploy.run#"
 #: ATen op → the ONNX op it exports to (for roles and for matching ONNX nodes).
@@ -47,8 +50,6 @@ def onnx_op(aten_name: str) -> str:
 @contextlib.contextmanager
 def module_ranges(model: nn.Module) -> Iterator[None]:
     """Wrap every module's forward in a profiler range named after its path (root = ``""``)."""
-    import torch
-
     stacks: dict[int, list] = defaultdict(list)
     handles = []
     for name, mod in model.named_modules():
@@ -160,19 +161,12 @@ def module_params(model: nn.Module, modules: list[str]) -> list[float]:
     return out
 
 
-@LAYER_PROFILERS.register("torch")
 def profile_torch(src, *, run_dir, batch: int, threads: int | None, runs: int, warmup_runs: int,
                   duration_s: float) -> list[tuple[pd.DataFrame, Timing]]:
     """torch.profiler over ``runs`` forwards of the run's checkpoint; ``[(frame, Timing)]``.
 
     The unprofiled end-to-end times are taken half before and half after the profiled runs.
     """
-    import torch
-
-    from seadeploy.profiling.latency import make_feed
-    from seadeploy.profiling.sources import input_shape
-    from seadeploy.profiling.timing import measure
-
     onnx_path = run_dir / "model.onnx"
     nodes = node_info(onnx_path, batch) if onnx_path.is_file() else None
     with open_backend(src, threads=threads) as be:

@@ -13,14 +13,20 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from seadeploy import artifacts
-from seadeploy.profiling.layers import LAYER_PROFILERS, Timing, attach_nodes, node_info
+from seadeploy.backends.trt import import_tensorrt
+from seadeploy.backends.trt_support import engine_information
+from seadeploy.export.engine_inspect import parse_inspector_json
+from seadeploy.profiling.latency import make_feed
+from seadeploy.profiling.layers import Timing, attach_nodes, node_info
 from seadeploy.profiling.schema import make_frame
-from seadeploy.profiling.sources import open_backend
+from seadeploy.profiling.sources import input_shape, open_backend
+from seadeploy.profiling.trt_timing import measure_trt_stages
 
 _TOKEN = re.compile(r"[A-Za-z0-9_./:\-]+")
 _FOREIGN = re.compile(r"ForeignNode\[(.+?)\.\.\.(.+?)\]")
@@ -97,8 +103,6 @@ def _profiler_class(trt):
 
 def engine_device_memory(engine_path) -> float:
     """The engine's activation memory from its ``.json`` sidecar (NaN when it is absent)."""
-    from pathlib import Path
-
     side = Path(str(engine_path) + ".json")
     if not side.is_file():
         return float("nan")
@@ -106,17 +110,9 @@ def engine_device_memory(engine_path) -> float:
     return float(data.get("device_memory_bytes") or data.get("device_memory_size_v2") or np.nan)
 
 
-@LAYER_PROFILERS.register("trt")
 def profile_trt(src, *, run_dir, batch: int, threads: int | None, runs: int, warmup_runs: int,
                 duration_s: float) -> list[tuple[pd.DataFrame, Timing]]:
     """Per-layer GPU times of a TensorRT engine; the end-to-end figure is the median GPU compute time."""
-    from seadeploy.backends.trt import import_tensorrt
-    from seadeploy.backends.trt_support import engine_information
-    from seadeploy.export.engine_inspect import parse_inspector_json
-    from seadeploy.profiling.latency import make_feed
-    from seadeploy.profiling.sources import input_shape
-    from seadeploy.profiling.trt_timing import measure_trt_stages
-
     trt = import_tensorrt()
     onnx_path = run_dir / artifacts.onnx_name(src.precision)
     nodes = node_info(onnx_path, batch)

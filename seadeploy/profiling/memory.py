@@ -138,7 +138,7 @@ def ort_memory_fields(frame: pd.DataFrame) -> dict[str, float]:
 def engine_memory(run_dir: str | os.PathLike) -> dict[str, float]:
     """``{precision: engine device memory bytes}`` from the ``model.<precision>.engine.json`` sidecars."""
     out = {}
-    for p in ("fp32", "fp16", "int8"):
+    for p in artifacts.PRECISIONS:
         side = Path(run_dir) / f"{artifacts.engine_name(p)}.json"
         if side.is_file():
             data = artifacts.read_json(side)

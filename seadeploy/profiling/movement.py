@@ -9,7 +9,7 @@ import numpy as np
 
 from seadeploy.profiling.arrival import pad_dims, reshape_times, resize_rows, window_rows
 from seadeploy.profiling.graph import attrs
-from seadeploy.profiling.propagate import _global, _out_ndim, rule
+from seadeploy.profiling.rules import global_reduce, out_ndim, rule
 
 
 @rule("Reshape", "Flatten")
@@ -40,7 +40,7 @@ def _transpose(p, node, ins):
 
 @rule("Expand")
 def _expand(p, node, ins):
-    return [None if ins[0] is None else pad_dims(ins[0], _out_ndim(p, node))], False
+    return [None if ins[0] is None else pad_dims(ins[0], out_ndim(p, node))], False
 
 
 @rule("Tile")
@@ -48,9 +48,9 @@ def _tile(p, node, ins):
     x, reps = ins[0], p.const(node, 1)
     if x is None:
         return [None], False
-    t = pad_dims(x, _out_ndim(p, node))
+    t = pad_dims(x, out_ndim(p, node))
     if reps is None:
-        return _global(p, node, ins)
+        return global_reduce(p, node, ins)
     return [np.tile(t, [int(r) if t.shape[i] > 1 else 1 for i, r in enumerate(reps)])], False
 
 
@@ -71,7 +71,7 @@ def _resize(p, node, ins):
 def _concat(p, node, ins):
     if all(t is None for t in ins):
         return [None], False
-    nd = _out_ndim(p, node)
+    nd = out_ndim(p, node)
     axis = attrs(node)["axis"] % nd
     parts = [pad_dims(t, nd) if t is not None else np.full((1,) * nd, -np.inf) for t in ins]
     other = [max(t.shape[a] for t in parts) if a != axis else 0 for a in range(nd)]
@@ -99,7 +99,7 @@ def _slice(p, node, ins):
     starts = at.get("starts", p.const(node, 1))
     ends = at.get("ends", p.const(node, 2))
     if starts is None or ends is None:
-        return _global(p, node, ins)
+        return global_reduce(p, node, ins)
     axes = at.get("axes", p.const(node, 3))
     axes = list(range(len(starts))) if axes is None else [int(a) % len(shp) for a in np.atleast_1d(axes)]
     steps = p.const(node, 4)
@@ -132,7 +132,7 @@ def _gather(p, node, ins):
     if x is None:
         return [None], False
     if idx is None:
-        return _global(p, node, ins)
+        return global_reduce(p, node, ins)
     shp = p.shape(node.input[0])
     t = pad_dims(x, len(shp))
     axis = attrs(node).get("axis", 0) % len(shp)
@@ -151,7 +151,7 @@ def _pad(p, node, ins):
     t = pad_dims(x, len(shp))
     pads = attrs(node).get("pads", p.const(node, 1))
     if pads is None:
-        return _global(p, node, ins)
+        return global_reduce(p, node, ins)
     pads = [int(v) for v in np.atleast_1d(pads)]
     axes = p.const(node, 3)
     axes = list(range(len(shp))) if axes is None else [int(a) % len(shp) for a in np.atleast_1d(axes)]
@@ -164,7 +164,7 @@ def _pad(p, node, ins):
 @rule("MatMul", "MatMulInteger", "Gemm", "FusedMatMul")
 def _matmul(p, node, ins):
     """``(…, M, K) × (…, K, N)``: an output element waits for the whole contracted K axis of both operands."""
-    at, nd = attrs(node), _out_ndim(p, node)
+    at, nd = attrs(node), out_ndim(p, node)
     out, reduced = None, False
     for pos, (t, trans) in enumerate(((ins[0], at.get("transA", 0)), (ins[1] if len(ins) > 1 else None,
                                                                      at.get("transB", 0)))):

@@ -60,7 +60,8 @@ from seadeploy.profiling.arrival import (
     window_spec,
 )
 from seadeploy.profiling.dataflow import JOIN_OPS, held_elements
-from seadeploy.profiling.propagate import RULES, Propagation, _elementwise, _global
+from seadeploy.profiling.propagate import Propagation
+from seadeploy.profiling.rules import RULES, elementwise, global_reduce
 
 MAC_OPS = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger", "FusedConv", "Gemm", "MatMul",
                      "MatMulInteger", "QLinearMatMul"})
@@ -243,7 +244,7 @@ def rule_for(op: str):
     """The row rule of an op type (as :class:`Propagation` picks it)."""
     fn = RULES.get(op)
     if fn is None:
-        fn = _elementwise if op in UNARY | BINARY else _global
+        fn = elementwise if op in UNARY | BINARY else global_reduce
     return fn
 
 

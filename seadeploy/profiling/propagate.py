@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 import onnx
 
+from seadeploy.profiling import movement  # noqa: F401  (registers the data-movement rules)
 from seadeploy.profiling.arrival import (
     BINARY,
     CONSTANT_OPS,
@@ -19,25 +19,12 @@ from seadeploy.profiling.arrival import (
     WINDOW_OPS,
     Arr,
     compress,
-    max_of,
     pad_dims,
     window_rows,
     window_spec,
 )
 from seadeploy.profiling.graph import attrs
-
-RULES: dict[str, Callable[[Propagation, onnx.NodeProto, list[Arr]], tuple[list[Arr], bool]]] = {}
-
-
-def rule(*ops: str):
-    """Register a rule ``fn(prop, node, inputs) -> (outputs, reduced_rows)`` for ``ops``."""
-
-    def deco(fn):
-        for op in ops:
-            RULES[op] = fn
-        return fn
-
-    return deco
+from seadeploy.profiling.rules import RULES, elementwise, global_reduce, rule
 
 
 def is_tile_pool(node: onnx.NodeProto) -> bool:
@@ -99,10 +86,10 @@ class Propagation:
         ins = [self.times.get(i) if i else None for i in node.input]
         fn = RULES.get(node.op_type)
         if fn is None and node.op_type in UNARY | BINARY:
-            fn = _elementwise
+            fn = elementwise
         if fn is None:
             self.unknown.add(node.op_type)
-            fn = _global
+            fn = global_reduce
         outs, reduced = fn(self, node, ins)
         label = self._label(node, ins, reduced)
         flags = [self.squeezed.get(i, False) for i, t in zip(node.input, ins) if t is not None]
@@ -142,27 +129,6 @@ class Propagation:
         r = np.arange(shp[2]) * period
         out = np.round(r + np.maximum.accumulate(need - r), 6)
         return compress(out.reshape(1, 1, -1, 1))
-
-
-def _out_ndim(p: Propagation, node: onnx.NodeProto) -> int:
-    return len(p.shape(node.output[0])) if node.output[0] in p.shapes else max(
-        (len(p.shape(i)) for i in node.input if i in p.shapes), default=0)
-
-
-def _elementwise(p: Propagation, node: onnx.NodeProto, ins: list[Arr]) -> tuple[list[Arr], bool]:
-    # Quantize/Dequantize/BatchNorm parameters are per-channel constants; only input 0 carries rows.
-    live = ins[:1] if node.op_type in ("QuantizeLinear", "DequantizeLinear", "BatchNormalization") else ins
-    return [max_of(live, _out_ndim(p, node))] * len(node.output), False
-
-
-def _global(p: Propagation, node: onnx.NodeProto, ins: list[Arr]) -> tuple[list[Arr], bool]:
-    present = [t for t in ins if t is not None]
-    if not present:
-        return [None] * len(node.output), False
-    top = max(float(np.max(t)) for t in present)
-    varied = any(float(np.max(t) - np.min(t)) > 0 for t in present)
-    outs = [np.full((1,) * (len(p.shape(o)) if o in p.shapes else 1), top) for o in node.output]
-    return outs, varied
 
 
 @rule(*CONSTANT_OPS)
@@ -270,5 +236,3 @@ def _normalise(p, node, ins):
     reduced = any(t.shape[a] > 1 for a in axes)
     return [t.max(axis=tuple(axes), keepdims=True)] + [None] * (len(node.output) - 1), reduced
 
-
-from seadeploy.profiling import movement  # noqa: E402,F401  (registers the data-movement rules)

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seadeploy.graphs.ops import GLOBAL_POOLS, REDUCES, TILE_POOLS
+
 SCHEMA_VERSION = 1
 
 COLUMNS: tuple[str, ...] = (
@@ -47,11 +49,8 @@ _POOL = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool
 _LINEAR = {"Gemm", "MatMul", "FusedMatMul", "QLinearMatMul", "MatMulInteger", "FusedGemm", "MatrixMultiply",
            "FullyConnected", "Einsum"}
 
-#: Reductions (op types) whose cost counts per input element in the MAC model.
-SQUEEZE_OPS = frozenset({"ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2",
-                         "ReduceSumSquare", "ReduceLogSumExp", "ReduceProd", "GlobalAveragePool", "GlobalMaxPool",
-                         "GlobalLpPool", "AveragePool", "MaxPool", "LpPool", "QLinearAveragePool",
-                         "QLinearGlobalAveragePool", "Pooling", "Reduce"})
+#: Reductions (op types, and TensorRT's Pooling/Reduce layers) whose cost counts per input element in the MAC model.
+SQUEEZE_OPS = REDUCES | GLOBAL_POOLS | TILE_POOLS | {"Pooling", "Reduce"}
 
 
 def classify_role(op_type: str, module_path: str | None = None) -> str:

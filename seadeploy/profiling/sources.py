@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from seadeploy import artifacts
-from seadeploy.backends import PRECISIONS, Backend, backend_class, check_backend, create_backend
+from seadeploy.artifacts import PRECISIONS
+from seadeploy.backends import Backend, backend_class, check_backend, create_backend
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.runfolder import has_manifest, read_manifest
+from seadeploy.validate.runfolder import RunFolder
 
 #: the precision label of a bare model file given instead of a run folder (its graph decides its numerics)
 FILE_PRECISION = "file"
@@ -96,7 +98,6 @@ def check_graphs_belong(run: Path, sources: Sequence[Source]) -> None:
     if not graphs or not (run / artifacts.CHECKPOINT).is_file():
         return
     # lazy: importing the validate package loads the whole parity stage, needed only when a checkpoint is here
-    from seadeploy.validate.runfolder import RunFolder
 
     folder = RunFolder.load(run)
     known = len(folder.warnings)  # the folder's own notes (no manifest) are validate's business, not timing's

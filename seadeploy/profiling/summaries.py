@@ -15,6 +15,8 @@ import pandas as pd
 
 from seadeploy import artifacts
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.export.onnx_export import export_onnx
+from seadeploy.models import create_model, model_defaults
 from seadeploy.profiling.dataflow import BufferReport, analyse_buffers
 from seadeploy.profiling.layers import LayerProfile
 from seadeploy.profiling.memory import MemoryReport, activation_memory, engine_memory, ort_memory_fields
@@ -27,9 +29,6 @@ def _fmt(df: pd.DataFrame) -> str:
 def model_onnx(model: str, attn: str | None, attn_kwargs: dict[str, Any], input_size: int | None,
                folder: str | os.PathLike) -> Path:
     """Export ``create_model(model, attn, attn_kwargs, input_size)`` to ``folder/model.onnx`` (batch 1, static)."""
-    from seadeploy.export.onnx_export import export_onnx
-    from seadeploy.models import create_model, model_defaults
-
     size = input_size or model_defaults(model).input_size
     net = create_model(model, attn=attn, attn_kwargs=attn_kwargs, input_size=size).eval()
     return export_onnx(net, Path(folder) / "model.onnx", (3, size, size), dynamic_batch=False, example_batch=1)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 #: Spread (IQR / median) above which a measurement is flagged: torch.utils.benchmark's rule
 #: (``Measurement.has_warnings``: IQR/median > 10 %). std/mean is not used: one preempted run inflates it.
@@ -160,8 +161,6 @@ def measure(fn: Callable[[], Any], *, warmup_s: float = 1.0, duration_s: float =
     times: list[float] = []
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=None, desc=label or "timing", unit="it", leave=False)
     deadline = time.perf_counter() + max(0.0, duration_s)
     while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() < deadline):
@@ -344,8 +343,6 @@ def interleave(candidates: Sequence[Candidate], *, rounds: int | None = None, wa
     stages: list[dict[str, list[float]]] = [{} for _ in cands]
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=rounds, desc="rounds", unit="round", leave=False)
     deadline = time.perf_counter() + max(0.0, duration_s)
     r = 0

@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
+from seadeploy.backends.base import check_feed
 from seadeploy.profiling.timing import Measurement
 
 
@@ -21,8 +24,6 @@ class _Events:
     def __init__(self, stream: Any, n: int) -> None:
         self.stream = stream
         if type(stream).__module__.startswith("torch"):
-            import torch
-
             self.events = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
             self._elapsed = lambda a, b: a.elapsed_time(b)
         else:
@@ -81,8 +82,6 @@ def stage_call(be: Any, checked: dict) -> Callable[[], dict[str, float]]:
 def measure_trt_stages(be: Any, feed: dict, *, warmup_s: float = 1.0, duration_s: float = 3.0, min_runs: int = 10,
                        label: str = "trt", meta: dict | None = None, progress: bool = False) -> list[Measurement]:
     """One :class:`Measurement` per metric (latency, enqueue, h2d, gpu_compute, d2h) of a ``TrtBackend``."""
-    from seadeploy.backends.base import check_feed
-
     checked = check_feed(feed, be.input_specs, be.name)
     # Validation (NaN scan, dtype) is done once above so it does not land in the H2D interval.
     def stage(feed: dict) -> None:

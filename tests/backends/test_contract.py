@@ -8,18 +8,29 @@ tests, ``profiling latency`` and ``validate`` to run it: adding a backend is one
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from onnx.helper import tensor_dtype_to_np_dtype
+from onnx.reference import ReferenceEvaluator
 
 import seadeploy
 from seadeploy import artifacts
-from seadeploy.backends import BACKENDS, Backend, TensorSpec, backend_class, create_backend, list_backends
+from seadeploy.backends import BACKENDS, Backend, TensorSpec, backend_class, create_backend, list_backends, resolve
 from seadeploy.backends.base import run_file
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
+from seadeploy.export.trt_engine import EngineConfig, build_engine
+from seadeploy.profiling.latency import benchmark_latency
+from seadeploy.profiling.layers import profile_layers
+from seadeploy.profiling.sources import plan
+from seadeploy.validate import validate_run
 
 
 class OnnxRefBackend(Backend):
@@ -33,9 +44,6 @@ class OnnxRefBackend(Backend):
 
     def __init__(self, source, threads: int | None = None) -> None:
         super().__init__()
-        import onnx
-        from onnx.reference import ReferenceEvaluator
-
         path = Path(source) / artifacts.onnx_name() if Path(source).is_dir() else Path(source)
         if not path.is_file():
             raise InputError(f"ONNX file '{path}' does not exist")
@@ -49,8 +57,6 @@ class OnnxRefBackend(Backend):
 
     @property
     def input_specs(self):
-        from onnx.helper import tensor_dtype_to_np_dtype
-
         init = {i.name for i in self.proto.graph.initializer}
         return {i.name: TensorSpec(tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
                                          for d in i.type.tensor_type.shape.dim),
@@ -102,7 +108,6 @@ def make(tiny_net, tiny_onnx, tmp_path, onnx_ref):
                 return create_backend(spec, tiny_onnx, threads=1)
             except BackendUnavailable as exc:  # a GPU machine with the CPU-only onnxruntime wheel
                 pytest.skip(str(exc))
-        from seadeploy.export.trt_engine import EngineConfig, build_engine
 
         sidecar = build_engine(tiny_onnx, tmp_path, EngineConfig(precision="fp32", max_batch=8))
         return create_backend(spec, tmp_path / sidecar["path"])
@@ -158,7 +163,6 @@ def test_backend_class_owns_its_concept(spec, onnx_ref, tiny_onnx):
     assert cls.artifact(run / "missing", "fp32") is None
     for target in (cls.layer_profiler, cls.layerwise):
         if target:  # "module:function" that resolves
-            from seadeploy.backends import resolve
 
             assert callable(resolve(target))
     opts = cls.run_options(threads=1)
@@ -167,10 +171,6 @@ def test_backend_class_owns_its_concept(spec, onnx_ref, tiny_onnx):
 
 def test_plugin_backend_runs_through_latency_and_validate(onnx_ref, tiny_run):
     """No source file names 'onnx-ref': the contract alone carries it through profiling and validate."""
-    from seadeploy.profiling.latency import benchmark_latency
-    from seadeploy.profiling.sources import plan
-    from seadeploy.validate import validate_run
-
     run = tiny_run
     assert [(s.backend, s.precision) for s in plan(run, [onnx_ref, "ort"])] == [(onnx_ref, "fp32"), ("ort", "fp32")]
     with pytest.raises(InputError, match="no ONNX files for int8 .onnx-ref runs fp32, fp16"):
@@ -184,8 +184,6 @@ def test_plugin_backend_runs_through_latency_and_validate(onnx_ref, tiny_run):
     (comp,) = parity.comparisons
     assert comp.backend == onnx_ref and bool(parity)
     with pytest.raises(ConfigError, match="has no per-layer profiler"):
-        from seadeploy.profiling.layers import profile_layers
-
         profile_layers(run, [onnx_ref])
 
 
@@ -216,14 +214,9 @@ def test_no_backend_name_switches_outside_backends():
 #: private imports across modules that predate this test, each to be fixed by its module's owner (remove the line
 #: then). Any other one fails the test.
 KNOWN_PRIVATE_IMPORTS = {
-    "artifacts.py: from seadeploy.cli import _clean",
     "export/__main__.py: from seadeploy.models.source import _floats",
     "validate/__main__.py: from seadeploy.models.source import _floats",
-    "profiling/movement.py: from seadeploy.profiling.propagate import _global",
-    "profiling/movement.py: from seadeploy.profiling.propagate import _out_ndim",
     "convert/__main__.py: from seadeploy.models.source import _floats",
-    "profiling/simulate.py: from seadeploy.profiling.propagate import _elementwise",
-    "profiling/simulate.py: from seadeploy.profiling.propagate import _global",
 }
 
 
@@ -251,8 +244,6 @@ def test_create_backend_rejects_unknown_names_and_options(tiny_onnx):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
 def test_cuda_and_tensorrt_unavailable_say_what_to_install(tiny_net, tiny_onnx):
-    import importlib.util
-
     with pytest.raises(BackendUnavailable, match="CUDA build of PyTorch"):
         create_backend("torch:cuda", tiny_net)
     with pytest.raises(BackendUnavailable, match="pip install onnxruntime-gpu"):
@@ -265,9 +256,6 @@ def test_cuda_and_tensorrt_unavailable_say_what_to_install(tiny_net, tiny_onnx):
 
 
 def test_backends_import_no_optional_gpu_libraries(tiny_onnx):
-    import subprocess
-    import sys
-
     code = ("import sys, numpy as np; from seadeploy.backends import create_backend, list_backends; list_backends();"
             f"be = create_backend('ort', r'{tiny_onnx}', threads=1); be.infer({{'x': np.zeros((1, 3, 16, 16), 'f4')}});"
             "print(sorted(m for m in ('tensorrt', 'pycuda') if m in sys.modules))")

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from seadeploy.backends.trt import TrtBackend
 from seadeploy.errors import InputError
+from seadeploy.export.trt_engine import EngineConfig, build_engine
 
 pytestmark = [pytest.mark.gpu, pytest.mark.trt]
 
 
 @pytest.fixture(scope="module")
 def engine(tiny_onnx, tmp_path_factory):
-    from seadeploy.export.trt_engine import EngineConfig, build_engine
-
     out = tmp_path_factory.mktemp("engine")
     sidecar = build_engine(tiny_onnx, out, EngineConfig(precision="fp32", min_batch=1, opt_batch=4, max_batch=8))
     return out / sidecar["path"]
@@ -28,8 +28,6 @@ def _reference(net, x):
 
 
 def test_phases_match_infer_and_reuse_buffers(engine, tiny_net):
-    from seadeploy.backends.trt import TrtBackend
-
     x = np.random.default_rng(0).standard_normal((5, 3, 16, 16)).astype(np.float32)
     with TrtBackend(engine) as be:
         assert be.profile_range("x") == ((1, 3, 16, 16), (8, 3, 16, 16))
@@ -45,8 +43,6 @@ def test_phases_match_infer_and_reuse_buffers(engine, tiny_net):
 
 @pytest.mark.skipif(importlib.util.find_spec("pycuda") is None, reason="pycuda is not installed")
 def test_pycuda_buffers(engine, tiny_net):
-    from seadeploy.backends.trt import TrtBackend
-
     x = np.random.default_rng(1).standard_normal((3, 3, 16, 16)).astype(np.float32)
     with TrtBackend(engine, buffers="pycuda") as be:
         assert be.info["buffers"] == "pycuda"
@@ -54,8 +50,6 @@ def test_pycuda_buffers(engine, tiny_net):
 
 
 def test_corrupt_engine_is_an_input_error(tmp_path):
-    from seadeploy.backends.trt import TrtBackend
-
     bad = tmp_path / "model.fp32.engine"
     bad.write_bytes(b"\0" * 64)
     with pytest.raises(InputError, match="cannot deserialize"):
@@ -64,8 +58,6 @@ def test_corrupt_engine_is_an_input_error(tmp_path):
 
 def test_torch_cuda_tensors_in_and_out(engine, tiny_net):
     """No pycuda and no host hop: torch CUDA tensors go straight into the bound buffers."""
-    from seadeploy.backends.trt import TrtBackend
-
     x = torch.from_numpy(np.random.default_rng(2).standard_normal((2, 3, 16, 16)).astype(np.float32))
     with TrtBackend(engine, buffers="torch", device=0) as be:
         out = be.infer_torch({"x": x.cuda()})["logits"]

@@ -6,13 +6,17 @@ The real library is exercised by the gpu/trt-marked tests; this one checks what 
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import sys
 import types
 
 import numpy as np
 import pytest
+import torch
 
+from seadeploy.backends import trt, trt_support
+from seadeploy.backends.trt_support import dtype_map
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
 
 MEMORY: dict[int, np.ndarray] = {}  # fake device memory: address → array
@@ -107,8 +111,6 @@ class HostMemory:
 
 
     def active(self):
-        import contextlib
-
         return contextlib.nullcontext()
 
 
@@ -128,7 +130,6 @@ def fake_tensorrt(engine=None, plugins=None):
 @pytest.fixture
 def backend(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt())
-    from seadeploy.backends import trt
 
     monkeypatch.setattr(trt, "_make_allocator", lambda kind, device: HostMemory())
     engine = tmp_path / "model.fp32.engine"
@@ -166,13 +167,10 @@ def test_profile_limits_and_feed_checks(backend):
 @pytest.mark.parametrize("out_dtype", [DataType.BF16, DataType.FP8])
 def test_bf16_and_fp8_outputs_exchange_as_float32(monkeypatch, tmp_path, out_dtype):
     """trt.nptype raises TypeError for BF16/FP8: the backend maps TensorRT types by name instead."""
-    import torch
-
     engine = FakeEngine()
     engine.out_dtype = out_dtype
     plugins: list[str] = []
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(engine, plugins))
-    from seadeploy.backends import trt, trt_support
 
     monkeypatch.setattr(trt_support, "_PLUGINS_READY", set())
     monkeypatch.setattr(trt, "_make_allocator", lambda kind, device: HostMemory())
@@ -194,8 +192,6 @@ def test_bf16_and_fp8_outputs_exchange_as_float32(monkeypatch, tmp_path, out_dty
 
 
 def test_packed_io_types_are_rejected_with_a_message():
-    from seadeploy.backends.trt_support import dtype_map
-
     assert dtype_map(DataType.HALF).host == np.float16 and not dtype_map(DataType.FLOAT).converted
     with pytest.raises(InputError, match="INT4"):
         dtype_map(DataType.INT4, "x")
@@ -203,10 +199,6 @@ def test_packed_io_types_are_rejected_with_a_message():
 
 def test_torch_buffers_make_the_requested_device_current(monkeypatch):
     """TrtBackend(device=N): N becomes the current CUDA device before TensorRT deserializes (torch buffers)."""
-    import torch
-
-    from seadeploy.backends import trt
-
     current = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

@@ -8,6 +8,10 @@ net holds two blocks of one style and a classifier GAP that must not count.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -221,10 +225,6 @@ def build(name: str) -> nn.Module:
 
 def export(net: nn.Module, path, dynamo: bool) -> None:
     """Export ``net`` at batch 1, ``SIZE``×``SIZE`` with the dynamo or the TorchScript exporter."""
-    import contextlib
-    import io
-    import warnings
-
     x = torch.randn(1, 3, SIZE, SIZE)
     with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")

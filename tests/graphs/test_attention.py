@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import onnx
 import pytest
+from onnx import TensorProto, helper
 
 from seadeploy.graphs.attention import GraphIndex, find_attention, keep_fp32_nodes, load_ir
 from tests.graphs.attention_nets import ATTENTION_NETS
@@ -81,7 +82,6 @@ def test_pooling_that_is_not_attention(exported, exporter):
 
 def test_warning_when_attention_like_ops_form_no_block(exported):
     # x · sigmoid(mean(x)) without channel mixing is no channel attention; the graph still looks like one.
-    from onnx import TensorProto, helper
 
     nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[2, 3], keepdims=1),
              helper.make_node("Sigmoid", ["m"], ["g"]), helper.make_node("Mul", ["x", "g"], ["y"])]

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from seadeploy.errors import ConfigError
+from seadeploy.errors import ConfigError, InputError
 from seadeploy.models.attention import create_attention, list_attention
 from seadeploy.models.attention.pooling import adaptive_mean, nearest_is_exact, tile_broadcast, tile_mean
 from seadeploy.models.attention.se import SQUEEZE, SqueezeExcite
@@ -200,7 +200,6 @@ def test_impossible_settings_raise_config_error(name, kw, match):
 def test_rgse_without_size_and_mismatched_map():
     with pytest.raises(ConfigError, match="feat_size"):
         create_attention("rgse", 16)
-    from seadeploy.errors import InputError
 
     with pytest.raises(InputError, match="descriptor grid"):
         create_attention("rgse", 16, feat_size=(28, 28))(torch.randn(1, 16, 14, 14))

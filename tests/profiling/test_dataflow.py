@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from onnx import helper, numpy_helper
 
 from seadeploy.errors import ConfigError
 from seadeploy.profiling.dataflow import analyse_buffers, held_elements
@@ -114,7 +115,6 @@ def test_fusion_conv_over_squeezed_tiles_keeps_its_window(graphs):
     # whole 4×2 grid (the learned fusion) → Sigmoid → Mul(x, gate). The fusion reads the last tile row, so the
     # gate exists after row 7: x is held whole, 8 rows × 4 × 2 = 64 elements. Its window lag belongs to the
     # squeeze, so attention buffering counts it too (a lag-free fusion would have let the gate out after row 3).
-    from onnx import helper, numpy_helper
 
     w = numpy_helper.from_array(np.full((2, 2, 4, 2), 0.1, dtype=np.float32), "wf")
     nodes = [helper.make_node("AveragePool", ["x"], ["z"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),

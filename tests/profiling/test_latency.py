@@ -7,9 +7,11 @@ import shutil
 
 import pandas as pd
 import pytest
+import torch
 
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
 from seadeploy.profiling import sources
+from seadeploy.profiling.__main__ import main
 from seadeploy.profiling.latency import benchmark_latency
 from seadeploy.profiling.timing import STAT_KEYS
 
@@ -82,8 +84,6 @@ def test_bad_rounds_and_missing_sources(tiny_run, tmp_path):
 
 
 def test_profiling_latency_command_prints_ratios(two_runs, capsys):
-    from seadeploy.profiling.__main__ import main
-
     base, other = two_runs
     assert main(["latency", str(base), str(other), "--backends", "ort", "--batch", "1", "--rounds", "4",
                  "--warmup-s", "0", "--threads", "1"]) == 0
@@ -101,8 +101,6 @@ def test_plan_lists_precisions_the_run_has(tiny_run):
 
 
 def test_missing_backend_is_unavailable_with_hint(tiny_run):
-    import torch
-
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(BackendUnavailable, match="pip install"):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import helper
 
 from seadeploy.profiling import schema
 from seadeploy.profiling.layers import profile_layers
 from seadeploy.profiling.layers_ort import aggregate_nodes, map_optimized_nodes, parse_node_events
+from tests.profiling.conftest import make_run
 
 
 def _event(name, ts, dur, op="Conv", **args):
@@ -61,7 +63,6 @@ def test_profile_ort_maps_every_node(tiny_run):
     prof = profile_layers(tiny_run, ["ort"], batch=2, threads=1, runs=3, warmup_runs=1, duration_s=0.1)
     frame = schema.check_frame(prof.frame)
     assert set(frame["backend"]) == {"ort", "ort-noopt"}
-    import onnx
 
     nodes = {n.name for n in onnx.load(str(tiny_run / "model.onnx")).graph.node}
     noopt = frame[frame["backend"] == "ort-noopt"]
@@ -84,8 +85,6 @@ def test_profile_ort_maps_every_node(tiny_run):
 
 def test_fused_conv_relu_is_charged_to_its_own_conv_not_an_attention_conv(tmp_path):
     """TSE's excitation is 1x1 Convs; a fused Conv+Relu after it must still map to the backbone conv."""
-    from tests.profiling.conftest import make_run
-
     make_run(tmp_path, "tse", {"tile": 4})
     frame = profile_layers(tmp_path, ["ort"], batch=2, threads=1, runs=2, warmup_runs=1, duration_s=0.1).frame
     convs = {b: set(f.loc[f["role"] == "conv", "module"]) for b, f in frame.groupby("backend")}

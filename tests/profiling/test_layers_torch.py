@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from seadeploy.artifacts import Checkpoint
+from seadeploy.errors import ConfigError
 from seadeploy.profiling import schema
 from seadeploy.profiling.layers import profile_layers
 from seadeploy.profiling.layers_torch import onnx_op, sequence_roles
@@ -25,8 +27,6 @@ def test_sequence_roles_put_shape_ops_in_squeeze_or_scale():
 
 
 def test_profile_torch_attributes_ops_to_modules(tiny_run):
-    from seadeploy.artifacts import Checkpoint
-
     prof = profile_layers(tiny_run, ["torch"], batch=2, threads=1, runs=2, warmup_runs=1, duration_s=0.1)
     frame = schema.check_frame(prof.frame)
     model = Checkpoint.load(tiny_run).build_model()
@@ -42,8 +42,6 @@ def test_profile_torch_attributes_ops_to_modules(tiny_run):
 
 def test_fused_variants_have_no_per_layer_rows(tiny_run):
     """torch.compile fuses across modules (and a CUDA graph replays without them): refused with a pointer."""
-    from seadeploy.errors import ConfigError
-
     with pytest.raises(ConfigError, match="eager module structure"):
         profile_layers(tiny_run, ["torch:compile"], batch=1, threads=1, runs=1, warmup_runs=0, duration_s=0.05)
 

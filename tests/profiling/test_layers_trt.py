@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from seadeploy.export.engine_inspect import parse_inspector_json
-from seadeploy.profiling.layers import node_info
+from seadeploy.export.trt_engine import EngineConfig, build_engine
+from seadeploy.profiling.latency import benchmark_latency
+from seadeploy.profiling.layers import attach_nodes, node_info, profile_layers
 from seadeploy.profiling.layers_trt import aggregate_layer_times, onnx_nodes_in_name, trt_rows
 
 ORDER = ["squeeze", "fc1", "act", "fc2", "gate", "scale"]  # the se_block graph of conftest
@@ -69,7 +72,6 @@ def test_trt_rows_map_layers_to_modules_and_roles(graphs, inspector):
         assert rows.loc["PWN(gate, scale)", "onnx_node"] == "gate"
         assert covered["Reformatting CopyNode for Input Tensor 0 to fc2"] == []
         assert rows.loc["squeeze", "out_shape"] == "1x4x1x1" and rows.loc["squeeze", "precision_layer"] == "fp32"
-        from seadeploy.profiling.layers import attach_nodes
 
         full = attach_nodes(rows.reset_index(), nodes, covered).set_index("layer")
         assert full.loc["squeeze", "role"] == "attention.squeeze" and full.loc["PWN(gate, scale)", "role"] == \
@@ -84,12 +86,6 @@ def test_trt_rows_map_layers_to_modules_and_roles(graphs, inspector):
 @pytest.mark.trt
 @pytest.mark.gpu
 def test_trt_engine_layers_and_stage_latency(tiny_run, tmp_path):
-    import shutil
-
-    from seadeploy.export.trt_engine import EngineConfig, build_engine
-    from seadeploy.profiling.latency import benchmark_latency
-    from seadeploy.profiling.layers import profile_layers
-
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     build_engine(run / "model.onnx", run, EngineConfig(precision="fp32", max_batch=8))

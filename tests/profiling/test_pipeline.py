@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from seadeploy.errors import ConfigError, InputError
@@ -18,6 +19,7 @@ from seadeploy.profiling.pipeline import (
     load_folding,
     resolve_depths,
 )
+from seadeploy.profiling.pipeline_report import SWEEP_COLUMNS, plot_tile_sweep
 from seadeploy.profiling.simulate import simulate
 
 BUILDERS = ["conv_chain", "se_block", "tse_block", "tse_pool_block", "residual", "se_residual"]
@@ -150,10 +152,6 @@ def test_cli_json_summary(graphs, tmp_path, capsys):
 
 
 def test_tile_sweep_plot_is_a_figure():
-    import pandas as pd
-
-    from seadeploy.profiling.pipeline_report import SWEEP_COLUMNS, plot_tile_sweep
-
     sweep = pd.DataFrame([[t, 10 * i, 100 * i, 400 * i, 30.0, 6.6e6, 1e6 * i, 2e6 * i, "conv"]
                           for i, t in enumerate(["2", "7", "global"], 1)], columns=SWEEP_COLUMNS)
     fig = plot_tile_sweep(sweep, "x")

@@ -6,6 +6,7 @@ import json
 
 import onnx
 import pytest
+import torch
 
 from seadeploy.profiling.__main__ import main
 
@@ -65,8 +66,6 @@ def test_run_dir_commands_write_their_files(tiny_run, capsys):
 
 
 def test_missing_backend_exits_3(tiny_run, capsys):
-    import torch
-
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     assert main(["latency", str(tiny_run), "--backends", "trt"]) == 3
