@@ -28,8 +28,18 @@ from typing import Any
 
 from seadeploy import cli
 from seadeploy.artifacts import CHECKPOINT, check_out_folder
-from seadeploy.cli import ArgumentParser, add_common_args, parse_value, print_json, progress_enabled, run_main
+from seadeploy.backends import backend_class
+from seadeploy.cli import (
+    ArgumentParser,
+    add_common_args,
+    parse_kv_args,
+    parse_value,
+    print_json,
+    progress_enabled,
+    run_main,
+)
 from seadeploy.errors import ConfigError, InputError, SeadeployError
+from seadeploy.models.source import ModelSource, is_external
 from seadeploy.runfolder import stage_files, write_buffers, write_layers_summary
 
 STAGES = ("train", "export", "validate", "latency", "layers", "buffers", "pipeline")
@@ -87,12 +97,19 @@ class CompareOptions:
     duration_s: float = 0.5
     layer_runs: int = 10
     parity_samples: int = 512
-    calib_samples: int = 128
+    #: int8 calibration samples (train split): MinMax ranges need the rare large activations; 128 left digits
+    #: ResNet int8 at 98.9 % top-1 agreement, 512 (streamed in batches of 32) keeps it ≥ 99 %.
+    calib_samples: int = 512
     limit_train: int | None = None
     limit_test: int | None = None
     skip_train: bool = False
     strict_parity: bool = False
     baseline: str = "se"
+    #: A user's model (models/source.py): factory arguments, weights, input size; its variants are
+    #: ``original`` and ``tse:tile=K`` (the structural SE → TSE of convert/torch_rewrite.py).
+    model_args: tuple[str, ...] = ()
+    weights: str | None = None
+    input_size: int | None = None
     seed: int = 0
     device: str = "cpu"
 
@@ -100,6 +117,8 @@ class CompareOptions:
         """The variants with their attention kwargs (raises ``ConfigError`` for bad names or options)."""
         from seadeploy.models import create_model, list_attention
 
+        if is_external(self.model):
+            return self._source_variants()
         names = [a.strip() for a in self.attn if a.strip()]
         valid = list_attention()
         bad = [a for a in names if a not in valid]
@@ -110,9 +129,36 @@ class CompareOptions:
         out = [Variant(n, n, kwargs[n], Path(self.out) / n) for n in names]
         for v in out:  # fail fast (exit 2) on a bad option, before minutes of training
             create_model(self.model, attn=v.attn, attn_kwargs=dict(v.attn_kwargs))
-        if not self.batches or min(self.batches) < 1 or self.epochs < 1:
-            raise ConfigError(f"--epochs and --batch must be ≥ 1 (got {self.epochs}, {list(self.batches)})")
+        if not self.batches or min(self.batches) < 1 or self.epochs < 0:
+            raise ConfigError(f"--batch must be ≥ 1 and --epochs ≥ 0 (got {self.epochs}, {list(self.batches)})")
         return out
+
+    def _source_variants(self) -> list[Variant]:
+        """``original``, ``tse:tile=7``, ``tse:tile=[4,2]``... of one user model (``--attn`` names them)."""
+        out = []
+        for text in [a.strip() for a in self.attn if a.strip()]:
+            kind, _, opts = text.partition(":")
+            if kind not in ("original", "tse") or (kind == "original" and opts):
+                raise ConfigError(f"--attn '{text}': a user model's variants are original and tse:tile=K "
+                                  "(e.g. --attn original,tse:tile=7,tse:tile=4)")
+            kwargs = parse_kv_args(opts.split(";") if opts else [], flag="--attn") if kind == "tse" else {}
+            if kind == "tse":
+                kwargs.setdefault("tile", 7)
+            name = "original" if kind == "original" else "tse_" + "_".join(
+                f"{k}{str(v).replace(' ', '').replace(',', 'x').strip('[]()')}" for k, v in kwargs.items())
+            out.append(Variant(name, kind, kwargs, Path(self.out) / name))
+        names = [v.name for v in out]
+        if not out or len(set(names)) != len(names):
+            raise ConfigError(f"--attn: {'duplicate variants' if out else 'no variants'} (e.g. original,tse:tile=7)")
+        if self.epochs < 0 or not self.batches or min(self.batches) < 1:
+            raise ConfigError(f"--batch must be ≥ 1 and --epochs ≥ 0 (got {self.epochs}, {list(self.batches)})")
+        return out
+
+    def source(self, v: Variant) -> ModelSource:
+        """The model source of variant ``v`` (its ``tse`` conversion applied when built)."""
+        return ModelSource(self.model, attn=None if v.attn == "original" else v.attn, attn_kwargs=dict(v.attn_kwargs),
+                           model_kwargs=parse_kv_args(self.model_args, flag="--model-arg"), weights=self.weights,
+                           input_size=self.input_size)
 
 
 def _accepts(attn: str, key: str) -> bool:
@@ -153,11 +199,32 @@ def _train(v: Variant, o: CompareOptions) -> dict[str, Any]:
         return {"skipped": True}
     from seadeploy.train import make_config, train
 
-    cfg = make_config(model=o.model, attn=v.attn, attn_kwargs=v.attn_kwargs, dataset=o.dataset, data_root=o.data_root,
-                      epochs=o.epochs, batch_size=o.train_batch_size, lr=o.lr, warmup_epochs=o.warmup_epochs,
+    init = None
+    if is_external(o.model) or o.epochs == 0:  # a user model's variant starts from its (converted) source weights
+        init = _source_checkpoint(v, o)
+        if o.epochs == 0:
+            return {"trained": False, "weights": "the source's (--epochs 0: evaluated only)"}
+    model_kwargs = parse_kv_args(o.model_args, flag="--model-arg") or None if is_external(o.model) else None
+    cfg = make_config(model=o.model, attn=None if v.attn == "original" else v.attn, attn_kwargs=v.attn_kwargs,
+                      model_kwargs=model_kwargs, weights=init, input_size=o.input_size, dataset=o.dataset,
+                      data_root=o.data_root, epochs=o.epochs, batch_size=o.train_batch_size, lr=o.lr, warmup_epochs=o.warmup_epochs,
                       seed=o.seed, limit_train=o.limit_train, limit_test=o.limit_test, device=o.device,
                       out=str(v.run_dir), overwrite=True)
     return train(cfg).summary()
+
+
+def _source_checkpoint(v: Variant, o: CompareOptions) -> str:
+    """Write the variant's starting checkpoint (source weights, converted) to its run folder; returns its path."""
+    from seadeploy.data import get_dataset
+
+    if is_external(o.model):
+        src = o.source(v)
+    else:
+        src = ModelSource(o.model, attn=v.attn, attn_kwargs=dict(v.attn_kwargs), weights=o.weights,
+                          input_size=o.input_size)
+    info = get_dataset(o.dataset, split="test", root=o.data_root).info
+    ckpt = src.checkpoint(tuple(info.mean), tuple(info.std), o.dataset)
+    return str(ckpt.save(v.run_dir / CHECKPOINT))
 
 
 def _export(v: Variant, o: CompareOptions) -> dict[str, Any]:
@@ -171,7 +238,8 @@ def _export(v: Variant, o: CompareOptions) -> dict[str, Any]:
     first: Exception | None = None
     for precisions in tries:
         opts = ExportOptions(precisions=precisions, dataset=o.dataset, data_root=o.data_root,
-                             calib_samples=o.calib_samples, eval_samples=o.parity_samples)
+                             calib_samples=o.calib_samples, eval_samples=o.parity_samples,
+                             int8_target=study_int8_target(o.backends))
         try:
             manifest = export_run(ckpt, v.run_dir, opts, source_file=src)
         except BackendUnavailable:
@@ -187,6 +255,13 @@ def _export(v: Variant, o: CompareOptions) -> dict[str, Any]:
                                f"{','.join(dropped)} not exported: {type(first).__name__}: {_first_line(first)}")
         return {"files": sorted(manifest.files)}
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def study_int8_target(backends: tuple[str, ...]) -> str:
+    """The int8 form the study's latency backends run: TensorRT's symmetric s8 when a ``trt`` backend is timed,
+    else ONNX Runtime CPU's asymmetric u8 (the study must not time a form its backend runs slowly)."""
+    targets = {backend_class(b).int8_target(b) for b in backends}  # each backend says which form it runs well
+    return "tensorrt" if "tensorrt" in targets else "ort-cpu"
 
 
 def _validate(v: Variant, o: CompareOptions) -> dict[str, Any]:
@@ -337,7 +412,8 @@ def run_compare(o: CompareOptions, *, progress: bool = False, log: Callable[[str
     missing = [v for v in variants if o.skip_train and not (v.run_dir / CHECKPOINT).is_file()]
     if missing:
         raise InputError(f"--skip-train: no {missing[0].run_dir / CHECKPOINT}; run once without --skip-train")
-    if not o.skip_train:  # every training setting checked before the first variant trains (exit 2, no status lines)
+    if not o.skip_train and o.epochs > 0 and not is_external(o.model):  # every training setting checked before the
+        # first variant trains (exit 2, no status lines)
         from seadeploy.train import make_config
 
         for v in variants:
@@ -370,7 +446,10 @@ def _parser() -> ArgumentParser:
     p.add_argument("--dataset", default=d.dataset)
     p.add_argument("--data-root", default=None)
     # typed validators (seadeploy.cli): a bad value is refused while parsing, before any variant trains
-    p.add_argument("--epochs", type=cli.positive_int, default=d.epochs)
+    p.add_argument("--epochs", type=cli.non_negative_int, default=d.epochs, help="0: evaluate the source's weights")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE", help="factory argument (user model)")
+    p.add_argument("--weights", default=None, help="the user model's weights (.safetensors or a state dict)")
+    p.add_argument("--input-size", type=cli.positive_int, default=None, help="the user model's input size")
     p.add_argument("--train-batch-size", type=cli.positive_int, default=d.train_batch_size,
                    help="training batch (default 64)")
     p.add_argument("--lr", type=cli.positive_float, default=d.lr, help="peak learning rate (default 4e-3)")
@@ -415,7 +494,8 @@ def _main(argv: list[str] | None) -> int:
                        backends=_csv(a.backends), threads=a.threads, duration_s=a.duration_s,
                        parity_samples=a.parity_samples, calib_samples=a.calib_samples,
                        limit_train=a.limit_train, limit_test=a.limit_test, skip_train=a.skip_train, strict_parity=a.strict_parity,
-                       baseline=a.baseline, device=a.device)
+                       baseline="original" if is_external(a.model) and a.baseline == "se" else a.baseline,
+                       device=a.device, model_args=tuple(a.model_arg), weights=a.weights, input_size=a.input_size)
     summary = run_compare(o, progress=progress_enabled(a.json), log=_log)
     print_json(summary) if a.json else print(format_summary(summary))
     return summary["exit_code"]
