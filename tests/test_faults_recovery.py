@@ -26,6 +26,8 @@ def _single_thread(single_thread):
     """One intra-op thread (tests/conftest.py)."""
 
 
+@pytest.mark.slow  # trains three times in subprocesses; the fast representative of "resume after a kill gives the
+# uninterrupted weights" is tests/train/test_train_loop.py (in-process); this one adds the real SIGKILL and the sweep
 def test_kill_during_training_then_resume(tmp_path):
     """SIGKILL inside epoch 2's save (its checkpoints renamed, its state only a temp file): ``--resume`` continues
     from epoch 1, sweeps the dead temp file, and ends with exactly the weights of an uninterrupted run.
