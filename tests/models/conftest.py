@@ -29,10 +29,6 @@ def randomized():
     return randomize
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models run fastest on one intra-op thread on the shared 2-core CI machine (no oversubscription)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(autouse=True, scope="session")
+def _single_thread(single_thread):
+    """Every test here runs on one thread (see tests/conftest.py)."""
