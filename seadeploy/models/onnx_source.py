@@ -270,8 +270,6 @@ def rebatch_to_one(file: str | os.PathLike, dst: str | os.PathLike) -> Path:
                     fix(attr.t)
     proto.graph.ClearField("value_info")
     try:
-        from seadeploy.export.checks import ort_session
-
         x = np.zeros((1, *of.shape), np.float32)
         ort_session(proto).run(None, {of.input_name: x})
     except Exception as exc:  # noqa: BLE001 - ORT raises its own types for a graph that does not run
