@@ -26,6 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from seadeploy.export.checks import ort_session
@@ -92,8 +93,6 @@ def print_table(model: str, batch: int, sbs, attns: list[str]) -> list[str]:
 
 def op_profile(path: Path, batch: int, runs: int) -> dict[str, float]:
     """ORT per-node profile, one thread: mean kernel ms per run by op type (NCHWc ops prefixed by their domain)."""
-    import onnxruntime as ort
-
     with tempfile.TemporaryDirectory() as tmp:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads, opts.enable_profiling = 1, True

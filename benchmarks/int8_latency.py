@@ -51,7 +51,7 @@ def bench_run(run: Path, targets: list[str], batches: list[int], rounds: int, ca
     spec = ckpt.spec
     name = f"{spec.model} {spec.attn}"
     fp32 = export_onnx(ckpt.build_model().eval(), folder / f"{run.name}.onnx", spec.input_shape)
-    load = dict(input_size=spec.input_size, mean=ckpt.mean, std=ckpt.std)
+    load = {"input_size": spec.input_size, "mean": ckpt.mean, "std": ckpt.std}
     calib, _ = load_samples(ckpt.dataset, calib_n, split="train", seed=1, **load)
     test, _ = load_samples(ckpt.dataset, eval_n, split="test", seed=0, **load)
     files = {"fp32": fp32}

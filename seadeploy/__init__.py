@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -15,25 +16,16 @@ if "torch" not in sys.modules:
 __version__ = "0.1.0"
 
 
-def create_model(*args, **kwargs):
-    """See :func:`seadeploy.models.create_model`."""
-    from seadeploy.models import create_model as _create
-
-    return _create(*args, **kwargs)
-
-
-def list_models(pattern: str | None = None) -> list[str]:
-    """See :func:`seadeploy.models.list_models`."""
-    from seadeploy.models import list_models as _list
-
-    return _list(pattern)
+#: Package-level shortcuts, resolved on first use (PEP 562) so that ``import seadeploy`` — and the CLI's
+#: ``--help`` — stays free of torch: ``seadeploy.create_model``, ``seadeploy.list_models``, ``seadeploy.list_attention``.
+_SHORTCUTS = {"create_model": "seadeploy.models", "list_models": "seadeploy.models",
+              "list_attention": "seadeploy.models.attention"}
 
 
-def list_attention() -> list[str]:
-    """See :func:`seadeploy.models.attention.list_attention`."""
-    from seadeploy.models.attention import list_attention as _list
-
-    return _list()
+def __getattr__(name: str):
+    if name in _SHORTCUTS:
+        return getattr(importlib.import_module(_SHORTCUTS[name]), name)
+    raise AttributeError(f"module 'seadeploy' has no attribute {name!r}")
 
 
 __all__ = ["create_model", "list_models", "list_attention", "__version__"]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from seadeploy.errors import ConfigError, InputError
@@ -348,8 +348,6 @@ class Checkpoint:
         if not p.is_file():
             raise InputError(f"checkpoint '{p}' does not exist; train one (python -m seadeploy.train) or pass --model")
         try:
-            from safetensors import safe_open
-
             with safe_open(str(p), framework="pt") as f:
                 meta = (f.metadata() or {}).get("seadeploy")
             state = load_file(str(p))

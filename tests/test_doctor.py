@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.machinery
+import importlib.util
 import json
 import sys
 import types
 from pathlib import Path
 
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -68,8 +70,6 @@ def test_gpu_machine_reports_devices():
 
 
 def test_ort_tensorrt_provider_without_libnvinfer_is_flagged(monkeypatch):
-    import onnxruntime as ort
-
     monkeypatch.setattr(ort, "get_available_providers",
                         lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(doctor, "_loadable", lambda lib: False)
@@ -81,8 +81,6 @@ def test_ort_tensorrt_provider_without_libnvinfer_is_flagged(monkeypatch):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-GPU exit")
 def test_gpu_check_exits_3_without_a_gpu(tmp_path, capsys):
-    import importlib.util
-
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
     spec = importlib.util.spec_from_file_location("gpu_check", path)
     gpu_check = importlib.util.module_from_spec(spec)

@@ -172,7 +172,7 @@ COMPARE_FLAGS = {
 
 
 def flag_cases() -> list[Case]:
-    cases = [
+    return [
         *_flag_cases("train", TRAIN_BASE, TRAIN_FLAGS),
         *_flag_cases("export", EXPORT_BASE, EXPORT_FLAGS, base_run="exported"),
         *_flag_cases("export", EXPORT_MODEL_BASE, EXPORT_MODEL_FLAGS, prefix="-model"),
@@ -184,7 +184,6 @@ def flag_cases() -> list[Case]:
                      prefix="-buffers"),
         *_flag_cases("compare", COMPARE_BASE, COMPARE_FLAGS),
     ]
-    return cases
 
 
 # ------------------------------------------------------------------------------------- bad files

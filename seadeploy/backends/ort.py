@@ -167,7 +167,7 @@ class OrtBackend(Backend):
 
 def _import_ort():
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
     except ImportError as exc:
         raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime (CPU) or onnxruntime-gpu") from exc
     return ort

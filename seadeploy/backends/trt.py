@@ -289,7 +289,7 @@ class _PycudaMemory:
     kind = "pycuda"
 
     def __init__(self, device: int) -> None:
-        import pycuda.driver as cuda
+        import pycuda.driver as cuda  # noqa: PLC0415  optional GPU library, imported only when this runs
 
         cuda.init()
         self.cuda = cuda

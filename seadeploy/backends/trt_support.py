@@ -50,7 +50,7 @@ _PLUGINS_READY: set[int] = set()  # id(trt module) whose standard plugins are re
 def import_tensorrt() -> Any:
     """``import tensorrt`` (registering its standard plugins once) or raise ``BackendUnavailable`` with the hint."""
     try:
-        import tensorrt as trt  # optional heavy dependency, imported lazily
+        import tensorrt as trt  # noqa: PLC0415  optional heavy GPU library, imported only when used
     except ImportError as exc:
         raise BackendUnavailable(f"TensorRT is not installed: {TRT_HINT}") from exc
     if id(trt) not in _PLUGINS_READY:

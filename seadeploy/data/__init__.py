@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from seadeploy.data.base import DatasetInfo, ImageDataset
+from seadeploy.data.builtin import load_digits_dataset, load_synthetic
+from seadeploy.data.cifar import load_cifar
+from seadeploy.data.imagefolder import find_classes, load_imagefolder, split_folder
 from seadeploy.errors import ConfigError
 from seadeploy.registry import Registry
 
@@ -28,29 +31,21 @@ DEFAULT_DATASET = "digits"
 
 @DATASETS.register("digits")
 def _digits(split: str, root: Any, input_size: int | None, download: bool) -> ImageDataset:
-    from seadeploy.data.builtin import load_digits_dataset
-
     return load_digits_dataset(split, input_size)
 
 
 @DATASETS.register("cifar10")
 def _cifar10(split: str, root: Any, input_size: int | None, download: bool) -> ImageDataset:
-    from seadeploy.data.cifar import load_cifar
-
     return load_cifar("cifar10", split, root, input_size, download)
 
 
 @DATASETS.register("cifar100")
 def _cifar100(split: str, root: Any, input_size: int | None, download: bool) -> ImageDataset:
-    from seadeploy.data.cifar import load_cifar
-
     return load_cifar("cifar100", split, root, input_size, download)
 
 
 @DATASETS.register("imagefolder")
 def _imagefolder(split: str, root: Any, input_size: int | None, download: bool) -> ImageDataset:
-    from seadeploy.data.imagefolder import find_classes, load_imagefolder, split_folder
-
     classes = None
     if split == "test" and root is not None and (Path(root) / "train").is_dir():
         split_folder(Path(root), "test")  # say first that the test folder itself is missing
@@ -61,8 +56,6 @@ def _imagefolder(split: str, root: Any, input_size: int | None, download: bool) 
 @DATASETS.register("synthetic")
 def _synthetic(split: str, root: Any, input_size: int | None, download: bool, num_samples: int | None = None,
                num_classes: int = 10, seed: int = 0) -> ImageDataset:
-    from seadeploy.data.builtin import load_synthetic
-
     return load_synthetic(split, input_size, num_samples=num_samples, num_classes=num_classes, seed=seed)
 
 

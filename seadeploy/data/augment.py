@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
+from kornia.augmentation.auto import TrivialAugment
 from torch import nn
 
 
@@ -41,8 +42,6 @@ class BatchTransform(nn.Module):
         size = (int(input_size), int(input_size))
         ops: list[nn.Module] = []
         if trivial_augment:
-            from kornia.augmentation.auto import TrivialAugment
-
             ops.append(TrivialAugment())
         if random_resized_crop:
             ops.append(K.RandomResizedCrop(size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 
 import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
 from seadeploy.data.base import DatasetInfo, ImageDataset, channel_stats, resize_uint8
 from seadeploy.errors import ConfigError
@@ -20,9 +22,6 @@ DIGITS_SPLIT_SEED = 0
 
 @functools.lru_cache(maxsize=4)
 def _digits_split(input_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
     bunch = load_digits()
     x = torch.as_tensor(bunch.images, dtype=torch.float32).mul_(255.0 / 16.0).round_().to(torch.uint8)
     x = resize_uint8(x[:, None].expand(-1, 3, -1, -1), input_size)

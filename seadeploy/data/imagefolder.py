@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from seadeploy.data.base import IMAGENET_STATS, DatasetInfo, ImageDataset
 from seadeploy.errors import InputError
@@ -45,8 +46,6 @@ def find_classes(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
 
 def decode_image(path: Path, size: int) -> np.ndarray:
     """Decode ``path`` to RGB, resize the shorter side to ``size / 0.875`` and centre-crop ``size``×``size``."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")

@@ -104,7 +104,7 @@ def check_onnxruntime() -> Check:
                      "ONNX checks after export, fp16/int8 conversion, the ort backends, validate, ORT profiling",
                      'pip install -e ".[cpu]" (CPU) or pip install -e ".[gpu]" (NVIDIA GPU) — one of them, never both',
                      required=True)
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415  optional: doctor reports whether it is installed
 
     providers = list(ort.get_available_providers())
     detail = {"distributions": dists, "providers": providers, "device": ort.get_device()}
@@ -121,7 +121,7 @@ def check_ort_gpu() -> Check:
     if importlib.util.find_spec("onnxruntime") is None:
         return Check("onnxruntime-gpu", False, None, {}, "onnxruntime is not installed", "ort:cuda, ort:tensorrt",
                      'pip install -e ".[gpu]"')
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415  optional: doctor reports whether it is installed
 
     have = set(ort.get_available_providers())
     wanted = ["CUDAExecutionProvider", "TensorrtExecutionProvider"]
@@ -148,7 +148,7 @@ def check_tensorrt() -> Check:
     disables = "the trt backend, export --engine, validate/profiling with trt, layer-wise TensorRT parity"
     if importlib.util.find_spec("tensorrt") is None:
         return Check("tensorrt", False, None, {}, "TensorRT is not installed", disables, install)
-    import tensorrt as trt
+    import tensorrt as trt  # noqa: PLC0415  optional: doctor reports whether it is installed
 
     detail: dict[str, Any] = {"major": int(trt.__version__.split(".")[0])}
     if detail["major"] != 10:

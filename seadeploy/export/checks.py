@@ -125,7 +125,7 @@ def check_declared_shapes(inferred: onnx.ModelProto, feed: dict[str, np.ndarray]
 def ort_session(path_or_proto: Any, threads: int = 1, graph_opt: str = "all") -> Any:
     """A bare CPU ``onnxruntime.InferenceSession`` with pinned threads, for benchmarks that time ``session.run``
     directly; every check and parity comparison runs through the ``ort`` backend instead."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads)
@@ -162,7 +162,7 @@ def check_parity(reference: Callable[[np.ndarray], np.ndarray], path: str | os.P
     result = compare(np.concatenate(refs), np.concatenate(outs), rule, backend="ort", precision=precision,
                      inputs="random")
     check = parity_check(result, Path(path).name, name)
-    check.metrics["batches"] = [int(len(x)) for x in inputs]
+    check.metrics["batches"] = [len(x) for x in inputs]
     return check
 
 

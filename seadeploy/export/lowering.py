@@ -252,7 +252,7 @@ def lower_attention(model: ir.Model) -> dict[str, int]:
 def lowered_ops(model: ir.Model, names: Iterable[str] = ("GlobalAveragePool", "ReduceMean", "Gemm", "Unsqueeze")) -> dict[str, int]:
     """Op-type counts, for reports and tests."""
     wanted = set(names)
-    out: dict[str, int] = {n: 0 for n in wanted}
+    out: dict[str, int] = dict.fromkeys(wanted, 0)
     for node in model.graph:
         if node.op_type in wanted:
             out[node.op_type] += 1

@@ -169,7 +169,7 @@ def sort_graph(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike, policy: Fp16Policy | None = None) -> dict[str, Any]:
     """Write the fp16 graph of ``src`` to ``dst`` (atomically); returns the policy record for the manifest."""
-    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
 
     policy = policy or Fp16Policy()
     proto = onnx.load(str(src))
@@ -317,7 +317,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
     outputs until the end. ``activations`` (``s8``/``u8``) is the old
     spelling of ``target``.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
 
     spec = int8_target(activations if activations is not None else target)
     reader = SampleReader(calib, batch=batch, progress=progress)

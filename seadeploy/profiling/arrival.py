@@ -104,7 +104,7 @@ def window_rows(a: np.ndarray, axis: int, k: int, s: int, pb: int, d: int, out_l
         return np.take(a, np.clip(s * o - pb + (d * (k - 1)) // 2, 0, in_len - 1), axis=axis)
     shape = [1] * a.ndim
     shape[axis] = out_len
-    res = np.full(a.shape[:axis] + (out_len,) + a.shape[axis + 1:], -np.inf)
+    res = np.full((*a.shape[:axis], out_len, *a.shape[axis + 1:]), -np.inf)
     for j in range(k):
         idx = s * o - pb + d * j
         valid = ((idx >= 0) & (idx < in_len)).reshape(shape)

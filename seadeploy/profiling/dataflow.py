@@ -189,7 +189,7 @@ def _blocks_table(joins: pd.DataFrame, found: AttentionGraph) -> pd.DataFrame:
         name = block.name
         part = joins[joins["block"] == name]
         rows.append({"block": name, "kind": block.kind, "squeeze": "+".join(block.squeeze_ops),
-                     "joins": int(len(part)), "attention_rows": float(part["attention_rows"].max())
+                     "joins": len(part), "attention_rows": float(part["attention_rows"].max())
                      if len(part) else 0.0, "attention_elements": int(part["attention_elements"].sum()),
                      "total_elements": int(part["total_elements"].sum()),
                      "attention_bytes": float(part["attention_bytes"].sum()),

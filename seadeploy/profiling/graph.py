@@ -8,7 +8,6 @@ otherwise. Attention blocks and roles come from the structural analysis of :mod:
 
 from __future__ import annotations
 
-import ast
 import os
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.export.onnx_export import node_module_map
 from seadeploy.graphs.attention import AttentionGraph, find_attention
 from seadeploy.profiling.schema import SQUEEZE_OPS, classify_role
 
@@ -42,29 +42,8 @@ def load_model(source: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
 
 def node_modules(model: onnx.ModelProto) -> dict[str, str]:
     """``{node name: PyTorch module path}``; ``""`` where the graph carries no module metadata."""
-    try:  # the export stage owns the canonical reader
-        from seadeploy.export.onnx_export import node_module_map
-
-        found = node_module_map(model)
-        return {n.name: found.get(n.name, "") or "" for n in model.graph.node}
-    except ImportError:
-        pass
-    return {n.name: _module_from_metadata(n) for n in model.graph.node}
-
-
-def _module_from_metadata(node: onnx.NodeProto) -> str:
-    props = {p.key: p.value for p in node.metadata_props}
-    if props.get("module"):
-        return props["module"]
-    scopes = props.get("pkg.torch.onnx.name_scopes")
-    if not scopes:
-        return ""
-    try:
-        names = ast.literal_eval(scopes)
-    except (ValueError, SyntaxError):
-        return ""
-    # [..., module path, op name]: the entry before the op's own name is its module.
-    return str(names[-2]) if isinstance(names, list) and len(names) >= 2 else ""
+    found = node_module_map(model)  # the export stage owns the canonical reader
+    return {n.name: found.get(n.name, "") or "" for n in model.graph.node}
 
 
 def _dims(vi: onnx.ValueInfoProto) -> list[int | str]:
@@ -150,7 +129,7 @@ def infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[Shape, int]]:
 
 def _shapes_by_running(model: onnx.ModelProto, names: list[str]) -> dict[str, tuple[Shape, int]]:
     """Run ONNX Runtime once on zeros with ``names`` exposed as outputs and read their shapes."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
 
     m = onnx.ModelProto()
     m.CopyFrom(model)

@@ -111,7 +111,7 @@ class LatencyReport:
             lines += ["", "TensorRT stages (CUDA events / host clock for enqueue):",
                       stages[[c for c in keep if c in stages]].to_string(index=False, float_format=lambda v: f"{v:.3f}")]
         if self.ratios:
-            conf = int(round(100 * self.ratios[0]["confidence"]))
+            conf = round(100 * self.ratios[0]["confidence"])
             lines += ["", f"Ratios measured side by side (median of per-round ratios, {conf}% bootstrap interval):"]
             lines += [f"  {format_ratio(r)}" for r in self.ratios]
         warn = self.warnings()

@@ -145,7 +145,7 @@ def gap_row(frame: pd.DataFrame, timing: Timing, precision: str, batch: int) -> 
     """
     e2e, run_sum = timing.end_to_end_ms, timing.run_sum_ms
     layers_sum = float(frame["time_ms"].sum())
-    return {"backend": frame["backend"].iloc[0], "precision": precision, "batch": batch, "layers": int(len(frame)),
+    return {"backend": frame["backend"].iloc[0], "precision": precision, "batch": batch, "layers": len(frame),
             "layers_sum_ms": layers_sum, "run_sum_ms": run_sum, "profiled_run_ms": timing.profiled_run_ms,
             "end_to_end_ms": e2e, "gap_ms": e2e - run_sum, "gap_pct": 100.0 * (e2e - run_sum) / e2e if e2e else np.nan,
             "interference_pct": 100.0 * (run_sum - layers_sum) / run_sum if run_sum else np.nan}

@@ -174,7 +174,7 @@ def map_optimized_nodes(original: onnx.ModelProto, optimized: onnx.ModelProto,
 def optimized_graph(path: str | os.PathLike, graph_opt: str, threads: int | None = None,
                     providers: tuple[str, ...] = ("cpu",)) -> onnx.ModelProto:
     """The graph ONNX Runtime actually runs at ``graph_opt`` (saved via ``optimized_model_filepath``)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
 
 
     so = ort.SessionOptions()

@@ -61,7 +61,7 @@ def aggregate_layer_times(reports: Iterable[tuple[str, float]], runs: int) -> pd
         k = max(1, len(vals) // max(runs, 1))
         per_run = vals[: k * (len(vals) // k)].reshape(-1, k).sum(axis=1) if len(vals) >= k else vals
         rows.append({"layer": name, "time_ms": float(np.median(per_run)), "mean_ms": float(per_run.mean()),
-                     "count": int(len(vals))})
+                     "count": len(vals)})
     return pd.DataFrame(rows, columns=["layer", "time_ms", "mean_ms", "count"])
 
 

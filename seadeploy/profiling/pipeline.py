@@ -374,7 +374,7 @@ def _steady_peak(a: np.ndarray, c: np.ndarray, mult: int, ii: float) -> int:
     if not a.size:
         return 0
     span = float(np.max(c) - np.min(a))
-    k = int(math.ceil(max(span, 0.0) / ii)) + 2 if ii > 0 else 1
+    k = math.ceil(max(span, 0.0) / ii) + 2 if ii > 0 else 1
     return peak_resident(np.concatenate([a + i * ii for i in range(k)]),
                          np.concatenate([c + i * ii for i in range(k)]), mult)
 
@@ -475,7 +475,7 @@ def fifo_table(p: TimedPropagation, sq: TimedPropagation, g: Graph, hw: Hardware
                     single = held_elements(a1, c1, m1) if e1 else 0
                     _, a2, c2, m2, e2 = ops_sq[idx]
                     att = held_elements(a2, c2, m2) if e2 else 0
-                    _, a3, c3, m3, e3 = ops_b[idx]
+                    _, a3, c3, m3, _e3 = ops_b[idx]
                     lead = peak_resident(a3, c3, m3)
                     steady = _steady_peak(a, c, mult, ii)
                     if not (single or att or steady > mult or lead > mult):

@@ -138,7 +138,7 @@ def _constant(p, node, ins):
 
 @rule(*WINDOW_OPS)
 def _window(p, node, ins):
-    x = ins[0] if node.op_type not in ("QLinearConv", "QLinearAveragePool") else ins[0]
+    x = ins[0]
     if x is None:
         return [None], False
     in_shape, out_shape = p.shape(node.input[0]), p.shape(node.output[0])

@@ -191,7 +191,7 @@ def simulate(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None =
     the frames in flight overlap fully) and then until the frame latency is the same for three frames in a row
     (a stage kept busy all frame carries bunched rows into later frames; at most ``max_frames``).
     """
-    nodes, period = build(g, hw, depths, stages)
+    nodes, _period = build(g, hw, depths, stages)
     order = {name: i for i, name in enumerate(nodes)}
     heap: list[tuple[float, int, int, str, int]] = []  # (time, kind, seq, node, row)
     seq = 0
@@ -249,7 +249,7 @@ def simulate(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None =
                     cons.try_at = now
                     ready.append((1, cons.name, 0))
             if node.sink:
-                k, r = divmod(row, node.rows)
+                k, _r = divmod(row, node.rows)
                 out_first.setdefault(k, now)
                 got[k] = got.get(k, 0) + 1
                 if got[k] == need_per_frame:

@@ -27,7 +27,7 @@ class _Events:
             self.events = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
             self._elapsed = lambda a, b: a.elapsed_time(b)
         else:
-            import pycuda.driver as cuda
+            import pycuda.driver as cuda  # noqa: PLC0415  optional GPU library, imported only when this runs
 
             self.events = [cuda.Event() for _ in range(n)]
             self._elapsed = lambda a, b: b.time_since(a)

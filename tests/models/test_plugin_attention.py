@@ -3,6 +3,7 @@ registered for the duration of the test, goes through the zoo, ``models stats`` 
 
 from __future__ import annotations
 
+import onnxruntime as ort
 import pytest
 import torch
 from torch import Tensor, nn
@@ -36,8 +37,6 @@ def eca():
 
 
 def test_plugin_attention_builds_counts_and_exports(eca, tmp_path):
-    import onnxruntime as ort
-
     assert eca in list_attention()
     model = create_model("resnet20_cifar", attn=eca, num_classes=10).eval()
     stats = compute_stats(model, 32)

@@ -75,7 +75,7 @@ def test_simulator_agrees_with_the_analytic_model(graphs, name):
     assert not s.deadlock
     for key in ("initiation_interval_cycles", "fill_latency_cycles", "frame_latency_cycles"):
         assert abs(f[key] - getattr(s, key)) <= period, key
-    assert {k: v for k, v in r.auto_depths().items()} == {k: s.fifo_rows[k] for k in r.auto_depths()}
+    assert dict(r.auto_depths()) == {k: s.fifo_rows[k] for k in r.auto_depths()}
 
 
 def _skip_key(report):
@@ -102,7 +102,7 @@ def test_skip_fifo_one_row_below_zero_stall_stalls(graphs):
     g = Graph.load(graphs.se_block())
     hw = Hardware()
     r = analyse_pipeline(g, hardware=hw)
-    key, need, lead = _skip_key(r)
+    key, need, _lead = _skip_key(r)
     depths = {**resolve_depths(r, "auto"), key: need - 1}
     table = bounded_fifos(r, depths).set_index("node")
     assert table.loc["scale", "stall"].any() and not table["deadlock"].any()

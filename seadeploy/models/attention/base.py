@@ -83,9 +83,8 @@ def create_attention(name: str | None, channels: int, *, stage: int | None = Non
     cls = ATTENTION.get(name)
     kw = {k: resolve_stage_value(v, stage) for k, v in kwargs.items()}
     params = inspect.signature(cls.__init__).parameters
-    for key, val in (("stage", stage), ("feat_size", feat_size)):
-        if key in params and val is not None:
-            kw[key] = val
+    kw.update({key: val for key, val in (("stage", stage), ("feat_size", feat_size))
+               if key in params and val is not None})
     unknown = [k for k in kw if k not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values())]
     if unknown:
         valid = [p for p in params if p not in ("self", "channels", *_CONTEXT_KEYS)]
