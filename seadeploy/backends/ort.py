@@ -228,7 +228,11 @@ def _create_session(ort, model: Any, so, providers: list[tuple[str, dict[str, An
 
 
 def with_extra_outputs(proto: Any, names: Sequence[str]) -> Any:
-    """A copy of ``proto`` whose graph also outputs the intermediate tensors ``names`` (types from shape inference).
+    """A copy of ``proto`` whose graph also outputs the intermediate tensors ``names`` (types from shape inference;
+    a tensor it cannot type is declared without a type, and ONNX Runtime takes the type it computes).
+
+    The one place that exposes intermediate tensors (layer-wise parity, the export's shape check, and the
+    profiling shape fallback use it).
 
     Raises:
         ConfigError: a name is not a tensor of the graph.
@@ -246,7 +250,8 @@ def with_extra_outputs(proto: Any, names: Sequence[str]) -> Any:
         if name in have:
             continue
         vi = types.get(name)
-        elem = vi.type.tensor_type.elem_type if vi is not None else onnx.TensorProto.FLOAT
-        model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+        elem = vi.type.tensor_type.elem_type if vi is not None else onnx.TensorProto.UNDEFINED
+        model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None) if elem
+                                  else onnx.helper.make_empty_tensor_value_info(name))
         have.add(name)
     return model

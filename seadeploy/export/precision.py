@@ -23,14 +23,22 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir
-from onnxruntime.quantization import CalibrationDataReader
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_static,
+)
+from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 from tqdm import tqdm
 
 from seadeploy.artifacts import atomic_path
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.lowering import drop_gate_broadcasts
 from seadeploy.export.onnx_export import INPUT_NAME, MODULE_KEY, restore_modules
-from seadeploy.graphs.attention import keep_fp32_nodes
+from seadeploy.graphs.attention import GraphIndex, keep_fp32_nodes
 from seadeploy.graphs.ops import GLOBAL_POOLS, NORMS, REDUCES
 
 REDUCE_OPS = tuple(sorted(REDUCES | GLOBAL_POOLS))
@@ -81,26 +89,25 @@ def excitation_nodes(proto: onnx.ModelProto) -> set[str]:
 
 def propagate_modules(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Give nodes a converter added (Cast, Q/DQ) the ``module`` of the node they feed, else of their producer."""
-    producers = {out: n for n in proto.graph.node for out in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for node in proto.graph.node:
-        for name in node.input:
-            consumers[name].append(node)
-    modules = {n.name: next((p.value for p in n.metadata_props if p.key == MODULE_KEY), None) for n in proto.graph.node}
+    index = GraphIndex(onnx_ir.from_proto(proto))  # the graph's producers/consumers (one node per proto node, in order)
+    modules = {id(n): n.metadata_props.get(MODULE_KEY) for n in index.nodes}
     for _ in range(8):  # Q→DQ→Cast chains are at most a few nodes long
         changed = False
-        for node in proto.graph.node:
-            if modules[node.name] is not None:
+        for node in index.nodes:
+            if modules[id(node)] is not None:
                 continue
-            near = [c.name for out in node.output for c in consumers[out]]
-            near += [producers[i].name for i in node.input if i in producers]
-            found = next((modules[n] for n in near if modules.get(n) is not None), None)
+            near = [c for out in node.outputs for c in index.consumers(out)]
+            near += [p for i in node.inputs if (p := index.producer(i)) is not None]
+            found = next((modules[id(n)] for n in near if modules.get(id(n)) is not None), None)
             if found is not None:
-                modules[node.name] = found
-                node.metadata_props.add(key=MODULE_KEY, value=found)
+                modules[id(node)] = found
                 changed = True
         if not changed:
             break
+    for node, ir_node in zip(proto.graph.node, index.nodes, strict=True):
+        found = modules[id(ir_node)]
+        if found is not None and not any(p.key == MODULE_KEY for p in node.metadata_props):
+            node.metadata_props.add(key=MODULE_KEY, value=found)
     return proto
 
 
@@ -169,8 +176,6 @@ def sort_graph(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike, policy: Fp16Policy | None = None) -> dict[str, Any]:
     """Write the fp16 graph of ``src`` to ``dst`` (atomically); returns the policy record for the manifest."""
-    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
-
     policy = policy or Fp16Policy()
     proto = onnx.load(str(src))
     blocked = policy.blocked_nodes(proto)
@@ -317,8 +322,6 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
     outputs until the end. ``activations`` (``s8``/``u8``) is the old
     spelling of ``target``.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
-
     spec = int8_target(activations if activations is not None else target)
     reader = SampleReader(calib, batch=batch, progress=progress)
     if len(reader) < 1:

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from seadeploy.backends.ort import with_extra_outputs
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.onnx_export import node_module_map
 from seadeploy.graphs.attention import AttentionGraph, find_attention
@@ -131,10 +132,8 @@ def _shapes_by_running(model: onnx.ModelProto, names: list[str]) -> dict[str, tu
     """Run ONNX Runtime once on zeros with ``names`` exposed as outputs and read their shapes."""
     import onnxruntime as ort  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
 
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    have = {o.name for o in m.graph.output}
-    m.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names if n not in have)
+    produced = {o for n in model.graph.node for o in n.output}
+    m = with_extra_outputs(model, [n for n in names if n in produced])
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     so.intra_op_num_threads = 1
