@@ -250,9 +250,15 @@ def summary_lines(manifest: Manifest, out: str | os.PathLike) -> list[str]:
                 row.get("accuracy") is not None else ""
             lines.append(f"{precision:5s} {Path(out) / f['path']} vs PyTorch on {row['n']} {row['inputs']} samples: "
                          f"max_abs {row['max_abs']:.3g}, cosine {row['cosine']:.6f}, top-1 {row['top1']:.4f}{acc}")
+        q = f.get("quantization")
+        if q:
+            lines.append(f"{precision:5s} int8 target {q.get('target')}: activations {q.get('activations')}, weights "
+                         f"{q.get('weights')}, bias {q.get('bias')}, {q.get('calibration')} on {q.get('calib_samples')} "
+                         f"samples (runs on {q.get('runs_on')})")
     for precision, e in manifest.engines.items():
-        lines.append(f"{precision:5s} {Path(out) / e['path']}: TensorRT {e['tensorrt']} on {e['gpu']}, "
-                     f"{e['device_memory_size_v2'] / 2**20:.1f} MiB device memory")
+        mem = e.get("device_memory_bytes")
+        mem_text = f"{mem / 2**20:.1f} MiB device memory" if isinstance(mem, int | float) else "device memory unknown"
+        lines.append(f"{precision:5s} {Path(out) / e['path']}: TensorRT {e['tensorrt']} on {e['gpu']}, {mem_text}")
     passed = sum(bool(c["passed"]) for c in manifest.checks)
     seed = f"; weights from seed {manifest.seed}" if manifest.seed is not None else ""
     lines.append(f"manifest: {Path(out) / MANIFEST} ({passed}/{len(manifest.checks)} checks passed; lint is "

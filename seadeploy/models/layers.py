@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from seadeploy.errors import ConfigError
@@ -45,3 +46,26 @@ def reject_unknown(model: str, kw: dict[str, Any], valid: tuple[str, ...] = ()) 
     if kw:
         choices = f" Valid options: {', '.join(valid)}" if valid else " It takes no extra options."
         raise ConfigError(f"model '{model}' has no option '{next(iter(kw))}'.{choices}")
+
+
+def recalibrate_batchnorm(model: Any, x: Any, batch: int = 32) -> Any:
+    """Reset every BatchNorm's running statistics to their exact average over ``x`` (weights untouched).
+
+    A freshly initialised net keeps mean 0 / var 1 statistics, so activations shrink or grow layer after
+    layer (random EfficientNet-B0 logits are ~1e-13, below fp16's smallest subnormal) and the gate would
+    compare numbers no trained model produces. Recalibrated statistics give O(1) activations for inputs
+    like ``x``; the gate recalibrates on real samples *and* seeded noise, since it feeds both (measured on
+    EfficientNet-B0: calibrated on digits only, noise inputs reach logits of 3e4 and fp32 ORT-vs-PyTorch
+    error 2e-3 relative; on the mix, logits ≤ 150 and error 4e-6 relative on both).
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative moving average = the exact mean over all batches
+    model.train()
+    with torch.no_grad():
+        for chunk in torch.as_tensor(x).split(batch):
+            model(chunk)
+    for bn in bns:
+        bn.momentum = 0.1
+    return model.eval()

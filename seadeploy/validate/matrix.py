@@ -6,7 +6,7 @@ each run folder. Export and validate judge with the same rules (:mod:`seadeploy.
 documented random-weight rules, with the family's int8 cosine floor (:func:`matrix_rules`). A case whose export
 fails (its own parity checks included) is a failed case with the export's message.
 int8 floors per family: see ``INT8_MIN_COSINE``. BatchNorm statistics are recalibrated first (see
-:func:`recalibrate_batchnorm`).
+:func:`~seadeploy.models.layers.recalibrate_batchnorm`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from seadeploy.errors import ConfigError, SeadeployError
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
 from seadeploy.models import list_attention, list_models, model_defaults
+from seadeploy.models.layers import recalibrate_batchnorm
 from seadeploy.parity import Comparison, RuleSet, default_rule
 from seadeploy.validate.parity import validate_run
 
@@ -97,32 +98,6 @@ def matrix_rules(model: str) -> RuleSet:
     int8 = dataclasses.replace(default_rule("int8", "data", trained=False), min_cosine=int8_min_cosine(model),
                                min_cosine_centered=None)
     return RuleSet(trained=False, overrides={"int8": int8})
-
-
-def recalibrate_batchnorm(model: Any, x: Any, batch: int = 32) -> Any:
-    """Reset every BatchNorm's running statistics to their exact average over ``x`` (weights untouched).
-
-    A freshly initialised net keeps mean 0 / var 1 statistics, so activations shrink or grow layer after
-    layer (random EfficientNet-B0 logits are ~1e-13, below fp16's smallest subnormal) and the gate would
-    compare numbers no trained model produces. Recalibrated statistics give O(1) activations for inputs
-    like ``x``; the gate recalibrates on real samples *and* seeded noise, since it feeds both (measured on
-    EfficientNet-B0: calibrated on digits only, noise inputs reach logits of 3e4 and fp32 ORT-vs-PyTorch
-    error 2e-3 relative; on the mix, logits ≤ 150 and error 4e-6 relative on both).
-    """
-    import torch
-    from torch import nn
-
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative moving average = the exact mean over all batches
-    model.train()
-    with torch.no_grad():
-        for chunk in torch.as_tensor(x).split(batch):
-            model(chunk)
-    for bn in bns:
-        bn.momentum = 0.1
-    return model.eval()
 
 
 def _export(model: str, attn: str, out: Path, precisions: Sequence[str], calib: int, samples: int) -> None:

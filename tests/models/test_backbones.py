@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from seadeploy.errors import ConfigError
 from seadeploy.models import create_model, list_attention, list_models, model_defaults
 from seadeploy.models.convert import attention_paths
+from seadeploy.models.layers import recalibrate_batchnorm
 from seadeploy.models.vgg_cifar import repo_attn_kwargs
 
 # (model, input size) pairs every attention is exercised on.
@@ -158,3 +160,14 @@ def test_registry_lists():
 def test_bad_model_settings_raise_config_error(kw, match):
     with pytest.raises(ConfigError, match=match):
         create_model(**kw)
+
+
+def test_batchnorm_recalibration_sets_exact_statistics():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    x = torch.randn(64, 3, 8, 8) * 5 + 2
+    recalibrate_batchnorm(net, x, batch=16)
+    with torch.no_grad():
+        y = net[0](x)
+    torch.testing.assert_close(net[1].running_mean, y.mean((0, 2, 3)), atol=1e-4, rtol=1e-4)
+    assert not net.training and net[1].momentum == 0.1
