@@ -51,6 +51,13 @@ def _percent(value: Any) -> float:
     return 100.0 * v if 0.0 <= v <= 1.0 else v
 
 
+def read_int8_target(run: Path) -> dict[str, Any]:
+    """``{"int8_target": "ort-cpu (QUInt8 asymmetric)"}`` from the manifest's int8 file, else ``{}``."""
+    manifest, _ = _read(runfolder.read_manifest, run) if runfolder.has_manifest(run) else (None, None)
+    q = (manifest.files.get("int8") or {}).get("quantization") if manifest is not None else None
+    return {"int8_target": f"{q['target']} ({q['activations']})"} if q and "target" in q else {}
+
+
 def read_run_info(run: Path) -> tuple[dict[str, Any], str | None]:
     """Model, attention, dataset, best test accuracy (%), epochs and parameter count from the checkpoint."""
     path = run / A.CHECKPOINT

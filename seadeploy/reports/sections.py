@@ -18,7 +18,7 @@ from seadeploy.reports.study import StudyData
 
 HEADERS = {
     "accuracy": "test acc (%)", "acc_ort_fp32": "ORT fp32 acc (%)", "acc_ort_fp16": "ORT fp16 acc (%)",
-    "acc_ort_int8": "ORT int8 acc (%)", "latency_ms": "median latency (ms)", "attention_pct": "attention share (%)",
+    "acc_ort_int8": "ORT int8 acc (%)", "int8_target": "int8 form", "latency_ms": "median latency (ms)", "attention_pct": "attention share (%)",
     "attention_buffer_elements": "attention buffer (elem)", "total_buffer_elements": "total buffer (elem)",
     "accuracy_delta_pp": "Δ acc (pp)", "median_ms": "median (ms)", "iqr_ms": "IQR (ms)", "p90_ms": "p90 (ms)",
     "p99_ms": "p99 (ms)", "ms_per_sample": "ms / sample", "throughput": "samples/s", "attention_ms": "attention (ms)",
@@ -122,8 +122,8 @@ def variants_section(study: StudyData, comp: pd.DataFrame) -> Section:
     if comp.empty or len(comp.columns) <= 1:
         s.missing = _missing(study, "runs", default="no variant finished training")
         return s
-    cols = [c for c in ("variant", "attn", "accuracy", "acc_ort_fp32", "acc_ort_int8", "latency_ms", "latency_x",
-                        "attention_pct", "attention_buffer_elements", "attn_buffer_x", "total_buffer_elements",
+    cols = [c for c in ("variant", "attn", "accuracy", "acc_ort_fp32", "acc_ort_int8", "int8_target", "latency_ms",
+                        "latency_x", "attention_pct", "attention_buffer_elements", "attn_buffer_x", "total_buffer_elements",
                         "total_buffer_x", "params") if c in comp.columns]
     s.items.append(Table(comp[cols], "Variants (ratios to the baseline)", _headers(comp.attrs.get("baseline"))))
     if comp["accuracy"].notna().any() if "accuracy" in comp else False:

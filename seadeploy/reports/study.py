@@ -68,7 +68,8 @@ def load_run(run_dir: str | Path, variant: str | None = None, study: StudyData |
     run = Path(run_dir)
     info, why = readers.read_run_info(run)
     name = variant or info.get("variant") or run.name
-    row = {"variant": name, "run_dir": str(run), **{k: v for k, v in info.items() if k != "variant"}}
+    row = {"variant": name, "run_dir": str(run), **{k: v for k, v in info.items() if k != "variant"},
+           **readers.read_int8_target(run)}
     acc, acc_why = readers.read_backend_accuracy(run)
     row.update(acc)
     _append(study, "runs", pd.DataFrame([row]))

@@ -175,7 +175,7 @@ def comparison_table(runs: pd.DataFrame, latency: pd.DataFrame | None = None, la
     if _empty(runs, "variant"):
         return pd.DataFrame(columns=["variant"])
     out = runs.drop_duplicates("variant", keep="last").set_index("variant")
-    keep = [c for c in ("attn", "accuracy", "acc_ort_fp32", "acc_ort_fp16", "acc_ort_int8", "params") if c in out]
+    keep = [c for c in ("attn", "accuracy", "acc_ort_fp32", "acc_ort_fp16", "acc_ort_int8", "int8_target", "params") if c in out]
     out = out[keep].copy()
     point = pick_latency_point(latency, backend, precision, batch)
     out["latency_ms"] = point.set_index("variant")["median_ms"].reindex(out.index).astype(float)
