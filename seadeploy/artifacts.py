@@ -32,9 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
 from seadeploy.errors import ConfigError, InputError
 
@@ -334,6 +332,8 @@ class Checkpoint:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Atomically write weights + metadata to ``path`` (a ``.safetensors`` file)."""
+        from safetensors.torch import save_file  # noqa: PLC0415  artifacts stays torch-free: reports and run-folder readers import it (torch: ~1.8 s)
+
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict.items()}
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"seadeploy": json.dumps(self.metadata())})
@@ -342,6 +342,8 @@ class Checkpoint:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Checkpoint:
         """Load a checkpoint file, or ``checkpoint.safetensors`` inside a run folder. Never unpickles."""
+        from safetensors.torch import load_file  # noqa: PLC0415  artifacts stays torch-free: reports and run-folder readers import it (torch: ~1.8 s)
+
         p = Path(path)
         if p.is_dir():
             p = p / CHECKPOINT
@@ -387,6 +389,8 @@ def load_state_checked(model, state: dict[str, Any], source: str = "checkpoint",
     Also refused, never cast: a tensor whose dtype differs from the model's own (float weights stored as
     int32 would be truncated to integers by ``load_state_dict``), and a floating tensor holding NaN/Inf.
     """
+    import torch  # noqa: PLC0415  artifacts stays torch-free: reports and run-folder readers import it (torch: ~1.8 s)
+
     own = model.state_dict()
     if not isinstance(state, dict):
         raise InputError(f"{source} weights are a {type(state).__name__}, not a dict of tensors")

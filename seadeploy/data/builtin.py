@@ -10,8 +10,6 @@ from __future__ import annotations
 import functools
 
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from seadeploy.data.base import DatasetInfo, ImageDataset, channel_stats, resize_uint8
 from seadeploy.errors import ConfigError
@@ -22,6 +20,9 @@ DIGITS_SPLIT_SEED = 0
 
 @functools.lru_cache(maxsize=4)
 def _digits_split(input_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    from sklearn.datasets import load_digits  # noqa: PLC0415  heavy (~1.7 s): only the digits dataset needs it
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415  heavy (~1.7 s): only the digits dataset needs it
+
     bunch = load_digits()
     x = torch.as_tensor(bunch.images, dtype=torch.float32).mul_(255.0 / 16.0).round_().to(torch.uint8)
     x = resize_uint8(x[:, None].expand(-1, 3, -1, -1), input_size)

@@ -17,8 +17,7 @@ from onnx import helper, numpy_helper
 
 from seadeploy.backends.ort import with_extra_outputs
 from seadeploy.errors import ConfigError, InputError
-from seadeploy.export.onnx_export import node_module_map
-from seadeploy.graphs.attention import AttentionGraph, find_attention
+from seadeploy.graphs.attention import AttentionGraph, find_attention, node_module
 from seadeploy.profiling.schema import SQUEEZE_OPS, classify_role
 
 Shape = tuple[int, ...]
@@ -43,8 +42,7 @@ def load_model(source: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
 
 def node_modules(model: onnx.ModelProto) -> dict[str, str]:
     """``{node name: PyTorch module path}``; ``""`` where the graph carries no module metadata."""
-    found = node_module_map(model)  # the export stage owns the canonical reader
-    return {n.name: found.get(n.name, "") or "" for n in model.graph.node}
+    return {n.name: node_module(n) for n in model.graph.node}  # graphs.attention: the one module-metadata reader
 
 
 def _dims(vi: onnx.ValueInfoProto) -> list[int | str]:
