@@ -1,12 +1,15 @@
 """SE → TSE on an ONNX graph, with the zoo's deployable TSE lowering (models/attention/tse.py, pooling.py).
 
-A squeeze-excite block in a graph is a global pooling of a tensor ``t`` (``GlobalAveragePool``, or
-``ReduceMean`` over axes 2,3) whose result flows through an excitation (Gemm/MatMul/1×1 Conv, the
-Flatten/Reshape/Squeeze/Unsqueeze around them, activations, BatchNormalization) into a gate (Sigmoid,
-HardSigmoid, Clip, Tanh) that is multiplied back onto ``t`` (``Mul``, possibly after an ``Expand``).
-This finder is written here against that definition because the rewrite needs exactly those node sets;
-blocks it cannot rewrite safely (an unknown op on the path, a path tensor used elsewhere) are reported and
-left as SE.
+The blocks come from the one structural attention analysis (:func:`seadeploy.graphs.attention.find_attention`):
+its squeeze nodes, the tensor ``X`` they read, the excitation/gate/scale nodes and the scale join. This module
+only decides which of those blocks the lowering can rewrite and rewrites them. A block is rewritten when it
+is a multiplicative channel block (``X ⊙ g(squeeze(X))``) with exactly one global *average* squeeze reading
+``X`` directly (``GlobalAveragePool``, ``ReduceMean`` over H,W, an ``AveragePool`` whose window is the map)
+and an excitation of ops with a 4-D tiled form (Gemm/MatMul with a constant weight, 1×1 Conv,
+BatchNormalization, pointwise ops, the Flatten/Reshape/Squeeze/Unsqueeze/Expand around them) whose tensors
+are used nowhere else. Every other block — CBAM's spatial part, SB's or global context's additive join,
+max/std/avg+max squeezes, ECA's Conv1d, a squeeze that is already tiled — is kept as it is and its record
+says why (``reason``).
 
 Rewrite of one block with tile ``(kh, kw)`` on an ``H×W`` map (the zoo's lowering, DEPLOYMENT.md "Tiled SE
 export traps"): ``[Pad] → AveragePool(k, k) → [Mul k²/valid]`` instead of the global pool; the excitation
@@ -19,30 +22,40 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 from onnx import helper, numpy_helper
 
+from seadeploy.convert.torch_rewrite import stage_tiles
 from seadeploy.errors import InputError
+from seadeploy.graphs.attention import AttentionBlock, GraphIndex, find_attention, load_ir, reduced_axes
 
 # Resize/Expand/Tile on the path only broadcast the (N, C, 1, 1) gate (export lowerings emit them); dropped.
 SHAPE_OPS = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Expand", "Identity", "Resize", "Tile"}
 ELEMENTWISE = {"Add", "Mul", "Sub", "Div", "Relu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "Tanh",
                "LeakyRelu", "Relu6", "Elu", "Selu", "Softplus", "Neg", "Cast"}
-GATES = {"Sigmoid", "HardSigmoid", "Clip", "Tanh"}
-MAX_PATH = 40
+MIXING = {"Gemm", "MatMul", "Conv", "BatchNormalization"}
+#: Shape arithmetic inside a block (it feeds the dropped reshapes and is pruned with them).
+SHAPE_READS = {"Shape", "Size"}
 
 
 @dataclasses.dataclass
 class Block:
-    """One squeeze-excite block of a graph."""
+    """One attention block of a graph as the rewrite sees it (names of nodes and tensors of the graph).
 
+    ``pool``: the squeeze node; ``mul``: the scale join; ``input``: the tensor ``X`` the squeeze reads;
+    ``gate``: the join operand that carries the gate; ``path``: the data nodes between squeeze and join.
+    """
+
+    block: str
     pool: str
     mul: str
+    input: str
+    gate: str
     channels: int
     height: int
     width: int
@@ -54,107 +67,117 @@ class Block:
         return dataclasses.asdict(self)
 
 
-class _Graph:
-    def __init__(self, model: onnx.ModelProto) -> None:
-        self.model = model
-        self.g = model.graph
-        self.inits = {i.name: i for i in self.g.initializer}
-        self.producer: dict[str, onnx.NodeProto] = {}
-        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-        for n in self.g.node:
-            for o in n.output:
-                self.producer[o] = n
-            for i in n.input:
-                self.consumers[i].append(n)
-        inferred = onnx.shape_inference.infer_shapes(model)
-        self.shapes: dict[str, list[int | None]] = {}
-        for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-            dims = vi.type.tensor_type.shape.dim
-            self.shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-        self.outputs = {o.name for o in self.g.output}
-
-    def const(self, name: str) -> np.ndarray | None:
-        if name in self.inits:
-            return numpy_helper.to_array(self.inits[name])
-        p = self.producer.get(name)
-        if p is not None and p.op_type == "Constant":
-            for a in p.attribute:
-                if a.name == "value":
-                    return numpy_helper.to_array(a.t)
-        return None
-
-
-def _is_global_pool(gr: _Graph, n: onnx.NodeProto) -> bool:
-    if n.op_type == "GlobalAveragePool":
-        return True
-    if n.op_type != "ReduceMean":
-        return False
-    axes = next((list(a.ints) for a in n.attribute if a.name == "axes"), None)
-    if axes is None and len(n.input) > 1 and n.input[1]:
-        c = gr.const(n.input[1])
-        axes = None if c is None else [int(v) for v in np.ravel(c)]
-    rank = len(gr.shapes.get(n.input[0], []))
-    return rank == 4 and axes is not None and sorted(a % 4 for a in axes) == [2, 3]
-
-
-def find_blocks(model: onnx.ModelProto) -> list[Block]:
-    """Every global-pool → … → gate → Mul-back-onto-the-pooled-tensor block, in graph order.
-
-    Unnamed nodes get a name (``node_<i>``) in ``model`` so every block can refer to its nodes.
-    """
+def _name_nodes(model: onnx.ModelProto) -> None:
+    """Unnamed or duplicate-named nodes get a name (``node_<i>``) so every block can refer to its nodes."""
     seen: set[str] = set()
     for i, n in enumerate(model.graph.node):
         if not n.name or n.name in seen:
             n.name = f"node_{i}"
         seen.add(n.name)
-    gr = _Graph(model)
-    blocks = []
-    for pool in gr.g.node:
-        if not _is_global_pool(gr, pool):
+
+
+def _global_average(ix: GraphIndex, node: ir.Node, shape: tuple) -> bool:
+    """A global average over H,W of a 4-D tensor (the squeezes the lowering rewrites)."""
+    if node.op_type == "GlobalAveragePool":
+        return True
+    if node.op_type == "ReduceMean":
+        return reduced_axes(ix, node) == [2, 3]
+    if node.op_type == "AveragePool":
+        kernel, strides = list(ix.attr(node, "kernel_shape") or []), list(ix.attr(node, "strides") or [])
+        return (kernel == list(shape[2:]) and strides in ([], kernel) and not any(ix.attr(node, "pads") or [])
+                and ix.attr(node, "auto_pad", "NOTSET") in ("NOTSET", "VALID"))
+    return False
+
+
+def _unsupported(ix: GraphIndex, node: ir.Node) -> str:
+    """Why ``node`` on the excitation path has no 4-D tiled form (``""`` when it has one)."""
+    op = node.op_type
+    if op not in SHAPE_OPS | ELEMENTWISE | MIXING:
+        return f"op {op} ('{node.name}') on the excitation path"
+    if op == "Conv":
+        w = ix.shape(node.inputs[1]) if len(node.inputs) > 1 else None
+        if w is None or len(w) != 4 or tuple(w[2:]) != (1, 1):
+            return f"'{node.name}' is not a 1×1 Conv2d (ECA's Conv1d over channels has no tiled form here)"
+    if op in ("Gemm", "MatMul"):
+        w = ix.const(node.inputs[1]) if len(node.inputs) > 1 else None
+        if w is None or w.ndim != 2:
+            return f"'{node.name}': the excitation weight is not a constant matrix"
+        if op == "Gemm" and (ix.attr(node, "transA", 0) or ix.attr(node, "alpha", 1.0) != 1.0
+                             or ix.attr(node, "beta", 1.0) != 1.0):
+            return f"'{node.name}': Gemm with transA/alpha/beta"
+        if op == "Gemm" and len(node.inputs) > 2 and node.inputs[2] is not None and ix.const(node.inputs[2]) is None:
+            return f"'{node.name}': Gemm bias is not constant"
+    return ""
+
+
+def _plan(ix: GraphIndex, b: AttentionBlock) -> Block:
+    """The rewrite's view of one detected block, ``convertible=False`` with a reason when it is kept as is."""
+    members = [ix.by_name[n] for n in b.nodes]
+    join = next((n for n in members if any(o.name == b.output for o in n.outputs)), None)
+    pool = ix.by_name[b.reductions[0]] if b.reductions else None
+    shape = ix.shape(pool.inputs[0]) if pool is not None and pool.inputs else None
+    static = shape is not None and len(shape) == 4 and all(d is not None for d in shape[1:])
+    c, h, w = (int(d) for d in shape[1:]) if static else (0, 0, 0)
+    blk = Block(b.name, pool.name if pool is not None else "", join.name if join is not None else "", b.input, "",
+                c, h, w, [], convertible=False)
+    if b.kind == "channel+spatial":
+        blk.reason = "CBAM: its spatial attention has no tiled form in the TSE lowering; block kept as SE"
+    elif b.kind != "channel":
+        blk.reason = f"additive join ({b.kind}: SB / additive global context); the TSE lowering rewrites x·g(x) only"
+    elif len(b.reductions) != 1:
+        blk.reason = f"{len(b.reductions)} squeezes ({', '.join(b.squeeze_ops)}); the lowering rewrites one average"
+    elif b.tiled:
+        blk.reason = "the squeeze is already tiled"
+    elif join is None or join.op_type != "Mul":
+        blk.reason = "no Mul scale join"
+    elif not static:
+        blk.reason = f"'{b.input}' has no static C×H×W shape"
+    elif not _global_average(ix, pool, shape):
+        blk.reason = f"{pool.op_type} squeeze ('{pool.name}'); the TSE lowering has average squeezes only"
+    elif pool.inputs[0].name != b.input:
+        blk.reason = f"the squeeze reads '{b.input}' through other ops; the lowering pools X directly"
+    else:
+        blk.convertible = True
+    if not blk.convertible:
+        return blk
+    # The data path: block nodes fed (transitively) by the squeeze's output, shape reads excluded.
+    live = {id(o) for o in pool.outputs}
+    path = []
+    for n in sorted(members, key=lambda n: ix.order[id(n)]):
+        if n is pool or n is join or n.op_type in SHAPE_READS:
             continue
-        t = pool.input[0]
-        # forward reach from the pool output (bounded)
-        reach: dict[str, onnx.NodeProto] = {}
-        frontier = [pool.output[0]]
-        while frontier and len(reach) < MAX_PATH:
-            out = frontier.pop()
-            for c in gr.consumers.get(out, []):
-                if c.name not in reach:
-                    reach[c.name] = c
-                    frontier.extend(c.output)
-        muls = [n for n in reach.values() if n.op_type == "Mul" and t in n.input]
-        if not muls:
-            continue
-        mul = muls[0]
-        gate_in = next(i for i in mul.input if i != t)
-        # the path: reached nodes that lead to the gate input
-        path: dict[str, onnx.NodeProto] = {}
-        stack = [gate_in]
-        while stack:
-            p = gr.producer.get(stack.pop())
-            if p is None or p.name in path or p.name not in reach:
-                continue
-            path[p.name] = p
-            stack.extend(p.input)
-        ordered = [n for n in gr.g.node if n.name in path]
-        if not any(n.op_type in GATES for n in ordered):
-            continue
-        shape = gr.shapes.get(t, [])
-        if len(shape) != 4 or shape[1] is None or shape[2] is None or shape[3] is None:
-            blocks.append(Block(pool.name, mul.name, 0, 0, 0, [n.name for n in ordered], False,
-                                f"'{t}' has no static C×H×W shape"))
-            continue
-        block = Block(pool.name, mul.name, int(shape[1]), int(shape[2]), int(shape[3]), [n.name for n in ordered])
-        bad = [n for n in ordered if n.op_type not in SHAPE_OPS | ELEMENTWISE | {"Gemm", "MatMul", "Conv",
-                                                                                 "BatchNormalization"}]
-        shared = [o for n in ordered for o in n.output
-                  if o in gr.outputs or any(c.name not in path and c.name != mul.name for c in gr.consumers.get(o, []))]
-        if bad:
-            block.convertible, block.reason = False, f"op {bad[0].op_type} ('{bad[0].name}') on the excitation path"
-        elif shared:
-            block.convertible, block.reason = False, f"excitation tensor '{shared[0]}' is also used outside the block"
-        blocks.append(block)
-    return blocks
+        if any(v is not None and id(v) in live for v in n.inputs):
+            path.append(n)
+            live.update(id(o) for o in n.outputs)
+    gate = [v for v in join.inputs if v is not None and id(v) in live]
+    blk.path = [n.name for n in path]
+    allowed = {id(n) for n in (*path, join)} | {id(n) for n in members if n.op_type in SHAPE_READS}
+    shared = [o.name for n in (pool, *path) for o in n.outputs
+              if o.is_graph_output() or any(id(u) not in allowed for u in o.consumers())]
+    bad = next((r for r in (_unsupported(ix, n) for n in path) if r), "")
+    if len(gate) != 1:
+        blk.convertible, blk.reason = False, "the scale join does not multiply one gate onto the map"
+    elif bad:
+        blk.convertible, blk.reason = False, bad
+    elif shared:
+        blk.convertible, blk.reason = False, f"excitation tensor '{shared[0]}' is also used outside the block"
+    else:
+        blk.gate = gate[0].name
+    return blk
+
+
+def _analyse(model: onnx.ModelProto) -> tuple[list[Block], GraphIndex]:
+    """Blocks of ``model`` (nodes named first, in place) and the index they were found on."""
+    _name_nodes(model)
+    ix = GraphIndex(load_ir(model))
+    found = find_attention(ix.model)
+    return [_plan(ix, b) for b in found.blocks], ix
+
+
+def find_blocks(model: onnx.ModelProto) -> list[Block]:
+    """Every channel-attention block of ``model`` (:func:`~seadeploy.graphs.attention.find_attention`) in graph
+    order, with whether the TSE lowering can rewrite it. Unnamed nodes get a name (``node_<i>``) in ``model``."""
+    return _analyse(model)[0]
 
 
 def _name(base: str, used: set[str]) -> str:
@@ -169,17 +192,16 @@ def _name(base: str, used: set[str]) -> str:
 def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
                    ) -> tuple[onnx.ModelProto, list[dict[str, Any]]]:
     """A rewritten copy of ``model`` and one record per block (``tile``: int, (kh, kw) or per-map-size list;
-    ``per_block``: ``tile`` lists one tile per convertible block, in graph order).
+    ``per_block``: ``tile`` lists one tile per convertible block, in graph order). Blocks the lowering cannot
+    rewrite are kept and their record's ``reason`` says why.
 
     Raises:
-        InputError: the graph has no squeeze-excite block.
+        InputError: the graph has no channel-attention block, or none that can be rewritten.
     """
-    from seadeploy.convert.torch_rewrite import stage_tiles
-
     model = onnx.ModelProto.FromString(model.SerializeToString())
-    blocks = find_blocks(model)
+    blocks, ix = _analyse(model)
     if not blocks:
-        raise InputError("the ONNX graph has no squeeze-excite (global pool → gate → Mul) block: nothing to convert")
+        raise InputError("the ONNX graph has no squeeze-excite (channel-attention) block: nothing to convert")
     ok = [b for b in blocks if b.convertible]
     if not ok:
         raise InputError(f"none of the {len(blocks)} attention blocks can be rewritten: {blocks[0].reason}")
@@ -189,9 +211,11 @@ def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
         tiles = [tuple(t) for t in tile]
     else:
         tiles = stage_tiles(tile, [(1, b.channels, b.height, b.width) for b in ok])
-    gr = _Graph(model)
-    nodes = {n.name: n for n in gr.g.node}
-    used = {n.name for n in gr.g.node} | set(gr.producer) | set(gr.inits) | {i.name for i in gr.g.input}
+    tile_of = {b.pool: t for b, t in zip(ok, tiles, strict=True)}
+    g = model.graph
+    nodes = {n.name: n for n in g.node}
+    used = ({n.name for n in g.node} | {o for n in g.node for o in n.output} | {i.name for i in g.initializer}
+            | {i.name for i in g.input})
     new_inits: list[onnx.TensorProto] = []
     replace: dict[str, list[onnx.NodeProto]] = {}
     records = []
@@ -200,7 +224,7 @@ def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
         records.append(rec)
         if not b.convertible:
             continue
-        kh, kw = tiles[ok.index(b)]
+        kh, kw = tile_of[b.pool]
         kh, kw = min(kh, b.height), min(kw, b.width)
         rec["tile"] = [kh, kw]
         if kh == b.height and kw == b.width:
@@ -233,24 +257,23 @@ def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
                                         name=_name(f"{prefix}/EdgeScale", used)))
         replace[pool.name] = seq
         for name in b.path:
-            n = nodes[name]
+            n, node = nodes[name], ix.by_name[name]
             if n.op_type in SHAPE_OPS:
                 replace[name] = [helper.make_node("Identity", [n.input[0]], list(n.output), name=n.name)]
             elif n.op_type in ("Gemm", "MatMul"):
-                replace[name] = [_as_conv(gr, n, init, b)]
+                replace[name] = [_as_conv(ix, node, n, init)]
             elif n.op_type in ("Add", "Mul", "Sub", "Div"):
                 ins = list(n.input)
-                for k, i in enumerate(ins):
-                    c = gr.const(i)
+                for k, v in enumerate(node.inputs):
+                    c = ix.const(v)
                     if c is not None and c.ndim in (1, 2) and c.size > 1:
                         ins[k] = init(f"{prefix}/{n.name}/c4d", c.reshape(1, -1, 1, 1))
                 if ins != list(n.input):
                     replace[name] = [helper.make_node(n.op_type, ins, list(n.output), name=n.name)]
         mul = nodes[b.mul]
-        gate = next(i for i in mul.input if i != x)
         up = _name(f"{prefix}/gate_up", used)
         scales = init(f"{prefix}/scales", np.array([1, 1, kh, kw], np.float32))
-        seq2 = [helper.make_node("Resize", [gate, "", scales], [up], name=_name(f"{prefix}/Resize", used),
+        seq2 = [helper.make_node("Resize", [b.gate, "", scales], [up], name=_name(f"{prefix}/Resize", used),
                                  mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")]
         if gh * kh != b.height or gw * kw != b.width:
             cropped = _name(f"{prefix}/gate_crop", used)
@@ -259,17 +282,15 @@ def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
                                                    init(f"{prefix}/axes", np.array([2, 3], np.int64))], [cropped],
                                          name=_name(f"{prefix}/Slice", used)))
             up = cropped
-        ins = [up if i == gate else i for i in mul.input]
+        ins = [up if i == b.gate else i for i in mul.input]
         replace[mul.name] = [*seq2, helper.make_node("Mul", ins, list(mul.output), name=mul.name)]
         rec["rewritten"] = True
-    if not any(r["rewritten"] for r in records) and not any(r["tile"] for r in records):
-        raise InputError(f"no attention block could be rewritten: {blocks[0].reason}")
     out_nodes = []
-    for n in gr.g.node:
+    for n in g.node:
         out_nodes.extend(replace.get(n.name, [n]))
-    del gr.g.node[:]
-    gr.g.node.extend(out_nodes)
-    gr.g.initializer.extend(new_inits)
+    del g.node[:]
+    g.node.extend(out_nodes)
+    g.initializer.extend(new_inits)
     _prune(model)
     model.graph.ClearField("value_info")
     _ensure_opset(model, 13)
@@ -277,25 +298,14 @@ def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
     return model, records
 
 
-def _as_conv(gr: _Graph, n: onnx.NodeProto, init, b: Block) -> onnx.NodeProto:
-    """Gemm / MatMul with a constant weight → the same weights as a 1×1 Conv on the 4-D tile descriptors."""
-    w = gr.const(n.input[1])
-    if w is None or w.ndim != 2:
-        raise InputError(f"'{n.name}': the excitation weight is not a constant matrix; cannot rewrite block "
-                         f"'{b.pool}'")
-    attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-    if n.op_type == "Gemm":
-        if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
-            raise InputError(f"'{n.name}': Gemm with transA/alpha/beta is not supported by the TSE rewrite")
-        weight = w if attrs.get("transB", 0) else w.T
-    else:
-        weight = w.T
+def _as_conv(ix: GraphIndex, node: ir.Node, n: onnx.NodeProto, init) -> onnx.NodeProto:
+    """Gemm / MatMul with a constant weight (checked by :func:`_unsupported`) → the same weights as a 1×1 Conv
+    on the 4-D tile descriptors."""
+    w = ix.const(node.inputs[1])
+    weight = w if n.op_type == "Gemm" and ix.attr(node, "transB", 0) else w.T
     ins = [n.input[0], init(f"{n.name}/w1x1", np.ascontiguousarray(weight)[:, :, None, None])]
-    if n.op_type == "Gemm" and len(n.input) > 2 and n.input[2]:
-        bias = gr.const(n.input[2])
-        if bias is None:
-            raise InputError(f"'{n.name}': Gemm bias is not constant")
-        ins.append(init(f"{n.name}/b1x1", np.ravel(bias).astype(weight.dtype)))
+    if n.op_type == "Gemm" and len(node.inputs) > 2 and node.inputs[2] is not None:
+        ins.append(init(f"{n.name}/b1x1", np.ravel(ix.const(node.inputs[2])).astype(weight.dtype)))
     return helper.make_node("Conv", ins, list(n.output), name=n.name, kernel_shape=[1, 1])
 
 

@@ -286,7 +286,8 @@ def format_report(r: dict[str, Any]) -> str:
     for b in r["blocks"]:
         tile = "x".join(map(str, b["tile"])) if b.get("tile") else "-"
         lines.append(f"{str(b.get('block') or b.get('pool')):40s} {tile:>8s} "
-                     f"{b.get('attention_buffer_elements_before') or 0:>16,} {b.get('attention_buffer_elements_after') or 0:>10,}")
+                     f"{b.get('attention_buffer_elements_before') or 0:>16,} {b.get('attention_buffer_elements_after') or 0:>10,}"
+                     + (f"  ({b['reason']})" if b.get("reason") else ""))
     lines.append(f"{r['attention_blocks']} blocks; attention buffer {r['attention_buffer_elements_before']:,} → "
                  f"{r['attention_buffer_elements_after']:,} elements; total buffer {r['total_buffer_elements_before']:,}"
                  f" → {r['total_buffer_elements_after']:,}")
