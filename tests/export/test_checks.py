@@ -1,6 +1,7 @@
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import TensorProto, helper
 
 from seadeploy.errors import InputError
@@ -37,8 +38,6 @@ def test_strict_inference_reports_inconsistent_shapes():
 
 
 def test_parity_fails_beyond_tolerance(tiny_net, tiny_onnx):
-    import torch
-
     def off_by_a_bit(x):
         return tiny_net(torch.from_numpy(x)).detach().numpy() + 1e-2
 

@@ -1,5 +1,6 @@
 """``python -m seadeploy.export`` end to end on resnet20_cifar (small sample counts to keep CPU time low)."""
 
+import importlib.util
 import json
 
 import numpy as np
@@ -10,6 +11,8 @@ from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
 from seadeploy.errors import ParityFailure
 from seadeploy.export import checks
 from seadeploy.export.__main__ import main
+from seadeploy.export.pipeline import ExportOptions, load_source
+from seadeploy.export.runner import export_run
 from seadeploy.parity import RuleSet
 from seadeploy.runfolder import read_manifest
 
@@ -97,8 +100,6 @@ def test_bad_usage_is_exit_2(tmp_path, argv, capsys):
 
 
 def test_engine_without_tensorrt_is_exit_3(tmp_path, capsys):
-    import importlib.util
-
     if importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available():
         pytest.skip("TensorRT and a GPU are present")
     assert main(["--model", "resnet20_cifar", "--engine", "--out", str(tmp_path / "o")]) == 3
@@ -107,9 +108,6 @@ def test_engine_without_tensorrt_is_exit_3(tmp_path, capsys):
 
 
 def test_parity_failure_writes_nothing(run, tmp_path):
-    from seadeploy.export.pipeline import ExportOptions, load_source
-    from seadeploy.export.runner import export_run
-
     ckpt, src = load_source(run)
     opts = ExportOptions(eval_samples=8, rules=RuleSet(atol=0.0, rtol=0.0))  # demand bit equality
     out = tmp_path / "strict"
@@ -127,8 +125,6 @@ def test_reexport_in_place_keeps_the_checkpoint(run):
 
 
 def test_models_from_flags_are_seeded():
-    from seadeploy.export.pipeline import load_source
-
     spec = ModelSpec("resnet20_cifar", attn="se")
     torch.manual_seed(123)  # the caller's RNG state must not matter, nor be consumed
     a, _ = load_source(spec=spec, seed=0)

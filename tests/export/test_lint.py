@@ -1,11 +1,14 @@
 import numpy as np
 import onnx
 import pytest
+import torch
+import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
 from seadeploy.errors import InputError
 from seadeploy.export.__main__ import main
 from seadeploy.export.lint import lint_onnx
+from seadeploy.export.onnx_export import export_onnx
 
 
 def _model(nodes, inits=(), opset=18, domains=()):
@@ -78,11 +81,6 @@ def test_opset_outside_tensorrt_range(tmp_path):
 
 
 def test_real_export_of_nearest_exact_is_flagged(tmp_path):
-    import torch
-    import torch.nn.functional as F
-
-    from seadeploy.export.onnx_export import export_onnx
-
     class Up(torch.nn.Module):
         def forward(self, x):
             return F.interpolate(x[:, :, ::2, ::2], size=x.shape[-2:], mode="nearest-exact").mean((2, 3))

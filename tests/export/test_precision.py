@@ -1,12 +1,13 @@
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 from onnx import numpy_helper
 
 from seadeploy.errors import ConfigError
 from seadeploy.export import checks
-from seadeploy.export.onnx_export import node_module_map
+from seadeploy.export.onnx_export import export_onnx, node_module_map
 from seadeploy.export.precision import (
     Fp16Policy,
     SampleReader,
@@ -15,6 +16,8 @@ from seadeploy.export.precision import (
     int8_target,
     quantize_int8,
 )
+from seadeploy.models.attention import create_attention
+from tests.fixtures.tiny import INPUT_SHAPE, TinyNet, make_tiny_net
 
 
 def _elem(proto):
@@ -96,8 +99,6 @@ def test_int8_needs_samples(tiny_onnx, tmp_path):
 
 
 def test_int8_for_ort_cpu_is_u8_and_runs_as_qlinearconv(tiny_onnx, tmp_path):
-    import onnxruntime as ort
-
     calib = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
     record = quantize_int8(tiny_onnx, tmp_path / "u8.onnx", calib, target="ort-cpu")
     assert record["target"] == "ort-cpu" and record["activations"] == "QUInt8 asymmetric" and record["bias"] == "int32"
@@ -134,11 +135,6 @@ def test_calibration_streams_batches(tiny_onnx, tmp_path):
 
 
 def test_tiled_squeeze_is_kept_in_fp32_too(tmp_path):
-    from seadeploy.export.onnx_export import export_onnx
-    from seadeploy.export.precision import excitation_nodes
-    from seadeploy.models.attention import create_attention
-    from tests.fixtures.tiny import TinyNet
-
     torch.manual_seed(0)
     model = TinyNet().eval()
     model.layer1.attn = create_attention("tse", 16, tile=2, reduction=4)
@@ -154,12 +150,6 @@ def test_tiled_squeeze_is_kept_in_fp32_too(tmp_path):
                                               ("se", {"squeeze": "avg_x_std"})])
 def test_fp16_of_attention_whose_tensor_feeds_two_fp32_nodes(attn, kwargs, tmp_path):
     """The converter casts such a tensor once per blocked consumer; the duplicates must not break the graph."""
-    import onnxruntime as ort
-
-    from seadeploy.export.onnx_export import export_onnx
-    from seadeploy.models import create_attention
-    from tests.fixtures.tiny import INPUT_SHAPE, make_tiny_net
-
     model = make_tiny_net()  # the attention's own graph is what matters: the tiny net exports ~20x faster than a zoo one
     model.layer1.attn = create_attention(attn, 16, feat_size=INPUT_SHAPE[1:], reduction=4, **kwargs)
     model.eval()

@@ -1,12 +1,15 @@
 """CPU tests of everything around the TensorRT build; the real build is the ``trt``-marked test at the end."""
 
 import enum
+import importlib.util
 import json
 import sys
 import types
 
+import numpy as np
 import onnx
 import pytest
+import torch
 
 from seadeploy.backends import trt_support
 from seadeploy.errors import BackendUnavailable, InputError
@@ -17,7 +20,9 @@ from seadeploy.export.engine_inspect import (
     parse_inspector_json,
     verify_precisions,
 )
+from seadeploy.export.precision import convert_fp16, quantize_int8
 from seadeploy.export.trt_engine import EngineConfig, build_engine, parser_errors, require_tensorrt
+from seadeploy.validate.layerwise_trt import build_marked_engine
 
 # Hand-written in the shape TensorRT 10.x writes (trtexec --exportLayerInfo / get_engine_information(JSON)).
 TRT10 = {
@@ -104,10 +109,6 @@ def test_verify_fails_when_nothing_runs_in_the_requested_precision():
 
 
 def test_expected_precisions_from_exported_graphs(tiny_onnx, tmp_path):
-    import numpy as np
-
-    from seadeploy.export.precision import convert_fp16, quantize_int8
-
     assert set(expected_precisions(onnx.load(tiny_onnx)).values()) == {"fp32"}
     convert_fp16(tiny_onnx, tmp_path / "h.onnx")
     half = expected_precisions(onnx.shape_inference.infer_shapes(onnx.load(tmp_path / "h.onnx")))
@@ -159,10 +160,6 @@ def test_parser_errors_name_nodes_and_hint():
 
 
 def test_without_tensorrt_or_gpu_is_backend_unavailable(tiny_onnx, tmp_path):
-    import importlib.util
-
-    import torch
-
     if importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available():
         pytest.skip("TensorRT and a GPU are present")
     with pytest.raises(BackendUnavailable, match="pip install|GPU"):
@@ -175,10 +172,6 @@ def test_without_tensorrt_or_gpu_is_backend_unavailable(tiny_onnx, tmp_path):
 @pytest.mark.trt
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_build_engine_on_gpu(tiny_onnx, tmp_path, precision):
-    import numpy as np
-
-    from seadeploy.export.precision import convert_fp16, quantize_int8
-
     src = tmp_path / f"m.{precision}.onnx"
     if precision == "fp16":
         convert_fp16(tiny_onnx, src)
@@ -343,8 +336,6 @@ def fake_tensorrt(version, convs=(), memory_attr="device_memory_size_v2"):
 @pytest.fixture
 def fake_gpu(monkeypatch):
     """torch.cuda as on a one-GPU machine (the device is the only thing faked)."""
-    import torch
-
     current = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
@@ -374,7 +365,7 @@ def test_build_engine_sidecar_records_the_truth(tiny_onnx, tmp_path, monkeypatch
 
 def test_tf32_on_request_is_recorded(tiny_onnx, tmp_path, monkeypatch, fake_gpu):
     convs = [n.name for n in onnx.load(tiny_onnx).graph.node if n.op_type == "Conv"]
-    mod, calls = fake_tensorrt("11.4.0", convs)
+    mod, _calls = fake_tensorrt("11.4.0", convs)
     monkeypatch.setitem(sys.modules, "tensorrt", mod)
     assert build_engine(tiny_onnx, tmp_path, EngineConfig("fp32", tf32=True))["tf32"] is True
 
@@ -400,10 +391,6 @@ def test_device_memory_fallback_for_tensorrt_10_0():
 
 def test_layerwise_build_without_gpu_is_backend_unavailable(tiny_onnx, monkeypatch):
     """TensorRT importable, no usable GPU: exit 3 (BackendUnavailable), not trt.Builder's bare TypeError."""
-    import torch
-
-    from seadeploy.validate.layerwise_trt import build_marked_engine
-
     mod, _ = fake_tensorrt("10.16.0")
     mod.Builder = lambda logger: (_ for _ in ()).throw(TypeError("pybind11: no GPU"))
     monkeypatch.setitem(sys.modules, "tensorrt", mod)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import matplotlib
+import pandas as pd
 import pytest
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
@@ -95,7 +96,5 @@ def test_tradeoff_one_point_per_variant_and_missing_panel(study):
 @pytest.mark.parametrize("fn", [plots.plot_layer_latency, plots.plot_attention_share, plots.plot_buffer_blocks,
                                 plots.plot_latency_vs_batch, plots.plot_tradeoff])
 def test_empty_frame_raises_clear_error(fn):
-    import pandas as pd
-
     with pytest.raises(ValueError, match="nothing to plot"):
         fn(pd.DataFrame())

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from seadeploy.reports import write_study_report
+from seadeploy.reports import plots, write_study_report
 from seadeploy.reports.render import FigureItem, Section, Table, format_value, render_html, render_markdown
 from seadeploy.reports.sections import build_sections
 from seadeploy.reports.study import StudyData
@@ -129,8 +129,6 @@ def test_format_value(value, text):
 
 
 def test_figure_item_png_is_cached(study):
-    from seadeploy.reports import plots
-
     item = FigureItem(plots.plot_latency_vs_batch(study.latency), "lat")
     assert item.png is item.png
 

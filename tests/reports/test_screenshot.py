@@ -10,14 +10,13 @@ import subprocess
 
 import numpy as np
 import pytest
+from PIL import Image
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install -y chromium)")
 def test_report_screenshot_shows_content(rendered, tmp_path):
-    from PIL import Image
-
     html = rendered[1]["html"]
     png = tmp_path / "shot.png"
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

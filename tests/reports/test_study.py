@@ -12,6 +12,7 @@ from seadeploy import runfolder
 from seadeploy.artifacts import Checkpoint, ModelSpec
 from seadeploy.parity import compare, default_rule
 from seadeploy.reports import load_run, load_study
+from seadeploy.reports.__main__ import main
 from seadeploy.reports.render import Table
 from seadeploy.reports.sections import build_sections
 from seadeploy.reports.study import StudyData
@@ -101,8 +102,6 @@ def test_corrupt_files_become_notes_not_crashes(tmp_path):
 
 
 def test_reports_cli(study, tmp_path, capsys):
-    from seadeploy.reports.__main__ import main
-
     (tmp_path / "se").mkdir()
     _write_run(tmp_path / "se", study, "se")
     assert main([str(tmp_path / "se"), "--json"]) == 0

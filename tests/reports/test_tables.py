@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from seadeploy.reports import tables
+from seadeploy.reports.sections import answer_lines, latency_section
 
 
 def test_attention_share_table_splits_roles(study):
@@ -79,8 +80,6 @@ def test_role_time_table(study):
 
 def test_paired_latency_ratios_drive_tables_and_the_answer(study):
     """Rows timed side by side carry ratio + interval; the answer states a difference only outside the interval."""
-    from seadeploy.reports.sections import answer_lines, latency_section
-
     lat = study.latency.copy()
     intervals = {"none": (0.97, 0.95, 1.02), "se": (1.0, 1.0, 1.0), "tse": (1.25, 1.21, 1.30)}  # none: within noise
     for col, i in (("ratio", 0), ("ratio_low", 1), ("ratio_high", 2)):

@@ -13,7 +13,13 @@ import pytest
 import torch
 from onnx import numpy_helper
 
+from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
+from seadeploy.errors import InputError
+from seadeploy.export.pipeline import ExportOptions, load_source
+from seadeploy.export.runner import export_run
 from seadeploy.validate.__main__ import main
+from seadeploy.validate.parity import validate_run
+from seadeploy.validate.runfolder import RunFolder
 
 FAST = ["--threads", "1", "--samples", "24", "--random", "8"]
 
@@ -93,8 +99,6 @@ def test_missing_files_and_folders_exit_2(run_copy, tmp_path, capsys):
 
 
 def test_files_of_another_model_exit_2(run_copy, exported_run, tmp_path, capsys):
-    from seadeploy.artifacts import Checkpoint, ModelSpec
-
     torch.manual_seed(0)
     other = ModelSpec("resnet20_cifar", attn="se", num_classes=5, input_size=32)
     Checkpoint(other, other.build().state_dict()).save(run_copy / "checkpoint.safetensors")
@@ -124,9 +128,6 @@ def test_bad_inputs_exit_2(run_copy, tmp_path, capsys):
 
 def test_an_altered_weight_fails_at_every_precision(run_copy):
     """The files stay as exported; the reference gets one 3x3 kernel transposed (a layout bug)."""
-    from seadeploy.artifacts import Checkpoint
-    from seadeploy.validate.parity import validate_run
-
     ckpt = Checkpoint.load(run_copy)
     w = ckpt.state_dict["layer2.0.conv1.weight"]
     ckpt.state_dict["layer2.0.conv1.weight"] = w.transpose(2, 3).contiguous()
@@ -144,8 +145,6 @@ def test_unavailable_backend_exits_3(run_copy, capsys):
 
 
 def test_torch_backend_and_trained_tolerances_through_the_api(exported_run, tmp_path):
-    from seadeploy.validate.parity import validate_run
-
     report = validate_run(exported_run, backends=("torch", "ort"), precisions=("fp32", "int8"), samples=24,
                           random=8, threads=1, trained=True, out_dir=tmp_path)
     rows = report.to_frame().set_index(["backend", "precision", "inputs"])
@@ -157,10 +156,6 @@ def test_torch_backend_and_trained_tolerances_through_the_api(exported_run, tmp_
 @pytest.mark.gpu
 @pytest.mark.trt
 def test_trt_backend_and_layerwise_on_gpu(exported_run, tmp_path):
-    from seadeploy.export.pipeline import ExportOptions, load_source
-    from seadeploy.export.runner import export_run
-    from seadeploy.validate.parity import validate_run
-
     run = tmp_path / "run"
     ckpt, src = load_source(exported_run)
     export_run(ckpt, run, ExportOptions(precisions=("fp32", "fp16"), engine=True, calib_samples=16, eval_samples=32),
@@ -173,10 +168,6 @@ def test_trt_backend_and_layerwise_on_gpu(exported_run, tmp_path):
 
 
 def test_engine_of_another_run_is_rejected_before_tensorrt_loads(run_copy):
-    from seadeploy.artifacts import sha256
-    from seadeploy.errors import InputError
-    from seadeploy.validate.runfolder import RunFolder
-
     engine = run_copy / "model.fp16.engine"
     engine.write_bytes(b"engine bytes of this run")
     manifest = json.loads((run_copy / "manifest.json").read_text())

@@ -9,8 +9,9 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from seadeploy.export.onnx_export import export_onnx
 from seadeploy.validate.layerwise import LayerwiseResult, capture_modules, layerwise_ort, plan_points
-from seadeploy.validate.layerwise_trt import fusion_boundaries
+from seadeploy.validate.layerwise_trt import fusion_boundaries, layerwise_trt
 
 X = np.random.default_rng(0).standard_normal((4, 3, 12, 12)).astype(np.float32)
 
@@ -48,8 +49,6 @@ class Net(nn.Module):
 
 @pytest.fixture(scope="module")
 def net_and_onnx(tmp_path_factory):
-    from seadeploy.export.onnx_export import export_onnx
-
     torch.manual_seed(0)
     net = Net().eval()
     for m in net.modules():
@@ -125,8 +124,6 @@ def test_empty_result_is_a_pass():
 @pytest.mark.gpu
 @pytest.mark.trt
 def test_trt_layerwise_names_engine_layers(net_and_onnx):
-    from seadeploy.validate.layerwise_trt import layerwise_trt
-
     net, path = net_and_onnx
     result = layerwise_trt(net, path, X, "fp32")
     assert result, result.summary()
