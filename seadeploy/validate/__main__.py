@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from seadeploy.artifacts import check_out_folder
+from seadeploy import runfolder
+from seadeploy.artifacts import CHECKPOINT, check_out_folder, onnx_name
 from seadeploy.backends import PRECISIONS
 from seadeploy.cli import (
     ArgumentParser,
@@ -102,7 +103,7 @@ def _main(argv: list[str] | None) -> int:
     if not matrix:
         args.run_dir, args.onnx = onnx_argument(args.run_dir, args.onnx)
         run = Path(args.run_dir or "")
-        if args.run_dir and not (run / "checkpoint.safetensors").is_file() and (run / "model.onnx").is_file():
+        if args.run_dir and _onnx_only_run(run):
             args.onnx, args.run_dir = str(run / "model.onnx"), None  # an ONNX-only run (export --onnx): its fp32 file
         if args.onnx:
             return _validate_onnx(args)
@@ -128,6 +129,14 @@ def _main(argv: list[str] | None) -> int:
         write_junit(args.junit, report)
     print_json(report.to_dict()) if args.json else print(report.text())
     return 0 if report else 1
+
+
+def _onnx_only_run(run: Path) -> bool:
+    """A run folder written by ``export --onnx``: ONNX files, no checkpoint, and a manifest (if any) that records
+    none. A folder whose manifest names a checkpoint that is gone is a broken run, reported as such."""
+    if (run / CHECKPOINT).is_file() or not (run / onnx_name("fp32")).is_file():
+        return False
+    return not runfolder.has_manifest(run) or runfolder.read_manifest(run).checkpoint_sha256 is None
 
 
 def main(argv: list[str] | None = None) -> int:
