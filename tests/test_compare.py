@@ -23,7 +23,6 @@ from seadeploy.reports.summary import apply_stage_notes, exit_code, format_summa
     (["--attn", "none,se", "--attn-arg", "tile=2"], "takes option 'tile'"),
     (["--attn", "tse", "--attn-arg", "tile=0"], "tile"),
     (["--batch", "1,x"], "comma-separated list of int"),
-    (["--epochs", "-1"], "--epochs ≥ 0"),
     (["--bogus"], "unrecognized arguments"),
 ])
 def test_bad_arguments_exit_2_before_any_work(argv, message, tmp_path, capsys):
