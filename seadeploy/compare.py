@@ -81,9 +81,13 @@ class CompareOptions:
     attn_args: tuple[str, ...] = ()
     dataset: str = "digits"
     data_root: str | None = None
-    epochs: int = 2
-    #: Training overrides of the dataset's recipe, tuned so 2 epochs on digits reach ~95 % (batch 64 halves the
-    #: per-sample CPU cost of batch 32 on 2 cores; a 0.3-epoch warm-up leaves time to learn).
+    #: 4 epochs on digits train every default variant to ≥ 99 % test accuracy. The study compares deployable
+    #: models, and the int8 check (top-1 agreement ≥ 99 %, docs/parity.md) needs decisive logits: at 2 epochs
+    #: (~97.5 %) a tse model had 4 of 360 test samples on near-ties that int8 rounding flipped (98.89 % agreement,
+    #: no calibration method helped); at 3 and 4 epochs the same variant agreed on 360/360 (99.2 % / 99.7 % acc).
+    epochs: int = 4
+    #: Training overrides of the dataset's recipe (batch 64 halves the per-sample CPU cost of batch 32 on 2 cores;
+    #: a 0.3-epoch warm-up leaves time to learn).
     train_batch_size: int | None = 64
     lr: float | None = 4e-3
     warmup_epochs: float | None = 0.3
