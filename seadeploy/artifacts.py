@@ -45,6 +45,7 @@ MANIFEST = "manifest.json"
 PARITY_JSON, PARITY_CSV, PARITY_NPZ = "parity.json", "parity.csv", "parity.npz"
 LATENCY_CSV, LATENCY_JSON = "latency.csv", "latency.json"
 BUFFERS_JSON = "buffers.json"
+PIPELINE_JSON = "pipeline.json"
 LAYERS_SUMMARY = "layers_summary.json"  # compare: per-layer sum vs interleaved end-to-end timing
 PARITY_LAYERS_CSV = "parity_layers.csv"  # validate --layerwise
 REPORT_HTML, REPORT_MD = "report.html", "report.md"
@@ -248,12 +249,6 @@ class ModelSpec:
     def __post_init__(self) -> None:
         _check_spec_types(self)
 
-    def build(self):
-        """Transitional: use :func:`seadeploy.models.build_model` (removed once every caller has moved)."""
-        from seadeploy.models.build import build_model  # noqa: PLC0415  transitional shim, removed in this issue
-
-        return build_model(self)
-
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (self.in_chans, self.input_size, self.input_size)
@@ -371,16 +366,6 @@ class Checkpoint:
                 raise InputError(f"checkpoint '{p}' has unreadable metadata: '{key}' is a {type(m[key]).__name__}")
         return cls(spec=spec, state_dict=state, mean=mean, std=std, dataset=m.get("dataset"),
                    metrics=m.get("metrics") or {}, extra=m.get("extra") or {})
-
-
-def _transitional_build_model(self: Checkpoint):
-    """Transitional: use :func:`seadeploy.models.load_model` (removed once every caller has moved)."""
-    from seadeploy.models.build import load_model  # noqa: PLC0415  transitional shim, removed in this issue
-
-    return load_model(self)
-
-
-Checkpoint.build_model = _transitional_build_model
 
 
 def load_state_checked(model, state: dict[str, Any], source: str = "checkpoint", hint: Any = None) -> None:

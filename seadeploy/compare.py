@@ -26,6 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+from tqdm import tqdm
+
 from seadeploy import cli
 from seadeploy.artifacts import CHECKPOINT, check_out_folder
 from seadeploy.backends import backend_class
@@ -38,9 +41,21 @@ from seadeploy.cli import (
     progress_enabled,
     run_main,
 )
-from seadeploy.errors import ConfigError, InputError, SeadeployError
+from seadeploy.data import get_dataset
+from seadeploy.errors import BackendUnavailable, ConfigError, InputError, ParityFailure, SeadeployError
+from seadeploy.export.pipeline import ExportOptions, load_source
+from seadeploy.export.runner import export_run
+from seadeploy.models.attention import ATTENTION, list_attention
 from seadeploy.models.source import ModelSource, is_external
-from seadeploy.runfolder import stage_files, write_buffers, write_layers_summary
+from seadeploy.profiling.latency import benchmark_latency
+from seadeploy.profiling.layers import profile_layers
+from seadeploy.profiling.pipeline_report import hardware_from, load_graph, run_pipeline
+from seadeploy.profiling.sources import plan, require_backend
+from seadeploy.profiling.summaries import buffers_for
+from seadeploy.reports.summary import format_summary, write_summary
+from seadeploy.runfolder import stage_files, write_buffers, write_layers_summary, write_pipeline
+from seadeploy.train import make_config, train
+from seadeploy.validate.parity import validate_run
 
 STAGES = ("train", "export", "validate", "latency", "layers", "buffers", "pipeline")
 
@@ -166,8 +181,6 @@ class CompareOptions:
 
 
 def _accepts(attn: str, key: str) -> bool:
-    from seadeploy.models.attention import ATTENTION, list_attention
-
     list_attention()  # imports (registers) the attention modules
     params = inspect.signature(ATTENTION.get(attn).__init__).parameters
     return key in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
@@ -194,14 +207,10 @@ def _route_attn_args(items: tuple[str, ...], names: list[str]) -> dict[str, dict
 
 # ------------------------------------------------------------------------------------------------- stages
 def _train(v: Variant, o: CompareOptions) -> dict[str, Any]:
-    from seadeploy.artifacts import CHECKPOINT
-    from seadeploy.errors import InputError
-
     if o.skip_train:
         if not (v.run_dir / CHECKPOINT).is_file():
             raise InputError(f"--skip-train: no {v.run_dir / CHECKPOINT}; run once without --skip-train")
         return {"skipped": True}
-    from seadeploy.train import make_config, train
 
     init = None
     if is_external(o.model) or o.epochs == 0:  # a user model's variant starts from its (converted) source weights
@@ -219,8 +228,6 @@ def _train(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
 def _source_checkpoint(v: Variant, o: CompareOptions) -> str:
     """Write the variant's starting checkpoint (source weights, converted) to its run folder; returns its path."""
-    from seadeploy.data import get_dataset
-
     if is_external(o.model):
         src = o.source(v)
     else:
@@ -233,10 +240,6 @@ def _source_checkpoint(v: Variant, o: CompareOptions) -> str:
 
 def _export(v: Variant, o: CompareOptions) -> dict[str, Any]:
     """Export every precision; if that fails, retry without int8, then fp32 only, and report what was dropped."""
-    from seadeploy.errors import BackendUnavailable
-    from seadeploy.export.pipeline import ExportOptions, load_source
-    from seadeploy.export.runner import export_run
-
     ckpt, src = load_source(v.run_dir)
     tries = list(dict.fromkeys([o.precisions, tuple(p for p in o.precisions if p != "int8"), ("fp32",)]))
     first: Exception | None = None
@@ -271,9 +274,6 @@ def study_int8_target(backends: tuple[str, ...]) -> str:
 def _validate(v: Variant, o: CompareOptions) -> dict[str, Any]:
     """ORT CPU parity of every exported precision. fp32 outside tolerance fails the stage; fp16/int8 outside
     their (tighter, top-1 based) tolerances are measurements of the quantisation and only warn, unless strict."""
-    from seadeploy.errors import ParityFailure
-    from seadeploy.validate.parity import validate_run
-
     report = validate_run(v.run_dir, backends=("ort",), dataset=o.dataset, root=o.data_root,
                           samples=o.parity_samples, threads=o.threads, seed=o.seed)
     failing = [c for c in report.comparisons if not c]
@@ -291,8 +291,6 @@ def _latency(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
     The timing itself runs once every variant is exported (:func:`_latency_side_by_side`), all variants
     interleaved in one process, so every latency ratio comes with its interval from paired rounds."""
-    from seadeploy.profiling.sources import plan
-
     return {"candidates": len(plan(v.run_dir, o.backends, o.latency_precisions, device=o.device)),
             "timed": "side by side with the other variants"}
 
@@ -301,10 +299,6 @@ def _latency_side_by_side(variants: list[Variant], o: CompareOptions, stages: di
                           log: Callable[[str], None]) -> None:
     """Time the variants whose latency check passed side by side (baseline first: the reference of every
     ``ratio``), write each run's latency.csv/json, and fold the outcome into their ``latency`` stage."""
-    import torch
-
-    from seadeploy.profiling.latency import benchmark_latency
-
     ready = sorted((v for v in variants if stages[v.name].get("latency", {}).get("status") == "ok"),
                    key=lambda v: v.name != o.baseline)
     if not ready:
@@ -335,8 +329,6 @@ def _latency_side_by_side(variants: list[Variant], o: CompareOptions, stages: di
 
 
 def _layers(v: Variant, o: CompareOptions) -> dict[str, Any]:
-    from seadeploy.profiling.layers import profile_layers
-
     prof = profile_layers(v.run_dir, o.backends, batch=max(o.batches), precisions=("fp32",), threads=o.threads,
                           runs=o.layer_runs, warmup_runs=2, duration_s=o.duration_s, device=o.device)
     prof.write(v.run_dir)
@@ -345,8 +337,6 @@ def _layers(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
 
 def _buffers(v: Variant, o: CompareOptions) -> dict[str, Any]:
-    from seadeploy.profiling.summaries import buffers_for
-
     summary = buffers_for(run_dir=str(v.run_dir)).summary()
     write_buffers(v.run_dir, summary)
     return {k: summary[k] for k in ("attention_buffer_elements", "total_buffer_elements")}
@@ -354,11 +344,8 @@ def _buffers(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
 def _pipeline(v: Variant, o: CompareOptions) -> dict[str, Any]:
     """Streaming accelerator: pipeline timing of the exported fp32 graph (profiling/pipeline.py) → pipeline.json."""
-    from seadeploy.artifacts import write_json
-    from seadeploy.profiling.pipeline_report import PIPELINE_JSON, hardware_from, load_graph, run_pipeline
-
     summary = run_pipeline(load_graph(run_dir=str(v.run_dir)), hardware_from(None, None, 200.0), "auto").summary()
-    write_json(v.run_dir / PIPELINE_JSON, summary)
+    write_pipeline(v.run_dir, summary)
     return {k: summary[k] for k in ("fps", "initiation_interval_cycles", "fill_latency_cycles", "fifo_elements")}
 
 
@@ -371,8 +358,6 @@ NEEDS = {"export": "train", "validate": "export", "latency": "export", "layers":
 def run_variant(v: Variant, o: CompareOptions, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """Run every stage of one variant; returns ``{stage: {"status", "seconds", "error"?, ...}}``, never raises
     for a failing stage (``SEADEPLOY_DEBUG=1`` re-raises)."""
-    import torch
-
     status: dict[str, dict[str, Any]] = {}
     threads = torch.get_num_threads()
     for stage in STAGES:
@@ -405,9 +390,6 @@ def run_variant(v: Variant, o: CompareOptions, log: Callable[[str], None]) -> di
 # ------------------------------------------------------------------------------------------------ the study
 def run_compare(o: CompareOptions, *, progress: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the study and write the report; returns the summary (``summary.json``) with ``exit_code``."""
-    from seadeploy.profiling.sources import require_backend
-    from seadeploy.reports.summary import write_summary
-
     say = log or (lambda _m: None)
     variants = o.variants()
     for spec in o.backends:
@@ -418,7 +400,6 @@ def run_compare(o: CompareOptions, *, progress: bool = False, log: Callable[[str
         raise InputError(f"--skip-train: no {missing[0].run_dir / CHECKPOINT}; run once without --skip-train")
     if not o.skip_train and o.epochs > 0 and not is_external(o.model):  # every training setting checked before the
         # first variant trains (exit 2, no status lines)
-        from seadeploy.train import make_config
 
         for v in variants:
             make_config(model=o.model, attn=v.attn, attn_kwargs=v.attn_kwargs, dataset=o.dataset, epochs=o.epochs,
@@ -428,8 +409,6 @@ def run_compare(o: CompareOptions, *, progress: bool = False, log: Callable[[str
     stages: dict[str, dict[str, dict[str, Any]]] = {}
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(variants, desc="variants", unit="variant", file=sys.stderr)
         say = (lambda m: tqdm.write(m, file=sys.stderr)) if log else say
     for v in bar if bar is not None else variants:
@@ -489,8 +468,6 @@ def _log(message: str) -> None:
 
 
 def _main(argv: list[str] | None) -> int:
-    from seadeploy.reports.summary import format_summary
-
     a = _parser().parse_args(argv)
     o = CompareOptions(model=a.model, attn=_csv(a.attn), attn_args=tuple(a.attn_arg), dataset=a.dataset,
                        data_root=a.data_root, epochs=a.epochs, train_batch_size=a.train_batch_size, lr=a.lr,

@@ -36,6 +36,7 @@ from seadeploy.artifacts import (
     PARITY_JSON,
     PARITY_LAYERS_CSV,
     PARITY_NPZ,
+    PIPELINE_JSON,
     PRECISIONS,
     ModelSpec,
     atomic_path,
@@ -55,6 +56,7 @@ MANIFEST_VERSIONS = (1, 2)
 PARITY_VERSION = 2  # 2: "comparisons" rows with the rule; 1 wrote the same rows (readers accept both)
 LATENCY_VERSION = 1
 BUFFERS_VERSION = 1
+PIPELINE_VERSION = 1
 LAYER_BACKENDS = ("ort", "torch", "trt")
 
 #: Files each stage writes into a run folder (what ``compare`` clears before re-running that stage).
@@ -64,6 +66,7 @@ STAGE_FILES: dict[str, tuple[str, ...]] = {
     "latency": (LATENCY_CSV, LATENCY_JSON),
     "layers": (*(layers_csv(b) for b in LAYER_BACKENDS), LAYERS_SUMMARY),
     "buffers": (BUFFERS_JSON,),
+    "pipeline": (PIPELINE_JSON,),
 }
 
 
@@ -320,6 +323,20 @@ def read_buffers(run_dir: str | os.PathLike) -> dict[str, Any]:
     data = _read_json_obj(Path(run_dir) / BUFFERS_JSON, f"python -m seadeploy.profiling buffers {run_dir}")
     if "attention_buffer_elements" not in data.get("summary", data):
         raise InputError(f"{BUFFERS_JSON} has no attention_buffer_elements")
+    return data
+
+
+def write_pipeline(run_dir: str | os.PathLike, summary: dict[str, Any]) -> Path:
+    """``pipeline.json``: the streaming-accelerator timing summary (``profiling/pipeline.py``): ``fps``,
+    ``initiation_interval_cycles``, ``fill_latency_cycles``, ``fifo_elements``, ``hardware`` [, ...]."""
+    return write_json(Path(run_dir) / PIPELINE_JSON, {**summary, "format_version": PIPELINE_VERSION})
+
+
+def read_pipeline(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """``pipeline.json`` (InputError when missing, not JSON, or without ``fps``)."""
+    data = _read_json_obj(Path(run_dir) / PIPELINE_JSON, f"python -m seadeploy.profiling pipeline {run_dir}")
+    if "fps" not in data:
+        raise InputError(f"{PIPELINE_JSON} has no fps")
     return data
 
 

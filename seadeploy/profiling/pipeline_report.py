@@ -29,7 +29,6 @@ from seadeploy.profiling.pipeline import (
 from seadeploy.profiling.simulate import SimResult, simulate
 from seadeploy.profiling.summaries import model_onnx
 
-PIPELINE_JSON = "pipeline.json"  # written into a run folder by compare's pipeline stage
 SWEEP_COLUMNS = ["tile", "attention_buffer_elements", "fifo_elements", "fifo_bytes", "fps",
                  "initiation_interval_cycles", "fill_latency_cycles", "frame_latency_cycles", "bottleneck"]
 

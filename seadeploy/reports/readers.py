@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from safetensors import SafetensorError, safe_open
 
 from seadeploy import artifacts as A
 from seadeploy import runfolder
@@ -66,7 +67,6 @@ def read_run_info(run: Path) -> tuple[dict[str, Any], str | None]:
         if manifest is None:
             return {}, f"no {A.CHECKPOINT} or {A.MANIFEST} (train and export it: {_HINT.format(stage='train', run=run)})"
         return _spec_info(manifest.spec) | {"dataset": manifest.dataset}, f"no {A.CHECKPOINT}: accuracy not measured"
-    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="numpy") as f:
@@ -96,6 +96,18 @@ def _is_param(key: str) -> bool:
 def _spec_info(spec: A.ModelSpec) -> dict[str, Any]:
     kw = ", ".join(f"{k}={v}" for k, v in spec.attn_kwargs.items())
     return {"model": spec.model, "attn": spec.attn or "none", "attn_kwargs": kw, "input_size": spec.input_size}
+
+
+def read_pipeline(run: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """``pipeline.json`` → one row: the streaming-accelerator timing and its hardware description."""
+    data, why = _read(runfolder.read_pipeline, run)
+    if data is None:
+        return None, why
+    hw = data.get("hardware") or {}
+    row = {k: v for k, v in data.items() if not isinstance(v, dict | list)}
+    row.update({"macs_per_cycle": hw.get("macs_per_cycle"), "clock_mhz": hw.get("clock_mhz"),
+                "folding": hw.get("folding")})
+    return pd.DataFrame([row]), None
 
 
 def read_training(run: Path) -> tuple[pd.DataFrame | None, str | None]:

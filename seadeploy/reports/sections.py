@@ -7,9 +7,6 @@ question: what does tiled vs global squeeze cost and buy here?
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 
 from seadeploy.reports import plots, tables
@@ -293,24 +290,22 @@ STREAMING_COLUMNS = {"fps": "FPS", "initiation_interval_cycles": "II (cycles)", 
 def streaming_section(study: StudyData) -> Section:
     """Streaming accelerator (profiling/pipeline.py): each run's pipeline.json, written by compare's pipeline stage."""
     s = Section("Streaming accelerator: pipeline timing", anchor="streaming")
-    rows = []
-    for run in ([] if study.runs.empty else study.runs.to_dict("records")):
-        path = Path(str(run.get("run_dir", ""))) / "pipeline.json"
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        row = {"variant": run["variant"], **{k: data.get(k) for k in STREAMING_COLUMNS}}
-        if run.get("accuracy") is not None:
-            row["accuracy"] = run["accuracy"]
-        rows.append(row)
-    if not rows:
+    if study.pipeline.empty:
         s.missing = "the pipeline stage was not run (python -m seadeploy.profiling pipeline RUN_DIR)"
         return s
-    s.items.append("Layer-pipelined dataflow accelerator, 4096 MACs/cycle spread over the layers by MACs, 200 MHz: "
-                   "a global squeeze cannot release its scale before the last row of the map, so each SE block "
+    frame = study.pipeline
+    cols = ["variant", *[c for c in STREAMING_COLUMNS if c in frame.columns]]
+    table = frame[cols].copy()
+    if not study.runs.empty and "accuracy" in study.runs:
+        table = table.merge(study.runs[["variant", "accuracy"]], on="variant", how="left")
+    first = frame.iloc[0]
+    mpc, mhz = pd.to_numeric(first.get("macs_per_cycle"), errors="coerce"), pd.to_numeric(first.get("clock_mhz"), errors="coerce")
+    budget = (f"per-layer folding from {first['folding']}" if isinstance(first.get("folding"), str)
+              else f"{_fmt(mpc, '.0f')} MACs/cycle spread over the layers by MACs")
+    s.items.append(f"Layer-pipelined dataflow accelerator, {budget}, {_fmt(mhz, '.0f')} MHz: a "
+                   "global squeeze cannot release its scale before the last row of the map, so each SE block "
                    "delays the first output row by about a frame and needs a FIFO of the whole map.")
-    s.items.append(Table(pd.DataFrame(rows), "Throughput, latency and FIFO storage per variant",
+    s.items.append(Table(table, "Throughput, latency and FIFO storage per variant",
                          {**STREAMING_COLUMNS, "accuracy": "test acc (%)"}))
     return s
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from seadeploy.reports import readers
 
-FRAMES = ("runs", "latency", "layers", "layer_gaps", "buffer_blocks", "buffer_totals", "parity", "training")
+FRAMES = ("runs", "latency", "layers", "layer_gaps", "buffer_blocks", "buffer_totals", "parity", "training", "pipeline")
 
 
 @dataclasses.dataclass
@@ -36,6 +36,7 @@ class StudyData:
     buffer_totals: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     parity: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     training: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    pipeline: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     notes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     warnings: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -90,6 +91,8 @@ def load_run(run_dir: str | Path, variant: str | None = None, study: StudyData |
         study.note("buffer_blocks", f"{name}: {why}")
     _append(study, "buffer_blocks", _with_variant(blocks, name))
     _append(study, "buffer_totals", _with_variant(totals, name))
+    pipeline, _ = readers.read_pipeline(run)  # optional: written only by compare's pipeline stage
+    _append(study, "pipeline", _with_variant(pipeline, name))
     return study
 
 

@@ -16,13 +16,16 @@ from typing import Any
 import pandas as pd
 
 from seadeploy.artifacts import library_versions, write_json, write_text
-from seadeploy.reports import tables
+from seadeploy.reports import tables, write_study_report
+from seadeploy.reports.render import format_value
+from seadeploy.reports.sections import answer_lines
 from seadeploy.reports.study import StudyData, load_study
 
 SUMMARY_CSV, SUMMARY_JSON = "summary.csv", "summary.json"
 #: Report frames a stage fills (a failed or skipped stage leaves them empty for that variant).
 STAGE_FRAMES = {"train": ("runs", "training"), "export": ("parity",), "validate": ("parity",),
-                "latency": ("latency",), "layers": ("layers",), "buffers": ("buffer_blocks",)}
+                "latency": ("latency",), "layers": ("layers",), "buffers": ("buffer_blocks",),
+                "pipeline": ("pipeline",)}
 PRINT_COLUMNS = {"variant": "variant", "accuracy": "acc %", "acc_ort_int8": "int8 acc %", "latency_ms": "latency ms",
                  "latency_x": "lat ×{b}", "attention_pct": "attn time %", "attention_buffer_elements": "attn buffer",
                  "attn_buffer_x": "buf ×{b}", "stages": "stages"}
@@ -89,8 +92,6 @@ def exit_code(stages: dict[str, dict[str, dict[str, Any]]]) -> int:
 def write_summary(variants: Sequence[Any], o: Any, stages: dict[str, dict[str, dict[str, Any]]],
                   wall_s: float) -> dict[str, Any]:
     """Load the variants' run folders, write report.html/.md and summary.csv/.json into ``o.out``."""
-    from seadeploy.reports import write_study_report
-
     study = load_study({v.name: v.run_dir for v in variants}, study_meta(variants, o, wall_s))
     apply_stage_notes(study, stages)
     paths = write_study_report(study, o.out)
@@ -115,9 +116,6 @@ def write_summary(variants: Sequence[Any], o: Any, stages: dict[str, dict[str, d
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The table printed at the end of a study, the answer in one line per variant, and where the report is."""
-    from seadeploy.reports.render import format_value
-    from seadeploy.reports.sections import answer_lines
-
     comp = pd.DataFrame(summary["variants"])
     base = summary.get("baseline") or "baseline"
     cols = [c for c in PRINT_COLUMNS if c in comp.columns]

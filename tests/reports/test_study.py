@@ -10,6 +10,7 @@ import pytest
 
 from seadeploy import runfolder
 from seadeploy.artifacts import Checkpoint, ModelSpec
+from seadeploy.models.build import build_model
 from seadeploy.parity import compare, default_rule
 from seadeploy.reports import load_run, load_study
 from seadeploy.reports.__main__ import main
@@ -23,7 +24,7 @@ from seadeploy.validate.report import ParityReport
 def _write_run(run, study: StudyData, variant: str) -> None:
     """A run folder written by the stages' own writers (seadeploy/runfolder.py), from the synthetic study frames."""
     spec = ModelSpec("resnet20_cifar", attn=variant, attn_kwargs={"tile": 2} if variant == "tse" else {})
-    model = spec.build()
+    model = build_model(spec)
     metrics = {"epoch": 2, "top1": 96.5, "best_top1": 97.0}
     Checkpoint(spec, model.state_dict(), dataset="digits", metrics=metrics).save(run / "checkpoint.safetensors")
     write_metrics_csv(run, study.training[study.training["variant"] == variant].drop(columns="variant")
@@ -50,8 +51,8 @@ def _write_run(run, study: StudyData, variant: str) -> None:
                                    labels=labels if k == "data" else None)
                            for p in ("fp32", "int8") for k in ("random", "data")], str(run))
     runfolder.write_parity(run, report.to_dict(), report.to_frame())
-    (run / "pipeline.json").write_text(json.dumps({"fps": 30.0, "initiation_interval_cycles": 6.6e6,
-                                                   "fill_latency_cycles": 2e7, "fifo_elements": 1000}))
+    runfolder.write_pipeline(run, {"fps": 30.0, "initiation_interval_cycles": 6.6e6, "fill_latency_cycles": 2e7,
+                                   "fifo_elements": 1000, "hardware": {"macs_per_cycle": 4096.0, "clock_mhz": 200.0}})
 
 
 def test_load_run_reads_every_stage_file(study, tmp_path):
@@ -75,8 +76,11 @@ def test_load_run_reads_every_stage_file(study, tmp_path):
     (tmp_path / "se" / "parity.csv").unlink()  # parity.json alone gives the same rows (its "comparisons")
     assert len(load_study({"se": tmp_path / "se"}).parity) == 4
     assert loaded.layer_gaps["gap_pct"].tolist() == [10.0, 10.0]
+    assert loaded.pipeline["variant"].tolist() == ["se", "tse"] and loaded.pipeline["fps"].tolist() == [30.0, 30.0]
     sections = build_sections(loaded)
     assert [s.anchor for s in sections if s.empty or any("not measured" in str(i) for i in s.items)] == []
+    streaming = next(s for s in sections if s.anchor == "streaming")  # the hardware is the one pipeline.json records
+    assert "4096 MACs/cycle" in str(streaming.items[0]) and "200 MHz" in str(streaming.items[0])
     layers = next(s for s in sections if s.anchor == "layers")
     gap = next(i for i in layers.items if isinstance(i, Table) and "gap_pct" in i.frame)
     assert "timed between the profiled runs" in gap.caption and gap.frame["run_sum_ms"].tolist() == [0.9, 0.9]
