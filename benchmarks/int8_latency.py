@@ -30,6 +30,7 @@ from seadeploy.data.samples import load_samples
 from seadeploy.export.checks import ort_session
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.export.precision import INT8_TARGETS, quantize_int8
+from seadeploy.models.build import load_model
 from seadeploy.profiling.timing import Candidate, interleave
 
 TARGET_RATIO, TARGET_AGREEMENT = 0.70, 0.99
@@ -50,7 +51,7 @@ def bench_run(run: Path, targets: list[str], batches: list[int], rounds: int, ca
     ckpt = Checkpoint.load(run)
     spec = ckpt.spec
     name = f"{spec.model} {spec.attn}"
-    fp32 = export_onnx(ckpt.build_model().eval(), folder / f"{run.name}.onnx", spec.input_shape)
+    fp32 = export_onnx(load_model(ckpt), folder / f"{run.name}.onnx", spec.input_shape)
     load = {"input_size": spec.input_size, "mean": ckpt.mean, "std": ckpt.std}
     calib, _ = load_samples(ckpt.dataset, calib_n, split="train", seed=1, **load)
     test, _ = load_samples(ckpt.dataset, eval_n, split="test", seed=0, **load)

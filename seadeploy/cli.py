@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from seadeploy.artifacts import json_safe
 from seadeploy.errors import ConfigError, SeadeployError
 
 STAGES = ("train", "export", "validate", "profiling", "compare", "models", "reports", "convert", "doctor")
@@ -158,19 +159,7 @@ def add_common_args(parser: argparse.ArgumentParser, out: bool = True) -> None:
 
 def print_json(obj: Any) -> None:
     """Print ``obj`` as JSON on stdout (NaN written as null)."""
-    print(json.dumps(_clean(obj), indent=2, default=str))
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
-        return _clean(obj.item())
-    return obj
+    print(json.dumps(json_safe(obj), indent=2, default=str))
 
 
 RESOURCE_EXIT = 2  # disk full / out of memory: the input asked for more than this machine has (docs/promises.md)

@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from seadeploy import cli
-from seadeploy.artifacts import CHECKPOINT, check_out_folder
+from seadeploy.artifacts import CHECKPOINT, PRECISIONS, check_out_folder
 from seadeploy.backends import backend_class
 from seadeploy.cli import (
     ArgumentParser,
@@ -47,6 +47,7 @@ from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
 from seadeploy.models.attention import ATTENTION, list_attention
 from seadeploy.models.source import ModelSource, is_external
+from seadeploy.models.zoo import create_model
 from seadeploy.profiling.latency import benchmark_latency
 from seadeploy.profiling.layers import profile_layers
 from seadeploy.profiling.pipeline_report import hardware_from, load_graph, run_pipeline
@@ -109,7 +110,7 @@ class CompareOptions:
     out: str = "runs/study"
     batches: tuple[int, ...] = (1, 8)
     backends: tuple[str, ...] = ("torch", "ort")
-    precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
+    precisions: tuple[str, ...] = PRECISIONS
     latency_precisions: tuple[str, ...] = ("fp32", "int8")
     threads: int | None = 1
     warmup_s: float = 0.2
@@ -134,8 +135,6 @@ class CompareOptions:
 
     def variants(self) -> list[Variant]:
         """The variants with their attention kwargs (raises ``ConfigError`` for bad names or options)."""
-        from seadeploy.models import create_model, list_attention
-
         if is_external(self.model):
             return self._source_variants()
         names = [a.strip() for a in self.attn if a.strip()]

@@ -5,14 +5,17 @@ from __future__ import annotations
 import importlib.util
 import os
 
+from seadeploy.export.onnx_export import export_onnx
+from tests.profiling.conftest import make_run
+
 # Under load, OpenMP threads that spin-wait slow small CPU models down many times; sleep instead.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from tests.fixtures.tiny import INPUT_SHAPE, make_tiny_net  # noqa: E402
+from tests.fixtures.tiny import INPUT_SHAPE, make_tiny_net
 
 
 def _has_gpu() -> bool:
@@ -62,8 +65,6 @@ def tiny_net():
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory, tiny_net):
     """``tiny_net`` exported once per session (dynamic batch, input ``x`` (N, 3, 16, 16), output ``logits``)."""
-    from seadeploy.export.onnx_export import export_onnx  # the exporter's imports are heavy: only when needed
-
     return export_onnx(tiny_net, tmp_path_factory.mktemp("tiny") / "model.onnx", INPUT_SHAPE)
 
 
@@ -79,6 +80,4 @@ def run_dir(tmp_path):
 def tiny_run(tmp_path_factory):
     """A run folder like export writes (resnet20_cifar + SE checkpoint, model.onnx, manifest.json), built once per
     session for the profiling and backend-contract tests (:func:`tests.profiling.conftest.make_run`)."""
-    from tests.profiling.conftest import make_run
-
     return make_run(tmp_path_factory.mktemp("profiling") / "run")

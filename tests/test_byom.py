@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
+from safetensors.torch import save_file
 
 from seadeploy.convert.__main__ import main as convert_main
-from seadeploy.convert.onnx_rewrite import find_blocks, se_to_tse_onnx
+from seadeploy.convert.onnx_rewrite import find_blocks, load_onnx_file, se_to_tse_onnx
 from seadeploy.convert.torch_rewrite import find_se_modules, se_to_tse_structural, tse_to_se_structural
 from seadeploy.errors import InputError
+from seadeploy.export.onnx_export import export_onnx
 from seadeploy.models.attention.pooling import tile_broadcast, tile_mean
+from seadeploy.models.build import build_model
+from seadeploy.models.onnx_source import OnnxFile, onnx_argument, static_batch
 from seadeploy.models.source import ModelSource
 
 FIXTURE = Path(__file__).parent / "fixtures" / "user_model.py"
@@ -32,12 +38,10 @@ def test_source_records_and_rebuilds_from_spec(tmp_path):
     spec = src.spec()
     assert spec.model == f"{FIXTURE.resolve()}:build" and spec.model_kwargs == {"width": 4}
     assert spec.num_classes == 10 and spec.input_size == 32
-    assert list(spec.build().state_dict()) == list(net.state_dict())
+    assert list(build_model(spec).state_dict()) == list(net.state_dict())
 
 
 def test_weights_safetensors_and_torch_and_mismatch(tmp_path):
-    from safetensors.torch import save_file
-
     net = _net()
     state = {k: v + 1 for k, v in net.state_dict().items()}
     save_file(state, str(tmp_path / "w.safetensors"))
@@ -60,7 +64,6 @@ def test_bad_factories_are_one_line_errors(factory, message, tmp_path, capsys):
     code = convert_main(["--model", f"{FIXTURE}:{factory}", "--to", "tse", "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
-    import re
 
     assert re.search(message, err), err
     assert not out.exists()
@@ -105,8 +108,6 @@ def test_torch_route_matches_the_tse_definition_with_edge_tiles():
 
 
 def _export(net, path):
-    from seadeploy.export.onnx_export import export_onnx
-
     export_onnx(net, path, (3, 32, 32), dynamic_batch=False, example_batch=1)
     return onnx.load(str(path))
 
@@ -119,8 +120,6 @@ def exported(tmp_path_factory):
 
 @pytest.mark.parametrize("tile", [16, 3, [5, 3]])
 def test_onnx_route_equals_torch_route(tile, exported):
-    import onnxruntime as ort
-
     net, graph = exported
     assert [b.convertible for b in find_blocks(graph)] == [True] * 3
     new, records = se_to_tse_onnx(graph, tile)
@@ -144,8 +143,6 @@ def test_convert_onnx_without_attention_is_one_line_exit_2(tmp_path, capsys):
 
 
 def _tiny_onnx(path: Path, external: str | None = None) -> Path:
-    from onnx import numpy_helper
-
     w = numpy_helper.from_array(np.ones((3, 3, 1, 1), np.float32), "w")
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 3, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 3, 8, 8])
@@ -160,8 +157,6 @@ def _tiny_onnx(path: Path, external: str | None = None) -> Path:
 
 
 def test_external_data_only_inside_the_model_folder(tmp_path):
-    from seadeploy.convert.onnx_rewrite import load_onnx_file
-
     ok = _tiny_onnx(tmp_path / "m" / "ok.onnx", external="ok.data")
     assert load_onnx_file(ok).graph.initializer[0].raw_data  # the sidecar was read
     bad = _tiny_onnx(tmp_path / "m" / "bad.onnx", external="bad.data")
@@ -176,8 +171,6 @@ def test_external_data_only_inside_the_model_folder(tmp_path):
 
 
 def test_file_and_folder_mixups(tmp_path):
-    from seadeploy.models.onnx_source import OnnxFile, onnx_argument, static_batch
-
     f = _tiny_onnx(tmp_path / "run" / "model.onnx")
     assert onnx_argument(str(f), None) == (None, str(f))  # a file where a folder is expected
     assert onnx_argument(None, str(f.parent)) == (str(f.parent), None)  # a run folder given as --onnx

@@ -92,7 +92,7 @@ def test_compare_end_to_end_tiny(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert code == summary["exit_code"]
     stages = summary["stages"]
-    assert {s: i["status"] for s, i in stages["se"].items()} == {s: "ok" for s in compare.STAGES}
+    assert {s: i["status"] for s, i in stages["se"].items()} == dict.fromkeys(compare.STAGES, "ok")
     assert all(stages["tse"][s]["status"] in ("ok", "partial") for s in compare.STAGES)
     _check_study_outputs(out, summary, ["se", "tse"])
     rows = {r["variant"]: r for r in summary["variants"]}
@@ -128,7 +128,7 @@ class _Comparison:
 ])
 def test_validate_fails_on_fp32_and_warns_on_lower_precisions(failing, strict, outcome, tmp_path, monkeypatch):
     class Report:
-        comparisons = [_Comparison(p, [failing[p]] if p in failing else []) for p in ("fp32", "fp16", "int8")]
+        comparisons = [_Comparison(p, [failing[p]] if p in failing else []) for p in ("fp32", "fp16", "int8")]  # noqa: RUF012  a stand-in report, read only
 
     monkeypatch.setattr(compare, "validate_run", lambda *a, **k: Report())
     for stage in compare.STAGES:

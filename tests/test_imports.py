@@ -1,9 +1,10 @@
 """The package's import graph: no cycles between seadeploy's own modules (issue 12 item 4).
 
 Every ``import``/``from ... import`` of a ``seadeploy`` module counts, wherever it sits in the file (a
-function-level import only hides a cycle until the function runs). The implicit "a submodule's package
-``__init__`` runs first" is not an edge: a registry package importing its members at the top of its
-``__init__`` is the intended shape. Imports under ``if TYPE_CHECKING:`` (annotations only) do not count.
+function-level import only hides a cycle until the function runs). Importing ``pkg.sub`` from outside ``pkg``
+also runs ``pkg/__init__`` first, so that is an edge too; inside ``pkg`` it is not (a registry package importing
+its members at the top of its ``__init__`` is the intended shape). Imports under ``if TYPE_CHECKING:``
+(annotations only) do not count.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def import_graph() -> dict[str, set[str]]:
                 deps |= subs
                 if len(subs) < len(node.names):  # a name defined in the module itself (not a submodule)
                     deps.add(node.module)
+        # pkg.sub imported from outside pkg: pkg/__init__ runs first
+        parents = {".".join(d.split(".")[:i]) for d in deps for i in range(2, d.count(".") + 1)}
+        deps |= {p for p in parents if p in mods and not (name == p or name.startswith(p + "."))}
         graph[name] = deps - {name}
     return graph
 

@@ -34,6 +34,7 @@ from seadeploy import artifacts
 from seadeploy.artifacts import Checkpoint
 from seadeploy.backends.base import BACKENDS, Backend, TensorSpec, check_feed
 from seadeploy.errors import BackendUnavailable, ConfigError
+from seadeploy.models.build import load_model
 
 CUDA_HINT = ("install a CUDA build of PyTorch (https://pytorch.org/get-started/locally/) on a machine with an "
              "NVIDIA GPU and driver")
@@ -74,7 +75,7 @@ class TorchBackend(Backend):
             model, ckpt_shape = source, None
         elif isinstance(source, str | os.PathLike):
             ckpt = Checkpoint.load(Path(source))
-            model, ckpt_shape = ckpt.build_model(), ckpt.spec.input_shape
+            model, ckpt_shape = load_model(ckpt), ckpt.spec.input_shape
         else:
             raise ConfigError(f"torch backend runs an nn.Module or a run folder, got {type(source).__name__}")
         self.model = model.eval().to(self.device)

@@ -30,9 +30,9 @@ import torch
 from seadeploy import artifacts
 from seadeploy.artifacts import PRECISIONS
 from seadeploy.backends.base import BACKENDS, Backend, TensorSpec, check_feed, run_file
+from seadeploy.backends.trt_stages import stage_call
 from seadeploy.backends.trt_support import TRT_HINT, DtypeMap, dtype_map, import_tensorrt, logger
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
-from seadeploy.profiling.trt_timing import stage_call
 
 __all__ = ["TRT_HINT", "TrtBackend", "import_tensorrt"]
 

@@ -15,7 +15,7 @@ import sys
 from seadeploy import cli
 from seadeploy.convert.stage import ConvertOptions, format_report, run_convert
 from seadeploy.errors import ConfigError
-from seadeploy.models.source import ModelSource, _floats
+from seadeploy.models.source import ModelSource, parse_floats
 
 
 def _tile(values: list[str]) -> object:
@@ -55,7 +55,7 @@ def _main(argv: list[str] | None) -> int:
         a.onnx, a.run_dir = a.run_dir, None  # a file where a folder is expected: it is an ONNX file
     opts = ConvertOptions(to=a.to, tile=_tile(a.tile), dataset=a.dataset, data_root=a.data_root, samples=a.samples,
                           latency_rounds=a.latency_rounds, latency_runs=a.latency_runs,
-                          mean=_floats(a.mean, "--mean"), std=_floats(a.std, "--std"))
+                          mean=parse_floats(a.mean, "--mean"), std=parse_floats(a.std, "--std"))
     source = ModelSource.from_args(a) if a.model else a.run_dir
     report = run_convert(source, a.onnx, a.out, opts)
     cli.print_json(report) if a.json else print(format_report(report))

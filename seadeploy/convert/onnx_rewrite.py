@@ -29,6 +29,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 from onnx import helper, numpy_helper
+from onnx.external_data_helper import load_external_data_for_model
 
 from seadeploy.convert.torch_rewrite import stage_tiles
 from seadeploy.errors import InputError
@@ -353,7 +354,5 @@ def load_onnx_file(path: str | Path) -> onnx.ModelProto:
             if not target.is_file():
                 raise InputError(f"'{p}': external data file '{loc}' of tensor '{t.name}' is missing")
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-        from onnx.external_data_helper import load_external_data_for_model
-
         load_external_data_for_model(model, str(folder))
     return model

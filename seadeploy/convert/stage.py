@@ -30,9 +30,16 @@ from seadeploy import artifacts
 from seadeploy.artifacts import CHECKPOINT, Checkpoint
 from seadeploy.convert.onnx_rewrite import load_onnx_file, se_to_tse_onnx
 from seadeploy.convert.torch_rewrite import se_to_tse_structural, tiled_blocks, tse_to_se_structural
+from seadeploy.data import get_dataset
 from seadeploy.data.base import HALF, IMAGENET_STATS
+from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError
+from seadeploy.export.onnx_export import export_onnx
+from seadeploy.models import convert as zoo
+from seadeploy.models.build import load_model
+from seadeploy.models.onnx_source import rebatch_to_one
 from seadeploy.models.source import ModelSource, is_external
+from seadeploy.profiling.dataflow import analyse_buffers
 
 CONVERT_JSON = "convert.json"
 
@@ -74,7 +81,7 @@ def onnx_macs(model: onnx.ModelProto) -> int:
 
 
 def _session(model: onnx.ModelProto):
-    import onnxruntime as ort
+    import onnxruntime as ort  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -117,7 +124,6 @@ def latency_pair(before: onnx.ModelProto, after: onnx.ModelProto, rounds: int, r
 def _accuracy(models: list[onnx.ModelProto], opts: ConvertOptions, size: int, mean, std) -> list[float | None]:
     if not opts.dataset:
         return [None] * len(models)
-    from seadeploy.data.samples import load_samples
 
     x, y = load_samples(opts.dataset, opts.samples, input_size=size, mean=mean, std=std, root=opts.data_root)
     if y is None:
@@ -134,9 +140,6 @@ def _accuracy(models: list[onnx.ModelProto], opts: ConvertOptions, size: int, me
 
 def _buffers(model: onnx.ModelProto):
     """The buffer model (per image: a fixed batch is first made 1, models/onnx_source.py)."""
-    from seadeploy.models.onnx_source import rebatch_to_one
-    from seadeploy.profiling.dataflow import analyse_buffers
-
     if _input(model)[1][0] in (0, 1):
         return analyse_buffers(model)
     with tempfile.TemporaryDirectory(prefix="seadeploy-convert-") as tmp:
@@ -168,8 +171,6 @@ def figures(before: onnx.ModelProto, after: onnx.ModelProto, opts: ConvertOption
 
 # -------------------------------------------------------------------------------------------- routes
 def _export(net, size: int, folder: Path, name: str) -> onnx.ModelProto:
-    from seadeploy.export.onnx_export import export_onnx
-
     path = export_onnx(net.eval(), folder / name, (3, size, size), dynamic_batch=False, example_batch=1)
     return onnx.load(str(path))
 
@@ -181,10 +182,8 @@ def _tile_value(tile: Any) -> Any:
 def convert_torch(ckpt: Checkpoint, opts: ConvertOptions, work: Path) -> tuple[Checkpoint, onnx.ModelProto,
                                                                                onnx.ModelProto, list[dict]]:
     """PyTorch route: ``(converted checkpoint, before ONNX, after ONNX, block records)``."""
-    from seadeploy.models import convert as zoo
-
     spec = ckpt.spec
-    net = ckpt.build_model()
+    net = load_model(ckpt)
     size = spec.input_size
     if not is_external(spec.model):
         new = zoo.se_to_tse(net, tile=opts.tile) if opts.to == "tse" else zoo.tse_to_se(net)
@@ -211,7 +210,7 @@ def convert_torch(ckpt: Checkpoint, opts: ConvertOptions, work: Path) -> tuple[C
     out = Checkpoint(spec=new_spec, state_dict=state, mean=ckpt.mean, std=ckpt.std, dataset=ckpt.dataset,
                      extra={**ckpt.extra, "converted": {"to": opts.to, "tile": _tile_value(opts.tile),
                                                          "from_attn": spec.attn}})
-    out.build_model()  # the saved spec must rebuild these weights (raises InputError naming a misfit tensor)
+    load_model(out)  # the saved spec must rebuild these weights (raises InputError naming a misfit tensor)
     before = _export(net, size, work, "before.onnx")
     after = _export(new, size, work, "after.onnx")  # export_onnx gives a converted model the deployable lowering
     return out, before, after, records
@@ -220,8 +219,6 @@ def convert_torch(ckpt: Checkpoint, opts: ConvertOptions, work: Path) -> tuple[C
 def _normalisation(source: ModelSource, opts: ConvertOptions) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """--mean/--std, else the dataset's statistics, else ImageNet's for timm/torchvision and 0.5/0.5 otherwise."""
     if opts.dataset:
-        from seadeploy.data import get_dataset
-
         info = get_dataset(opts.dataset, split="test", root=opts.data_root).info
         mean, std = tuple(info.mean), tuple(info.std)
     else:
@@ -285,7 +282,7 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [f"{'block':40s} {'tile':>8s} {'attn buf before':>16s} {'after':>10s}"]
     for b in r["blocks"]:
         tile = "x".join(map(str, b["tile"])) if b.get("tile") else "-"
-        lines.append(f"{str(b.get('block') or b.get('pool')):40s} {tile:>8s} "
+        lines.append(f"{b.get('block') or b.get('pool')!s:40s} {tile:>8s} "
                      f"{b.get('attention_buffer_elements_before') or 0:>16,} {b.get('attention_buffer_elements_after') or 0:>10,}"
                      + (f"  ({b['reason']})" if b.get("reason") else ""))
     lines.append(f"{r['attention_blocks']} blocks; attention buffer {r['attention_buffer_elements_before']:,} → "

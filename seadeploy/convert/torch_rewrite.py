@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.models.attention.tse import parse_tile
 
 
 # ----------------------------------------------------------------------------------------------- detect
@@ -118,8 +119,7 @@ def find_se_modules(model: nn.Module, input_size: int) -> list[tuple[str, tuple[
                 hits.append((name, shape_in))
     finally:
         model.train(was)
-    kept = [(p, s) for p, s in hits if not any(q != p and q.startswith(p + ".") for q, _ in hits)]
-    return kept
+    return [(p, s) for p, s in hits if not any(q != p and q.startswith(p + ".") for q, _ in hits)]
 
 
 # ---------------------------------------------------------------------------------------------- rewrite
@@ -177,8 +177,6 @@ def _tiled_class(base: type) -> type:
 
 
 def _parse_tile(tile: Any) -> tuple[int, int]:
-    from seadeploy.models.attention.tse import parse_tile
-
     return parse_tile(tile)
 
 

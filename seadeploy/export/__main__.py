@@ -21,7 +21,7 @@ from seadeploy.export.lint import lint_onnx
 from seadeploy.export.pipeline import EVAL_BATCH, EVAL_SAMPLES, load_source, options_from_args, summary_lines
 from seadeploy.export.runner import export_model, export_run
 from seadeploy.models.onnx_source import export_onnx_file, onnx_argument, summary
-from seadeploy.models.source import _floats
+from seadeploy.models.source import parse_floats
 from seadeploy.parity import add_rule_args
 
 OPTIONS = [  # flag, type, default, help
@@ -74,7 +74,7 @@ def _export_onnx(a) -> int:
         raise ConfigError("--out RUN_DIR is required with --onnx FILE")
     precisions = [p.strip() for p in a.precision.split(",") if p.strip()]
     manifest = export_onnx_file(a.onnx, a.out, precisions, dataset=a.dataset, data_root=a.data_root,
-                                mean=_floats(a.mean, "--mean"), std=_floats(a.std, "--std"),
+                                mean=parse_floats(a.mean, "--mean"), std=parse_floats(a.std, "--std"),
                                 eval_samples=a.eval_samples, calib_samples=a.calib_samples,
                                 fp16_policy=a.fp16_policy, int8_target=a.int8_target or "ort-cpu",
                                 progress=progress_enabled(a.json))

@@ -25,12 +25,15 @@ import numpy as np
 import torch
 
 from seadeploy.artifacts import CHECKPOINT, MANIFEST, Checkpoint, ModelSpec, sha256, sweep_stale
+from seadeploy.cli import parse_kv_args
 from seadeploy.data import get_dataset
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError, ParityFailure
 from seadeploy.export import checks
 from seadeploy.export.lint import lint_onnx
 from seadeploy.export.precision import Fp16Policy, int8_target
+from seadeploy.models import model_defaults
+from seadeploy.models.build import build_model, load_model, resolve_spec
 from seadeploy.models.source import ModelSource
 from seadeploy.parity import PRECISIONS, RuleSet, any_rule_args, rules_from_args
 from seadeploy.runfolder import Manifest
@@ -108,7 +111,7 @@ def load_source(source: str | os.PathLike | None = None, *, spec: ModelSpec | No
         raise ConfigError("give exactly one of RUN_DIR, --checkpoint FILE or --model NAME")
     if source is not None:
         ckpt = Checkpoint.load(source)
-        ckpt.build_model()  # raises InputError naming the first tensor that does not fit
+        load_model(ckpt)  # raises InputError naming the first tensor that does not fit
         path = Path(source)
         return ckpt, path / CHECKPOINT if path.is_dir() else path
     dataset = dataset or DEFAULT_DATASET
@@ -118,7 +121,7 @@ def load_source(source: str | os.PathLike | None = None, *, spec: ModelSpec | No
     info = _dataset_info(dataset, spec.input_size, data_root)
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG stream is left as it was
         torch.manual_seed(int(seed))
-        model = spec.build().eval()
+        model = build_model(spec).eval()
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return Checkpoint(spec=spec, state_dict=state, mean=tuple(info.mean), std=tuple(info.std), dataset=dataset,
                       extra={"weights": f"random initialisation, seed {int(seed)} (exported from flags)",
@@ -202,7 +205,7 @@ def lint_check(path: Path) -> dict[str, Any]:
     warnings = sum(1 for f in report.findings if f.severity == "warning")
     first = f"; first: {report.findings[0].rule} at {report.findings[0].node}" if report.findings else ""
     return checks.Check("lint", path.name, bool(report), f"{errors} errors, {warnings} warnings{first}",
-                        {"findings": [dict(rule=f.rule, severity=f.severity, node=f.node) for f in report.findings]}
+                        {"findings": [{"rule": f.rule, "severity": f.severity, "node": f.node} for f in report.findings]}
                         ).to_dict()
 
 
@@ -214,8 +217,6 @@ def file_entry(path: Path, precision: str, parity: dict[str, Any], **extra: Any)
 
 def options_from_args(a: Any, progress: bool = False) -> tuple[str | None, ModelSpec | None, ExportOptions]:
     """Turn parsed ``python -m seadeploy.export`` arguments into (source, spec, options); one source required."""
-    from seadeploy.cli import parse_kv_args
-
     sources = [s for s in (a.source, a.checkpoint, a.model) if s]
     if len(sources) != 1:
         raise ConfigError("give exactly one of RUN_DIR, --checkpoint FILE or --model NAME (see --help)")
@@ -226,11 +227,10 @@ def options_from_args(a: Any, progress: bool = False) -> tuple[str | None, Model
                     or getattr(a, "mean", None) or getattr(a, "std", None)):
         spec = ModelSource.from_args(a)  # a user's model / weights (models/source.py)
     elif a.model:
-        from seadeploy.models import model_defaults
-
         d = model_defaults(a.model)
-        spec = ModelSpec(a.model, attn=a.attn or d.default_attn, attn_kwargs=parse_kv_args(a.attn_arg),
-                         num_classes=a.num_classes or d.num_classes, input_size=a.input_size or d.input_size)
+        spec = resolve_spec(ModelSpec(a.model, attn=a.attn or d.default_attn, attn_kwargs=parse_kv_args(a.attn_arg),
+                                      num_classes=a.num_classes or d.num_classes,
+                                      input_size=a.input_size or d.input_size))
     opts = ExportOptions(precisions=tuple(p.strip() for p in a.precision.split(",") if p.strip()), opset=a.opset,
                          batch=a.batch, dynamic_batch=a.dynamic_batch, max_batch=a.max_batch, simplify=a.simplify,
                          dataset=a.dataset, data_root=a.data_root, calib_samples=a.calib_samples,

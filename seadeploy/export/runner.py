@@ -30,6 +30,7 @@ from seadeploy.export.manifest import new_manifest
 from seadeploy.export.onnx_export import export_onnx, restore_modules
 from seadeploy.export.pipeline import ExportOptions, file_entry, lint_check
 from seadeploy.export.trt_engine import EngineConfig, build_engine, require_tensorrt
+from seadeploy.models.build import load_model
 from seadeploy.parity import RuleSet, compare_backend, infer_batches, is_trained
 from seadeploy.runfolder import Manifest, write_manifest
 
@@ -52,7 +53,7 @@ def export_run(ckpt: Checkpoint, out: str | Path, opts: ExportOptions, source_fi
                             dynamic_batch=opts.dynamic_batch, batch=opts.batch, seed=seed,
                             weights=ckpt.extra.get("weights"))
     rules = (opts.rules or RuleSet()).for_model(is_trained(ckpt.metrics))
-    model = ckpt.build_model()
+    model = load_model(ckpt)
     with pipeline.staging(out) as stage:
         names = _checkpoint(ckpt, stage, out, source_file, manifest)
         files = {"fp32": _fp32(model, ckpt, stage, opts, manifest)}

@@ -25,6 +25,7 @@ from seadeploy.artifacts import ModelSpec, load_state_checked
 from seadeploy.errors import ConfigError
 from seadeploy.models.attention.base import is_attention
 from seadeploy.models.attention.se import bn_form
+from seadeploy.models.build import build_model
 
 
 def attention_paths(model: nn.Module) -> list[str]:
@@ -37,14 +38,14 @@ def _spec(model: nn.Module) -> ModelSpec:
     if not isinstance(spec, ModelSpec):
         raise ConfigError(
             "the model has no .spec; build it with seadeploy.models.create_model or "
-            "Checkpoint.build_model() so it can be converted"
+            "seadeploy.models.load_model() so it can be converted"
         )
     return spec
 
 
 def _rebuild(model: nn.Module, spec: ModelSpec) -> nn.Module:
     """Build ``spec`` and load ``model``'s weights, reshaping FC ↔ 1×1-conv weights of the attention MLPs."""
-    new = spec.build()
+    new = build_model(spec)
     target = new.state_dict()
     state: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
@@ -107,7 +108,7 @@ def swap_attention(receiver: nn.Module, donor: nn.Module, donor_train_mode: bool
 
     Returns:
         The new model; its ``spec`` is the receiver's backbone with the donor's attention, so its weights
-        fit ``spec.build()`` (train-mode locking is not part of a spec).
+        fit ``build_model(spec)`` (train-mode locking is not part of a spec).
 
     Raises:
         ConfigError: the two models do not have attention at the same module paths.

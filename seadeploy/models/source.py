@@ -12,7 +12,7 @@ plus ``--weights FILE`` (safetensors, or a PyTorch state dict read with ``torch.
 ``--input-size``, ``--num-classes``, ``--mean``/``--std``. A non-zoo source is recorded in the
 :class:`~seadeploy.artifacts.ModelSpec` (``model`` = the source string with an absolute file path,
 ``model_kwargs`` = the factory arguments, ``attn="tse"`` + ``attn_kwargs={"tile": ...}`` after ``convert``),
-so ``ModelSpec.build()`` — and every later stage — rebuilds it from the run folder alone; the weights'
+so ``seadeploy.models.build_model(spec)`` — and every later stage — rebuilds it from the run folder alone; the weights'
 SHA-256 goes into the checkpoint's ``extra["source"]``.
 """
 
@@ -29,11 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 from seadeploy.artifacts import Checkpoint, ModelSpec, load_state_checked, sha256
+from seadeploy.cli import parse_kv_args
 from seadeploy.convert.torch_rewrite import se_to_tse_structural
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
+from seadeploy.models.zoo import create_model, model_defaults
 
 LIBRARIES = {"timm": "pip install timm (it needs a torchvision-compatible PyTorch; CPU wheels of torchvision "
                      "may not import)",
@@ -146,7 +150,7 @@ def call_factory(model: str, kwargs: dict[str, Any]) -> nn.Module:
 
 
 def build_external(spec: ModelSpec) -> nn.Module:
-    """``ModelSpec.build()`` for a non-zoo source: factory(**model_kwargs), then the recorded conversion."""
+    """``seadeploy.models.build_model(spec)`` for a non-zoo source: factory(**model_kwargs), then the recorded conversion."""
     net = call_factory(spec.model, dict(spec.model_kwargs))
     if spec.attn == "tse":
         net = se_to_tse_structural(net, tile=spec.attn_kwargs.get("tile", 7), input_size=spec.input_size,
@@ -168,9 +172,6 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if not p.is_file():
         raise InputError(f"--weights '{p}' does not exist")
     if p.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         try:
             return load_file(str(p))
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -190,7 +191,7 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+def parse_floats(text: str | None, flag: str) -> tuple[float, ...] | None:
     if text is None:
         return None
     try:
@@ -238,12 +239,10 @@ class ModelSource:
     @classmethod
     def from_args(cls, a: Any) -> ModelSource:
         """From parsed flags of :func:`seadeploy.cli.add_model_args`."""
-        from seadeploy.cli import parse_kv_args  # cli imports nothing of models; kept local to stay import-light
-
         return cls(model=a.model, attn=a.attn, attn_kwargs=parse_kv_args(getattr(a, "attn_arg", None)),
                    model_kwargs=parse_kv_args(getattr(a, "model_arg", None), flag="--model-arg"),
                    weights=getattr(a, "weights", None), input_size=a.input_size, num_classes=a.num_classes,
-                   mean=_floats(getattr(a, "mean", None), "--mean"), std=_floats(getattr(a, "std", None), "--std"))
+                   mean=parse_floats(getattr(a, "mean", None), "--mean"), std=parse_floats(getattr(a, "std", None), "--std"))
 
     # -- building
     def _raw(self) -> nn.Module:
@@ -267,8 +266,6 @@ class ModelSource:
         if self._net is not None:
             return self._net
         if not self.external:
-            from seadeploy.models import create_model, model_defaults
-
             d = model_defaults(self.model)
             net = create_model(self.model, attn=self.attn, attn_kwargs=dict(self.attn_kwargs),
                                num_classes=self.num_classes or d.num_classes, input_size=self.input_size or d.input_size)

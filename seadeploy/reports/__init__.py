@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seadeploy.reports.render import write_report
+from seadeploy.reports.sections import build_sections
 from seadeploy.reports.study import StudyData, load_run, load_study
 
 
 def write_study_report(study: StudyData, out_dir: str | Path, title: str | None = None) -> dict[str, Path]:
     """Build every section from ``study`` and write ``report.html``, ``report.md`` and ``figures/`` into ``out_dir``."""
-    from seadeploy.reports.render import write_report
-    from seadeploy.reports.sections import build_sections
-
     m = study.meta
     title = title or f"seadeploy study: {m.get('model', 'model')} on {m.get('dataset', 'data')} — tiled vs global squeeze"
     subtitle = f"variants: {', '.join(study.variants) or 'none'}"

@@ -12,7 +12,7 @@ from pathlib import Path
 from seadeploy import artifacts as A
 from seadeploy.cli import ArgumentParser, print_json, run_main
 from seadeploy.errors import ConfigError, InputError
-from seadeploy.reports import readers
+from seadeploy.reports import load_study, readers, write_study_report
 
 
 def _parser() -> ArgumentParser:
@@ -42,8 +42,6 @@ def check_readable(dirs: list[Path]) -> None:
 
 
 def _main(argv: list[str] | None) -> int:
-    from seadeploy.reports import load_study, write_study_report
-
     a = _parser().parse_args(argv)
     dirs = [Path(d) for d in a.run_dirs]
     missing = [str(d) for d in dirs if not d.is_dir()]

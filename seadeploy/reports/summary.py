@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from seadeploy.artifacts import library_versions, write_json, write_text
+from seadeploy.data import get_dataset
 from seadeploy.reports import tables, write_study_report
 from seadeploy.reports.render import format_value
 from seadeploy.reports.sections import answer_lines
@@ -33,8 +34,6 @@ PRINT_COLUMNS = {"variant": "variant", "accuracy": "acc %", "acc_ort_int8": "int
 
 def _test_samples(o: Any) -> int | None:
     try:
-        from seadeploy.data import get_dataset
-
         n = len(get_dataset(o.dataset, split="test", root=o.data_root))
     except Exception:  # noqa: BLE001 - only a caption in the report; the stages report data errors themselves
         return None

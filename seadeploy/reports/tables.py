@@ -137,7 +137,7 @@ def latency_table(latency: pd.DataFrame | None, baseline: str = "se") -> pd.Data
     df = df.sort_values(["backend", "precision", "batch"], kind="stable")
     df = df.sort_values("variant", key=lambda s: s.map(order), kind="stable")
     extra = [c for c in ("ratio_clock",) if c in df]
-    return df[keep + ["ms_per_sample", "throughput", "ratio", "ratio_low", "ratio_high", "difference", *extra]
+    return df[[*keep, "ms_per_sample", "throughput", "ratio", "ratio_low", "ratio_high", "difference", *extra]
               ].reset_index(drop=True)
 
 
@@ -242,7 +242,7 @@ def layer_gap_table(layers: pd.DataFrame | None, latency: pd.DataFrame | None) -
     agg = agg.reset_index()
     agg["batch"] = agg["batch"].astype(int)
     if not _empty(latency, *keys, "median_ms"):
-        lat = latency[keys + ["median_ms"]].copy()
+        lat = latency[[*keys, "median_ms"]].copy()
         lat["batch"] = lat["batch"].astype(int)
         agg = agg.merge(lat.drop_duplicates(keys, keep="last"), on=keys, how="left")
     else:

@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import torch
 
 from seadeploy import cli
+from seadeploy.artifacts import CHECKPOINT, Checkpoint
 from seadeploy.errors import ConfigError
 from seadeploy.train import CONVERSIONS, evaluate_run, list_recipes, make_config, resume_config, train
 from seadeploy.train.recipes import add_config_args
@@ -53,10 +55,6 @@ def _train(argv: list[str]) -> int:
 
 def _model_from_checkpoint(args: dict) -> None:
     """Fill --model/--attn/--model-arg/--input-size from a seadeploy checkpoint given as --weights."""
-    from pathlib import Path
-
-    from seadeploy.artifacts import CHECKPOINT, Checkpoint
-
     path = Path(args["weights"])
     path = path / CHECKPOINT if path.is_dir() else path
     spec = Checkpoint.load(path).spec

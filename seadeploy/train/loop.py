@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from seadeploy.artifacts import (
     CHECKPOINT,
@@ -148,8 +149,6 @@ class _Trainer:
                            self.spec.to_dict())
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
-        from tqdm.auto import tqdm
-
         self.model.train()
         self.data.train_tf.train()
         sums = torch.zeros(3, dtype=torch.float64, device=self.ctx.device)  # loss sum, correct, samples

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import math
 import types
 import typing
 from typing import Any
 
+from seadeploy.artifacts import check_input_size
 from seadeploy.cli import finite_float
 from seadeploy.errors import ConfigError
+from seadeploy.models import model_defaults
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULERS = ("constant", "multistep", "cosine", "cosine_restarts")
@@ -140,8 +143,6 @@ def make_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
     """
     name = recipe or "digits"
     if name not in RECIPES:
-        import difflib
-
         close = difflib.get_close_matches(name, list(RECIPES), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise ConfigError(f"unknown recipe '{name}'.{hint} Valid choices: {', '.join(list_recipes())}")
@@ -187,9 +188,6 @@ def check_config_types(cfg: TrainConfig) -> None:
 
 def validate_config(cfg: TrainConfig) -> None:
     """Raise ``ConfigError`` for values no run can use (wrong types first, then ranges)."""
-    from seadeploy.artifacts import check_input_size
-    from seadeploy.models import model_defaults
-
     check_config_types(cfg)
     if cfg.input_size is not None and ":" not in cfg.model:  # a model source (models/source.py) checks its own size
         check_input_size(cfg.model, cfg.input_size, model_defaults(cfg.model).input_size)

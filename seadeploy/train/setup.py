@@ -14,6 +14,9 @@ from seadeploy.data import get_dataset
 from seadeploy.data.augment import BatchTransform
 from seadeploy.data.base import HALF, IMAGENET_STATS, ImageDataset
 from seadeploy.errors import ConfigError, InputError, SeadeployError
+from seadeploy.models import model_defaults
+from seadeploy.models.build import build_model as build_spec_model  # this module's build_model also wraps DDP
+from seadeploy.models.build import resolve_spec
 from seadeploy.models.source import ModelSource, is_external, load_weights
 from seadeploy.train.distributed import DistContext
 from seadeploy.train.recipes import TrainConfig
@@ -58,8 +61,6 @@ def resolve_normalization(mode: str, dataset_mean: tuple, dataset_std: tuple) ->
 
 def load_data(cfg: TrainConfig, ctx: DistContext) -> RunData:
     """Load both splits, build the transforms, the sampler and the model spec."""
-    from seadeploy.models import model_defaults
-
     external = is_external(cfg.model)
     size = cfg.input_size or (None if external else model_defaults(cfg.model).input_size)
     if external and size is None:  # the model's own default (its input_size attribute / timm cfg / 224)
@@ -85,8 +86,8 @@ def load_data(cfg: TrainConfig, ctx: DistContext) -> RunData:
         spec = ModelSource(cfg.model, attn=cfg.attn, attn_kwargs=dict(cfg.attn_kwargs),
                            model_kwargs=dict(cfg.model_kwargs), input_size=size, num_classes=classes).spec()
     else:
-        spec = ModelSpec(model=cfg.model, attn=cfg.attn, attn_kwargs=dict(cfg.attn_kwargs), num_classes=classes,
-                         input_size=size, model_kwargs=dict(cfg.model_kwargs))
+        spec = resolve_spec(ModelSpec(model=cfg.model, attn=cfg.attn, attn_kwargs=dict(cfg.attn_kwargs),
+                                      num_classes=classes, input_size=size, model_kwargs=dict(cfg.model_kwargs)))
     data = RunData(train, test, train_tf, eval_tf, sampler, cfg.batch_size // ctx.world_size, spec, tuple(mean),
                    tuple(std))
     if data.steps_per_epoch < 1:
@@ -112,7 +113,7 @@ def _load_on_main_first(cfg: TrainConfig, ctx: DistContext, kw: dict) -> ImageDa
 
 def build_model(spec: ModelSpec, cfg: TrainConfig, ctx: DistContext) -> tuple[nn.Module, nn.Module]:
     """``(model_to_train, core)``: the DDP wrapper (or the model itself) and the plain module to save/evaluate."""
-    core = spec.build()
+    core = build_spec_model(spec)
     if cfg.weights:  # fine-tuning: start from these weights (a mismatch names the tensors)
         load_state_checked(core, load_weights(cfg.weights), source=f"--weights '{cfg.weights}'", hint=spec)
     core = core.to(ctx.device)

@@ -24,6 +24,8 @@ from seadeploy.artifacts import CHECKPOINT, Checkpoint, ModelSpec
 from seadeploy.data import get_dataset
 from seadeploy.data.augment import BatchTransform
 from seadeploy.errors import ConfigError
+from seadeploy.models import convert
+from seadeploy.models.build import load_model
 from seadeploy.train.evaluate import evaluate
 
 CONVERSIONS = ("se-to-tse", "tse-to-se", "swap")
@@ -83,8 +85,6 @@ def convert_model(model: nn.Module, conversion: str, attn_kwargs: dict[str, Any]
         ConfigError: unknown conversion, options it does not take, a missing donor, or attention that does
             not fit the conversion (raised by the converter).
     """
-    from seadeploy.models import convert
-
     kwargs = dict(attn_kwargs or {})
     allowed = {"se-to-tse": {"tile"}, "tse-to-se": set(), "swap": set()}.get(conversion)
     if allowed is None:
@@ -131,7 +131,7 @@ def evaluate_run(run_dir: str | os.PathLike, *, convert: str | None = None, dono
     ds = get_dataset(name, "test", root=data_root or ckpt.extra.get("data_root"),
                      input_size=ckpt.spec.input_size).subset(limit)
     tf = BatchTransform(ckpt.spec.input_size, ckpt.mean, ckpt.std).to(device).eval()
-    model = ckpt.build_model().to(device)
+    model = load_model(ckpt).to(device)
     before = evaluate(model, ds, tf, batch_size=batch_size, device=device)
     result = TransferResult(str(run_dir), name, before, ckpt.spec.to_dict(), max_drop=max_drop)
     if convert is None:
@@ -159,4 +159,4 @@ def _load_donor(donor: str | os.PathLike, spec: ModelSpec) -> nn.Module:
         raise ConfigError(f"--donor must have the same backbone: '{d.spec.model}' ({d.spec.num_classes} classes, "
                           f"{d.spec.input_size} px) vs '{spec.model}' ({spec.num_classes} classes, "
                           f"{spec.input_size} px)")
-    return d.build_model()
+    return load_model(d)

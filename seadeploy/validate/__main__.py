@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from seadeploy import runfolder
-from seadeploy.artifacts import CHECKPOINT, check_out_folder, onnx_name
-from seadeploy.backends import PRECISIONS
+from seadeploy.artifacts import CHECKPOINT, PRECISIONS, check_out_folder, onnx_name
 from seadeploy.cli import (
     ArgumentParser,
     device,
@@ -23,8 +23,12 @@ from seadeploy.cli import (
     run_main,
 )
 from seadeploy.errors import ConfigError
-from seadeploy.models.onnx_source import onnx_argument
+from seadeploy.models.onnx_source import export_onnx_file, onnx_argument, summary
+from seadeploy.models.source import parse_floats
 from seadeploy.parity import add_rule_args, rules_from_args
+from seadeploy.validate.junit import write_junit
+from seadeploy.validate.matrix import run_matrix
+from seadeploy.validate.parity import validate_run
 
 
 def _csv(text: str) -> list[str]:  # "ort, trt" → ["ort", "trt"]
@@ -76,18 +80,13 @@ def _parser(matrix: bool) -> ArgumentParser:
 
 def _validate_onnx(args) -> int:
     """``--onnx FILE``: lower to every requested precision and judge each against the fp32 file (models/onnx_source.py)."""
-    import tempfile
-
-    from seadeploy.models.onnx_source import export_onnx_file, summary
-    from seadeploy.models.source import _floats
-
     precisions = args.precision or ["fp16", "int8"]
     dataset = None if args.dataset == "none" else args.dataset
     with tempfile.TemporaryDirectory(prefix="seadeploy-validate-") as tmp:
         out = args.out or tmp
         manifest = export_onnx_file(args.onnx, out, ["fp32", *[p for p in precisions if p != "fp32"]],
-                                    dataset=dataset, data_root=args.data_root, mean=_floats(args.mean, "--mean"),
-                                    std=_floats(args.std, "--std"), eval_samples=args.samples or args.random or 32)
+                                    dataset=dataset, data_root=args.data_root, mean=parse_floats(args.mean, "--mean"),
+                                    std=parse_floats(args.std, "--std"), eval_samples=args.samples or args.random or 32)
         print_json(manifest) if args.json else print("\n".join(summary(manifest, args.out or "")))
     return 0
 
@@ -110,22 +109,16 @@ def _main(argv: list[str] | None) -> int:
         if not args.run_dir:
             raise ConfigError("give RUN_DIR (a folder written by export) or --onnx FILE")
     if matrix:
-        from seadeploy.validate.matrix import run_matrix
-
         report = run_matrix(models=args.models, attns=args.attn, precisions=args.precision, out_dir=args.out,
                             samples=args.samples, random=args.random, threads=args.threads,
                             calib_samples=args.calib_samples, jobs=args.jobs, log=log)
     else:
-        from seadeploy.validate.parity import validate_run
-
         report = validate_run(args.run_dir, backends=args.backends, precisions=args.precision, dataset=args.dataset,
                               samples=args.samples, random=args.random, batch=args.batch,
                               rules=rules_from_args(args), progress=log is not None, layerwise=args.layerwise,
                               device=args.device, threads=args.threads,
                               seed=args.seed, root=args.data_root, inputs=args.inputs, out_dir=args.out, log=log)
     if args.junit:
-        from seadeploy.validate.junit import write_junit
-
         write_junit(args.junit, report)
     print_json(report.to_dict()) if args.json else print(report.text())
     return 0 if report else 1

@@ -40,7 +40,7 @@ def write_junit(path: str | os.PathLike, report) -> Path:
         prefix = f"{c.info['case']}." if "case" in c.info else ""
         cases.append((f"parity.{prefix}{c.backend}.{c.precision}", c.inputs, list(c.failures), metrics))
     compared = {c.info.get("case") for c in report.comparisons}
-    for case in getattr(report, "cases", []):  # matrix cases that never got to a comparison (export failed)
-        if case["case"] not in compared:
-            cases.append((f"parity.{case['case']}", "export", [case["error"] or "no comparison ran"], ""))
+    cases.extend((f"parity.{case['case']}", "export", [case["error"] or "no comparison ran"], "")
+                 for case in getattr(report, "cases", [])  # matrix cases that never got to a comparison (export failed)
+                 if case["case"] not in compared)
     return write_text(path, junit_xml(cases))

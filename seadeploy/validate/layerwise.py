@@ -26,10 +26,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import onnx
 import pandas as pd
 import torch
 from torch import nn
 
+from seadeploy.backends.ort import OrtBackend
+from seadeploy.export.onnx_export import node_module_map
 from seadeploy.parity import layer_error
 
 LAYER_THRESHOLDS = {"fp32": 1e-3, "fp16": 1e-2, "int8": 0.1}
@@ -138,8 +141,6 @@ def plan_points(model: nn.Module, proto: Any, x: np.ndarray) -> tuple[list[Layer
         The comparable points in graph order, and the modules that could not be matched (called more
         than once, or with no ONNX node and not absorbed into a neighbour).
     """
-    from seadeploy.export.onnx_export import node_module_map
-
     modules = node_module_map(proto)
     nodes = list(proto.graph.node)
     last: dict[str, int] = {}  # module path (and every ancestor) → index of its last node
@@ -211,10 +212,6 @@ def layerwise_ort(model: nn.Module, onnx_path: Any, x: np.ndarray, precision: st
                   threads: int | None = 1, threshold: float | None = None, backend: str = "ort",
                   providers: Sequence[str] = ("cpu",)) -> LayerwiseResult:
     """Compare every matched module output of ``model`` with the ONNX Runtime tensors of ``onnx_path`` on ``x``."""
-    import onnx
-
-    from seadeploy.backends.ort import OrtBackend
-
     proto = onnx.load(str(onnx_path))
     points, unmatched = plan_points(model, proto, x)
     names = [p.tensor for p in points]

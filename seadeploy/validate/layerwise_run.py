@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from seadeploy.backends import backend_class, parse_backend_spec, resolve
+from seadeploy.models.build import load_model
 from seadeploy.validate.layerwise import LayerwiseResult
 
 LAYERWISE_BATCH = 8  # hooks keep every module output: a few samples localise a divergence as well as many
@@ -26,7 +27,7 @@ def run_layerwise(folder: Any, backends: Sequence[str], precisions: Sequence[str
     """Layer-wise comparison of every requested backend × precision that has one (``Backend.layerwise``; torch is
     the reference). A backend without a layer-wise check is said so in the log, not skipped silently."""
     x = layer_inputs(sets)
-    model = folder.checkpoint.build_model()
+    model = load_model(folder.checkpoint)
     results = []
     for spec in backends:
         _, opts = parse_backend_spec(spec)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import onnx
 from torch import nn
 
 from seadeploy.backends.trt import TrtBackend
@@ -90,8 +91,6 @@ def engine_layer_of(backend: Any, node_names: Sequence[str]) -> dict[str, str]:
 def layerwise_trt(model: nn.Module, onnx_path: str | os.PathLike, x: np.ndarray, precision: str = "fp32", *,
                   threshold: float | None = None, backend: str = "trt", device: int = 0) -> LayerwiseResult:
     """Compare ``model``'s module outputs with a TensorRT engine of ``onnx_path`` at its fusion boundaries."""
-    import onnx
-
     proto = onnx.load(str(onnx_path))
     points, unmatched = plan_points(model, proto, x)
     marks = fusion_boundaries(points, proto)

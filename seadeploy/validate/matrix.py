@@ -12,22 +12,25 @@ int8 floors per family: see ``INT8_MIN_COSINE``. BatchNorm statistics are recali
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from seadeploy.artifacts import ModelSpec, atomic_path, write_json
+from seadeploy.artifacts import PRECISIONS, ModelSpec, atomic_path, write_json
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, SeadeployError
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
 from seadeploy.models import list_attention, list_models, model_defaults
+from seadeploy.models.build import load_model, resolve_spec
 from seadeploy.models.layers import recalibrate_batchnorm
 from seadeploy.parity import Comparison, RuleSet, default_rule
 from seadeploy.validate.parity import validate_run
@@ -102,12 +105,12 @@ def matrix_rules(model: str) -> RuleSet:
 
 def _export(model: str, attn: str, out: Path, precisions: Sequence[str], calib: int, samples: int) -> None:
     d = model_defaults(model)
-    spec = ModelSpec(model, attn=attn, num_classes=10, input_size=INPUT_SIZES.get(model, d.input_size))
+    spec = resolve_spec(ModelSpec(model, attn=attn, num_classes=10, input_size=INPUT_SIZES.get(model, d.input_size)))
     ckpt, _ = load_source(spec=spec, dataset=MATRIX_DATASET, seed=0)  # the same random weights on every run
     real, _ = load_samples(MATRIX_DATASET, BN_SAMPLES // 2, split="train", input_size=spec.input_size,
                            mean=ckpt.mean, std=ckpt.std, seed=2)
     noise, _ = load_samples("synthetic", BN_SAMPLES // 2, input_size=spec.input_size, seed=3)
-    net = recalibrate_batchnorm(ckpt.build_model(), np.concatenate([real, noise]))
+    net = recalibrate_batchnorm(load_model(ckpt), np.concatenate([real, noise]))
     ckpt.state_dict = {k: v.detach().clone() for k, v in net.state_dict().items()}
     ckpt.extra = {"weights": f"random initialisation (seed 0), BatchNorm statistics recalibrated on "
                              f"{BN_SAMPLES // 2} {MATRIX_DATASET} train samples + {BN_SAMPLES // 2} seeded noise inputs",
@@ -158,7 +161,7 @@ def run_matrix(models: Sequence[str] | None = None, attns: Sequence[str] | None 
         threads: ORT threads per case. calib_samples: int8 calibration samples.
         jobs: cases run in parallel worker processes (the dynamo export is single-threaded Python).
     """
-    precisions = list(precisions or ("fp32", "fp16", "int8"))
+    precisions = list(precisions or PRECISIONS)
     samples, random = 32 if samples is None else int(samples), 8 if random is None else int(random)
     if jobs < 1:
         raise ConfigError(f"--jobs must be ≥ 1, got {jobs}")
@@ -187,9 +190,6 @@ def _map(args: list[tuple], jobs: int, log: Callable[[str], None] | None) -> lis
                 log(f"[{i + 1}/{len(args)}] {a[0]}-{a[1]}")
             out.append(run_case(*a))
         return out
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     # spawn: a forked child of a process that already ran torch/ORT thread pools can deadlock
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(run_case, *a) for a in args]

@@ -23,8 +23,10 @@ from seadeploy.backends.torch_backend import TorchBackend
 from seadeploy.data import get_dataset
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.models.build import load_model
 from seadeploy.parity import Comparison, RuleSet, compare_backend, infer_batches
 from seadeploy.runfolder import read_parity_inputs, write_parity
+from seadeploy.validate.layerwise_run import run_layerwise
 from seadeploy.validate.report import ParityReport
 from seadeploy.validate.runfolder import RunFolder
 
@@ -146,8 +148,6 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
                 "replayed_from": str(inputs) if inputs else None}
     report = ParityReport(comparisons, str(folder.path), reference, settings, warnings)
     if layerwise:
-        from seadeploy.validate.layerwise_run import run_layerwise
-
         report.layerwise = run_layerwise(folder, backends, precisions, sets, threads=threads, log=say)
     if write:
         write_report(report, Path(out_dir or folder.path), sets, refs, outputs)
@@ -157,7 +157,7 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
 def reference_outputs(folder: RunFolder, sets: Inputs, device: str, batch: int,
                       progress: bool = False) -> tuple[dict[str, np.ndarray], dict]:
     """PyTorch fp32 logits for every input set (TF32 off on CUDA, in batches) and the reference's description."""
-    with TorchBackend(folder.checkpoint.build_model(), device=device, input_shape=folder.spec.input_shape) as be:
+    with TorchBackend(load_model(folder.checkpoint), device=device, input_shape=folder.spec.input_shape) as be:
         refs = {k: infer_batches(be, x, batch, progress, desc=f"reference {k}") for k, (x, _) in sets.items()}
         return refs, {"backend": "torch", "precision": "fp32", **be.info}
 

@@ -211,15 +211,6 @@ def test_no_backend_name_switches_outside_backends():
         "\n".join(hits)
 
 
-#: private imports across modules that predate this test, each to be fixed by its module's owner (remove the line
-#: then). Any other one fails the test.
-KNOWN_PRIVATE_IMPORTS = {
-    "export/__main__.py: from seadeploy.models.source import _floats",
-    "validate/__main__.py: from seadeploy.models.source import _floats",
-    "convert/__main__.py: from seadeploy.models.source import _floats",
-}
-
-
 def test_no_private_imports_or_backend_private_members_across_modules():
     bad = []
     for rel, text in _sources():
@@ -229,7 +220,7 @@ def test_no_private_imports_or_backend_private_members_across_modules():
                         if a.name.startswith("_") and not a.name.startswith("__")]
         if not rel.startswith("backends/"):
             bad += [f"{rel}: {m.group(0)}" for m in re.finditer(r"\b(be|backend|plain|prof)\._[a-z]\w*", text)]
-    new = sorted(set(bad) - KNOWN_PRIVATE_IMPORTS)
+    new = sorted(set(bad))
     assert new == [], "private names used across modules:\n" + "\n".join(new)
 
 

@@ -9,12 +9,13 @@ import torch
 from seadeploy.artifacts import Checkpoint, ModelSpec
 from seadeploy.backends.torch_backend import TorchBackend, tf32_enabled, tf32_mode
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.models.build import build_model
 
 
 def test_run_folder_source_rebuilds_the_checkpoint(run_dir):
     torch.manual_seed(0)
     spec = ModelSpec("resnet20_cifar", attn="se", num_classes=10, input_size=32)
-    model = spec.build().eval()
+    model = build_model(spec).eval()
     Checkpoint(spec, model.state_dict()).save(run_dir / "checkpoint.safetensors")
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     with TorchBackend(run_dir) as be:

@@ -9,11 +9,11 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 import torch
 
+from seadeploy.export.runner import export_model
+
 
 def _export(spec, out, opts):
     """``export_model`` in a pool worker: the weights come from ``opts.seed`` (export seeds the model it builds)."""
-    from seadeploy.export.runner import export_model
-
     return export_model(spec, out, opts)
 
 

@@ -13,6 +13,7 @@ from seadeploy.export import checks
 from seadeploy.export.__main__ import main
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
+from seadeploy.models.build import load_model
 from seadeploy.parity import RuleSet
 from seadeploy.runfolder import read_manifest
 
@@ -50,7 +51,7 @@ def test_flags_export_writes_files_and_manifest(run):
 
 
 def test_run_folder_alone_rebuilds_the_reference(run):
-    model = Checkpoint.load(run).build_model()
+    model = load_model(Checkpoint.load(run))
     x = np.random.default_rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32)
     ort_out = checks.ort_session(run / "model.onnx").run(None, {"x": x})[0]
     with torch.no_grad():

@@ -40,7 +40,7 @@ class ZooCase(NamedTuple):
     size: int
     attn: str
     seed: int
-    attn_kwargs: dict[str, Any] = {}
+    attn_kwargs: dict[str, Any] = {}  # noqa: RUF012  a NamedTuple field default, never mutated
 
     @property
     def key(self) -> str:

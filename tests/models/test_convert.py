@@ -8,6 +8,7 @@ from torch.testing import assert_close
 
 from seadeploy.errors import ConfigError
 from seadeploy.models import create_model
+from seadeploy.models.build import build_model
 from seadeploy.models.convert import attention_paths, se_to_tse, swap_attention, tse_to_se
 
 
@@ -80,7 +81,7 @@ def test_swap_attention_uses_donor_modules(randomized):
     assert torch.equal(swapped.stages[0][0].weight, tse.stages[0][0].weight)
     assert torch.equal(swapped.stages[0].attn.fc1.weight, se.stages[0].attn.fc1.weight)
     assert swapped.stages[0].attn is not se.stages[0].attn  # copies: the donor is untouched
-    rebuilt = swapped.spec.build()
+    rebuilt = build_model(swapped.spec)
     rebuilt.load_state_dict(swapped.state_dict())  # the swapped weights fit the spec
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():

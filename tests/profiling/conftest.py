@@ -7,7 +7,14 @@ import types
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import TensorProto, helper, numpy_helper
+
+from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
+from seadeploy.export.manifest import new_manifest
+from seadeploy.export.onnx_export import export_onnx
+from seadeploy.models.build import build_model
+from seadeploy.runfolder import write_manifest
 
 
 def _w(name: str, shape: tuple[int, ...], seed: int = 0) -> onnx.TensorProto:
@@ -54,7 +61,7 @@ def se_block(c: int = 4, h: int = 6, w: int = 6, module: str = "se") -> onnx.Mod
     axes = numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "axes")
     nodes = [_node("ReduceMean", ["x", "axes"], ["z"], "squeeze", module)]
     exc, inits = _excite("", "z", c, 2, module)
-    nodes += exc + [_node("Mul", ["x", "g"], ["y"], "scale", module)]
+    nodes += [*exc, _node("Mul", ["x", "g"], ["y"], "scale", module)]
     return make_model(nodes, [axes, *inits], (1, c, h, w), "y")
 
 
@@ -67,7 +74,7 @@ def tse_block(c: int = 4, h: int = 6, w: int = 6, tile: int = 2, module: str = "
     nodes = [_node("Reshape", ["x", "tshape"], ["xt"], "tiles", module),
              _node("ReduceMean", ["xt", "axes"], ["z"], "squeeze", module, keepdims=0)]
     exc, inits = _excite("", "z", c, 2, module)
-    nodes += exc + [_node("Resize", ["g", "", "scales"], ["gu"], "up", module, mode="nearest",
+    nodes += [*exc, _node("Resize", ["g", "", "scales"], ["gu"], "up", module, mode="nearest",
                           coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
                     _node("Mul", ["x", "gu"], ["y"], "scale", module)]
     return make_model(nodes, [shape, axes, scales, *inits], (1, c, h, w), "y")
@@ -81,7 +88,7 @@ def tse_pool_block(c: int = 4, h: int = 6, w: int = 6, tile: int = 3) -> onnx.Mo
     exc, inits = _excite("", "z", c, 2, "")
     for n in exc:
         del n.metadata_props[:]
-    nodes += exc + [helper.make_node("Resize", ["g", "", "scales"], ["gu"], name="up", mode="nearest"),
+    nodes += [*exc, helper.make_node("Resize", ["g", "", "scales"], ["gu"], name="up", mode="nearest"),
                     helper.make_node("Mul", ["x", "gu"], ["y"], name="scale")]
     return make_model(nodes, [scales, *inits], (1, c, h, w), "y")
 
@@ -101,7 +108,7 @@ def se_residual(c: int = 4, h: int = 6, w: int = 6) -> onnx.ModelProto:
     nodes = [_node("Conv", ["x", "wc"], ["a"], "conv", "block.conv"),
              _node("ReduceMean", ["a", "axes"], ["z"], "squeeze", "block.se")]
     exc, inits = _excite("", "z", c, 2, "block.se")
-    nodes += exc + [_node("Mul", ["a", "g"], ["s"], "scale", "block.se"),
+    nodes += [*exc, _node("Mul", ["a", "g"], ["s"], "scale", "block.se"),
                     _node("Add", ["x", "s"], ["y"], "add", "block")]
     return make_model(nodes, [axes, _w("wc", (c, c, 1, 1), 5), *inits], (1, c, h, w), "y")
 
@@ -126,17 +133,10 @@ def graphs():
 
 def make_run(run, attn: str = "se", attn_kwargs: dict | None = None):
     """A run folder like export writes: resnet20_cifar + ``attn`` checkpoint, model.onnx and manifest.json."""
-    import torch
-
-    from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
-    from seadeploy.export.manifest import new_manifest
-    from seadeploy.export.onnx_export import export_onnx
-    from seadeploy.runfolder import write_manifest
-
     torch.manual_seed(0)
     spec = ModelSpec(model="resnet20_cifar", attn=attn, attn_kwargs=dict(attn_kwargs or {}), num_classes=10,
                      input_size=32)
-    model = spec.build().eval()
+    model = build_model(spec).eval()
     Checkpoint(spec=spec, state_dict=model.state_dict()).save(run / "checkpoint.safetensors")
     path = export_onnx(model, run / "model.onnx", (3, 32, 32))
     manifest = new_manifest(spec, mean=(0.5,) * 3, std=(0.5,) * 3, dataset=None, opset=18)

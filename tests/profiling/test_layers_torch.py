@@ -6,6 +6,7 @@ import pytest
 
 from seadeploy.artifacts import Checkpoint
 from seadeploy.errors import ConfigError
+from seadeploy.models.build import load_model
 from seadeploy.profiling import schema
 from seadeploy.profiling.layers import profile_layers
 from seadeploy.profiling.layers_torch import onnx_op, sequence_roles
@@ -29,7 +30,7 @@ def test_sequence_roles_put_shape_ops_in_squeeze_or_scale():
 def test_profile_torch_attributes_ops_to_modules(tiny_run):
     prof = profile_layers(tiny_run, ["torch"], batch=2, threads=1, runs=2, warmup_runs=1, duration_s=0.1)
     frame = schema.check_frame(prof.frame)
-    model = Checkpoint.load(tiny_run).build_model()
+    model = load_model(Checkpoint.load(tiny_run))
     assert frame["params"].sum() == sum(p.numel() for p in model.parameters())
     names = {n for n, _ in model.named_modules()}
     assert set(frame["module"]) <= names

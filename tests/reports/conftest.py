@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from seadeploy.profiling.schema import check_frame, make_frame
+from seadeploy.reports import write_study_report
 from seadeploy.reports.study import StudyData
 
 BLOCKS = [f"layer{s}.{b}" for s in (1, 2, 3) for b in range(3)]
@@ -104,7 +105,5 @@ def study() -> StudyData:
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory):
     """The synthetic study rendered once per session: ``(study, {"html": path, "md": path})``."""
-    from seadeploy.reports import write_study_report
-
     s = make_study()
     return s, write_study_report(s, tmp_path_factory.mktemp("report"))

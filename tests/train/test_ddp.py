@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from seadeploy.artifacts import CHECKPOINT, LAST_CHECKPOINT, METRICS_CSV, TRAIN_STATE, Checkpoint
+from seadeploy.models.build import load_model
 from seadeploy.train import make_config, train
 
 # Same global batch (32 = 2 × 16) and sample order in both runs; no random augmentation, so the runs
@@ -41,6 +42,6 @@ def test_two_process_gloo_matches_single_process(tmp_path):
         assert (tmp_path / "ddp" / name).is_file()
     state = torch.load(tmp_path / "ddp" / TRAIN_STATE, weights_only=True)
     assert state["world_size"] == 2 and len(state["rng"]) == 2 and state["steps_per_epoch"] == 1437 // 32
-    assert Checkpoint.load(tmp_path / "ddp").build_model() is not None
+    assert load_model(Checkpoint.load(tmp_path / "ddp")) is not None
     # the training loss is averaged over all samples of both ranks: close to the single run's
     assert abs(ddp["final"]["train_loss"] - single.history[-1]["train_loss"]) < 0.15

@@ -10,6 +10,7 @@ import torch
 from seadeploy.artifacts import LAST_CHECKPOINT, TRAIN_STATE, Checkpoint
 from seadeploy.data import get_dataset
 from seadeploy.data.augment import BatchTransform
+from seadeploy.models.build import load_model
 from seadeploy.train import evaluate, make_config, resume_config, train
 
 
@@ -24,7 +25,7 @@ def test_amp_training_on_cuda_and_resume(tmp_path):
     assert state["scaler"], "the GradScaler state must be saved when AMP is on"
     ckpt = Checkpoint.load(tmp_path / "run" / LAST_CHECKPOINT)
     test = get_dataset("digits", split="test").subset(128)
-    cpu = evaluate(ckpt.build_model(), test, BatchTransform(32, ckpt.mean, ckpt.std))
+    cpu = evaluate(load_model(ckpt), test, BatchTransform(32, ckpt.mean, ckpt.std))
     assert abs(cpu["top1"] - result.history[-1]["test_top1"]) <= 1.0  # fp16 autocast vs fp32 on CPU
     resumed = train(resume_config(tmp_path / "run", epochs=3, device="cuda"))
     assert resumed.start_epoch == 2 and len(resumed.history) == 3

@@ -7,11 +7,13 @@ import json
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from seadeploy.artifacts import CHECKPOINT, CURVES_PNG, LAST_CHECKPOINT, METRICS_CSV, TRAIN_STATE, Checkpoint
 from seadeploy.data import get_dataset
 from seadeploy.data.augment import BatchTransform
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.models.build import load_model
 from seadeploy.train import evaluate, make_config, resume_config, train
 from seadeploy.train.__main__ import main
 from seadeploy.train.loop import _Trainer
@@ -40,12 +42,11 @@ def test_run_folder_files_and_checkpoint_round_trip(tmp_path):
     assert best.mean == info.mean and best.std == info.std
     # the saved weights reproduce the recorded accuracy exactly
     test = get_dataset("digits", split="test").subset(96)
-    again = evaluate(last.build_model(), test, BatchTransform(32, last.mean, last.std))
+    again = evaluate(load_model(last), test, BatchTransform(32, last.mean, last.std))
     assert again["top1"] == pytest.approx(result.history[-1]["test_top1"])
     assert again["n"] == 96 and 0 <= again["top1"] <= 100
     state = torch.load(out / TRAIN_STATE, weights_only=True)
     assert state["epoch"] == 2 and set(state) >= {"model", "optimizer", "scheduler", "scaler", "rng", "history"}
-    from PIL import Image
 
     with Image.open(out / CURVES_PNG) as im:
         assert im.format == "PNG" and im.size[0] > 500

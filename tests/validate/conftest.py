@@ -7,14 +7,14 @@ import shutil
 import pytest
 import torch
 
+from seadeploy.artifacts import ModelSpec
+from seadeploy.export.pipeline import ExportOptions, load_source
+from seadeploy.export.runner import export_run
+
 
 @pytest.fixture(scope="session")
 def exported_run(tmp_path_factory):
     """Read-only: tests that modify files work on ``run_copy``."""
-    from seadeploy.artifacts import ModelSpec
-    from seadeploy.export.pipeline import ExportOptions, load_source
-    from seadeploy.export.runner import export_run
-
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("validate") / "run"
     ckpt, src = load_source(spec=ModelSpec("resnet20_cifar", attn="se", num_classes=10, input_size=32), dataset="digits")

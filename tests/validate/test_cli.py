@@ -17,6 +17,7 @@ from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
 from seadeploy.errors import InputError
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
+from seadeploy.models.build import build_model
 from seadeploy.validate.__main__ import main
 from seadeploy.validate.parity import validate_run
 from seadeploy.validate.runfolder import RunFolder
@@ -101,7 +102,7 @@ def test_missing_files_and_folders_exit_2(run_copy, tmp_path, capsys):
 def test_files_of_another_model_exit_2(run_copy, exported_run, tmp_path, capsys):
     torch.manual_seed(0)
     other = ModelSpec("resnet20_cifar", attn="se", num_classes=5, input_size=32)
-    Checkpoint(other, other.build().state_dict()).save(run_copy / "checkpoint.safetensors")
+    Checkpoint(other, build_model(other).state_dict()).save(run_copy / "checkpoint.safetensors")
     assert main([str(run_copy), *FAST]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "mixes runs" in err and "classes=5" in err
