@@ -6,7 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
+from PIL import Image
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -67,8 +67,6 @@ def cifar_root(tmp_path):
 @pytest.fixture
 def image_root(tmp_path):
     """ROOT/{train,val}/{cat,dog,fish}/*.png written with PIL, of varied sizes and modes."""
-    from PIL import Image
-
     rng = np.random.default_rng(0)
     root = tmp_path / "images"
     for split, per_class in (("train", 4), ("val", 2)):
