@@ -3,7 +3,7 @@
     python benchmarks/buffers_se_vs_tse.py                                 # efficientnet_b0 at 224, tiles 2,4,7
     python benchmarks/buffers_se_vs_tse.py --model efficientnet_b2 --input-size 768 --tiles 7
 
-No timing: the buffer model is deterministic (ARCHITECTURE.md §5). Each variant is exported once.
+No timing: the buffer model is deterministic (docs/architecture.md §5). Each variant is exported once.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Shared command-line pieces: argument groups, ``--attn-arg`` parsing and error → exit-code mapping.
 
-Exit codes (ARCHITECTURE.md §3, docs/promises.md): 0 success, 1 a check failed, 2 bad input, usage or
+Exit codes (docs/architecture.md §3, docs/promises.md): 0 success, 1 a check failed, 2 bad input, usage or
 resources (disk full, out of memory), 3 a requested backend or device is unavailable, 130 interrupted.
 ``run_main`` guarantees a one-line message and no traceback for every
 :class:`~seadeploy.errors.SeadeployError`, and is the safety net for disk-full and out-of-memory

@@ -11,7 +11,7 @@ are used nowhere else. Every other block — CBAM's spatial part, SB's or global
 max/std/avg+max squeezes, ECA's Conv1d, a squeeze that is already tiled — is kept as it is and its record
 says why (``reason``).
 
-Rewrite of one block with tile ``(kh, kw)`` on an ``H×W`` map (the zoo's lowering, DEPLOYMENT.md "Tiled SE
+Rewrite of one block with tile ``(kh, kw)`` on an ``H×W`` map (the zoo's lowering, docs/deployment.md "Tiled SE
 export traps"): ``[Pad] → AveragePool(k, k) → [Mul k²/valid]`` instead of the global pool; the excitation
 kept 4-D (Gemm/MatMul → 1×1 Conv with the same weights, the shape ops dropped, 1-D constants reshaped to
 ``(1, C, 1, 1)``); ``Resize(nearest, asymmetric, floor, integer scales) → [Slice]`` on the gate before the Mul.

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from seadeploy.errors import InputError
 
-#: Normalisation constants used by the recipes (MODELS.md §4).
+#: Normalisation constants used by the recipes (docs/models.md §4).
 HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))

@@ -1,4 +1,4 @@
-"""The checks every exported ONNX file goes through (DEPLOYMENT.md "Check every export").
+"""The checks every exported ONNX file goes through (docs/deployment.md "Check every export").
 
 1. ``onnx.checker.check_model(full_check=True)``;
 2. strict shape inference with data propagation;

@@ -1,4 +1,4 @@
-"""Export lint: the known deployment traps of DEPLOYMENT.md, found in any ONNX file, each with a fix hint.
+"""Export lint: the known deployment traps of docs/deployment.md, found in any ONNX file, each with a fix hint.
 
 ::
 

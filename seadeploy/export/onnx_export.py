@@ -1,6 +1,6 @@
 """PyTorch → ONNX with the dynamo exporter, each node annotated with the PyTorch module it came from.
 
-Conventions (CONTRACTS.md): input ``x``, output ``logits``, dim 0 dynamic (``batch``) by default, opset 18,
+Conventions (docs/architecture.md §2): input ``x``, output ``logits``, dim 0 dynamic (``batch``) by default, opset 18,
 ``external_data=False``, ``torch.onnx.export(dynamo=True)``. Every node gets ``metadata_props["module"]``
 (e.g. ``layer1.0.attn.fc1``) so validate/profiling can map ONNX nodes (and ORT/TensorRT layers named
 after them) back to modules::

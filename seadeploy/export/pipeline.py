@@ -50,7 +50,7 @@ EVAL_BATCH = 8
 
 @dataclasses.dataclass
 class ExportOptions:
-    """What ``python -m seadeploy.export`` does; defaults follow CONTRACTS.md."""
+    """What ``python -m seadeploy.export`` does; defaults follow docs/architecture.md §2."""
 
     precisions: tuple[str, ...] = ("fp32",)
     opset: int = 18

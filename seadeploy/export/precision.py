@@ -1,4 +1,4 @@
-"""fp16 and int8-QDQ ONNX graphs from the fp32 export (ARCHITECTURE.md §4).
+"""fp16 and int8-QDQ ONNX graphs from the fp32 export (docs/architecture.md §4).
 
 Precision is decided in the graph, so the same files serve ONNX Runtime and TensorRT 10/11:
 

@@ -1,6 +1,6 @@
 """TensorRT engines from the exported ONNX files, verified after the build (TensorRT 10 and 11).
 
-Precision is decided in the ONNX graph (ARCHITECTURE.md §4). TensorRT 11 builds strongly typed networks
+Precision is decided in the ONNX graph (docs/architecture.md §4). TensorRT 11 builds strongly typed networks
 only, so the fp16 cast graph and the int8 Q/DQ graph carry the precision. On TensorRT 10 the default is the
 classic weakly typed network with ``BuilderFlag.FP16`` / ``INT8`` plus per-layer fp32 constraints for the
 nodes the fp16 graph keeps in fp32 (``strongly_typed=True`` uses the TensorRT 11 path on 10 too).

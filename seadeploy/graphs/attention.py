@@ -1,7 +1,7 @@
 """Channel attention found by graph structure: blocks and a role per node of any ONNX graph.
 
 One analysis (over ``onnx_ir``) serves the per-layer roles, the memory tags, the dataflow buffer blocks, the
-fp16 keep-fp32 set and the statistics (ARCHITECTURE.md §7). It is also the one home of the graph index
+fp16 keep-fp32 set and the statistics (docs/architecture.md §2). It is also the one home of the graph index
 (producers, consumers, constant-ness) the profilers walk.
 
 **The criterion.** A *squeeze* is a reduction over spatial axes — global (``GlobalAveragePool``,

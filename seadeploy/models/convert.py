@@ -1,4 +1,4 @@
-"""SE ↔ TSE conversion (MODELS.md §2.2.3): the paper's weight conversion and the VGG repo's module swap.
+"""SE ↔ TSE conversion (docs/models.md §2.2.3): the paper's weight conversion and the VGG repo's module swap.
 
 * ``se_to_tse(model, tile)``: the paper-faithful drop-in. ONE trained SE network becomes a TSE network with
   the same weights — every global average becomes a tiled average; ``Linear(out, in)`` → ``Conv1x1`` weight

@@ -1,4 +1,4 @@
-"""EfficientNet-B0/B1/B2 (Tan & Le — arXiv:1905.11946), torchvision layout (MODELS.md §3.5).
+"""EfficientNet-B0/B1/B2 (Tan & Le — arXiv:1905.11946), torchvision layout (docs/models.md §3.5).
 
 MBConv: [1×1 expand → BN → SiLU] → depthwise k×k/s → BN → SiLU → **attention on the expanded map** →
 1×1 project → BN → (+ input, with drop-path in training, when s = 1 and in = out). The built-in SE is this

@@ -1,5 +1,5 @@
 """ImageNet-style ResNets (He et al. — arXiv:1512.03385) and ResNeXts (Xie et al. — arXiv:1611.05431),
-torchvision layout, attention on the last BN of every residual branch before the add (MODELS.md §3.3/3.4).
+torchvision layout, attention on the last BN of every residual branch before the add (docs/models.md §3.3/3.4).
 
 ``resnet18``/``resnet34``: the SsENet init (conv kaiming fan_out, BN 1/0, last BN of each branch γ = 0).
 ``resnet50/101/152``, ``resnext50_32x4d``/``resnext101_32x4d``: the SPSE/RGSE official init (backbone convs

@@ -1,4 +1,4 @@
-"""CIFAR ResNets (He et al. — arXiv:1512.03385), 6n+2 layers, widths 16/32/64 (MODELS.md §3.2).
+"""CIFAR ResNets (He et al. — arXiv:1512.03385), 6n+2 layers, widths 16/32/64 (docs/models.md §3.2).
 
 The jordandeklerk SE-ResNet layout: BasicBlock conv3×3 → BN → ReLU → conv3×3 → BN → **attention** →
 + shortcut (1×1 conv + BN when the shape changes) → ReLU; stem conv3×3(3→16) → BN → ReLU; head

@@ -1,4 +1,4 @@
-"""Model sources: where a model comes from, how to rebuild it, what weights it loaded (ARCHITECTURE.md §7).
+"""Model sources: where a model comes from, how to rebuild it, what weights it loaded (docs/architecture.md §2).
 
 A source is one of::
 

@@ -1,6 +1,6 @@
 """Model statistics: parameters, conv/linear MACs, activations, and the attention's own work.
 
-Counting conventions (DEPLOYMENT.md, "Numerics"): like fvcore, ``macs`` counts only Conv2d and Linear
+Counting conventions (docs/deployment.md, "Numerics"): like fvcore, ``macs`` counts only Conv2d and Linear
 multiply-accumulates (forward hooks, batch 1) and ``activations`` the elements those layers output. FLOP
 counters skip the attention's reductions, gates and broadcast multiply, so those are counted separately per
 attention block (batch 1, fp32), from the block's input ``C×H×W``:

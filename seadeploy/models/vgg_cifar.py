@@ -1,5 +1,5 @@
 """The "VGG16 modified for CIFAR-10" of the TSE and SB repos (Simonyan & Zisserman — arXiv:1409.1556),
-MODELS.md §3.1: 10 conv layers (2×64, 2×128, 3×256, 3×512; Conv3×3 with bias → BN → ReLU), attention after
+docs/models.md §3.1: 10 conv layers (2×64, 2×128, 3×256, 3×512; Conv3×3 with bias → BN → ReLU), attention after
 the last conv of each stage and before its 2×2 max-pool, then GAP → Linear(512→256) → ReLU → Linear(256→classes).
 
 Init (the repos' custom init): every ``nn.Linear`` and ``nn.BatchNorm1d`` — the head and the SE/SB MLPs

@@ -54,7 +54,7 @@ def _parser() -> ArgumentParser:
                  else [("--runs", positive_int, 20), ("--warmup-runs", non_negative_int, 5)])
         for flag, kind, default in extra:
             s.add_argument(flag, type=kind, default=default)
-    b = sub.add_parser("buffers", help="dataflow buffer model (ARCHITECTURE.md §5)")
+    b = sub.add_parser("buffers", help="dataflow buffer model (docs/architecture.md §5)")
     b.add_argument("run_dir", metavar="RUN_DIR", nargs="?")
     b.add_argument("--onnx", default=None, help="any static-shape ONNX file (a fixed batch is analysed per image)")
     add_model_args(b)

@@ -1,4 +1,4 @@
-"""Row-arrival propagation through an ONNX graph: the timing half of the dataflow model (ARCHITECTURE.md §5).
+"""Row-arrival propagation through an ONNX graph: the timing half of the dataflow model (docs/architecture.md §5).
 
 Time is counted in rows of the network input. For every tensor we keep an array of arrival times
 that broadcasts to the tensor's shape (batch 1) and has size 1 on every axis along which the time

@@ -1,4 +1,4 @@
-"""Dataflow (row-streaming) buffer model of ARCHITECTURE.md §5 on any static-shape ONNX graph.
+"""Dataflow (row-streaming) buffer model of docs/architecture.md §5 on any static-shape ONNX graph.
 
 Every node is a pipeline stage; tensors stream row by row (a row = W × C values). Where two paths
 that split from one tensor join again (the attention scale ``x * a``, a residual ``skip + main``),

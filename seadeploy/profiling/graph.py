@@ -204,7 +204,7 @@ def node_params_macs(model: onnx.ModelProto, shapes: dict[str, tuple[Shape, int]
 
     MACs are counted like fvcore/FlopCounterMode for Conv/Gemm/MatMul; the attention's reduction,
     gate and broadcast multiply count one op per output element (per input element for reductions)
-    so the SE/TSE cost shows up instead of vanishing (DEPLOYMENT.md "Numerics").
+    so the SE/TSE cost shows up instead of vanishing (docs/deployment.md "Numerics").
     """
     inits = {i.name: int(np.prod(i.dims)) if len(i.dims) else 1 for i in model.graph.initializer}
     out: dict[str, tuple[float, float]] = {}

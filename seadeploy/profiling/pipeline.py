@@ -1,7 +1,7 @@
 """Analytic timing of a layer-pipelined streaming accelerator on any static ONNX graph (issue 15).
 
 Every node is a pipeline stage; tensors stream row by row as in the buffer model
-(:mod:`seadeploy.profiling.dataflow`, ARCHITECTURE.md §5). Built on the same row-arrival
+(:mod:`seadeploy.profiling.dataflow`, docs/architecture.md §5). Built on the same row-arrival
 propagation (:class:`~seadeploy.profiling.propagate.Propagation`), with service times added:
 
 * **Hardware** — a stage's parallelism (MACs/cycle) comes from a global budget spread over the

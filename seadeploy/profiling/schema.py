@@ -1,7 +1,7 @@
 """The per-layer frame: column names, roles and the attention-block rule — one source of truth.
 
 Every per-layer profiler (``layers_torch``, ``layers_ort``, ``layers_trt``), the memory and buffer
-analyses and the reports use these names (ARCHITECTURE.md §2). A column a backend cannot measure is
+analyses and the reports use these names (docs/architecture.md §2). A column a backend cannot measure is
 NaN. ``role`` splits the cost of channel attention into squeeze, excitation, gate and scale (found by
 graph structure in :mod:`seadeploy.graphs.attention`); other layers get a plain op-type role:
 

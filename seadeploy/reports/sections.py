@@ -221,7 +221,7 @@ def buffers_section(study: StudyData) -> Section:
     if study.buffer_totals.empty:
         s.missing = _missing(study, "buffer_blocks", default="the dataflow buffer model was not run")
         return s
-    s.items.append("Row-streaming pipeline model (ARCHITECTURE.md §5): a global squeeze holds the whole feature "
+    s.items.append("Row-streaming pipeline model (docs/architecture.md §5): a global squeeze holds the whole feature "
                    "map until its last row arrives; a tiled squeeze holds one band of tile rows.")
     totals = study.buffer_totals
     s.items.append(Table(totals, "Totals per variant (elements held)", HEADERS))

@@ -1,4 +1,4 @@
-"""Training: named recipes (MODELS.md §4), the loop (checkpoints, metrics, curves, resume, DDP), evaluation.
+"""Training: named recipes (docs/models.md §4), the loop (checkpoints, metrics, curves, resume, DDP), evaluation.
 
 Example:
     >>> from seadeploy.train import make_config, train

@@ -1,4 +1,4 @@
-"""Training configuration and the named recipes of MODELS.md §4, overridable field by field.
+"""Training configuration and the named recipes of docs/models.md §4, overridable field by field.
 
 ``make_config("sb-vgg-cifar", epochs=10, lr=0.05)`` = the recipe's values with two overrides.
 Every :class:`TrainConfig` field is also a command-line flag (``--weight-decay``, ``--milestones 40 60``,
@@ -112,7 +112,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     # per iteration: 5 epochs are only 110 steps), random crop with 2-pixel padding only (digits are not
     # mirror-symmetric, so no flip). ResNet-20 reaches 98.6-99.7 % in 5 epochs, ~85-105 s on 2 loaded cores.
     "digits": {},
-    # repo forms (MODELS.md §8): hidden = C/2, TSE tile 2 with BN2d after the first 1×1 conv
+    # repo forms (docs/models.md §8): hidden = C/2, TSE tile 2 with BN2d after the first 1×1 conv
     "tse-vgg-cifar": {**_VGG, "attn": "tse", "attn_kwargs": {"tile": 2, "ratio": 0.5, "bn": "hidden"}},
     "sb-vgg-cifar": {**_VGG, "attn": "sb", "attn_kwargs": {"ratio": 0.5}},
     "seresnet-cifar": {"model": "resnet56_cifar", "attn": "se", "attn_kwargs": {"reduction": 16, "bias": False},

@@ -1,6 +1,6 @@
 """Evaluate a trained run, optionally after converting its attention without retraining (TSE transfer).
 
-Conversions (MODELS.md §2.2.3), implemented in :mod:`seadeploy.models.convert`:
+Conversions (docs/models.md §2.2.3), implemented in :mod:`seadeploy.models.convert`:
 
 - ``se-to-tse``: the paper's experiment — the same trained SE network with every global pooling
   replaced by tiled pooling (``--attn-arg tile=...``), all weights kept.
@@ -122,7 +122,7 @@ def evaluate_run(run_dir: str | os.PathLike, *, convert: str | None = None, dono
         save: write the converted model as ``SAVE/checkpoint.safetensors`` (ready for export).
         max_drop: the result is falsy when top-1 drops by more points than this.
         donor_train_mode: ``swap`` only: keep the donor's modules in training mode (the repo's accident,
-            MODELS.md §2.2.3) to reproduce its numbers.
+            docs/models.md §2.2.3) to reproduce its numbers.
     """
     ckpt = Checkpoint.load(run_dir)
     name = dataset or ckpt.dataset

@@ -1,4 +1,4 @@
-"""Backbones × attention: parameter counts from MODELS.md, shapes, backprop, placement and options."""
+"""Backbones × attention: parameter counts from docs/models.md, shapes, backprop, placement and options."""
 
 from __future__ import annotations
 

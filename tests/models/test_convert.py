@@ -1,4 +1,4 @@
-"""SE ↔ TSE conversion (paper-faithful, exact where MODELS.md says exact) and the repo's module swap."""
+"""SE ↔ TSE conversion (paper-faithful, exact where docs/models.md says exact) and the repo's module swap."""
 
 from __future__ import annotations
 

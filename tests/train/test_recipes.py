@@ -1,4 +1,4 @@
-"""Recipes (MODELS.md §4), flag-by-flag overrides, LR schedules, gradient clipping, CLI errors."""
+"""Recipes (docs/models.md §4), flag-by-flag overrides, LR schedules, gradient clipping, CLI errors."""
 
 from __future__ import annotations
 

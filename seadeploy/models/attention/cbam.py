@@ -2,7 +2,7 @@
 
 Channel attention ``σ(MLP(avg(x)) + MLP(max(x)))`` with one shared MLP (C → C/r → C, biased, r = 16),
 then spatial attention ``σ(BN(conv7×7([mean_c(x), max_c(x)])))`` as in the official code (the BN can be
-switched off). The SPSE/RGSE tables compare against it (MODELS.md §5).
+switched off). The SPSE/RGSE tables compare against it (docs/models.md §5).
 """
 
 from __future__ import annotations

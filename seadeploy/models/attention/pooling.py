@@ -1,7 +1,7 @@
 """Export-friendly pooling and broadcast primitives shared by the attention blocks.
 
 Why hand-written instead of ``nn.AvgPool2d(ceil_mode=True)`` / ``nn.AdaptiveAvgPool2d`` /
-``repeat_interleave`` (DEPLOYMENT.md, "Tiled SE export traps"): a ceil-mode partial window leaves each
+``repeat_interleave`` (docs/deployment.md, "Tiled SE export traps"): a ceil-mode partial window leaves each
 backend to decide how to divide it; non-divisible adaptive pooling exports to GatherND; ``repeat_interleave``
 exports to a slow Expand; and reshape + ReduceMean over a 6-D view breaks ONNX Runtime's blocked (NCHWc)
 layout, measured 1.15–1.3× SE on full CIFAR ResNets. Every function computes the same numbers as the

@@ -1,6 +1,6 @@
 """Resolution-Guided SE (Jin, Xie, Wei et al., Pattern Recognition 121 (2022) 108159,
 doi:10.1016/j.patcog.2021.108159 — no arXiv id could be found, so the DOI is cited; official code
-megvii-research/RG-SENet_SP-SENet), MODELS.md §2.6.
+megvii-research/RG-SENet_SP-SENet), docs/models.md §2.6.
 
 A fixed 7×7 average window with stride 7 (floor mode) gives a stage-dependent grid of descriptors
 (224-px ResNet: 56→8×8, 28→4×4, 14→2×2, 7→1×1); a depthwise conv without bias whose kernel = stride =

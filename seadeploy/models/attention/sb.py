@@ -1,4 +1,4 @@
-"""Shift-and-Balance attention (Luo et al. — arXiv:2103.13080), as reproduced by yuranusduke (MODELS.md §2.3).
+"""Shift-and-Balance attention (Luo et al. — arXiv:2103.13080), as reproduced by yuranusduke (docs/models.md §2.3).
 
 Additive instead of multiplicative: ``y = x + (λ ⊙ act(BN1d(Linear(ReLU(BN1d(Linear(GAP(x))))))))[:, :, None, None]``
 with a learned per-channel balance ``λ`` of shape (1, C) initialised from N(0, 1) (the repo's ``randn``).

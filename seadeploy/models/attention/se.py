@@ -1,6 +1,6 @@
 """Squeeze-and-Excitation (Hu, Shen, Sun — arXiv:1709.01507) with the squeeze variants of SsENet.
 
-One class covers the SE blocks of every reproduced project (MODELS.md §2.1) through arguments:
+One class covers the SE blocks of every reproduced project (docs/models.md §2.1) through arguments:
 
 * jordandeklerk SE-ResNet / SsENet: ``bias=False, reduction=16``;
 * yuranusduke VGG repos: ``ratio=0.5, bn=True`` (Linear → BN1d → ReLU → Linear → BN1d → sigmoid);

@@ -1,6 +1,6 @@
 """Spatial-Pyramid SE (Jin, Xie, Wei et al., "Delving deep into spatial pooling for squeeze-and-excitation
 networks", Pattern Recognition 121 (2022) 108159, doi:10.1016/j.patcog.2021.108159 — no arXiv id could be
-found, so the DOI is cited; official code megvii-research/RG-SENet_SP-SENet), MODELS.md §2.5.
+found, so the DOI is cited; official code megvii-research/RG-SENet_SP-SENet), docs/models.md §2.5.
 
 Descriptors from adaptive average pooling at pyramid levels 1, 2, 4; per level a biased depthwise conv
 with kernel = level collapses them to 1×1; ``u = ReLU(BN(ΣF_l))``; biased MLP C → C/16 → C; sigmoid gate.

@@ -1,6 +1,6 @@
 """Tiled Squeeze-and-Excite (Vosco, Shenkler, Grobman — arXiv:2107.02145, ICCV 2021 Workshops).
 
-SE with local context (MODELS.md §2.2): average every non-overlapping ``(kh, kw)`` tile (ceil mode, edge
+SE with local context (docs/models.md §2.2): average every non-overlapping ``(kh, kw)`` tile (ceil mode, edge
 tiles average only their valid pixels), run the SE MLP on every tile descriptor as 1×1 convolutions,
 broadcast each gate back over its tile (nearest repeat + crop) and multiply. When the tile covers the
 map this is exactly SE (the global-mean path is used, so the graph is SE's).
@@ -9,7 +9,7 @@ Forms: ``bn=False`` the paper's pseudo-code (default); ``bn=True`` / ``"hidden"`
 (BatchNorm2d after the first conv); ``bn="both"`` adds BatchNorm2d(C) before the sigmoid so the repo's
 BN-heavy SE converts to TSE exactly (models/convert.py).
 
-Lowering (DEPLOYMENT.md, "Tiled SE export traps"; chosen by measuring full models in ONNX Runtime CPU):
+Lowering (docs/deployment.md, "Tiled SE export traps"; chosen by measuring full models in ONNX Runtime CPU):
 ``AveragePool(k, k)`` tile pooling (edge tiles: explicit zero Pad, floor-mode AveragePool, constant Mul by
 ``k²/valid``), the MLP as 1×1 convs, Resize(nearest) with integer scales (+ Slice when the tile does not divide
 the map) for the broadcast, a 4-D Mul; no ceil_mode, no repeat_interleave, no 6-D broadcast. Tiles that divide
