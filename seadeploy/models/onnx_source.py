@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from seadeploy.errors import ConfigError, InputError, ParityFailure
 from seadeploy.export import precision as prec
 from seadeploy.export.checks import ort_session
 from seadeploy.export.lint import lint_onnx
+from seadeploy.export.pipeline import staging
 from seadeploy.parity import compare, default_rule
 
 
@@ -100,22 +100,6 @@ def _samples(of: OnnxFile, dataset: str | None, n: int, split: str, seed: int, r
                         root=root)
 
 
-@contextmanager
-def _staging(out: Path) -> Iterator[Path]:
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
-    except OSError as exc:
-        raise InputError(f"cannot write to output folder '{out}': {exc.strerror or exc}") from exc
-    try:
-        yield stage
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-
-
 def export_onnx_file(file: str | os.PathLike, out: str | os.PathLike, precisions: Sequence[str] = ("fp32",), *,
                      dataset: str | None = None, data_root: str | None = None, mean: Sequence[float] | None = None,
                      std: Sequence[float] | None = None, eval_samples: int = 256, calib_samples: int = 64,
@@ -139,7 +123,7 @@ def export_onnx_file(file: str | os.PathLike, out: str | os.PathLike, precisions
         output={"name": of.proto.graph.output[0].name, "shape": [dim0, of.num_classes]},
         opset=max((o.version for o in of.proto.opset_import if o.domain in ("", "ai.onnx")), default=0),
         exporter=f"user file {of.path.name} (sha256 {sha256(of.path)})")
-    with _staging(out) as stage:
+    with staging(out) as stage:  # the export stage's staging: stale folders of killed runs swept, nothing half-written
         fp32 = of.write(stage / onnx_name("fp32"))
         ref = _run(fp32, of, x)
         labels = y[: len(ref)] if y is not None else None
