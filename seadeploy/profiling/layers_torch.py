@@ -9,6 +9,9 @@ parent's time). One row per (module, op, occurrence) with the median over runs.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -45,6 +48,30 @@ def onnx_op(aten_name: str) -> str:
     """``aten::relu_`` → ``Relu``; unknown ops keep their ATen name."""
     base = aten_name.split("::")[-1].rstrip("_")
     return ATEN_TO_ONNX.get(base, aten_name)
+
+
+#: Lines libkineto (torch.profiler's native half) writes straight to file descriptor 2 on every profile start
+#: and stop ("USDT:… profiler_start"), whatever KINETO_LOG_LEVEL says (torch 2.13); they are not ours to show.
+KINETO_LINES = ("USDT:", "STAGE:")
+
+
+@contextlib.contextmanager
+def kineto_lines_dropped() -> Iterator[None]:
+    """Capture fd 2 around a profile and pass every line through except libkineto's start/stop chatter."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [line for line in tmp.read().decode(errors="replace").splitlines(keepends=True)
+                    if not line.startswith(KINETO_LINES)]
+            sys.stderr.write("".join(kept))
 
 
 @contextlib.contextmanager
@@ -184,7 +211,7 @@ def profile_torch(src, *, run_dir, batch: int, threads: int | None, runs: int, w
             activities.append(torch.profiler.ProfilerActivity.CUDA)
         for _ in range(warmup_runs):
             call()
-        with module_ranges(be.model), torch.profiler.profile(activities=activities) as prof:
+        with kineto_lines_dropped(), module_ranges(be.model), torch.profiler.profile(activities=activities) as prof:
             for i in range(runs):
                 with torch.profiler.record_function(f"{RUN_TAG}{i}"):
                     call()

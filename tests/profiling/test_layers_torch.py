@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 
 from seadeploy.artifacts import Checkpoint
 from seadeploy.errors import ConfigError
 from seadeploy.models.build import load_model
 from seadeploy.profiling import schema
 from seadeploy.profiling.layers import profile_layers
-from seadeploy.profiling.layers_torch import onnx_op, sequence_roles
+from seadeploy.profiling.layers_torch import kineto_lines_dropped, onnx_op, sequence_roles
 
 
 def test_aten_names_map_to_onnx_ops():
@@ -56,3 +59,13 @@ def test_cuda_kernel_times_per_module_and_role(tiny_run, spec):
     convs = frame[frame["op_type"] == "aten::conv2d"]
     assert (convs["time_ms"] > 0).all() and convs["onnx_node"].notna().all()  # CUDA kernel time of each conv
     assert set(frame.loc[frame["block"].notna(), "role"]) == set(schema.ATTENTION_ROLES)
+
+
+def test_profiler_chatter_is_dropped_and_other_stderr_kept(capfd):
+    with kineto_lines_dropped():
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]):
+            torch.randn(3).sum()
+        os.write(2, b"USDT: a line libkineto writes natively\n")  # native writes go to fd 2, as libkineto's do
+        os.write(2, b"a real warning\n")
+    err = capfd.readouterr().err
+    assert "USDT" not in err and "a real warning" in err
