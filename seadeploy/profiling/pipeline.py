@@ -453,6 +453,7 @@ def fifo_table(p: TimedPropagation, sq: TimedPropagation, g: Graph, hw: Hardware
     """One row per FIFO that must hold rows: early join operands and window line buffers.
 
     ``buffer_*`` is the single-frame held amount of the first frame (``cold``; the buffer model's measure);
+    ``attention_elements`` what ``sq`` (squeeze lags only, no service times) makes the join hold;
     ``fifo_*`` the steady-state depth for zero stall (:func:`peak_resident`: the capacity, arriving row included); ``lead_rows`` that peak
     at infinite speed (a smaller FIFO deadlocks). Times in ``p`` are input-row periods; ``period`` converts them to cycles.
     """
@@ -584,7 +585,6 @@ def analyse_pipeline(source: str | os.PathLike | onnx.ModelProto | Graph, input_
     zero = TimedPropagation(*args, window_lags=True, costs={}).run()
     zero_sq = TimedPropagation(*args, window_lags=False, costs={}).run()
     p = TimedPropagation(*args, window_lags=True, costs=costs, steady=steady, periods=zero.periods).run()
-    sq = TimedPropagation(*args, window_lags=False, costs=costs, periods=zero_sq.periods).run()
     # The first frame through an idle pipeline (no frame ahead of it): the buffer model's single-frame view.
     cold = TimedPropagation(*args, window_lags=True, costs=costs, periods=zero.periods).run() if steady else p
     rows = []
@@ -607,7 +607,10 @@ def analyse_pipeline(source: str | os.PathLike | onnx.ModelProto | Graph, input_
     first_fill = min(float(np.min(cold.times[o])) for o in outs) * period if outs else 0.0
     first_frame = max(float(np.max(cold.times[o])) for o in outs) * period if outs else 0.0
     no_overlap = ii + service_scale * sum(s.cycles_per_frame + s.latency for s in stages.values())
-    fifos = fifo_table(p, sq, g, hw, period, cold, zero)
+    # attention_elements: what the squeeze lags alone make a join hold (window lags and service times left out), the
+    # buffer model's attention buffering, so it separates SE from TSE and is 0 without attention. Service-time skew
+    # between a residual's two branches is in the FIFO depths, not in this figure.
+    fifos = fifo_table(p, zero_sq, g, hw, period, cold, zero)
     figures = {"initiation_interval_cycles": ii, "fps": hw.clock_mhz * 1e6 / ii, "bottleneck": bottleneck.node
                if bottleneck and bottleneck.cycles_per_frame >= h_in else "input",
                "bottleneck_op": bottleneck.op_type if bottleneck else None, "input_row_period_cycles": period,
@@ -620,7 +623,7 @@ def analyse_pipeline(source: str | os.PathLike | onnx.ModelProto | Graph, input_
                "fifo_elements": int(fifos["fifo_elements"].sum()),
                "fifo_bytes": int(fifos["fifo_bytes"].sum()), "service_scale": service_scale}
     shp = g.shapes[g.input_name][0]
-    return PipelineReport(g.source, tuple(shp), hw, nodes, fifos, figures, sorted(p.unknown | sq.unknown))
+    return PipelineReport(g.source, tuple(shp), hw, nodes, fifos, figures, sorted(p.unknown | zero_sq.unknown))
 
 
 def resolve_depths(report: PipelineReport, spec: str | int | dict | None) -> dict[tuple[str, int], int]:

@@ -39,6 +39,15 @@ def test_zero_service_time_gives_the_buffer_model(graphs, name):
     assert r.summary()["line_buffer_elements"] == int(b.line_buffers["elements"].sum())
 
 
+@pytest.mark.parametrize("name", BUILDERS)
+def test_attention_buffer_is_the_squeeze_lags_alone_at_any_service_time(graphs, name):
+    # with real service times the branches of a residual are skewed (that is in the FIFO depths), but only the
+    # squeeze lags count as attention buffering: 0 without attention, the buffer model's figure with it
+    model = getattr(graphs, name)()
+    timed = analyse_pipeline(model)
+    assert timed.figures["attention_buffer_elements"] == analyse_buffers(model).attention_buffer_elements
+
+
 def test_folding_sets_the_bottleneck_and_initiation_interval(graphs, tmp_path):
     # conv1 of the conv chain: 64 output elements (2×8×4) × 18 MACs (2 in-channels × 3×3) = 1152 MACs.
     # FINN-style PE=2, SIMD=3 → 6 MACs/cycle → 192 cycles per frame; every other node gets 1000 MACs/cycle
