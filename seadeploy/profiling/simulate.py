@@ -315,17 +315,12 @@ def simulate(g: Graph, hw: Hardware, depths: dict[tuple[str, int], int] | None =
             node.next_start = done
             k, local = divmod(m, e.rows)
             hi = node.hi[j]
-            while node.fired < (k + 1) * node.rows and hi[node.fired - k * node.rows] <= local:
+            last = local == e.rows - 1  # at the frame's last input row, rows that read nothing of it go out too
+            while node.fired < (k + 1) * node.rows and (last or hi[node.fired - k * node.rows] <= local):
                 start = max(done, node.last_emit + node.gap)
                 node.last_emit = start
                 schedule(start + node.latency, 2, node.name, node.fired)
                 node.fired += 1
-            if local == e.rows - 1:  # rows that read nothing of this frame still go out with it
-                while node.fired < (k + 1) * node.rows:
-                    start = max(done, node.last_emit + node.gap)
-                    node.last_emit = start
-                    schedule(start + node.latency, 2, node.name, node.fired)
-                    node.fired += 1
             want_try(node, done)
             return
         k, r = divmod(node.fired, node.rows)
