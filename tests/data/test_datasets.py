@@ -16,6 +16,7 @@ import torch
 
 from seadeploy.artifacts import Checkpoint
 from seadeploy.data import cifar, get_dataset, list_datasets
+from seadeploy.data.base import channel_stats
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.train.__main__ import main as train_main
 
@@ -177,3 +178,15 @@ def test_training_cli_runs_on_file_datasets(name, cifar_root, image_root, tmp_pa
     assert code == 0 and summary["dataset"] == name and summary["epochs"] == 1
     ckpt = Checkpoint.load(out)
     assert ckpt.spec.num_classes == (10 if name == "cifar10" else 3) and ckpt.extra["data_root"] == str(root)
+
+
+def test_channel_stats_match_float64_mean_and_std():
+    # channel_stats sums integers chunk by chunk (no float64 copy of the set); same figures as the float64 formula
+    g = torch.Generator().manual_seed(0)
+    for n in (1, 3, 130):  # 130 spans three chunks of 64
+        x = torch.randint(0, 256, (n, 3, 9, 7), generator=g, dtype=torch.uint8)
+        x[:, 1] //= 4  # channels with different statistics
+        ref = x.to(torch.float64).div(255.0)
+        mean, std = channel_stats(x)
+        assert mean == tuple(round(float(v), 4) for v in ref.mean(dim=(0, 2, 3)))
+        assert std == tuple(round(float(v), 4) for v in ref.std(dim=(0, 2, 3)))
