@@ -19,7 +19,8 @@ propagation (:class:`~seadeploy.profiling.propagate.Propagation`), with service 
   no-overlap bound (receive the frame, then every stage one after the other). Latencies are those of
   the steady state (frames back to back: a stage busy all frame carries bunched rows into the next
   frame) and, as ``first_frame_*``, of one frame through an idle pipeline.
-* **Per FIFO** (every join operand and every window's line buffer) — skew (longest wait of a row),
+* **Per FIFO** (every join operand, every window's line buffer, and any input whose rows queue: a Pad or
+  Resize at its own row rate, a stage — an accumulator too — fed rows closer than it serves them) — skew (longest wait of a row),
   the single-frame held rows (the buffer model's figure; with ``service_scale=0`` exactly
   :func:`~seadeploy.profiling.dataflow.analyse_buffers`' numbers) and the zero-stall depth in
   steady state (frames overlap: the next frame's rows arrive while this one's wait).
@@ -50,6 +51,7 @@ from seadeploy.errors import ConfigError, InputError
 from seadeploy.profiling import graph
 from seadeploy.profiling.arrival import (
     BINARY,
+    EPS,
     POOL_OPS,
     TOL,
     UNARY,
@@ -289,11 +291,15 @@ class TimedPropagation(Propagation):
     """
 
     def __init__(self, *args, costs: dict[str, tuple[float, float, float]], steady: bool = False,
-                 periods: dict[str, float] | None = None, **kw) -> None:
+                 periods: dict[str, float] | None = None, row_shapes: dict[str, tuple[int, ...]] | None = None,
+                 **kw) -> None:
         super().__init__(*args, **kw)
         self.costs = costs
         self.steady = steady
         self.fixed_periods = periods  # row periods of the design (from the infinite-speed run)
+        self.row_shapes = row_shapes or {}  # the rows each tensor streams in (the infinite-speed run's arrays)
+        self.accumulates: set[str] = set()  # reducing stages whose input rows queue for their accumulator
+        self.queued: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # such a stage → (arrival, accumulation start)
         self.periods: dict[str, float] = {}
         self.starts: dict[str, np.ndarray] = {}
         self.reduced: dict[str, bool] = {}
@@ -301,7 +307,48 @@ class TimedPropagation(Propagation):
 
     def _step(self, node: onnx.NodeProto) -> None:
         self._node = node
-        super()._step(node)
+        acc = self._accumulated(node)
+        if acc is None:
+            super()._step(node)
+            return
+        # The rule reads each input row at the time it has been accumulated rather than at its arrival (the
+        # stage's service is in those times, see _accumulated); the arrival array is put back afterwards.
+        name, arrived = acc
+        try:
+            super()._step(node)
+        finally:
+            self.times[name] = arrived
+
+    def _accumulated(self, node: onnx.NodeProto) -> tuple[str, np.ndarray] | None:
+        """A reducing stage with one streamed input (a squeeze) accumulates its input rows one after the
+        other, ``service per accumulated row`` each: row m is done at ``D_m = max(A_m, D_{m−1}) + s_acc``,
+        later than its arrival ``A_m`` when rows arrive closer than ``s_acc`` (bunched: the rows after a
+        floor-mode crop or a Pad's padding). In steady state the first row also waits for the previous
+        frame's last (``D_0 ≥ D_last − H_in + s_acc``). The output row that reads rows up to m is then ready
+        at ``D_m``. Installs the done times as the input's times and returns ``(input, its arrival array)``;
+        ``None`` for every other stage."""
+        s_acc = self.costs.get(node.name, (0.0, 0.0, 0.0))[1]
+        live = [i for i in node.input if i and self.times.get(i) is not None]
+        if len(live) != 1 or s_acc <= 0:
+            return None
+        name = live[0]
+        ins = [self.times.get(i) if i else None for i in node.input]
+        if not rule_for(node.op_type)(self, node, ins)[1]:
+            return None
+        arrived = self.times[name]
+        shape = self.row_shapes.get(name, arrived.shape)
+        try:
+            a = np.broadcast_to(arrived, shape).ravel()
+        except ValueError:
+            a, shape = arrived.ravel(), arrived.shape
+        m = np.arange(1, a.size + 1) * s_acc
+        done = m + np.maximum.accumulate(a - m + s_acc)  # max over j ≤ m of A_j + (m − j + 1)·s_acc
+        if self.steady:
+            done = np.maximum(done, done[-1] - self.ref_rows + m)
+        self.times[name] = done.reshape(shape)
+        self.accumulates.add(node.name)
+        self.queued[node.name] = (a, done - s_acc)  # a row leaves the input FIFO when its accumulation starts
+        return name, arrived
 
     def _label(self, node, ins, reduced):
         self.reduced[node.name] = bool(reduced)
@@ -309,9 +356,15 @@ class TimedPropagation(Propagation):
 
     def _rate_limit(self, name: str, t):
         node = self._node
-        s_row, s_acc, lat = self.costs.get(node.name, (0.0, 0.0, 0.0)) if node is not None else (0.0, 0.0, 0.0)
-        reduced = self.reduced.get(node.name, False) if node is not None else False
-        serv = s_acc if reduced else s_row
+        s_row, _s_acc, lat = self.costs.get(node.name, (0.0, 0.0, 0.0)) if node is not None else (0.0, 0.0, 0.0)
+        # An accumulating stage's service is already in its input's done times (_accumulated); it emits rows
+        # at its row period. Any other stage serves each output row.
+        reduced = node is not None and node.name in self.accumulates
+        serv = 0.0 if reduced else s_row
+        if reduced and t is not None:
+            # Its rows are ready s_acc after the last accumulated row arrives: the buffer model's EPS ("strictly
+            # after the last row", added per squeeze) is not needed, and summed over a deep net's squeezes it is not 0.
+            t = t - EPS
         if t is None or name not in self.shapes:
             out = compress(t)
             if out is not None:
@@ -483,15 +536,18 @@ def fifo_table(p: TimedPropagation, sq: TimedPropagation, g: Graph, hw: Hardware
                         continue  # streams straight through (one row in flight): a pass-through FIFO
                     skew = float(np.max(np.broadcast_arrays(c, a)[0] - np.broadcast_arrays(c, a)[1]))
                     items.append(("join", idx, single, att, lead, steady, max(skew, 0.0)))
+        line = None
         if node.op_type in WINDOW_OPS and p.times.get(node.input[0]) is not None:
-            arr = _line_arrays(p, node)
+            arr = line = _line_arrays(p, node)
             if arr is not None:
                 a, c = arr
                 a0, c0 = _line_arrays(base_t, node)
                 held = held_elements(*_line_arrays(cold, node))
                 items.append(("line", 0, held, 0, peak_resident(a0, c0), _steady_peak(a, c, 1, ii),
                               float(np.max(c - a))))
-        if node.op_type not in JOIN_OPS and node.op_type not in WINDOW_OPS and not p.reduced.get(node.name):
+        # A window one row high (1×1 conv, non-overlapping pool) has no line buffer, but its input queues like a
+        # stream's when rows arrive closer than it serves them.
+        if node.op_type not in JOIN_OPS and line is None and not p.reduced.get(node.name):
             for idx, name in enumerate(node.input):
                 arr = _stream_arrays(p, g, node, idx) if name and p.times.get(name) is not None else None
                 if arr is None:
@@ -503,6 +559,14 @@ def fifo_table(p: TimedPropagation, sq: TimedPropagation, g: Graph, hw: Hardware
                     a1, c1 = _stream_arrays(cold, g, node, idx)
                     items.append(("stream", idx, held_elements(a1, c1), 0, peak_resident(a0, c0), steady,
                                   float(np.max(c - a))))
+        if node.name in p.accumulates:  # rows queue for the accumulator when they arrive closer than its service
+            a, c = p.queued[node.name]
+            steady = _steady_peak(a, c, 1, ii)
+            if steady > PASS_THROUGH_ROWS:
+                a0 = np.broadcast_to(base_t.times[node.input[0]], g.base.times[node.input[0]].shape).ravel()
+                a1, c1 = cold.queued.get(node.name, (a0, a0))
+                items.append(("stream", 0, held_elements(a1, c1), 0, peak_resident(a0, a0), steady,
+                              float(np.max(c - a))))
         for kind, idx, single, att, lead, steady, skew in items:
             name = node.input[idx]
             H, W, C = _row_geometry(p.shape(name))
@@ -584,9 +648,12 @@ def analyse_pipeline(source: str | os.PathLike | onnx.ModelProto | Graph, input_
     args = (g.model, g.shapes, g.consts, g.blocks)
     zero = TimedPropagation(*args, window_lags=True, costs={}).run()
     zero_sq = TimedPropagation(*args, window_lags=False, costs={}).run()
-    p = TimedPropagation(*args, window_lags=True, costs=costs, steady=steady, periods=zero.periods).run()
+    rows = {name: t.shape for name, t in g.base.times.items() if t is not None}
+    p = TimedPropagation(*args, window_lags=True, costs=costs, steady=steady, periods=zero.periods,
+                         row_shapes=rows).run()
     # The first frame through an idle pipeline (no frame ahead of it): the buffer model's single-frame view.
-    cold = TimedPropagation(*args, window_lags=True, costs=costs, periods=zero.periods).run() if steady else p
+    cold = (TimedPropagation(*args, window_lags=True, costs=costs, periods=zero.periods, row_shapes=rows).run()
+            if steady else p)
     rows = []
     for n in g.model.graph.node:
         st = stages.get(n.name)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
+from onnx import helper, numpy_helper
 
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.profiling.__main__ import main as profiling_main
@@ -85,6 +87,41 @@ def test_simulator_agrees_with_the_analytic_model(graphs, name):
     for key in ("initiation_interval_cycles", "fill_latency_cycles", "frame_latency_cycles"):
         assert abs(f[key] - getattr(s, key)) <= period, key
     assert dict(r.auto_depths()) == {k: s.fifo_rows[k] for k in r.auto_depths()}
+
+
+def _cropped_se(graphs):
+    """x(1,4,12,4) → Slice(rows 0..5) → SE: the crop's 6 rows stream one input-row period apart, half the
+    natural period of a 6-row map (12 / 6), as after a floor-mode crop or a Pad's padding rows."""
+    inits = [numpy_helper.from_array(np.array(v, dtype=np.int64), n)
+             for n, v in (("st", [0]), ("en", [6]), ("sax", [2]), ("axes", [2, 3]))]
+    nodes = [helper.make_node("Slice", ["x", "st", "en", "sax"], ["xs"], name="crop"),
+             helper.make_node("ReduceMean", ["xs", "axes"], ["z"], name="squeeze")]
+    nodes += [helper.make_node("Conv", ["z", "w1"], ["h"], name="fc1"), helper.make_node("Relu", ["h"], ["hr"], name="act"),
+              helper.make_node("Conv", ["hr", "w2"], ["e"], name="fc2"), helper.make_node("Sigmoid", ["e"], ["gt"], name="gate"),
+              helper.make_node("Mul", ["xs", "gt"], ["y"], name="scale")]
+    inits += [numpy_helper.from_array(np.full(s, 0.1, dtype=np.float32), n) for n, s in (("w1", (2, 4, 1, 1)),
+                                                                                            ("w2", (4, 2, 1, 1)))]
+    return graphs.make_model(nodes, inits, (1, 4, 12, 4), "y")
+
+
+def test_bunched_rows_queue_for_the_accumulator(graphs):
+    # The squeeze is the bottleneck (1 MAC/cycle, 96 cycles a frame → 16 cycles per accumulated row, 2 input-row
+    # periods) and its 6 rows arrive 1 period apart: they queue, the last is accumulated 5 periods after it arrives
+    # (not 2), and 3 rows wait in its input FIFO. The analytic model must carry both (the old one took the last
+    # row's arrival + one row's service: 3 periods early, and no FIFO for the queue, so the simulator with the
+    # analytic depths blocked). Exact, not within a row: the squeeze costs no EPS in the timed model.
+    g = Graph.load(_cropped_se(graphs))
+    hw = Hardware(folding={"Defaults": 1000, "squeeze": 1})
+    r, s = analyse_pipeline(g, hardware=hw), simulate(g, hw)
+    f, period = r.figures, r.figures["input_row_period_cycles"]
+    assert f["bottleneck"] == "squeeze" and period == 8
+    for key, got in (("fill_latency_cycles", s.fill_latency_cycles), ("frame_latency_cycles", s.frame_latency_cycles),
+                     ("first_frame_latency_cycles", s.first_frame[1])):
+        assert f[key] == pytest.approx(got, abs=1e-3 * period), key
+    assert r.auto_depths() == {("squeeze", 0): 3, ("scale", 0): 11}
+    assert all(s.fifo_rows[k] == v for k, v in r.auto_depths().items())
+    bounded = simulate(g, hw, resolve_depths(r, "auto"))
+    assert sum(v["blocked"] for v in bounded.stalls.values()) == 0
 
 
 def _skip_key(report):
