@@ -72,7 +72,7 @@ def _parser() -> ArgumentParser:
     q.add_argument("--dtype-bytes", type=int, choices=(1, 2, 4), default=None)
     q.add_argument("--fifo-depths", default=None, help="FILE (JSON {node/operand: rows}), auto, or N (a cap in rows)")
     q.add_argument("--simulate", action="store_true", help="check against the discrete-event simulator")
-    q.add_argument("--sweep-tile", type=_csv(str), default=None, help="e.g. 2,4,7,14,global (zoo --model)")
+    q.add_argument("--sweep-tile", type=_csv(str), default=None, help="e.g. 2,4,7,14,global (zoo --model; --onnx/RUN_DIR via the SE→TSE rewrite)")
     q.add_argument("--plot", default=None, help="write the tile-sweep plot (PNG) here")
     q.add_argument("--json", action="store_true")
     m = sub.add_parser("memory", help="activation memory (liveness), ORT and TensorRT memory")

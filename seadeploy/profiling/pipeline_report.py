@@ -7,16 +7,20 @@ benchmarks reuse the same functions.
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import onnx
 import pandas as pd
 from matplotlib.figure import Figure
 
 from seadeploy import artifacts
 from seadeploy.cli import parse_kv_args, print_json
+from seadeploy.convert.onnx_rewrite import se_to_tse_onnx
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.profiling import graph
 from seadeploy.profiling.pipeline import (
     Graph,
     Hardware,
@@ -46,10 +50,15 @@ def load_graph(run_dir: str | None = None, onnx_file: str | None = None, model: 
             g = Graph.load(model_onnx(model, attn, attn_kwargs or {}, input_size, tmp))
         g.source = f"{model} attn={attn} {attn_kwargs or {}} @ {input_size or 'default'}"
         return g
+    return Graph.load(onnx_path(run_dir, onnx_file), input_size)
+
+
+def onnx_path(run_dir: str | None, onnx_file: str | None) -> Path:
+    """The ONNX file to read: ``--onnx FILE``, or a run folder's fp32 export."""
     path = Path(onnx_file) if onnx_file else Path(run_dir) / artifacts.onnx_name("fp32")
     if run_dir and not path.is_file():
         raise InputError(f"'{path}' does not exist; export the run first (python -m seadeploy.export)")
-    return Graph.load(path, input_size)
+    return path
 
 
 def hardware_from(macs_per_cycle: float | None, folding: str | None, clock_mhz: float,
@@ -127,6 +136,33 @@ def sweep_tiles(model: str, tiles: list[str], hw: Hardware, input_size: int | No
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 
+def sweep_tiles_onnx(source: str | os.PathLike | onnx.ModelProto, tiles: list[str], hw: Hardware,
+                     input_size: int | None = None) -> pd.DataFrame:
+    """The tile sweep of a user's SE graph: each tile through the ONNX SE→TSE rewrite
+    (:func:`seadeploy.convert.onnx_rewrite.se_to_tse_onnx`, the zoo's TSE lowering); ``global`` is the graph as
+    given. Blocks the rewrite cannot convert stay as they are in every row.
+
+    Raises:
+        InputError: the graph has no SE block the rewrite can convert (one line, exit 2).
+    """
+    # static shapes on every tensor, graph outputs included (the rewrite checks the model it writes)
+    model = onnx.shape_inference.infer_shapes(graph.make_static(graph.load_model(source), input_size, batch=1))
+    for tile in tiles:
+        if tile != "global" and not tile.isdigit():
+            raise ConfigError(f"--sweep-tile takes integers and 'global', got '{tile}'")
+    rows = []
+    for tile in tiles:
+        variant = model
+        if tile != "global":
+            try:
+                variant, _records = se_to_tse_onnx(model, int(tile))
+            except InputError as exc:
+                raise InputError(f"--sweep-tile rewrites SE blocks to TSE tiles: {exc}") from None
+        f = analyse_pipeline(Graph.load(variant), hardware=hw).figures
+        rows.append({"tile": tile, **{k: f[k] for k in SWEEP_COLUMNS[1:]}})
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+
+
 def plot_tile_sweep(sweep: pd.DataFrame, title: str | None = None) -> Figure:
     """Buffer (elements) and fill latency against tile size, FPS in the labels."""
     fig = Figure(figsize=(7, 4))
@@ -194,7 +230,7 @@ def summary_with_sweep(report: PipelineReport | None, sweep: pd.DataFrame | None
     return out
 
 
-__all__ = ["load_graph", "hardware_from", "run_pipeline", "sweep_tiles", "plot_tile_sweep", "format_pipeline",
+__all__ = ["load_graph", "onnx_path", "hardware_from", "run_pipeline", "sweep_tiles", "sweep_tiles_onnx", "plot_tile_sweep", "format_pipeline",
            "compare_with_simulation", "summary_with_sweep", "main_pipeline"]
 
 
@@ -204,13 +240,17 @@ def main_pipeline(a) -> int:
     hw = hardware_from(a.macs_per_cycle, a.folding, a.clock_mhz, a.dtype_bytes)
     sweep = None
     if a.sweep_tile:
-        if not a.model:
-            raise ConfigError("--sweep-tile rebuilds the model per tile: give a zoo --model (with --attn se or tse)")
         if a.attn not in (None, "se", "tse"):
             raise ConfigError(f"--sweep-tile compares SE and TSE tiles; --attn {a.attn} has no tile")
-        sweep = sweep_tiles(a.model, a.sweep_tile, hw, a.input_size, attn_kwargs)
+        if a.model:
+            sweep = sweep_tiles(a.model, a.sweep_tile, hw, a.input_size, attn_kwargs)
+        else:  # a user's graph (--onnx FILE or RUN_DIR): each tile through the ONNX SE→TSE rewrite
+            if not (a.run_dir or a.onnx) or (a.run_dir and a.onnx):
+                raise ConfigError("--sweep-tile needs exactly one of RUN_DIR, --onnx FILE or --model NAME")
+            sweep = sweep_tiles_onnx(onnx_path(a.run_dir, a.onnx), a.sweep_tile, hw, a.input_size)
         if a.plot:
-            fig = plot_tile_sweep(sweep, f"{a.model} @ {a.input_size or 'default'}")
+            name = a.model or Path(a.onnx or a.run_dir).name
+            fig = plot_tile_sweep(sweep, f"{name} @ {a.input_size or 'default'}")
             with artifacts.atomic_path(a.plot) as tmp:
                 fig.savefig(tmp, format="png", dpi=100)
     depths: str | None = a.fifo_depths

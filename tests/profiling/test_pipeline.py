@@ -197,6 +197,23 @@ def test_cli_json_summary(graphs, tmp_path, capsys):
     assert "neither auto" in capsys.readouterr().err
 
 
+def test_sweep_tile_on_an_onnx_file_goes_through_the_se_to_tse_rewrite(graphs, tmp_path, capsys):
+    # a user's SE graph: each tile rewritten by convert's ONNX SE→TSE lowering, "global" is the file itself
+    se = tmp_path / "se.onnx"
+    se.write_bytes(graphs.se_residual().SerializeToString())
+    assert profiling_main(["pipeline", "--onnx", str(se), "--sweep-tile", "2,4,global", "--json"]) == 0
+    rows = {r["tile"]: r for r in json.loads(capsys.readouterr().out)["tile_sweep"]}
+    assert list(rows) == ["2", "4", "global"]
+    assert rows["global"]["attention_buffer_elements"] == analyse_buffers(graphs.se_residual()).attention_buffer_elements
+    assert rows["2"]["attention_buffer_elements"] < rows["4"]["attention_buffer_elements"] < \
+        rows["global"]["attention_buffer_elements"]
+    plain = tmp_path / "plain.onnx"
+    plain.write_bytes(graphs.conv_chain().SerializeToString())
+    assert profiling_main(["pipeline", "--onnx", str(plain), "--sweep-tile", "2,global"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no squeeze-excite" in err and "\n" not in err
+
+
 def test_tile_sweep_plot_is_a_figure():
     sweep = pd.DataFrame([[t, 10 * i, 100 * i, 400 * i, 30.0, 6.6e6, 1e6 * i, 2e6 * i, "conv"]
                           for i, t in enumerate(["2", "7", "global"], 1)], columns=SWEEP_COLUMNS)
