@@ -42,6 +42,19 @@ reported only. int8 is judged on real samples only: its Q/DQ ranges are calibrat
 drives activations outside them, where clipping is the intended behaviour. Random inputs are never judged on
 top-1: noise has no right class and a near-tie flips on the smallest error.
 
+**float32 noise floor** (fp32 only): the reference itself is a float32 computation, and on an ill-conditioned
+model (a random deep network, or activations that grow block after block) its own rounding error can exceed
+1e-4 of the output scale. The reference's error is measured by running the same PyTorch model in float64 on the
+first 16 samples of each input set (:func:`measure_float_noise`): ``float_noise`` = max_i max_j
+|ref32_ij − ref64_ij| / s_i. The element-wise bound gains ``8 · float_noise · s_i`` and the cosine floor becomes
+min(0.9999, 1 − 8²·(the reference's own cosine loss)). Why 8: two float32 implementations of one function differ
+from each other by about the sum of their errors against the exact result; measured ORT-vs-PyTorch over
+PyTorch-vs-float64, per sample: median 1.1-1.6, max 2.6 where the floor matters (random EfficientNet-B0-SPSE on
+noise, ResNet-152-SE at 224 px), 6 only where the reference's error is below 1e-6 and the 1e-4 term decides
+(``seadeploy validate RUN --json`` reports ``float_noise``). On a well-conditioned model the floor is ~1e-6 and
+changes nothing; a wrong weight, op or layout moves the output by ≥ 1e-2 relative, far above it. Where the floor
+widens the bound beyond 1e-4, the report says so. An explicit ``--atol/--rtol/--min-cosine`` is exact (no floor).
+
 **Untrained models** (random weights, ``trained=False``): near-uniform logits flip top-1 on errors far below
 anything that matters, so fp16/int8 are judged on cosine (int8 ≥ 0.98) and top-1/accuracy are reported. Their
 logits are dominated by one input-independent vector (a random ResNet-20's logits keep cosine 0.9998 to the
@@ -60,6 +73,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from seadeploy.artifacts import PRECISIONS
@@ -68,7 +82,7 @@ from seadeploy.errors import ConfigError, InputError
 
 INPUT_KINDS = ("random", "data")
 METRIC_NAMES = ("max_abs", "mean_abs", "max_rel", "cosine", "cosine_min", "cosine_centered", "top1", "accuracy",
-                "ref_accuracy", "violations", "nonfinite", "ref_nonfinite")
+                "ref_accuracy", "violations", "nonfinite", "ref_nonfinite", "float_noise")
 _EPS = 1e-9  # fractions such as 1 - 198/200 are not exact in binary: 1 % allowed must accept 1 %
 
 
@@ -93,17 +107,71 @@ def output_scale(ref: np.ndarray) -> np.ndarray:
     return np.maximum(1.0, r.reshape(len(r), -1).max(axis=1)).reshape((-1,) + (1,) * (r.ndim - 1))
 
 
-def violation_fraction(ref: np.ndarray, out: np.ndarray, atol: float, rtol: float, scale: bool = False) -> float:
-    """Fraction of elements with |out − ref| > atol·s + rtol·|ref| (s = 1, or :func:`output_scale` with ``scale``)."""
+def violation_fraction(ref: np.ndarray, out: np.ndarray, atol: float, rtol: float, scale: bool = False,
+                       noise: float = 0.0) -> float:
+    """Fraction of elements with |out − ref| > atol·s + rtol·|ref| + noise·s_i.
+
+    ``s`` = 1, or :func:`output_scale` with ``scale``; ``noise`` is a tolerance relative to each sample's output
+    scale ``s_i`` (the float32 noise floor, :class:`FloatNoise`).
+    """
     r = np.asarray(ref, np.float64)
     diff = np.abs(np.asarray(out, np.float64) - r)
     s = output_scale(r) if scale else 1.0
-    return float(np.mean(diff > atol * s + rtol * np.abs(r))) if diff.size else 0.0
+    bound = atol * s + rtol * np.abs(r) + (noise * output_scale(r) if noise else 0.0)
+    return float(np.mean(diff > bound)) if diff.size else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FloatNoise:
+    """The reference's own float32 rounding error on a set of inputs: PyTorch float32 against the same model in
+    float64 (:func:`measure_float_noise`).
+
+    ``rel`` = max over the samples of max_j |ref32_ij − ref64_ij| / s_i (``s_i`` = :func:`output_scale`);
+    ``cosine_loss`` = max over the samples of 1 − cos(ref32_i, ref64_i); ``n`` samples measured.
+    """
+
+    rel: float
+    cosine_loss: float
+    n: int
+
+
+def measure_float_noise(model: torch.nn.Module, x: np.ndarray, ref: np.ndarray, *, limit: int = 16,
+                        batch: int = 8) -> FloatNoise | None:
+    """PyTorch's own float32 error on the first ``limit`` samples of ``x``, against ``model`` run in float64.
+
+    ``ref`` holds the float32 reference outputs of ``x``. The model is converted to float64 in place and back
+    (float32 → float64 → float32 is exact, so its weights are unchanged afterwards, and no second copy is held).
+    Returns None when the model does not run in float64 (an op without a double kernel): the fp32 rule then has no
+    noise floor. Nothing in torch or onnxruntime offers this measurement, hence the hand-written pass.
+    """
+    n = min(int(limit), len(x))
+    if n == 0:
+        return None
+    param = next(iter(model.parameters()), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval().double()
+    try:
+        with torch.no_grad():
+            chunks = [model(torch.as_tensor(np.asarray(c)).to(device, torch.float64)).cpu().numpy()
+                      for c in np.array_split(x[:n], max(1, -(-n // batch)))]
+    except (RuntimeError, TypeError, NotImplementedError):
+        return None
+    finally:
+        model.float().train(was_training)
+    r64 = np.concatenate(chunks).reshape(n, -1)
+    r32 = np.asarray(ref[:n], np.float64).reshape(n, -1)
+    if not (np.isfinite(r64).all() and np.isfinite(r32).all()):
+        return None
+    rel = np.abs(r32 - r64).max(axis=1) / output_scale(r64).reshape(-1)
+    return FloatNoise(float(rel.max()), float(max(0.0, 1.0 - cosine_per_sample(r32, r64).min())), n)
 
 
 def parity_metrics(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None, *, atol: float = 1e-4,
-                   rtol: float = 1e-4, scale: bool = False) -> dict[str, Any]:
+                   rtol: float = 1e-4, scale: bool = False, noise: float = 0.0) -> dict[str, Any]:
     """Every metric of this module for one output pair (definitions in the module docstring).
+
+    ``noise``: the float32 noise allowance relative to each sample's output scale (see :meth:`Rule.metrics`).
 
     Raises:
         InputError: ``ref`` and ``out`` differ in shape, or ``labels`` do not match the batch.
@@ -130,7 +198,7 @@ def parity_metrics(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None =
     m.update(max_abs=float(diff.max(initial=0.0)), mean_abs=float(diff.mean()) if diff.size else 0.0,
              max_rel=float((diff / np.maximum(np.abs(r), floor)).max(initial=0.0)),
              cosine=float(cos.mean()), cosine_min=float(cos.min(initial=1.0)),
-             violations=violation_fraction(r, o, atol, rtol, scale))
+             violations=violation_fraction(r, o, atol, rtol, scale, noise))
     if ref.ndim == 2:
         m["top1"] = float(np.mean(o.argmax(axis=1) == r.argmax(axis=1)))
         if labels is not None:
@@ -168,6 +236,9 @@ class Rule:
     min_top1: float | None = None
     max_accuracy_drop: float | None = None
     min_cosine_centered: float | None = None
+    #: widen the element-wise and cosine bounds by this multiple of the reference's own float32 noise
+    #: (:class:`FloatNoise`, module docstring "float32 noise floor"); None: no floor
+    noise_factor: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("atol", "rtol"):
@@ -185,8 +256,26 @@ class Rule:
         return self.max_violations is None and self.min_cosine is None and self.min_top1 is None \
             and self.max_accuracy_drop is None and self.min_cosine_centered is None
 
-    def metrics(self, ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
-        return parity_metrics(ref, out, labels, atol=self.atol, rtol=self.rtol, scale=self.scale)
+    def metrics(self, ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None,
+                noise: FloatNoise | None = None) -> dict[str, Any]:
+        """:func:`parity_metrics` under this rule; with ``noise`` and a ``noise_factor``, the element-wise bound
+        gains ``noise_factor · noise.rel · s_i`` (recorded as ``float_noise`` / ``float_noise_cosine``)."""
+        floor = noise is not None and self.noise_factor is not None
+        m = parity_metrics(ref, out, labels, atol=self.atol, rtol=self.rtol, scale=self.scale,
+                           noise=self.noise_factor * noise.rel if floor else 0.0)
+        if noise is not None:
+            m.update(float_noise=noise.rel, float_noise_cosine=noise.cosine_loss)
+        return m
+
+    def cosine_floor(self, m: Mapping[str, Any]) -> float | None:
+        """``min_cosine``, lowered to 1 − noise_factor²·(the reference's own float32 cosine loss) when that is lower
+        (cosine loss grows with the square of a relative error, so the same factor applies squared)."""
+        if self.min_cosine is None:
+            return None
+        loss = m.get("float_noise_cosine", math.nan)
+        if self.noise_factor is None or math.isnan(loss):
+            return self.min_cosine
+        return min(self.min_cosine, 1.0 - self.noise_factor ** 2 * loss)
 
     def failures(self, m: Mapping[str, Any], labelled: bool) -> list[str]:
         """Reasons ``m`` (from :func:`parity_metrics`) fails this rule; empty = pass."""
@@ -197,10 +286,14 @@ class Rule:
         out = []
         if self.max_violations is not None and not m["violations"] <= self.max_violations + _EPS:
             a = f"atol {self.atol:g}" + ("·max(1, max|ref_i|)" if self.scale else "")
+            noise = m.get("float_noise", math.nan)
+            if self.noise_factor is not None and noise == noise:
+                a += f" + {self.noise_factor:g}× float32 noise {noise:.2g}·max(1, max|ref_i|)"
             out.append(f"{m['violations']:.2%} of elements exceed {a} + rtol {self.rtol:g}·|ref| "
                        f"(max abs {m['max_abs']:.3g}, allowed {self.max_violations:.2%})")
-        if self.min_cosine is not None and not m["cosine"] >= self.min_cosine:
-            out.append(f"cosine {m['cosine']:.6f} < {self.min_cosine}")
+        floor = self.cosine_floor(m)
+        if floor is not None and not m["cosine"] >= floor:
+            out.append(f"cosine {m['cosine']:.6f} < {floor:.6g}")
         centered = m.get("cosine_centered", math.nan)
         if self.min_cosine_centered is not None and centered == centered and not centered >= self.min_cosine_centered:
             out.append(f"input-dependent (centred) cosine {centered:.4f} < {self.min_cosine_centered}")
@@ -219,7 +312,8 @@ class Rule:
         parts = []
         if self.max_violations is not None:
             a = f"{self.atol:g}·max(1,max|ref_i|)" if self.scale else f"{self.atol:g}"
-            parts.append(f"|out-ref| <= {a} + {self.rtol:g}·|ref|")
+            noise = f" + {self.noise_factor:g}×float32 noise" if self.noise_factor is not None else ""
+            parts.append(f"|out-ref| <= {a} + {self.rtol:g}·|ref|{noise}")
         if self.min_cosine is not None:
             parts.append(f"cosine >= {self.min_cosine:g}")
         if self.min_cosine_centered is not None:
@@ -235,19 +329,23 @@ class Rule:
 
     def override(self, atol: float | None = None, rtol: float | None = None, min_cosine: float | None = None,
                  min_top1: float | None = None) -> Rule:
-        """This rule with command-line bounds; an explicit ``atol``/``rtol`` makes the element-wise check binding."""
+        """This rule with command-line bounds; an explicit ``atol``/``rtol`` makes the element-wise check binding. An
+        explicit ``atol``/``rtol``/``min_cosine`` is exact: the rule then has no float32 noise floor."""
         kw: dict[str, Any] = {}
         if atol is not None or rtol is not None:
             kw.update(atol=self.atol if atol is None else float(atol), rtol=self.rtol if rtol is None else float(rtol),
-                      max_violations=0.0)
+                      max_violations=0.0, noise_factor=None)
         if min_cosine is not None:
-            kw["min_cosine"] = float(min_cosine)
+            kw.update(min_cosine=float(min_cosine), noise_factor=None)
         if min_top1 is not None:
             kw["min_top1"] = float(min_top1)
         return dataclasses.replace(self, **kw) if kw else self
 
 
-_FP32 = Rule(atol=1e-4, rtol=1e-4, scale=True, max_violations=0.0, min_cosine=0.9999)
+#: The float32 noise floor's factor (module docstring): two float32 implementations of one function differ by up
+#: to ~2.5× the reference's own error against float64 (measured below); 8× leaves headroom for the worst sample.
+FLOAT_NOISE_FACTOR = 8.0
+_FP32 = Rule(atol=1e-4, rtol=1e-4, scale=True, max_violations=0.0, min_cosine=0.9999, noise_factor=FLOAT_NOISE_FACTOR)
 _LOW = {"max_violations": None, "scale": True}
 _RULES: dict[tuple[str, str], Rule] = {
     ("fp32", "data"): _FP32,
@@ -376,6 +474,9 @@ class Comparison:
         m = self.metrics
         head = (f"{self.rule.describe()} on {m.get('n')} {self.inputs} samples: max_abs {m['max_abs']:.3g}, "
                 f"cosine {m['cosine']:.6f}, top-1 {m['top1']:.4f}")
+        noise = m.get("float_noise", math.nan)
+        if self.rule.noise_factor is not None and noise == noise:
+            head += f", float32 noise {noise:.2g}"
         return head + ("" if self else "; FAIL " + "; ".join(self.failures))
 
     def to_row(self) -> dict[str, Any]:
@@ -394,9 +495,10 @@ class Comparison:
 
 
 def compare(ref: np.ndarray, out: np.ndarray, rule: Rule, *, backend: str, precision: str, inputs: str,
-            labels: np.ndarray | None = None, info: dict[str, Any] | None = None) -> Comparison:
-    """Measure ``out`` against ``ref`` and judge it with ``rule``."""
-    m = rule.metrics(ref, out, labels)
+            labels: np.ndarray | None = None, info: dict[str, Any] | None = None,
+            noise: FloatNoise | None = None) -> Comparison:
+    """Measure ``out`` against ``ref`` and judge it with ``rule`` (``noise``: the reference's float32 noise)."""
+    m = rule.metrics(ref, out, labels, noise)
     return Comparison(backend, precision, inputs, m, rule, rule.failures(m, labelled=labels is not None),
                       dict(info or {}))
 
@@ -445,10 +547,12 @@ def infer_batches(backend: Any, x: np.ndarray, batch: int = 32, progress: bool =
 
 def compare_backend(backend: Any, refs: Mapping[str, np.ndarray], sets: Mapping[str, tuple[np.ndarray, Any]],
                     rule: Callable[[str], Rule], *, name: str, precision: str, batch: int = 32,
-                    progress: bool = False, keep: dict[str, np.ndarray] | None = None) -> list[Comparison]:
+                    progress: bool = False, keep: dict[str, np.ndarray] | None = None,
+                    noise: Mapping[str, FloatNoise | None] | None = None) -> list[Comparison]:
     """Run every input set through ``backend`` (batched) and judge it against ``refs[kind]`` with ``rule(kind)``.
 
-    ``keep``, when given, receives the outputs as ``{kind: out}`` (validate saves them in parity.npz).
+    ``keep``, when given, receives the outputs as ``{kind: out}`` (validate saves them in parity.npz); ``noise``
+    maps an input kind to the reference's float32 noise on it (:func:`reference_noise`).
     """
     out = []
     for kind, (x, y) in sets.items():
@@ -456,5 +560,25 @@ def compare_backend(backend: Any, refs: Mapping[str, np.ndarray], sets: Mapping[
         if keep is not None:
             keep[kind] = got
         out.append(compare(refs[kind], got, rule(kind), backend=name, precision=precision, inputs=kind, labels=y,
-                           info=dict(getattr(backend, "info", {}) or {})))
+                           info=dict(getattr(backend, "info", {}) or {}), noise=(noise or {}).get(kind)))
     return out
+
+
+def reference_noise(model: torch.nn.Module, refs: Mapping[str, np.ndarray],
+                    sets: Mapping[str, tuple[np.ndarray, Any]]) -> dict[str, FloatNoise | None]:
+    """:func:`measure_float_noise` of ``model`` on every input set (its first 16 samples), keyed by input kind."""
+    return {kind: measure_float_noise(model, x, refs[kind]) for kind, (x, _) in sets.items()}
+
+
+def noise_notes(comparisons: Sequence[Comparison]) -> list[str]:
+    """One note per input kind where the float32 noise floor widened an fp32 bound beyond the documented one."""
+    notes, seen = [], set()
+    for c in comparisons:
+        noise, factor = c.metrics.get("float_noise", math.nan), c.rule.noise_factor
+        if c.inputs in seen or factor is None or math.isnan(noise) or factor * noise <= c.rule.atol:
+            continue
+        seen.add(c.inputs)
+        notes.append(f"{c.inputs} inputs: the PyTorch reference's own float32 error is {noise:.2g} of the output "
+                     f"scale (against float64), so fp32 is judged to {factor:g}× that (docs/parity.md, float32 noise "
+                     "floor); the model is ill-conditioned in float32 on these inputs")
+    return notes

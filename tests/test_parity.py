@@ -8,11 +8,13 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.parity import (
+    FloatNoise,
     Rule,
     RuleSet,
     Verdicts,
@@ -21,6 +23,8 @@ from seadeploy.parity import (
     cosine_per_sample,
     default_rule,
     layer_error,
+    measure_float_noise,
+    noise_notes,
     parity_metrics,
     rules_from_args,
     violation_fraction,
@@ -224,3 +228,53 @@ def test_verdicts_truthiness_frame_dict_and_text():
     assert d["comparisons"][0]["tolerance"]["scale"] is True
     text = report.text()
     assert "FAIL ort/fp32/data" in text and "note: a note" in text and text.endswith("1/2 comparisons within tolerance")
+
+
+# ------------------------------------------------------------------------------------- float32 noise floor
+class _Cancelling(torch.nn.Module):
+    """Ill-conditioned in float32: (x·w + 1e6) − 1e6 rounds to multiples of 1/16 (ulp of 1e6), exact in float64."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(10, 10)
+        self.register_buffer("c", torch.tensor(1e6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.fc(x) + self.c) - self.c
+
+
+def test_float_noise_is_the_references_own_float32_error_and_leaves_the_weights_unchanged():
+    torch.manual_seed(0)
+    x = RNG.standard_normal((20, 10)).astype(np.float32)
+    well = torch.nn.Linear(10, 10)
+    before = {k: v.clone() for k, v in well.state_dict().items()}
+    with torch.no_grad():
+        noise = measure_float_noise(well, x, well(torch.as_tensor(x)).numpy())
+    assert noise.n == 16 and noise.rel < 1e-6  # first 16 samples; float32 sums of 10 terms
+    assert all(torch.equal(before[k], v) and v.dtype == torch.float32 for k, v in well.state_dict().items())
+    bad = _Cancelling()
+    with torch.no_grad():
+        noise = measure_float_noise(bad, x, bad(torch.as_tensor(x)).numpy())
+    assert 1e-3 < noise.rel < 0.1 and bad.c.dtype == torch.float32
+
+
+def test_the_noise_floor_widens_fp32_by_eight_times_the_references_error_and_only_fp32():
+    ref = REF.astype(np.float64)
+    out = ref + 1e-3 * np.abs(ref).max(1, keepdims=True)  # 1e-3 of the output scale: beyond 1e-4
+    rule = default_rule("fp32", "random")
+    assert not compare(ref, out, rule, backend="ort", precision="fp32", inputs="random")
+    noisy_ref = FloatNoise(rel=2e-4, cosine_loss=1e-9, n=16)  # the reference itself is off by 2e-4 of its scale
+    passed = compare(ref, out, rule, backend="ort", precision="fp32", inputs="random", noise=noisy_ref)
+    assert passed and passed.metrics["float_noise"] == 2e-4
+    assert noise_notes([passed]) and "ill-conditioned" in noise_notes([passed])[0]
+    # 8× is the bound: an error of 1e-2 of the scale (a wrong weight) still fails on that reference
+    assert not compare(ref, ref + 1e-2 * np.abs(ref).max(1, keepdims=True), rule, backend="ort", precision="fp32",
+                       inputs="random", noise=noisy_ref)
+    # an explicit bound is exact, and fp16/int8 have no floor
+    assert not compare(ref, out, rule.override(atol=1e-4), backend="ort", precision="fp32", inputs="random",
+                       noise=noisy_ref)
+    assert default_rule("fp16", "random").noise_factor is None and default_rule("int8").noise_factor is None
+    # a well-conditioned reference (noise 1e-7) changes nothing and adds no note
+    quiet = compare(ref, ref + 5e-5, rule, backend="ort", precision="fp32", inputs="random",
+                    noise=FloatNoise(1e-7, 0.0, 16))
+    assert quiet and not noise_notes([quiet])

@@ -250,6 +250,7 @@ def summary_lines(manifest: Manifest, out: str | os.PathLike) -> list[str]:
                 row.get("accuracy") is not None else ""
             lines.append(f"{precision:5s} {Path(out) / f['path']} vs PyTorch on {row['n']} {row['inputs']} samples: "
                          f"max_abs {row['max_abs']:.3g}, cosine {row['cosine']:.6f}, top-1 {row['top1']:.4f}{acc}")
+        lines += [f"{precision:5s} note: {n}" for n in f["parity"].get("notes", [])]
         q = f.get("quantization")
         if q:
             lines.append(f"{precision:5s} int8 target {q.get('target')}: activations {q.get('activations')}, weights "

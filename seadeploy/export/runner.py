@@ -31,7 +31,7 @@ from seadeploy.export.onnx_export import export_onnx, restore_modules
 from seadeploy.export.pipeline import ExportOptions, file_entry, lint_check
 from seadeploy.export.trt_engine import EngineConfig, build_engine, require_tensorrt
 from seadeploy.models.build import load_model
-from seadeploy.parity import RuleSet, compare_backend, infer_batches, is_trained
+from seadeploy.parity import RuleSet, compare_backend, infer_batches, is_trained, noise_notes, reference_noise
 from seadeploy.runfolder import Manifest, write_manifest
 
 REFERENCE = "PyTorch fp32 eval-mode model (CPU)"
@@ -133,22 +133,27 @@ def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], 
     with TorchBackend(model, input_shape=ckpt.spec.input_shape) as ref_be:
         refs = {"random": infer_batches(ref_be, noise, rand_batch),
                 "data": infer_batches(ref_be, x, batch, opts.progress, desc="PyTorch reference")}
+    # the reference's own float32 error, for the fp32 rule's noise floor (seadeploy/parity.py)
+    floors = any(rules.rule(p, k).noise_factor is not None for p in files for k in sets)
+    noise = reference_noise(model, refs, sets) if floors else {}
     for precision, path in files.items():
         with create_backend("ort", path) as be:
             verdicts = compare_backend(be, {"random": refs["random"]}, {"random": sets["random"]},
                                        lambda kind, p=precision: rules.rule(p, kind), name="ort", precision=precision,
-                                       batch=rand_batch)
+                                       batch=rand_batch, noise=noise)
             verdicts += compare_backend(be, {"data": refs["data"]}, {"data": sets["data"]},
                                         lambda kind, p=precision: rules.rule(p, kind), name="ort",
-                                        precision=precision, batch=batch, progress=opts.progress)
+                                        precision=precision, batch=batch, progress=opts.progress, noise=noise)
         for v in verdicts:
             v.info = {"reference": REFERENCE}
             manifest.checks.append(checks.parity_check(v, path.name).to_dict())
         rows = [v.to_row() for v in verdicts]
         if verdicts and "random" in sets:
             rows[0]["batches"] = list(sizes)
+        notes = noise_notes(verdicts)
         entry = file_entry(path, precision, {"passed": all(verdicts), "reference": REFERENCE,
-                                             "rules": rules.to_dict(), "comparisons": rows})
+                                             "rules": rules.to_dict(), "comparisons": rows,
+                                             **({"notes": notes} if notes else {})})
         manifest.files[precision] = {**entry, **{k: v for k, v in manifest.files[precision].items() if k != "path"}}
         failed = [v for v in verdicts if not v]
         if failed:

@@ -24,7 +24,15 @@ from seadeploy.data import get_dataset
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.models.build import load_model
-from seadeploy.parity import Comparison, RuleSet, compare_backend, infer_batches
+from seadeploy.parity import (
+    Comparison,
+    FloatNoise,
+    RuleSet,
+    compare_backend,
+    infer_batches,
+    noise_notes,
+    reference_noise,
+)
 from seadeploy.runfolder import read_parity_inputs, write_parity
 from seadeploy.validate.layerwise_run import run_layerwise
 from seadeploy.validate.report import ParityReport
@@ -138,10 +146,11 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
     is_trained = bool(ruleset.trained)
     sets, notes = make_inputs(folder, dataset=dataset, samples=samples, random=random, seed=seed, root=root,
                               replay=inputs)
-    refs, reference = reference_outputs(folder, sets, device, batch, progress)
+    refs, reference, noise = reference_outputs(folder, sets, device, batch, progress, float_noise="fp32" in precisions)
     comparisons, outputs, warnings = compare_backends(folder, backends, precisions, sets, refs, ruleset, batch=batch,
-                                                      threads=threads, log=say, progress=progress)
-    warnings = [*folder.warnings, *notes, *warnings, *_judging_notes(precisions, sets, is_trained)]
+                                                      threads=threads, log=say, progress=progress, noise=noise)
+    warnings = [*folder.warnings, *notes, *warnings, *_judging_notes(precisions, sets, is_trained),
+                *noise_notes(comparisons)]
     settings = {"backends": list(backends), "precisions": precisions, "samples": {k: len(v[0]) for k, v in sets.items()},
                 "dataset": dataset or folder.dataset, "seed": seed, "batch": batch, "trained": is_trained,
                 "rules": ruleset.to_dict(), "spec": folder.spec.to_dict(), "versions": library_versions(),
@@ -154,17 +163,21 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
     return report
 
 
-def reference_outputs(folder: RunFolder, sets: Inputs, device: str, batch: int,
-                      progress: bool = False) -> tuple[dict[str, np.ndarray], dict]:
-    """PyTorch fp32 logits for every input set (TF32 off on CUDA, in batches) and the reference's description."""
-    with TorchBackend(load_model(folder.checkpoint), device=device, input_shape=folder.spec.input_shape) as be:
+def reference_outputs(folder: RunFolder, sets: Inputs, device: str, batch: int, progress: bool = False,
+                      float_noise: bool = True) -> tuple[dict[str, np.ndarray], dict, dict[str, FloatNoise | None]]:
+    """PyTorch fp32 logits for every input set (TF32 off on CUDA, in batches), the reference's description, and
+    (``float_noise``) its own float32 error per input set for the fp32 rule's noise floor (``seadeploy/parity.py``)."""
+    model = load_model(folder.checkpoint)
+    with TorchBackend(model, device=device, input_shape=folder.spec.input_shape) as be:
         refs = {k: infer_batches(be, x, batch, progress, desc=f"reference {k}") for k, (x, _) in sets.items()}
-        return refs, {"backend": "torch", "precision": "fp32", **be.info}
+        reference = {"backend": "torch", "precision": "fp32", **be.info}
+    return refs, reference, reference_noise(model, refs, sets) if float_noise else {}
 
 
 def compare_backends(folder: RunFolder, backends: Sequence[str], precisions: Sequence[str], sets: Inputs,
                      refs: dict[str, np.ndarray], rules: RuleSet, *, batch: int = 64,
-                     threads: int | None = None, log: Callable[[str], None] = print, progress: bool = False
+                     threads: int | None = None, log: Callable[[str], None] = print, progress: bool = False,
+                     noise: dict[str, FloatNoise | None] | None = None
                      ) -> tuple[list[Comparison], dict[str, np.ndarray], list[str]]:
     """Run every backend × precision on every input set (in batches), judged by ``rules``."""
     comparisons: list[Comparison] = []
@@ -185,7 +198,7 @@ def compare_backends(folder: RunFolder, backends: Sequence[str], precisions: Seq
                 kept: dict[str, np.ndarray] = {}
                 comparisons += compare_backend(be, refs, sets, lambda kind, p=precision, t=tf32: rules.rule(p, kind, t),
                                                name=spec, precision=precision, batch=batch, progress=progress,
-                                               keep=kept)
+                                               keep=kept, noise=noise)
                 outputs.update({f"out_{spec.replace(':', '-')}_{precision}_{k}": v for k, v in kept.items()})
     return comparisons, outputs, warnings
 
