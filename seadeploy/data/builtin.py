@@ -25,11 +25,13 @@ def _digits_split(input_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor
 
     bunch = load_digits()
     x = torch.as_tensor(bunch.images, dtype=torch.float32).mul_(255.0 / 16.0).round_().to(torch.uint8)
-    x = resize_uint8(x[:, None].expand(-1, 3, -1, -1), input_size)
+    x = x[:, None].expand(-1, 3, -1, -1)
     y = torch.as_tensor(bunch.target, dtype=torch.int64)
     idx_train, idx_test = train_test_split(torch.arange(len(y)).numpy(), test_size=DIGITS_TEST_FRACTION,
                                            stratify=y.numpy(), random_state=DIGITS_SPLIT_SEED)
-    return {"train": (x[idx_train], y[idx_train]), "test": (x[idx_test], y[idx_test])}
+    # split the 8×8 images, then resize each split (per image, so the same pixels): no full-size copy of the set
+    return {"train": (resize_uint8(x[idx_train], input_size), y[idx_train]),
+            "test": (resize_uint8(x[idx_test], input_size), y[idx_test])}
 
 
 def load_digits_dataset(split: str = "train", input_size: int | None = None) -> ImageDataset:
