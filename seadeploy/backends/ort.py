@@ -243,8 +243,10 @@ def with_extra_outputs(proto: Any, names: Sequence[str]) -> Any:
     bad = [n for n in names if n not in known]
     if bad:
         raise ConfigError(f"'{bad[0]}' is not a tensor produced by a node of the graph")
-    inferred = onnx.shape_inference.infer_shapes(model)
-    types = {vi.name: vi for vi in (*inferred.graph.value_info, *inferred.graph.output)}
+    types = {vi.name: vi for vi in (*model.graph.value_info, *model.graph.output)}
+    if any(n not in types for n in names):  # a graph already inferred (the export's shape check) is not copied again
+        inferred = onnx.shape_inference.infer_shapes(model)
+        types = {vi.name: vi for vi in (*inferred.graph.value_info, *inferred.graph.output)}
     have = {o.name for o in model.graph.output}
     for name in names:
         if name in have:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,10 +69,25 @@ def check_model_full(path: str | os.PathLike) -> Check:
     return Check("onnx.checker.full_check", Path(path).name, True)
 
 
-def infer_shapes_strict(proto: onnx.ModelProto, file: str = "") -> tuple[onnx.ModelProto | None, Check]:
-    """Strict shape inference with ``data_prop``; returns the inferred model (None on failure) and the check."""
+def infer_shapes_strict(model: onnx.ModelProto | str | os.PathLike,
+                        file: str = "") -> tuple[onnx.ModelProto | None, Check]:
+    """Strict shape inference with ``data_prop``; returns the inferred model (None on failure) and the check.
+
+    ``model`` is a ModelProto or a file. A file is inferred in C++ (``infer_shapes_path`` into a temp folder) and
+    only the inferred model is loaded: Python never holds the input graph, and the weights are not serialised
+    and parsed once more on the way into C++ and back.
+    """
     try:
-        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+        if isinstance(model, onnx.ModelProto):
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+        else:
+            src = Path(model)
+            file = file or src.name
+            with tempfile.TemporaryDirectory(prefix="seadeploy-shapes-") as tmp:
+                out = Path(tmp) / src.name
+                onnx.shape_inference.infer_shapes_path(str(src), str(out), check_type=True, strict_mode=True,
+                                                       data_prop=True)
+                inferred = load_onnx(out)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
         return None, Check("shape_inference.strict", file, False, str(exc).strip().splitlines()[0])
     n = sum(1 for v in inferred.graph.value_info if v.type.HasField("tensor_type"))

@@ -4,8 +4,9 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from seadeploy.errors import InputError
+from seadeploy.errors import InputError, ParityFailure
 from seadeploy.export import checks
+from seadeploy.export.pipeline import check_file
 from seadeploy.parity import default_rule
 
 
@@ -29,12 +30,39 @@ def test_full_check_and_strict_inference_pass_on_export(tiny_onnx):
     assert checks.check_model_full(tiny_onnx)
     inferred, result = checks.infer_shapes_strict(onnx.load(tiny_onnx))
     assert result and inferred is not None
+    from_file, file_result = checks.infer_shapes_strict(tiny_onnx)  # inferred in C++ from the file
+    assert file_result.to_dict() == {**result.to_dict(), "file": tiny_onnx.name}
+    assert from_file.SerializeToString(deterministic=True) == inferred.SerializeToString(deterministic=True)
 
 
-def test_strict_inference_reports_inconsistent_shapes():
+def test_strict_inference_reports_inconsistent_shapes(tmp_path):
     proto = _relu_model(["batch", 5])  # Relu cannot change 4 into 5
     inferred, result = checks.infer_shapes_strict(proto)
     assert inferred is None and not result and result.detail
+    onnx.save(proto, tmp_path / "bad.onnx")
+    inferred, from_file = checks.infer_shapes_strict(tmp_path / "bad.onnx")
+    assert inferred is None and not from_file and from_file.detail == result.detail and from_file.file == "bad.onnx"
+
+
+def test_file_checks_refuse_an_unreadable_file_as_input_error(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"not an onnx model at all")
+    record: list = []
+    with pytest.raises(InputError, match="truncated or not ONNX"):
+        check_file(path, 1, record)
+    assert record == []
+
+
+def test_file_checks_record_every_check_and_stop_on_a_wrong_declaration(tmp_path):
+    good, bad = tmp_path / "good.onnx", tmp_path / "bad.onnx"
+    onnx.save(_relu_model(["batch", 4]), good)
+    record: list = []
+    check_file(good, 3, record)
+    assert [r["name"] for r in record] == ["onnx.checker.full_check", "shape_inference.strict",
+                                           "declared_vs_runtime_shapes"] and all(r["passed"] for r in record)
+    onnx.save(_relu_model(["batch", 5]), bad)
+    with pytest.raises(ParityFailure, match="bad.onnx: check"):
+        check_file(bad, 3, record)
 
 
 def test_parity_fails_beyond_tolerance(tiny_net, tiny_onnx):
