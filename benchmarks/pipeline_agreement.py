@@ -5,7 +5,8 @@
 
 Per variant: differences in II, fill and frame latency (steady state and first frame) in input-row
 periods (target ≤ 1), the largest per-FIFO difference in rows (target ≤ 1), throughput with FIFOs at
-the analytic depths (target ≥ 99.9 % of unbounded, no deadlock), and for every attention skip FIFO
+the analytic depths (target ≥ 99.9 % of unbounded, no deadlock; ``auto_blocked``: the simulator's blocked
+cycles there, 0 when the depths are zero-stall), and for every attention skip FIFO
 shrunk by one row whether the simulator stalls or deadlocks (``--shrink all|ends|none``). Deterministic:
 no timing. Each variant is exported once (TSE "global" is SE).
 """
@@ -46,6 +47,7 @@ def check(g: Graph, hw: Hardware, shrink: str) -> dict:
     depths = resolve_depths(r, "auto")
     bounded = simulate(g, hw, depths)
     row["auto_deadlock"] = bounded.deadlock
+    row["auto_blocked"] = sum(v["blocked"] for v in bounded.stalls.values())  # cycles; 0 = zero stall at those depths
     row["auto_throughput"] = (free.initiation_interval_cycles / bounded.initiation_interval_cycles
                               if not bounded.deadlock else 0.0)
     skips = r.fifos[(r.fifos["kind"] == "join") & r.fifos["block"].notna() & (r.fifos["fifo_rows"] > 1)]
@@ -93,7 +95,8 @@ def main() -> None:
     worst = {k: float(df[k].max()) for k in ("II", "fill", "frame", "fill0", "frame0", "fifo_rows")}
     print("largest differences:", {k: round(v, 4) for k, v in worst.items()},
           f"| min throughput at analytic depths {df['auto_throughput'].min():.5f}",
-          f"| deadlocks at analytic depths {int(df['auto_deadlock'].sum())}")
+          f"| deadlocks at analytic depths {int(df['auto_deadlock'].sum())}",
+          f"| variants blocked at analytic depths {int((df['auto_blocked'] > 0).sum())}")
     ok = all(v <= 1 + 1e-9 for v in worst.values()) and df["auto_throughput"].min() >= 0.999 and not math.isnan(
         df["auto_throughput"].min())
     print("targets met" if ok else "TARGETS MISSED")
