@@ -11,6 +11,8 @@ from seadeploy.export.onnx_export import export_onnx, node_module_map
 from seadeploy.export.precision import (
     Fp16Policy,
     SampleReader,
+    activation_bytes,
+    calib_batch,
     convert_fp16,
     excitation_nodes,
     int8_target,
@@ -163,3 +165,16 @@ def test_fp16_of_attention_whose_tensor_feeds_two_fp32_nodes(attn, kwargs, tmp_p
         ref = model(x).numpy()
     cos = (got * ref).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
     assert np.isfinite(got).all() and (cos > 0.999).all()
+
+
+def test_calibration_batch_fits_the_memory_budget_and_does_not_change_the_ranges(tiny_onnx, tmp_path):
+    proto = onnx.load(tiny_onnx)
+    per_sample = activation_bytes(proto)
+    assert per_sample > 0 and calib_batch(proto) == 32  # a 16-px graph fits the default budget at batch 32
+    assert calib_batch(proto, budget=3 * per_sample) == 3 and calib_batch(proto, budget=1) == 1
+    calib = np.random.default_rng(0).standard_normal((12, 3, 16, 16)).astype(np.float32)
+    whole = quantize_int8(tiny_onnx, tmp_path / "a.onnx", calib, target="ort-cpu")
+    single = quantize_int8(tiny_onnx, tmp_path / "b.onnx", calib, target="ort-cpu", batch=1)
+    assert (whole["calib_batch"], single["calib_batch"]) == (32, 1)
+    inits = [{t.name: t.SerializeToString() for t in onnx.load(tmp_path / n).graph.initializer} for n in ("a.onnx", "b.onnx")]
+    assert inits[0] == inits[1]  # MinMax over every sample: the same scales and zero points whatever the batch
