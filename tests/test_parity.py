@@ -243,38 +243,60 @@ class _Cancelling(torch.nn.Module):
         return (self.fc(x) + self.c) - self.c
 
 
-def test_float_noise_is_the_references_own_float32_error_and_leaves_the_weights_unchanged():
+def test_float_noise_measures_each_precision_on_the_reference_model_and_leaves_its_weights_unchanged():
     torch.manual_seed(0)
     x = RNG.standard_normal((20, 10)).astype(np.float32)
     well = torch.nn.Linear(10, 10)
     before = {k: v.clone() for k, v in well.state_dict().items()}
     with torch.no_grad():
-        noise = measure_float_noise(well, x, well(torch.as_tensor(x)).numpy())
-    assert noise.n == 16 and noise.rel < 1e-6  # first 16 samples; float32 sums of 10 terms
+        ref = well(torch.as_tensor(x)).numpy()
+    fp32, fp16 = (measure_float_noise(well, x, ref, p) for p in ("fp32", "fp16"))
+    assert fp32.n == 16 and fp32.rel < 1e-6  # first 16 samples; float32 sums of 10 terms against float64
+    assert 1e-5 < fp16.rel < 1e-2 and fp16.precision == "fp16"  # float16 rounding (2^-11) of the same sums
     assert all(torch.equal(before[k], v) and v.dtype == torch.float32 for k, v in well.state_dict().items())
+    assert measure_float_noise(well, x, ref, "int8") is None  # int8 has no floor
     bad = _Cancelling()
     with torch.no_grad():
         noise = measure_float_noise(bad, x, bad(torch.as_tensor(x)).numpy())
     assert 1e-3 < noise.rel < 0.1 and bad.c.dtype == torch.float32
 
 
-def test_the_noise_floor_widens_fp32_by_eight_times_the_references_error_and_only_fp32():
+def _noise(precision, rel, cosine_loss=0.0, centered_loss=0.0):
+    return FloatNoise(precision, rel, cosine_loss, centered_loss, 16)
+
+
+def test_the_fp32_floor_widens_by_eight_times_the_references_own_error():
     ref = REF.astype(np.float64)
     out = ref + 1e-3 * np.abs(ref).max(1, keepdims=True)  # 1e-3 of the output scale: beyond 1e-4
     rule = default_rule("fp32", "random")
     assert not compare(ref, out, rule, backend="ort", precision="fp32", inputs="random")
-    noisy_ref = FloatNoise(rel=2e-4, cosine_loss=1e-9, n=16)  # the reference itself is off by 2e-4 of its scale
+    noisy_ref = _noise("fp32", 2e-4, 1e-9)  # the reference itself is off by 2e-4 of its scale
     passed = compare(ref, out, rule, backend="ort", precision="fp32", inputs="random", noise=noisy_ref)
     assert passed and passed.metrics["float_noise"] == 2e-4
-    assert noise_notes([passed]) and "ill-conditioned" in noise_notes([passed])[0]
+    assert len(noise_notes([passed])) == 1 and "ill-conditioned in fp32" in noise_notes([passed])[0]
     # 8× is the bound: an error of 1e-2 of the scale (a wrong weight) still fails on that reference
     assert not compare(ref, ref + 1e-2 * np.abs(ref).max(1, keepdims=True), rule, backend="ort", precision="fp32",
                        inputs="random", noise=noisy_ref)
-    # an explicit bound is exact, and fp16/int8 have no floor
+    # an explicit bound is exact
     assert not compare(ref, out, rule.override(atol=1e-4), backend="ort", precision="fp32", inputs="random",
                        noise=noisy_ref)
-    assert default_rule("fp16", "random").noise_factor is None and default_rule("int8").noise_factor is None
     # a well-conditioned reference (noise 1e-7) changes nothing and adds no note
-    quiet = compare(ref, ref + 5e-5, rule, backend="ort", precision="fp32", inputs="random",
-                    noise=FloatNoise(1e-7, 0.0, 16))
+    quiet = compare(ref, ref + 5e-5, rule, backend="ort", precision="fp32", inputs="random", noise=_noise("fp32", 1e-7))
     assert quiet and not noise_notes([quiet])
+
+
+def test_the_fp16_floor_lowers_the_cosine_floors_to_four_times_what_float16_loses_on_the_model():
+    ref = REF.astype(np.float64)
+    out = ref + RNG.standard_normal(ref.shape) * 0.1 * np.abs(ref).mean()  # cosine ≈ 0.995, centred alike
+    rule = default_rule("fp16", "data", trained=False)
+    assert rule.noise_factor is None and default_rule("int8").noise_cosine_factor is None
+    plain = compare(ref, out, rule, backend="ort", precision="fp16", inputs="data")
+    assert not plain and "cosine" in plain.failures[0]
+    loss = 1 - plain.metrics["cosine"]
+    lossy = _noise("fp16", 0.05, cosine_loss=loss, centered_loss=1 - plain.metrics["cosine_centered"])
+    assert compare(ref, out, rule, backend="ort", precision="fp16", inputs="data", noise=lossy)  # 1× < 4× the loss
+    small = _noise("fp16", 0.05, cosine_loss=loss / 5, centered_loss=(1 - plain.metrics["cosine_centered"]) / 5)
+    failed = compare(ref, out, rule, backend="ort", precision="fp16", inputs="data", noise=small)
+    assert not failed and len(failed.failures) == 2  # 5× what float16 loses: both cosines fail
+    assert not compare(ref, out, rule.override(min_cosine=0.999), backend="ort", precision="fp16", inputs="data",
+                       noise=lossy)  # an explicit --min-cosine is exact

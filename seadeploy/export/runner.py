@@ -134,17 +134,17 @@ def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], 
     with TorchBackend(model, input_shape=ckpt.spec.input_shape) as ref_be:
         refs = {"random": infer_batches(ref_be, noise, rand_batch),
                 "data": infer_batches(ref_be, x, batch, opts.progress, desc="PyTorch reference")}
-    # the reference's own float32 error, for the fp32 rule's noise floor (seadeploy/parity.py)
-    floors = any(rules.rule(p, k).noise_factor is not None for p in files for k in sets)
-    noise = reference_noise(model, refs, sets) if floors else {}
+    # what fp32/fp16 arithmetic itself does to the model, for the rules' noise floors (seadeploy/parity.py)
+    floors = reference_noise(model, refs, sets, list(files))
     for precision, path in files.items():
         with create_backend("ort", path) as be:
             verdicts = compare_backend(be, {"random": refs["random"]}, {"random": sets["random"]},
                                        lambda kind, p=precision: rules.rule(p, kind), name="ort", precision=precision,
-                                       batch=rand_batch, noise=noise)
+                                       batch=rand_batch, noise=floors.get(precision))
             verdicts += compare_backend(be, {"data": refs["data"]}, {"data": sets["data"]},
                                         lambda kind, p=precision: rules.rule(p, kind), name="ort",
-                                        precision=precision, batch=batch, progress=opts.progress, noise=noise)
+                                        precision=precision, batch=batch, progress=opts.progress,
+                                        noise=floors.get(precision))
         for v in verdicts:
             v.info = {"reference": REFERENCE}
             manifest.checks.append(checks.parity_check(v, path.name).to_dict())

@@ -146,7 +146,7 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
     is_trained = bool(ruleset.trained)
     sets, notes = make_inputs(folder, dataset=dataset, samples=samples, random=random, seed=seed, root=root,
                               replay=inputs)
-    refs, reference, noise = reference_outputs(folder, sets, device, batch, progress, float_noise="fp32" in precisions)
+    refs, reference, noise = reference_outputs(folder, sets, device, batch, progress, noise_precisions=precisions)
     comparisons, outputs, warnings = compare_backends(folder, backends, precisions, sets, refs, ruleset, batch=batch,
                                                       threads=threads, log=say, progress=progress, noise=noise)
     warnings = [*folder.warnings, *notes, *warnings, *_judging_notes(precisions, sets, is_trained),
@@ -164,20 +164,21 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
 
 
 def reference_outputs(folder: RunFolder, sets: Inputs, device: str, batch: int, progress: bool = False,
-                      float_noise: bool = True) -> tuple[dict[str, np.ndarray], dict, dict[str, FloatNoise | None]]:
-    """PyTorch fp32 logits for every input set (TF32 off on CUDA, in batches), the reference's description, and
-    (``float_noise``) its own float32 error per input set for the fp32 rule's noise floor (``seadeploy/parity.py``)."""
+                      noise_precisions: Sequence[str] = ("fp32",)
+                      ) -> tuple[dict[str, np.ndarray], dict, dict[str, dict[str, FloatNoise | None]]]:
+    """PyTorch fp32 logits for every input set (TF32 off on CUDA, in batches), the reference's description, and what
+    each of ``noise_precisions`` itself does to the model, for the rules' noise floors (``seadeploy/parity.py``)."""
     model = load_model(folder.checkpoint)
     with TorchBackend(model, device=device, input_shape=folder.spec.input_shape) as be:
         refs = {k: infer_batches(be, x, batch, progress, desc=f"reference {k}") for k, (x, _) in sets.items()}
         reference = {"backend": "torch", "precision": "fp32", **be.info}
-    return refs, reference, reference_noise(model, refs, sets) if float_noise else {}
+    return refs, reference, reference_noise(model, refs, sets, noise_precisions)
 
 
 def compare_backends(folder: RunFolder, backends: Sequence[str], precisions: Sequence[str], sets: Inputs,
                      refs: dict[str, np.ndarray], rules: RuleSet, *, batch: int = 64,
                      threads: int | None = None, log: Callable[[str], None] = print, progress: bool = False,
-                     noise: dict[str, FloatNoise | None] | None = None
+                     noise: dict[str, dict[str, FloatNoise | None]] | None = None
                      ) -> tuple[list[Comparison], dict[str, np.ndarray], list[str]]:
     """Run every backend × precision on every input set (in batches), judged by ``rules``."""
     comparisons: list[Comparison] = []
@@ -198,7 +199,7 @@ def compare_backends(folder: RunFolder, backends: Sequence[str], precisions: Seq
                 kept: dict[str, np.ndarray] = {}
                 comparisons += compare_backend(be, refs, sets, lambda kind, p=precision, t=tf32: rules.rule(p, kind, t),
                                                name=spec, precision=precision, batch=batch, progress=progress,
-                                               keep=kept, noise=noise)
+                                               keep=kept, noise=(noise or {}).get(precision))
                 outputs.update({f"out_{spec.replace(':', '-')}_{precision}_{k}": v for k, v in kept.items()})
     return comparisons, outputs, warnings
 
