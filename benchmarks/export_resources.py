@@ -40,9 +40,10 @@ def measure(model: str, attn: str, threads: int, extra: list[str]) -> dict:
         cmd = [sys.executable, "-m", "seadeploy.export", "--model", model, "--attn", attn, "--out",
                str(Path(tmp) / "run"), *extra]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        load = os.getloadavg()[0]
         out = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], env=env, capture_output=True, text=True,
                              check=True).stdout
-        return json.loads(out.strip().splitlines()[-1])
+        return {**json.loads(out.strip().splitlines()[-1]), "load": (load, os.getloadavg()[0])}
 
 
 def main() -> int:
@@ -61,7 +62,8 @@ def main() -> int:
             r = measure(model, attn, a.threads, a.extra)
             runs.append(r)
             print(f"{model}+{attn} run {i + 1}: exit {r['exit']}, {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, "
-                  f"peak RSS {r['peak_rss_mib']:.0f} MiB {r['error']}", flush=True)
+                  f"peak RSS {r['peak_rss_mib']:.0f} MiB, load average {r['load'][0]:.1f} → {r['load'][1]:.1f} "
+                  f"{r['error']}", flush=True)
         walls, peaks = [r["wall_s"] for r in runs], [r["peak_rss_mib"] for r in runs]
         rows.append((f"{model}+{attn}", all(r["exit"] == 0 for r in runs), statistics.median(walls),
                      max(walls) - min(walls), statistics.median(r["cpu_s"] for r in runs), max(peaks)))
