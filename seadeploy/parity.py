@@ -47,8 +47,9 @@ arithmetic gets on the same model. On a well-conditioned model that is far insid
 nothing; on an ill-conditioned one (a random deep network whose activations grow block after block, BatchNorm over
 near-constant descriptors) it is not. So the reference model is also run, on the first 16 samples of each input
 set (:func:`measure_float_noise`), in float64 for fp32 and in float16 for fp16, giving ``float_noise`` (max_i
-max_j |approx_ij − exact_ij| / s_i) and ``float_noise_cosine`` (1 − mean cosine). fp32: the element-wise bound
-gains ``8 · float_noise · s_i`` and the cosine floor becomes min(0.9999, 1 − 64 · float_noise_cosine); two float32
+max_j |approx_ij − exact_ij| / s_i) and ``float_noise_cosine`` (1 − mean cosine). fp32: a sample beyond the plain
+element-wise bound gains ``8 · rel_i · s_i`` (rel_i = max(float_noise, that sample's own error, measured on demand:
+:meth:`Rule.metrics`) and the cosine floor becomes min(0.9999, 1 − 64 · float_noise_cosine); two float32
 implementations differ by about the sum of their errors against the exact result (measured ORT-vs-PyTorch over
 PyTorch-vs-float64 per sample: median 1.1-1.6, max 2.6 where the floor matters), 8 leaves headroom, and a cosine
 loss grows with the square of a relative error (8² = 64). fp16: the cosine and centred-cosine floors become
@@ -110,18 +111,28 @@ def output_scale(ref: np.ndarray) -> np.ndarray:
     return np.maximum(1.0, r.reshape(len(r), -1).max(axis=1)).reshape((-1,) + (1,) * (r.ndim - 1))
 
 
-def violation_fraction(ref: np.ndarray, out: np.ndarray, atol: float, rtol: float, scale: bool = False,
-                       noise: float = 0.0) -> float:
-    """Fraction of elements with |out − ref| > atol·s + rtol·|ref| + noise·s_i.
+def exceed_mask(ref: np.ndarray, out: np.ndarray, atol: float, rtol: float, scale: bool = False,
+                noise: float | np.ndarray = 0.0) -> np.ndarray:
+    """Elements with |out − ref| > atol·s + rtol·|ref| + noise_i·s_i.
 
-    ``s`` = 1, or :func:`output_scale` with ``scale``; ``noise`` is a tolerance relative to each sample's output
-    scale ``s_i`` (the float32 noise floor, :class:`FloatNoise`).
+    ``s`` = 1, or :func:`output_scale` with ``scale``; ``noise`` is an allowance relative to each sample's output
+    scale ``s_i``, one value or one per sample (the noise floor, :meth:`Rule.metrics`).
     """
     r = np.asarray(ref, np.float64)
     diff = np.abs(np.asarray(out, np.float64) - r)
     s = output_scale(r) if scale else 1.0
-    bound = atol * s + rtol * np.abs(r) + (noise * output_scale(r) if noise else 0.0)
-    return float(np.mean(diff > bound)) if diff.size else 0.0
+    bound = atol * s + rtol * np.abs(r)
+    if np.any(noise):
+        per = np.asarray(noise, np.float64)
+        bound = bound + (per.reshape((-1,) + (1,) * (r.ndim - 1)) if per.ndim else per) * output_scale(r)
+    return diff > bound
+
+
+def violation_fraction(ref: np.ndarray, out: np.ndarray, atol: float, rtol: float, scale: bool = False,
+                       noise: float | np.ndarray = 0.0) -> float:
+    """Fraction of elements outside the bound of :func:`exceed_mask`."""
+    mask = exceed_mask(ref, out, atol, rtol, scale, noise)
+    return float(np.mean(mask)) if mask.size else 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,53 +155,101 @@ class FloatNoise:
 
 #: the precisions with a noise floor, and the dtype the reference model runs in to measure it
 NOISE_DTYPES = {"fp32": torch.float64, "fp16": torch.float16}
+#: samples measured up front per input set (the cosine floors), and at most this many more on demand (the samples
+#: that exceed the plain element-wise bound, worst first)
+NOISE_SAMPLES, NOISE_MAX_ON_DEMAND = 16, 64
+
+
+class NoiseProbe:
+    """What ``precision`` itself does to ``model`` on the inputs ``x`` whose float32 reference outputs are ``ref``.
+
+    ``summary`` (:class:`FloatNoise`) is measured on the first 16 samples when the probe is made (None when the
+    model does not run in that dtype, or gives NaN/Inf); :meth:`rel` measures further samples on demand. fp32: the
+    model runs in float64, converted in place and back (float32 → float64 → float32 is exact: its weights are
+    unchanged afterwards and no second copy is held); fp16: a float16 copy runs. Nothing in torch or onnxruntime
+    offers this measurement, hence the hand-written passes.
+    """
+
+    def __init__(self, model: torch.nn.Module, x: np.ndarray, ref: np.ndarray, precision: str = "fp32", *,
+                 limit: int = NOISE_SAMPLES, batch: int = 8) -> None:
+        if precision not in NOISE_DTYPES:
+            raise ConfigError(f"no noise floor for {precision}; valid: {', '.join(NOISE_DTYPES)}")
+        self.model, self.x, self.precision, self.batch = model, x, precision, int(batch)
+        self.ref = np.asarray(ref, np.float64).reshape(len(ref), -1)
+        self._rel: dict[int, float] = {}
+        self._half: torch.nn.Module | None = None
+        self.summary = self._summary(min(int(limit), len(x)))
+
+    def _run(self, idx: np.ndarray) -> np.ndarray | None:
+        """The model's outputs on samples ``idx`` in the probe's dtype, as float64; None if it does not run."""
+        dtype = NOISE_DTYPES[self.precision]
+        param = next(iter(self.model.parameters()), None)
+        device = param.device if param is not None else torch.device("cpu")
+        was_training = self.model.training
+        if dtype == torch.float64:
+            net = self.model.eval().double()
+        else:
+            if self._half is None:
+                self._half = copy.deepcopy(self.model).eval().to(dtype)
+            net = self._half
+        try:
+            with torch.no_grad():
+                chunks = [net(torch.as_tensor(np.asarray(self.x[c])).to(device, dtype)).float().cpu().numpy()
+                          for c in np.array_split(idx, max(1, -(-len(idx) // self.batch)))]
+        except (RuntimeError, TypeError, NotImplementedError):
+            return None
+        finally:
+            if net is self.model:
+                self.model.float().train(was_training)
+        ran = np.concatenate(chunks).reshape(len(idx), -1).astype(np.float64)
+        return ran if np.isfinite(ran).all() else None
+
+    def _pair(self, idx: np.ndarray, ran: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(approx, exact) for samples ``idx``: fp32 approximates float64, fp16 approximates float32."""
+        r32 = self.ref[idx]
+        return (r32, ran) if self.precision == "fp32" else (ran, r32)
+
+    def _summary(self, n: int) -> FloatNoise | None:
+        idx = np.arange(n)
+        ran = self._run(idx) if n else None
+        if ran is None or not np.isfinite(self.ref[idx]).all():
+            return None
+        approx, exact = self._pair(idx, ran)
+        rel = np.abs(approx - exact).max(axis=1) / output_scale(exact).reshape(-1)
+        self._rel.update(zip(idx.tolist(), rel.tolist(), strict=True))
+        mu = exact.mean(axis=0, keepdims=True)
+        centered = 1.0 - float(cosine_per_sample(approx - mu, exact - mu).mean()) if n > 1 else math.nan
+        return FloatNoise(self.precision, float(rel.max()),
+                          max(0.0, 1.0 - float(cosine_per_sample(approx, exact).mean())),
+                          max(0.0, centered) if centered == centered else math.nan, n)
+
+    def rel(self, idx: Sequence[int]) -> np.ndarray:
+        """Per-sample ``rel`` of samples ``idx`` (in the given order, worst first), measuring at most 64 new ones;
+        a sample beyond that gets the largest value measured."""
+        if self.summary is None:
+            return np.zeros(len(idx))
+        new = np.array([i for i in idx if i not in self._rel][:NOISE_MAX_ON_DEMAND], dtype=np.int64)
+        ran = self._run(new) if len(new) else None
+        if ran is not None:
+            approx, exact = self._pair(new, ran)
+            rel = np.abs(approx - exact).max(axis=1) / output_scale(exact).reshape(-1)
+            self._rel.update(zip(new.tolist(), rel.tolist(), strict=True))
+        worst = max(self._rel.values())
+        return np.array([self._rel.get(int(i), worst) for i in idx])
 
 
 def measure_float_noise(model: torch.nn.Module, x: np.ndarray, ref: np.ndarray, precision: str = "fp32", *,
-                        limit: int = 16, batch: int = 8) -> FloatNoise | None:
-    """What ``precision`` itself does to ``model`` on the first ``limit`` samples of ``x`` (:class:`FloatNoise`).
-
-    ``ref`` holds the float32 reference outputs of ``x``. fp32: the model runs in float64, converted in place and
-    back (float32 → float64 → float32 is exact: its weights are unchanged afterwards and no second copy is held).
-    fp16: a float16 copy runs. Returns None when the model does not run in that dtype (an op without a kernel) or
-    gives NaN/Inf: the rule then has no noise floor. Nothing in torch or onnxruntime offers this measurement,
-    hence the hand-written passes.
-    """
-    n = min(int(limit), len(x))
-    if n == 0 or precision not in NOISE_DTYPES:
+                        limit: int = NOISE_SAMPLES, batch: int = 8) -> FloatNoise | None:
+    """What ``precision`` itself does to ``model`` on the first ``limit`` samples of ``x`` (see :class:`NoiseProbe`);
+    None for a precision without a noise floor or a model that does not run in its dtype."""
+    if precision not in NOISE_DTYPES:
         return None
-    dtype = NOISE_DTYPES[precision]
-    param = next(iter(model.parameters()), None)
-    device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    net = model if dtype == torch.float64 else copy.deepcopy(model)
-    net.eval().to(dtype)
-    try:
-        with torch.no_grad():
-            chunks = [net(torch.as_tensor(np.asarray(c)).to(device, dtype)).float().cpu().numpy()
-                      for c in np.array_split(x[:n], max(1, -(-n // batch)))]
-    except (RuntimeError, TypeError, NotImplementedError):
-        return None
-    finally:
-        if net is model:
-            model.float().train(was_training)
-    ran = np.concatenate(chunks).reshape(n, -1).astype(np.float64)
-    r32 = np.asarray(ref[:n], np.float64).reshape(n, -1)
-    exact, approx = (ran, r32) if dtype == torch.float64 else (r32, ran)
-    if not (np.isfinite(exact).all() and np.isfinite(approx).all()):
-        return None
-    rel = np.abs(approx - exact).max(axis=1) / output_scale(exact).reshape(-1)
-    mu = exact.mean(axis=0, keepdims=True)
-    centered = 1.0 - float(cosine_per_sample(approx - mu, exact - mu).mean()) if n > 1 else math.nan
-    return FloatNoise(precision, float(rel.max()), max(0.0, 1.0 - float(cosine_per_sample(approx, exact).mean())),
-                      max(0.0, centered) if centered == centered else math.nan, n)
+    return NoiseProbe(model, x, ref, precision, limit=limit, batch=batch).summary
 
 
 def parity_metrics(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None, *, atol: float = 1e-4,
-                   rtol: float = 1e-4, scale: bool = False, noise: float = 0.0) -> dict[str, Any]:
+                   rtol: float = 1e-4, scale: bool = False) -> dict[str, Any]:
     """Every metric of this module for one output pair (definitions in the module docstring).
-
-    ``noise``: the float32 noise allowance relative to each sample's output scale (see :meth:`Rule.metrics`).
 
     Raises:
         InputError: ``ref`` and ``out`` differ in shape, or ``labels`` do not match the batch.
@@ -217,7 +276,7 @@ def parity_metrics(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None =
     m.update(max_abs=float(diff.max(initial=0.0)), mean_abs=float(diff.mean()) if diff.size else 0.0,
              max_rel=float((diff / np.maximum(np.abs(r), floor)).max(initial=0.0)),
              cosine=float(cos.mean()), cosine_min=float(cos.min(initial=1.0)),
-             violations=violation_fraction(r, o, atol, rtol, scale, noise))
+             violations=violation_fraction(r, o, atol, rtol, scale))
     if ref.ndim == 2:
         m["top1"] = float(np.mean(o.argmax(axis=1) == r.argmax(axis=1)))
         if labels is not None:
@@ -278,16 +337,33 @@ class Rule:
             and self.max_accuracy_drop is None and self.min_cosine_centered is None
 
     def metrics(self, ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None = None,
-                noise: FloatNoise | None = None) -> dict[str, Any]:
-        """:func:`parity_metrics` under this rule; ``noise`` (the comparison's precision on the reference model) is
-        recorded as ``float_noise`` / ``float_noise_cosine`` / ``float_noise_centered`` and, with a
-        ``noise_factor``, widens the element-wise bound."""
-        floor = noise is not None and self.noise_factor is not None
-        m = parity_metrics(ref, out, labels, atol=self.atol, rtol=self.rtol, scale=self.scale,
-                           noise=self.noise_factor * noise.rel if floor else 0.0)
-        if noise is not None:
-            m.update(float_noise=noise.rel, float_noise_cosine=noise.cosine_loss,
-                     float_noise_centered=noise.centered_loss)
+                noise: NoiseProbe | FloatNoise | None = None) -> dict[str, Any]:
+        """:func:`parity_metrics` under this rule, with the noise floor of ``noise`` (the comparison's precision on
+        the reference model; module docstring, "noise floors").
+
+        The summary is recorded as ``float_noise`` / ``float_noise_cosine`` / ``float_noise_centered``. With a
+        ``noise_factor``, each sample that exceeds the plain element-wise bound is allowed ``noise_factor ·
+        rel_i · s_i`` more, ``rel_i`` = max(the summary's ``rel``, that sample's own noise, which a
+        :class:`NoiseProbe` measures on demand): the summary is the model's noise level (one sample's own error
+        is a noisy estimate of it: it can be near 0 by chance), and a sample worse than the level gets its own.
+        ``float_noise`` is then the largest ``rel_i`` used.
+        """
+        m = parity_metrics(ref, out, labels, atol=self.atol, rtol=self.rtol, scale=self.scale)
+        summary = noise.summary if isinstance(noise, NoiseProbe) else noise
+        if summary is None:
+            return m
+        m.update(float_noise=summary.rel, float_noise_cosine=summary.cosine_loss,
+                 float_noise_centered=summary.centered_loss)
+        if self.noise_factor is None or not m["violations"] > 0:  # NaN (non-finite outputs) or nothing to excuse
+            return m
+        r, o = np.asarray(ref, np.float64), np.asarray(out, np.float64)
+        mask = exceed_mask(r, o, self.atol, self.rtol, self.scale).reshape(len(r), -1)
+        excess = np.where(mask, np.abs(o - r).reshape(len(r), -1), 0.0).max(axis=1) / output_scale(r).reshape(-1)
+        rows = [int(i) for i in np.argsort(-excess) if mask[i].any()]  # worst first
+        per = np.zeros(len(r))
+        per[rows] = np.maximum(summary.rel, noise.rel(rows)) if isinstance(noise, NoiseProbe) else summary.rel
+        m["violations"] = violation_fraction(r, o, self.atol, self.rtol, self.scale, self.noise_factor * per)
+        m["float_noise"] = max(summary.rel, float(per.max()))
         return m
 
     def _floor(self, bound: float | None, loss: Any) -> float | None:
@@ -529,8 +605,9 @@ class Comparison:
 
 def compare(ref: np.ndarray, out: np.ndarray, rule: Rule, *, backend: str, precision: str, inputs: str,
             labels: np.ndarray | None = None, info: dict[str, Any] | None = None,
-            noise: FloatNoise | None = None) -> Comparison:
-    """Measure ``out`` against ``ref`` and judge it with ``rule`` (``noise``: the reference's float32 noise)."""
+            noise: NoiseProbe | FloatNoise | None = None) -> Comparison:
+    """Measure ``out`` against ``ref`` and judge it with ``rule`` (``noise``: what the comparison's precision
+    itself does to the reference model, :meth:`Rule.metrics`)."""
     m = rule.metrics(ref, out, labels, noise)
     return Comparison(backend, precision, inputs, m, rule, rule.failures(m, labelled=labels is not None),
                       dict(info or {}))
@@ -581,7 +658,7 @@ def infer_batches(backend: Any, x: np.ndarray, batch: int = 32, progress: bool =
 def compare_backend(backend: Any, refs: Mapping[str, np.ndarray], sets: Mapping[str, tuple[np.ndarray, Any]],
                     rule: Callable[[str], Rule], *, name: str, precision: str, batch: int = 32,
                     progress: bool = False, keep: dict[str, np.ndarray] | None = None,
-                    noise: Mapping[str, FloatNoise | None] | None = None) -> list[Comparison]:
+                    noise: Mapping[str, NoiseProbe | None] | None = None) -> list[Comparison]:
     """Run every input set through ``backend`` (batched) and judge it against ``refs[kind]`` with ``rule(kind)``.
 
     ``keep``, when given, receives the outputs as ``{kind: out}`` (validate saves them in parity.npz); ``noise``
@@ -598,10 +675,10 @@ def compare_backend(backend: Any, refs: Mapping[str, np.ndarray], sets: Mapping[
 
 
 def reference_noise(model: torch.nn.Module, refs: Mapping[str, np.ndarray], sets: Mapping[str, tuple[np.ndarray, Any]],
-                    precisions: Sequence[str]) -> dict[str, dict[str, FloatNoise | None]]:
-    """:func:`measure_float_noise` of ``model`` for every precision with a noise floor (fp32, fp16) among
-    ``precisions``, on every input set (its first 16 samples): ``{precision: {kind: noise}}``."""
-    return {p: {kind: measure_float_noise(model, x, refs[kind], p) for kind, (x, _) in sets.items()}
+                    precisions: Sequence[str]) -> dict[str, dict[str, NoiseProbe]]:
+    """A :class:`NoiseProbe` of ``model`` for every precision with a noise floor (fp32, fp16) among ``precisions``,
+    on every input set: ``{precision: {kind: probe}}``."""
+    return {p: {kind: NoiseProbe(model, x, refs[kind], p) for kind, (x, _) in sets.items()}
             for p in precisions if p in NOISE_DTYPES}
 
 

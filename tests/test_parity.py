@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.parity import (
     FloatNoise,
+    NoiseProbe,
     Rule,
     RuleSet,
     Verdicts,
@@ -300,3 +301,39 @@ def test_the_fp16_floor_lowers_the_cosine_floors_to_four_times_what_float16_lose
     assert not failed and len(failed.failures) == 2  # 5× what float16 loses: both cosines fail
     assert not compare(ref, out, rule.override(min_cosine=0.999), backend="ort", precision="fp16", inputs="data",
                        noise=lossy)  # an explicit --min-cosine is exact
+
+
+class _CancellingSome(torch.nn.Module):
+    """Ill-conditioned in float32 only on samples whose first input is > 1: (fc(x) + k) − k with k = 1e6 there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(10, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = (x[:, :1] > 1).to(x.dtype) * 1e6
+        return (self.fc(x) + k) - k
+
+
+def test_each_sample_beyond_the_plain_bound_is_judged_by_its_own_float32_noise():
+    torch.manual_seed(0)
+    x = RNG.standard_normal((200, 10)).astype(np.float32)
+    x[:16, 0] = np.minimum(x[:16, 0], 1.0)  # the first 16 (measured up front) are well-conditioned
+    net = _CancellingSome()
+    with torch.no_grad():
+        ref = net(torch.as_tensor(x)).numpy()
+        exact = net.double()(torch.as_tensor(x).double()).float().numpy()  # a backend computing the exact function
+        net.float()
+    bad = x[:, 0] > 1
+    assert bad[16:].any() and not bad[:16].any()  # ill-conditioned samples only beyond the 16 measured up front
+    rule = default_rule("fp32", "random")
+    assert not compare(ref, exact, rule, backend="ort", precision="fp32", inputs="random")
+    probe = NoiseProbe(net, x, ref, "fp32")
+    passed = compare(ref, exact, rule, backend="ort", precision="fp32", inputs="random", noise=probe)
+    assert probe.summary.rel < 1e-6 and passed.metrics["float_noise"] > 1e-3  # measured on demand, where it fails
+    # a well-conditioned sample keeps the level of the first 16: a 1e-2 error there fails though others are noisy
+    wrong = exact.copy()
+    good = int(np.flatnonzero(~bad)[-1])
+    wrong[good] += 1e-2 * np.abs(ref[good]).max()
+    failed = compare(ref, wrong, rule, backend="ort", precision="fp32", inputs="random", noise=probe)
+    assert not failed and failed.metrics["violations"] == pytest.approx(1 / len(ref))  # that one row only

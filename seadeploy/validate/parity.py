@@ -26,7 +26,7 @@ from seadeploy.errors import ConfigError, InputError
 from seadeploy.models.build import load_model
 from seadeploy.parity import (
     Comparison,
-    FloatNoise,
+    NoiseProbe,
     RuleSet,
     compare_backend,
     infer_batches,
@@ -165,7 +165,7 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
 
 def reference_outputs(folder: RunFolder, sets: Inputs, device: str, batch: int, progress: bool = False,
                       noise_precisions: Sequence[str] = ("fp32",)
-                      ) -> tuple[dict[str, np.ndarray], dict, dict[str, dict[str, FloatNoise | None]]]:
+                      ) -> tuple[dict[str, np.ndarray], dict, dict[str, dict[str, NoiseProbe]]]:
     """PyTorch fp32 logits for every input set (TF32 off on CUDA, in batches), the reference's description, and what
     each of ``noise_precisions`` itself does to the model, for the rules' noise floors (``seadeploy/parity.py``)."""
     model = load_model(folder.checkpoint)
@@ -178,7 +178,7 @@ def reference_outputs(folder: RunFolder, sets: Inputs, device: str, batch: int, 
 def compare_backends(folder: RunFolder, backends: Sequence[str], precisions: Sequence[str], sets: Inputs,
                      refs: dict[str, np.ndarray], rules: RuleSet, *, batch: int = 64,
                      threads: int | None = None, log: Callable[[str], None] = print, progress: bool = False,
-                     noise: dict[str, dict[str, FloatNoise | None]] | None = None
+                     noise: dict[str, dict[str, NoiseProbe]] | None = None
                      ) -> tuple[list[Comparison], dict[str, np.ndarray], list[str]]:
     """Run every backend × precision on every input set (in batches), judged by ``rules``."""
     comparisons: list[Comparison] = []
