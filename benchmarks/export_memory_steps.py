@@ -93,7 +93,7 @@ def main() -> int:
     from seadeploy.models.build import resolve_spec  # noqa: PLC0415
 
     print(f"imports: {time.perf_counter() - t0:.1f} s, {_cpu() - c0:.1f} s CPU, RSS {_status()[0]:.0f} MiB")
-    steps = {pipeline: ["load_source", "check_file", "eval_samples"],
+    steps = {pipeline: ["load_source", "check_file", "eval_samples", "release_memory"],
              runner: ["load_model", "_checkpoint", "export_onnx", "lint_check", "_lower_precision", "_parity",
                       "infer_batches", "reference_noise", "create_backend", "compare_backend", "write_manifest"],
              onnx_export: ["_run_exporter", "annotate_modules", "lower_for_ort"],

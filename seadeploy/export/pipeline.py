@@ -12,7 +12,10 @@ leaves nothing half-written. Parity is judged by :mod:`seadeploy.parity` (rules:
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
+import gc
 import os
 import shutil
 import tempfile
@@ -39,6 +42,8 @@ from seadeploy.parity import PRECISIONS, RuleSet, any_rule_args, rules_from_args
 from seadeploy.runfolder import Manifest
 
 DEFAULT_DATASET = "digits"
+#: glibc's ``malloc_trim`` (None elsewhere, e.g. musl or macOS); see :func:`release_memory`.
+_MALLOC_TRIM = getattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim", None) if os.name == "posix" else None
 #: Real samples export judges every file on. Export's parity is a gate on the files it writes (a wrong op, weight
 #: or layout moves cosine and top-1 on the first few samples); ``validate`` (512 by default) is the measurement.
 #: 128 keeps top-1 agreement meaningful at the 99 % floors (one flip in 128 is 99.2 %) and bounds the cost of a
@@ -182,10 +187,26 @@ def check_file(path: Path, feed_batch: int, record: list[dict[str, Any]]) -> Non
     if inferred is not None:
         x = checks.seeded_inputs(_input_shape(inferred), (feed_batch,), seed=7)[0]
         results.append(checks.check_declared_shapes(inferred, {"x": x}, path.name))
+    del inferred
+    release_memory()
     record.extend(r.to_dict() for r in results)
     failed = next((r for r in results if not r), None)
     if failed is not None:
         raise ParityFailure(f"{path.name}: check {failed.name} failed: {failed.detail}")
+
+
+def release_memory() -> None:
+    """Collect garbage and give the heap pages it freed back to the OS; called between export steps.
+
+    Hand-written (neither torch nor onnx offers it): glibc keeps the pages of the freed protobuf and tensor
+    buffers of the export and the file checks in the main thread's heap, and the parity runs' memory can stack
+    on top of them (likely: their worker threads allocate from other malloc arenas). Measured on
+    ``export --model resnet152 --attn se`` (224 px): peak RSS 3686 MiB without, 3077 MiB with, same CPU time;
+    resnet50+se is unchanged (1803 / 1831 MiB). No-op where there is no glibc.
+    """
+    gc.collect()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _input_shape(proto: Any) -> tuple[int, ...]:
@@ -205,6 +226,7 @@ def eval_samples(ckpt: Checkpoint, dataset: str, opts: ExportOptions, split: str
 def lint_check(path: Path) -> dict[str, Any]:
     """The export lint as a manifest check record (recorded, never fatal: the shape/parity checks are)."""
     report = lint_onnx(path)
+    release_memory()  # the graph lint loaded
     errors = len(report.errors)
     warnings = sum(1 for f in report.findings if f.severity == "warning")
     first = f"; first: {report.findings[0].rule} at {report.findings[0].node}" if report.findings else ""

@@ -94,6 +94,7 @@ def _fp32(model: Any, ckpt: Checkpoint, stage: Path, opts: ExportOptions, manife
     path = stage / onnx_name("fp32")
     export_onnx(model, path, ckpt.spec.input_shape, opset=opts.opset, dynamic_batch=opts.dynamic_batch,
                 example_batch=2 if opts.dynamic_batch else opts.batch)
+    pipeline.release_memory()  # the exporter's garbage (ExportedProgram, graph copies), before the checks load
     extra = {"simplified": _simplify(path)} if opts.simplify else {}
     pipeline.check_file(path, pipeline.random_batches(opts)[0], manifest.checks)
     manifest.checks.append(lint_check(path))
