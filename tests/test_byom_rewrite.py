@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import torch
 
 from seadeploy.convert.onnx_rewrite import se_to_tse_onnx
 from seadeploy.convert.torch_rewrite import se_to_tse_structural
+from seadeploy.errors import InputError
 from tests.graphs.attention_nets import CBAM, SIZE, SEMeanConv, TwoBlockNet, export
 
 
@@ -28,3 +30,16 @@ def test_cbam_block_is_kept_with_a_note_and_se_block_rewritten(tmp_path):
     with torch.no_grad():  # the PyTorch route tiles the SE module only: CBAM's output is not x·g(pool(x))
         want = se_to_tse_structural(net, 3, SIZE)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_graph_output_without_a_shape_is_inferred_and_a_graph_the_checker_refuses_is_bad_input(tmp_path):
+    torch.manual_seed(0)
+    export(TwoBlockNet(SEMeanConv, "se").eval(), tmp_path / "m.onnx", dynamo=False)
+    graph = onnx.load(str(tmp_path / "m.onnx"))
+    graph.graph.output[0].type.tensor_type.ClearField("shape")  # some exporters leave it out; the checker refuses
+    del graph.graph.value_info[:]
+    new, records = se_to_tse_onnx(graph, 3)
+    assert all(r["rewritten"] for r in records) and new.graph.output[0].type.tensor_type.HasField("shape")
+    graph.graph.node[0].op_type = "NoSuchOp"
+    with pytest.raises(InputError, match="fails the ONNX checker before conversion"):
+        se_to_tse_onnx(graph, 3)

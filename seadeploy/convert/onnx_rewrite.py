@@ -20,6 +20,7 @@ A tile covering the map leaves the block as it is (exact SE).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from pathlib import Path
@@ -199,7 +200,7 @@ def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
     Raises:
         InputError: the graph has no channel-attention block, or none that can be rewritten.
     """
-    model = onnx.ModelProto.FromString(model.SerializeToString())
+    model = _checked_input(onnx.ModelProto.FromString(model.SerializeToString()))
     blocks, ix = _analyse(model)
     if not blocks:
         raise InputError("the ONNX graph has no squeeze-excite (channel-attention) block: nothing to convert")
@@ -297,6 +298,23 @@ def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
     _ensure_opset(model, 13)
     onnx.checker.check_model(model)
     return model, records
+
+
+def _checked_input(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with inferred shapes, checked: some exporters leave a graph output's shape out, which the checker
+    (run again on the rewritten graph) refuses; inference fills it. A graph the checker still refuses is bad input.
+
+    Raises:
+        InputError: the graph fails the ONNX checker before any rewrite.
+    """
+    with contextlib.suppress(Exception):  # best effort (any inference error type): the checker below decides
+        model = onnx.shape_inference.infer_shapes(model)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"the ONNX graph fails the ONNX checker before conversion: {first}") from exc
+    return model
 
 
 def _as_conv(ix: GraphIndex, node: ir.Node, n: onnx.NodeProto, init) -> onnx.NodeProto:
