@@ -59,4 +59,4 @@ def load_samples(dataset: str, n: int, *, split: str = "test", input_size: int =
                                std if std is not None else ds.info.std).eval()
     with torch.no_grad():
         x = transform(ds.images[idx])
-    return x.numpy().astype(np.float32), ds.labels[idx].numpy().astype(np.int64)
+    return x.numpy().astype(np.float32, copy=False), ds.labels[idx].numpy().astype(np.int64)  # no second copy
