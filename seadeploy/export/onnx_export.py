@@ -75,9 +75,6 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_shape: Sequence
     program = _run_exporter(net.eval().float().cpu(), example, int(opset), dynamic_batch)
     proto = program.model_proto
     annotate_modules(proto, program.exported_program)
-    # The program holds the ExportedProgram, its graph module and an onnx_ir copy of the graph whose
-    # initializers are torch tensors: freed here, before the lowering makes its own copies of the proto.
-    del program
     if lower:
         proto, counts = lower_for_ort(proto)
         meta = {p.key: p for p in proto.metadata_props}
