@@ -5,7 +5,8 @@ Each export runs as its own child process (the CLI users run), so its peak resid
 each measurement runs in a fresh wrapper process so earlier children do not mask a smaller peak. Time is the
 child's wall clock (what a user waits) and its CPU time (user + system, which a busy shared machine inflates
 less; on an idle machine with 2 threads, wall ≈ CPU / 2 or more). Targets (issue: "Parity you can trust"): resnet50+se under 60 s and
-3 GB on 2 cores; resnet152+se comfortably inside a 24 GB machine. Prints one line per run and a summary table::
+3 GB on 2 cores; resnet152+se comfortably inside a 24 GB machine. Where the peak comes from, step by step:
+``benchmarks/export_memory_steps.py``. Prints one line per run and a summary table::
 
     python benchmarks/export_resources.py                       # resnet50 + se, resnet152 + se, fp32
     python benchmarks/export_resources.py --case resnet50:se --repeat 3 --threads 2 -- --precision fp32,fp16
