@@ -378,6 +378,10 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
                         calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"ActivationSymmetric": spec.symmetric_activations, "WeightSymmetric": True,
                                        "QuantizeBias": spec.quantize_bias,
+                                       # a BatchNormalization scale is 1-D (channels on axis 0); ORT's default
+                                       # axis 1 is out of range there, so it logged a warning per BN and fell
+                                       # back to one scale per tensor
+                                       "QDQOpTypePerChannelSupportToAxis": {"BatchNormalization": 0},
                                        # not CalibMaxIntermediateOutputs: ORT 1.32 drops those batches
                                        # unmerged (MinMaxCalibrater.collect_data clears before computing)
                                        "CalibStridedMinMax": calib_stride(len(reader), CALIB_GROUP)})

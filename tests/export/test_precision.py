@@ -178,3 +178,24 @@ def test_calibration_batch_fits_the_memory_budget_and_does_not_change_the_ranges
     assert (whole["calib_batch"], single["calib_batch"]) == (32, 1)
     inits = [{t.name: t.SerializeToString() for t in onnx.load(tmp_path / n).graph.initializer} for n in ("a.onnx", "b.onnx")]
     assert inits[0] == inits[1]  # MinMax over every sample: the same scales and zero points whatever the batch
+
+
+def test_int8_quantizes_a_descriptor_batchnorm_scale_per_channel_without_warnings(tmp_path, caplog):
+    """SPSE/SB keep a BatchNormalization on 1-D descriptors: its scale's channels are on axis 0 (ORT's default
+    axis 1 logged 'Axis 1 is out-of-range' per BN and fell back to one scale for the tensor)."""
+    torch.manual_seed(0)
+    model = make_tiny_net()
+    model.layer1.attn = create_attention("spse", 16, reduction=4)
+    model.eval()
+    src = export_onnx(model, tmp_path / "model.onnx", INPUT_SHAPE)
+    with caplog.at_level("WARNING"):
+        quantize_int8(src, tmp_path / "model.int8.onnx", np.random.default_rng(0).standard_normal(
+            (8, *INPUT_SHAPE)).astype(np.float32))
+    assert not [r for r in caplog.records if "out-of-range" in r.getMessage()]
+    proto = onnx.load(str(tmp_path / "model.int8.onnx"))
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    bns = [n for n in proto.graph.node if n.op_type == "BatchNormalization"]
+    assert bns
+    for bn in bns:
+        dq = producers[bn.input[1]]
+        assert dq.op_type == "DequantizeLinear" and {a.name: a.i for a in dq.attribute}.get("axis") == 0
