@@ -300,6 +300,7 @@ CALIB_GROUP = 4
 #: Largest calibration batch, and the declared activation bytes a calibration batch may take (:func:`calib_batch`).
 CALIB_MAX_BATCH = 32
 CALIB_MEMORY_BYTES = 512 << 20
+NO_CALIBRATION_SAMPLES = "int8 calibration needs at least one sample (--calib-samples N)"
 
 
 def activation_bytes(proto: onnx.ModelProto) -> int:
@@ -354,7 +355,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
     """
     spec = int8_target(activations if activations is not None else target)
     if isinstance(calib, np.ndarray) and len(calib) < 1:
-        raise ConfigError("int8 calibration needs at least one sample (--calib-samples N)")
+        raise ConfigError(NO_CALIBRATION_SAMPLES)
     with tempfile.TemporaryDirectory(prefix="seadeploy-int8-") as work:
         pre = Path(work) / "pre.onnx"
         # ONNX shape inference is enough (static spatial sizes); ORT's symbolic inference fails on some
@@ -370,7 +371,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
         del source, onnx_pre
         reader = SampleReader(calib, batch=batch, progress=progress)
         if len(reader) < 1:
-            raise ConfigError("int8 calibration needs at least one sample (--calib-samples N)")
+            raise ConfigError(NO_CALIBRATION_SAMPLES)
         out = Path(work) / "int8.onnx"
         quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
                         activation_type=getattr(QuantType, spec.activation_type), weight_type=QuantType.QInt8,

@@ -115,20 +115,25 @@ def run_pipeline(g: Graph, hw: Hardware, fifo_depths: str | int | None = None, s
     return report
 
 
+def parse_tiles(tiles: list[str]) -> list[int | None]:
+    """``--sweep-tile`` values: an int tile each, None for ``global``; checked before any export runs."""
+    for tile in tiles:
+        if tile != "global" and not tile.isdigit():
+            raise ConfigError(f"--sweep-tile takes integers and 'global', got '{tile}'")
+    return [None if tile == "global" else int(tile) for tile in tiles]
+
+
 def sweep_tiles(model: str, tiles: list[str], hw: Hardware, input_size: int | None = None,
                 attn_kwargs: dict[str, Any] | None = None) -> pd.DataFrame:
     """Buffer vs FPS vs fill latency per TSE tile (``global`` = SE) for a zoo model, one export each."""
     rows = []
-    for tile in tiles:
+    for tile, size in zip(tiles, parse_tiles(tiles), strict=True):
         kw = dict(attn_kwargs or {})
-        if tile == "global":
+        if size is None:
             attn = "se"
             kw.pop("tile", None)
         else:
-            try:
-                kw["tile"] = int(tile)
-            except ValueError:
-                raise ConfigError(f"--sweep-tile takes integers and 'global', got '{tile}'") from None
+            kw["tile"] = size
             attn = "tse"
         r = analyse_pipeline(load_graph(model=model, attn=attn, attn_kwargs=kw, input_size=input_size), hardware=hw)
         f = r.figures
@@ -145,17 +150,14 @@ def sweep_tiles_onnx(source: str | os.PathLike | onnx.ModelProto, tiles: list[st
     Raises:
         InputError: the graph has no SE block the rewrite can convert (one line, exit 2).
     """
-    # static shapes on every tensor, graph outputs included (the rewrite checks the model it writes)
-    model = onnx.shape_inference.infer_shapes(graph.make_static(graph.load_model(source), input_size, batch=1))
-    for tile in tiles:
-        if tile != "global" and not tile.isdigit():
-            raise ConfigError(f"--sweep-tile takes integers and 'global', got '{tile}'")
+    sizes = parse_tiles(tiles)
+    model = graph.make_static(graph.load_model(source), input_size, batch=1)  # the rewrite infers the rest
     rows = []
-    for tile in tiles:
+    for tile, size in zip(tiles, sizes, strict=True):
         variant = model
-        if tile != "global":
+        if size is not None:
             try:
-                variant, _records = se_to_tse_onnx(model, int(tile))
+                variant, _records = se_to_tse_onnx(model, size)
             except InputError as exc:
                 raise InputError(f"--sweep-tile rewrites SE blocks to TSE tiles: {exc}") from None
         f = analyse_pipeline(Graph.load(variant), hardware=hw).figures
@@ -230,7 +232,7 @@ def summary_with_sweep(report: PipelineReport | None, sweep: pd.DataFrame | None
     return out
 
 
-__all__ = ["load_graph", "onnx_path", "hardware_from", "run_pipeline", "sweep_tiles", "sweep_tiles_onnx", "plot_tile_sweep", "format_pipeline",
+__all__ = ["load_graph", "onnx_path", "hardware_from", "run_pipeline", "parse_tiles", "sweep_tiles", "sweep_tiles_onnx", "plot_tile_sweep", "format_pipeline",
            "compare_with_simulation", "summary_with_sweep", "main_pipeline"]
 
 
