@@ -44,7 +44,10 @@ TRT_HINT = ("pip install -e '.[gpu,tensorrt]' on a machine with an NVIDIA GPU an
 CUDA_HINT = ("install a CUDA build of PyTorch (on Linux x86-64 the PyPI wheel is one: pip install torch) on a "
              "machine with an NVIDIA GPU and driver")
 
-_PLUGINS_READY: set[int] = set()  # id(trt module) whose standard plugins are registered
+# Per-module state keyed by id(trt), holding the module itself: a strong reference keeps the id from being reused
+# by another module object (tests install a fresh fake ``tensorrt`` per case; a bare id set let a new fake inherit
+# a collected one's "plugins registered" flag and logger).
+_PLUGINS_READY: dict[int, Any] = {}  # id(trt) -> trt, whose standard plugins are registered
 
 
 def import_tensorrt() -> Any:
@@ -57,18 +60,18 @@ def import_tensorrt() -> Any:
         init = getattr(trt, "init_libnvinfer_plugins", None)
         if init is not None:
             init(logger(trt), "")
-        _PLUGINS_READY.add(id(trt))
+        _PLUGINS_READY[id(trt)] = trt
     return trt
 
 
-_LOGGERS: dict[int, Any] = {}
+_LOGGERS: dict[int, tuple[Any, Any]] = {}  # id(trt) -> (trt, its Logger)
 
 
 def logger(trt: Any) -> Any:
     """One ``trt.Logger(WARNING)`` per process (TensorRT wants the same logger for builder and runtime)."""
     if id(trt) not in _LOGGERS:
-        _LOGGERS[id(trt)] = trt.Logger(trt.Logger.WARNING)
-    return _LOGGERS[id(trt)]
+        _LOGGERS[id(trt)] = (trt, trt.Logger(trt.Logger.WARNING))
+    return _LOGGERS[id(trt)][1]
 
 
 def trt_major(trt: Any) -> int:

@@ -172,7 +172,7 @@ def test_bf16_and_fp8_outputs_exchange_as_float32(monkeypatch, tmp_path, out_dty
     plugins: list[str] = []
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(engine, plugins))
 
-    monkeypatch.setattr(trt_support, "_PLUGINS_READY", set())
+    monkeypatch.setattr(trt_support, "_PLUGINS_READY", {})
     monkeypatch.setattr(trt, "_make_allocator", lambda kind, device: HostMemory())
     blob = tmp_path / "m.engine"
     blob.write_bytes(b"fake")
@@ -208,3 +208,21 @@ def test_torch_buffers_make_the_requested_device_current(monkeypatch):
     assert mem.kind == "torch" and current == [torch.device("cuda", 1)] and mem.stream.device == torch.device("cuda", 1)
     with pytest.raises(BackendUnavailable, match="device 2 does not exist"):
         trt._make_allocator("torch", 2)
+
+
+def test_each_tensorrt_module_object_registers_its_plugins(monkeypatch):
+    """A fresh ``tensorrt`` module (a reinstall, or a test's fake) registers its plugins even when an earlier,
+    collected one had the same ``id`` — CPython reuses the address of a freed object at once, so a cache keyed
+    by a bare id skipped registration (the CI failure of test_build_engine_sidecar_records_the_truth)."""
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # restored after the test; the loop assigns directly so
+    for _ in range(20):                                  # that monkeypatch's undo list keeps no module alive
+        registered: list[str] = []
+        mod = types.SimpleNamespace(init_libnvinfer_plugins=lambda log, ns, seen=registered: seen.append(ns),
+                                    Logger=type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None}))
+        sys.modules["tensorrt"] = mod
+        assert trt_support.import_tensorrt() is mod
+        assert registered == [""] and isinstance(trt_support.logger(mod), mod.Logger)
+        trt_support.import_tensorrt()
+        assert registered == [""]  # once per module object
+        sys.modules["tensorrt"] = None
+        del mod, registered
