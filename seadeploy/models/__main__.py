@@ -75,21 +75,12 @@ def _main(argv: list[str] | None) -> int:
 
 def _source_stats(args):
     """Stats of a user's model (models/source.py); its SE-like blocks are found by behaviour
-    (convert/torch_rewrite.py) and listed in the summary."""
+    (convert/torch_rewrite.py), listed in the summary, and their work measured (models/stats.measured_work)."""
     src = ModelSource.from_args(args)
     net, spec = src.build(), src.spec()
-    stats = compute_stats(net, spec.input_size)
-    blocks = find_se_modules(net, spec.input_size)
-    paths = [p for p, _ in blocks]
-    inside = stats.layers["module"].map(lambda m: any(m.startswith(p + ".") for p in paths)) if len(stats.layers) \
-        else stats.layers.get("module", [])
-    stats.summary.update(
-        model=spec.model, input_size=spec.input_size, attn_blocks=len(blocks),
-        attn_params=sum(p.numel() for b in paths for p in net.get_submodule(b).parameters()),
-        attn_excite_macs=int(stats.layers.loc[inside, "macs"].sum()) if len(stats.layers) else 0,
-        # per-op work is defined for the zoo's attention classes (their work()); not estimated for a user's module
-        attn_reduce_ops=None, attn_gate_ops=None, attn_scale_ops=None, attn_bytes_moved=None,
-        attn_modules=", ".join(paths) or "none")
+    stats = compute_stats(net, spec.input_size, blocks=[p for p, _ in find_se_modules(net, spec.input_size)])
+    stats.summary.update(model=spec.model, input_size=spec.input_size,
+                         attn_modules=", ".join(stats.attention.get("module", [])) or "none")
     return stats
 
 

@@ -1,6 +1,6 @@
 """Model statistics: parameters, conv/linear MACs, activations, and the attention's own work.
 
-Counting conventions (docs/deployment.md, "Numerics"): like fvcore, ``macs`` counts only Conv2d and Linear
+Counting conventions (docs/deployment.md, "Numerics"): like fvcore, ``macs`` counts only Conv1d/2d and Linear
 multiply-accumulates (forward hooks, batch 1) and ``activations`` the elements those layers output. FLOP
 counters skip the attention's reductions, gates and broadcast multiply, so those are counted separately per
 attention block (batch 1, fp32), from the block's input ``C×H×W``:
@@ -12,6 +12,12 @@ attention block (batch 1, fp32), from the block's input ``C×H×W``:
 * ``excite_macs``: conv/linear MACs inside the block (also part of ``macs``);
 * ``bytes_moved``: a simple traffic model, 4 bytes × (feature-map reads by the squeeze and the scale, the
   gate tensor the scale reads — the full upsampled map for TSE —, the output write, the parameters).
+
+A user's own attention module (found by behaviour, :func:`seadeploy.convert.torch_rewrite.find_se_modules`) has
+no ``work()``; its work is **measured** from one batch-1 call instead (:func:`measured_work`), with the same
+fields: every call that reduces the block's ``C×H×W`` map counts its elements once in ``reduce_ops`` (so a
+``torch.std`` squeeze counts one pass here where the zoo's SE counts its 2 + 1), every broadcast multiply/add of
+the map by a smaller gate counts the map in ``scale_ops`` and the gate's distinct elements in ``gate_ops``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import torch
 from torch import nn
 
 from seadeploy.models import create_model
+from seadeploy.models.attention.base import AttentionWork
 from seadeploy.models.convert import attention_paths
 
 BYTES = 4  # fp32
@@ -33,13 +40,86 @@ BYTES = 4  # fp32
 
 def attention_work(module: nn.Module, shape: tuple[int, int, int]) -> dict[str, int]:
     """Work of one attention block on a ``(C, H, W)`` input: the block's own ``work()`` (see
-    :class:`~seadeploy.models.attention.AttentionWork`). Every registered attention defines it."""
+    :class:`~seadeploy.models.attention.AttentionWork`; every registered attention defines it), or, for a
+    user's module without one, the work :func:`measured_work` records."""
     c, h, w = shape
-    return module.work(c, h, w).as_dict()
+    work = getattr(module, "work", None)
+    return (work(c, h, w) if callable(work) else measured_work(module, shape)).as_dict()
+
+
+def _distinct(t: torch.Tensor) -> int:
+    """Elements a tensor really holds: a broadcast view (``expand_as``) has stride 0 on its expanded dims."""
+    return math.prod(size for size, stride in zip(t.shape, t.stride(), strict=True) if stride != 0)
+
+
+class _WorkCounter(torch.overrides.TorchFunctionMode):
+    """Follows the block's input through one forward, per top-level torch call (see the module doc).
+
+    Each tensor is either part of a *map* (the input, its views and crops, and what a scale produces) or part of
+    a *gate* (what a reduction of a map produces, and everything computed from gates alone). A call that takes a
+    map and yields fewer elements, not as a view, is a squeeze reduction; a call that takes a map and a gate and
+    yields a map is the scale. A gate remembers how many values its nonlinearity produced (``origin``) across an
+    upsampling to the map size (TSE), so ``gate_ops`` counts evaluations and ``gate_read`` the tensor the scale
+    reads. A function mode, not a FLOP counter: fvcore/``FlopCounterMode`` count conv/matmul only, and these are
+    exactly the ops they skip.
+    """
+
+    def __init__(self, x: torch.Tensor) -> None:
+        super().__init__()
+        self.kind: dict[int, tuple[torch.Tensor, str, int]] = {id(x): (x, "map", x.numel())}  # holds the tensor:
+        self.work = dict.fromkeys(("reduce_ops", "gate_ops", "scale_ops", "reads", "gate_read", "writes"), 0)  # no id reuse
+
+    def _mark(self, t: torch.Tensor, kind: str, origin: int) -> None:
+        self.kind[id(t)] = (t, kind, origin)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's signature
+        out = func(*args, **(kwargs or {}))
+        if not isinstance(out, torch.Tensor):
+            return out
+        flat = [a for arg in (*args, *(kwargs or {}).values())
+                for a in (arg if isinstance(arg, list | tuple) else (arg,))]  # torch.cat((avg, max), 1)
+        ins = [self.kind[id(t)] for t in flat if isinstance(t, torch.Tensor) and id(t) in self.kind]
+        maps = [t for t, k, _ in ins if k == "map"]
+        gates = [(t, o) for t, k, o in ins if k == "gate"]
+        if maps and not gates:
+            read = max(t.numel() for t in maps)
+            if out._is_view() or out.numel() >= read:
+                self._mark(out, "map", out.numel())  # a view, crop or elementwise op of the map
+            else:  # a squeeze: pool, mean, amax, std... over space or channels
+                self.work["reduce_ops"] += read
+                self.work["reads"] += read
+                self._mark(out, "gate", _distinct(out))
+        elif maps and gates and out.numel() == max(t.numel() for t in maps):  # the map times (or plus) the gate
+            gate, origin = min(gates, key=lambda g: _distinct(g[0]))
+            self.work["scale_ops"] += out.numel()
+            self.work["reads"] += max(t.numel() for t in maps)
+            self.work["writes"] += out.numel()
+            self.work["gate_read"] += _distinct(gate)
+            self.work["gate_ops"] += origin
+            self._mark(out, "map", out.numel())
+        elif gates:  # the excitation, the gate nonlinearity, an upsampling of the gate to the map
+            widest = max(gates, key=lambda g: _distinct(g[0]))
+            copied = out._is_view() or _distinct(out) > _distinct(widest[0])  # a crop or an upsampling evaluates
+            self._mark(out, "gate", widest[1] if copied else _distinct(out))    # nothing new
+        return out
+
+
+def measured_work(module: nn.Module, shape: tuple[int, int, int]) -> AttentionWork:
+    """The work of ``module`` on one ``(C, H, W)`` input, recorded from a batch-1 call (module doc)."""
+    c, h, w = shape
+    x = torch.rand(1, c, h, w, generator=torch.Generator().manual_seed(0)) + 0.5
+    counter = _WorkCounter(x)
+    was = module.training
+    try:
+        with torch.no_grad(), counter:
+            module.eval()(x)
+    finally:
+        module.train(was)
+    return AttentionWork(**counter.work)
 
 
 def _layer_macs(m: nn.Module, out: torch.Tensor) -> int:
-    if isinstance(m, nn.Conv2d):
+    if isinstance(m, nn.Conv1d | nn.Conv2d):  # Conv1d: ECA's excitation over the channel descriptor
         return out.numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
     if isinstance(m, nn.Linear):
         return out.numel() * m.in_features
@@ -58,9 +138,10 @@ class ModelStats:
         """Per attention block, plus a ``total`` row."""
         if self.attention.empty:
             return self.attention
-        total = self.attention.select_dtypes("number").sum().to_frame().T
-        total.insert(0, "module", "total")
-        return pd.concat([self.attention, total], ignore_index=True)
+        total = self.attention.select_dtypes("number").drop(columns=["C", "H", "W"]).sum().to_frame().T
+        total.insert(0, "module", "total")  # shapes do not add up; the table leaves them blank on this row
+        frame = pd.concat([self.attention, total], ignore_index=True)
+        return frame.astype({k: "Int64" for k in ("C", "H", "W")})
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary, "attention": self.attention.to_dict(orient="records")}
@@ -70,14 +151,19 @@ class ModelStats:
         lines = [f"{k:>18}: {v:,}" if isinstance(v, int) else f"{k:>18}: {v}" for k, v in self.summary.items()]
         frame = self.to_frame()
         if not frame.empty:
-            lines += ["", frame.drop(columns=["type"]).to_string(index=False)]
+            shown = frame.drop(columns=["type"]).astype({k: object for k in ("C", "H", "W")}).fillna("")
+            lines += ["", shown.to_string(index=False)]
         return "\n".join(lines)
 
 
-def compute_stats(model: nn.Module, input_size: int | tuple[int, int]) -> ModelStats:
-    """Run one zero batch through ``model`` (eval, no grad) with hooks and count."""
+def compute_stats(model: nn.Module, input_size: int | tuple[int, int],
+                  blocks: list[str] | None = None) -> ModelStats:
+    """Run one zero batch through ``model`` (eval, no grad) with hooks and count.
+
+    ``blocks``: module paths of the attention blocks (a user's SE-like modules, found by behaviour); by default
+    the instances of registered attention classes."""
     hw = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-    attn = {p: model.get_submodule(p) for p in attention_paths(model)}
+    attn = {p: model.get_submodule(p) for p in (attention_paths(model) if blocks is None else blocks)}
     owner = {id(sub): p for p, a in attn.items() for sub in a.modules()}
     rows: list[dict[str, Any]] = []
     shapes: dict[str, tuple[int, ...]] = {}

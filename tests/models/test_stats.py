@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+from pathlib import Path
 
 import pytest
 
 from seadeploy.models import create_model
 from seadeploy.models.__main__ import main
-from seadeploy.models.stats import compute_stats, model_stats, zoo_table
+from seadeploy.models.stats import compute_stats, measured_work, model_stats, zoo_table
 
 VGG = (
     (3, 64, 32),
@@ -118,3 +121,43 @@ def test_cli_errors_exit_2_with_one_line(argv, match, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and match in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("attn", "kwargs"), [("se", {}), ("se", {"squeeze": "max"}), ("tse", {"tile": 4}),
+                                              ("tse", {"tile": 5}), ("spse", {}), ("rgse", {}), ("sb", {}), ("cbam", {})])
+def test_measured_work_agrees_with_each_attentions_own_formula(attn, kwargs):
+    """The counter that measures a user's module, run on the zoo's blocks, gives their hand-written work() —
+    except CBAM's reads (the formula lets avg+max of one map share a read, the counter counts each call's read)
+    and TSE's edge tiles (the counter counts the zero pad the implementation pools; the formula, real pixels)."""
+    model = create_model("resnet20_cifar", attn, kwargs)
+    frame = compute_stats(model, 32).attention
+    for row in frame.iloc[[0, 3, 6]].itertuples():  # the 32×32, 16×16 and 8×8 stages
+        module = model.get_submodule(row.module)
+        own, measured = module.work(row.C, row.H, row.W), measured_work(module, (row.C, row.H, row.W))
+        if attn == "cbam":
+            assert measured.reads == 6 * row.C * row.H * row.W
+            measured = dataclasses.replace(measured, reads=own.reads)
+        if kwargs.get("tile") == 5:  # edge tiles: the pool reads the explicit zero pad to whole tiles as well
+            padded = row.C * 5 * math.ceil(row.H / 5) * 5 * math.ceil(row.W / 5)
+            assert measured.reduce_ops == padded and measured.reads == padded + row.C * row.H * row.W
+            measured = dataclasses.replace(measured, reduce_ops=own.reduce_ops, reads=own.reads)
+        assert measured == own
+
+
+def test_user_model_stats_count_the_attention_work(capsys):
+    """models stats on a model seadeploy did not write: its SE modules (found by behaviour) get the same per-block
+    work columns as the zoo's, counted by hand here from the fixture's three blocks (8×16×16, 16×8×8, 16×8×8)."""
+    src = str(Path(__file__).parents[1] / "fixtures" / "user_model.py") + ":build"
+    assert main(["stats", "--model", src, "--model-arg", "width=8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    maps = [(8, 16, 16), (16, 8, 8), (16, 8, 8)]
+    s = out["summary"]
+    assert s["attn_blocks"] == 3 and s["attn_modules"] == ", ".join(f"recal.{i}.squeeze_gate" for i in range(3))
+    assert s["attn_reduce_ops"] == s["attn_scale_ops"] == sum(c * h * w for c, h, w in maps)
+    assert s["attn_gate_ops"] == sum(c for c, _, _ in maps)
+    first = out["attention"][0]  # Recalibrate: Linear 8→2→8 with biases
+    assert first["excite_macs"] == 2 * 8 * 2 and first["params"] == 8 * 2 + 2 + 2 * 8 + 8
+    assert first["bytes_moved"] == 4 * (2 * 8 * 16 * 16 + 8 + 8 * 16 * 16 + first["params"])
+    assert main(["stats", "--model", src]) == 0
+    total = capsys.readouterr().out.splitlines()[-1].split()
+    assert total[0] == "total" and total[3:6] == ["4096", "40", "4096"]  # no C/H/W sums on the total row
