@@ -72,7 +72,7 @@ class _WorkCounter(torch.overrides.TorchFunctionMode):
     def _mark(self, t: torch.Tensor, kind: str, origin: int) -> None:
         self.kind[id(t)] = (t, kind, origin)
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's signature
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if not isinstance(out, torch.Tensor):
             return out
@@ -141,7 +141,7 @@ class ModelStats:
         total = self.attention.select_dtypes("number").drop(columns=["C", "H", "W"]).sum().to_frame().T
         total.insert(0, "module", "total")  # shapes do not add up; the table leaves them blank on this row
         frame = pd.concat([self.attention, total], ignore_index=True)
-        return frame.astype({k: "Int64" for k in ("C", "H", "W")})
+        return frame.astype(dict.fromkeys(("C", "H", "W"), "Int64"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary, "attention": self.attention.to_dict(orient="records")}
@@ -151,7 +151,7 @@ class ModelStats:
         lines = [f"{k:>18}: {v:,}" if isinstance(v, int) else f"{k:>18}: {v}" for k, v in self.summary.items()]
         frame = self.to_frame()
         if not frame.empty:
-            shown = frame.drop(columns=["type"]).astype({k: object for k in ("C", "H", "W")}).fillna("")
+            shown = frame.drop(columns=["type"]).astype(dict.fromkeys(("C", "H", "W"), object)).fillna("")
             lines += ["", shown.to_string(index=False)]
         return "\n".join(lines)
 
