@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from seadeploy import cli
-from seadeploy.artifacts import CHECKPOINT, PRECISIONS, check_out_folder
+from seadeploy.artifacts import CHECKPOINT, PRECISIONS, Checkpoint, check_out_folder
 from seadeploy.backends import backend_class
 from seadeploy.cli import (
     ArgumentParser,
@@ -56,6 +56,7 @@ from seadeploy.profiling.summaries import buffers_for
 from seadeploy.reports.summary import format_summary, write_summary
 from seadeploy.runfolder import stage_files, write_buffers, write_layers_summary, write_pipeline
 from seadeploy.train import make_config, train
+from seadeploy.train.transfer import evaluate_run
 from seadeploy.validate.parity import validate_run
 
 STAGES = ("train", "export", "validate", "latency", "layers", "buffers", "pipeline")
@@ -172,11 +173,17 @@ class CompareOptions:
             raise ConfigError(f"--batch must be ≥ 1 and --epochs ≥ 0 (got {self.epochs}, {list(self.batches)})")
         return out
 
-    def source(self, v: Variant) -> ModelSource:
-        """The model source of variant ``v`` (its ``tse`` conversion applied when built)."""
-        return ModelSource(self.model, attn=None if v.attn == "original" else v.attn, attn_kwargs=dict(v.attn_kwargs),
-                           model_kwargs=parse_kv_args(self.model_args, flag="--model-arg"), weights=self.weights,
-                           input_size=self.input_size)
+    def source(self, v: Variant, classes: int | None = None) -> ModelSource:
+        """The model source of variant ``v`` (its ``tse`` conversion applied when built). ``classes``: the
+        dataset's; a model built from random initialisation gets a head of that size where its factory takes
+        ``num_classes`` (an ImageNet-sized head on digits would score labels 0-9 against 1,000 logits)."""
+        external = is_external(self.model)
+        src = ModelSource(self.model, attn=None if v.attn == "original" else v.attn,
+                          attn_kwargs=dict(v.attn_kwargs), weights=self.weights, input_size=self.input_size,
+                          model_kwargs=parse_kv_args(self.model_args, flag="--model-arg") if external else {})
+        if classes is not None and self.weights is None and src.sizes_its_head():
+            src.num_classes = classes
+        return src
 
 
 def _accepts(attn: str, key: str) -> bool:
@@ -215,7 +222,7 @@ def _train(v: Variant, o: CompareOptions) -> dict[str, Any]:
     if is_external(o.model) or o.epochs == 0:  # a user model's variant starts from its (converted) source weights
         init = _source_checkpoint(v, o)
         if o.epochs == 0:
-            return {"trained": False, "weights": "the source's (--epochs 0: evaluated only)"}
+            return _evaluate_source(v, o)
     model_kwargs = parse_kv_args(o.model_args, flag="--model-arg") or None if is_external(o.model) else None
     cfg = make_config(model=o.model, attn=None if v.attn == "original" else v.attn, attn_kwargs=v.attn_kwargs,
                       model_kwargs=model_kwargs, weights=init, input_size=o.input_size, dataset=o.dataset,
@@ -227,14 +234,28 @@ def _train(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
 def _source_checkpoint(v: Variant, o: CompareOptions) -> str:
     """Write the variant's starting checkpoint (source weights, converted) to its run folder; returns its path."""
-    if is_external(o.model):
-        src = o.source(v)
-    else:
-        src = ModelSource(o.model, attn=v.attn, attn_kwargs=dict(v.attn_kwargs), weights=o.weights,
-                          input_size=o.input_size)
     info = get_dataset(o.dataset, split="test", root=o.data_root).info
-    ckpt = src.checkpoint(tuple(info.mean), tuple(info.std), o.dataset)
+    with torch.random.fork_rng(devices=[]):  # without --weights every variant starts from the same seeded
+        torch.manual_seed(o.seed)            # initialisation: tse:tile=K is then the original's own conversion
+        ckpt = o.source(v, info.num_classes).checkpoint(tuple(info.mean), tuple(info.std), o.dataset)
     return str(ckpt.save(v.run_dir / CHECKPOINT))
+
+
+def _evaluate_source(v: Variant, o: CompareOptions) -> dict[str, Any]:
+    """``--epochs 0``: the source weights' test accuracy, recorded in the variant's checkpoint (where the report
+    reads every variant's accuracy). A head whose size differs from the dataset's classes is a warning."""
+    result = evaluate_run(v.run_dir, dataset=o.dataset, data_root=o.data_root, device=o.device, limit=o.limit_test)
+    ckpt = Checkpoint.load(v.run_dir)
+    ckpt.metrics = {"top1": result.before["top1"], "top5": result.before["top5"], "test_loss": result.before["loss"],
+                    "test_samples": int(result.before["n"]), "trained": o.weights is not None}
+    ckpt.save(v.run_dir / CHECKPOINT)
+    info = {"trained": False, "weights": "the source's (--epochs 0: evaluated only)", "top1": result.before["top1"]}
+    classes, labels = ckpt.spec.num_classes, get_dataset(o.dataset, split="test", root=o.data_root).info.num_classes
+    if classes != labels:
+        raise StageWarning(info, f"the model outputs {classes} classes and '{o.dataset}' has {labels}: its accuracy "
+                                 f"scores labels 0-{labels - 1} against {classes} logits; fine-tune (--epochs N) to "
+                                 "train a head for this dataset")
+    return info
 
 
 def _export(v: Variant, o: CompareOptions) -> dict[str, Any]:

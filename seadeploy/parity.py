@@ -550,8 +550,13 @@ def any_rule_args(args: Any) -> bool:
 
 
 def is_trained(metrics: Mapping[str, Any] | None) -> bool:
-    """Whether checkpoint metrics record training (an epoch or a test accuracy): random weights get the untrained rules."""
-    return any(k in (metrics or {}) for k in ("epoch", "top1", "test_top1", "accuracy", "best_top1"))
+    """Whether checkpoint metrics record training (an epoch or a test accuracy): random weights get the untrained rules.
+    An explicit ``trained`` entry decides (``compare --epochs 0`` records the test accuracy of weights it did not
+    train: random initialisation unless --weights)."""
+    metrics = metrics or {}
+    if "trained" in metrics:
+        return bool(metrics["trained"])
+    return any(k in metrics for k in ("epoch", "top1", "test_top1", "accuracy", "best_top1"))
 
 
 def rules_from_args(args: Any, trained: bool | None = None) -> RuleSet:

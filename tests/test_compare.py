@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
 from seadeploy import compare
+from seadeploy.artifacts import Checkpoint
 from seadeploy.compare import CompareOptions, Variant, run_variant
-from seadeploy.reports.study import StudyData
+from seadeploy.parity import is_trained
+from seadeploy.reports.study import StudyData, load_run
 from seadeploy.reports.summary import apply_stage_notes, exit_code, format_summary
 
 
@@ -144,3 +148,33 @@ def test_validate_fails_on_fp32_and_warns_on_lower_precisions(failing, strict, o
         apply_stage_notes(study, {"se": status})
         assert study.warnings == {"parity": ["se: validate: ort/int8/data: top-1 agreement 98.89% < 99.00%"]}
         assert study.notes == {}
+
+
+def test_epochs_0_evaluates_the_source_and_sizes_a_random_head_for_the_dataset(tmp_path):
+    """--epochs 0: the variant's accuracy is measured and recorded in its checkpoint (the report's column); a model
+    from random initialisation gets the dataset's head where its factory takes num_classes; a head the user fixed
+    at another size is a stage warning naming both counts."""
+    imagenet = CompareOptions(model="resnet18", attn=("se",), epochs=0, out=str(tmp_path / "z"))
+    assert imagenet.source(imagenet.variants()[0], classes=10).spec().num_classes == 10
+    with_weights = dataclasses.replace(imagenet, weights="w.safetensors")
+    assert with_weights.source(with_weights.variants()[0], classes=10).num_classes is None  # the weights' head
+
+    src = f"{Path(__file__).parent / 'fixtures' / 'user_model.py'}:build"
+    o = CompareOptions(model=src, model_args=("width=8", "num_classes=12"), input_size=32, attn=("original",),
+                       epochs=0, limit_test=32, out=str(tmp_path / "u"))
+    v = o.variants()[0]
+    v.run_dir.mkdir(parents=True)
+    with pytest.raises(compare.StageWarning, match="outputs 12 classes and 'digits' has 10") as warned:
+        compare._train(v, o)
+    metrics = Checkpoint.load(v.run_dir).metrics
+    assert metrics["test_samples"] == 32 and metrics["top1"] == warned.value.info["top1"]
+    assert not is_trained(metrics)  # random initialisation keeps the untrained parity rules; --weights would not
+
+    pair = dataclasses.replace(o, model_args=("width=8",), attn=("original", "tse:tile=4"), out=str(tmp_path / "p"))
+    states = []
+    for variant in pair.variants():
+        variant.run_dir.mkdir(parents=True)
+        states.append(Checkpoint.load(compare._source_checkpoint(variant, pair)).state_dict)
+    assert states[0].keys() == states[1].keys()  # the same seeded initialisation, converted: same weights
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert load_run(v.run_dir, "original").runs.set_index("variant").at["original", "accuracy"] == metrics["top1"]

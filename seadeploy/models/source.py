@@ -245,12 +245,18 @@ class ModelSource:
                    mean=parse_floats(getattr(a, "mean", None), "--mean"), std=parse_floats(getattr(a, "std", None), "--std"))
 
     # -- building
+    def sizes_its_head(self) -> bool:
+        """Whether ``num_classes`` reaches the model: a zoo model, timm/torchvision, or a factory taking it."""
+        if not self.external:
+            return True
+        if "num_classes" in self.model_kwargs:
+            return False  # the user's --model-arg num_classes=... decides
+        return self.model.split(":")[0] in LIBRARIES or accepts(resolve_factory(self.model), "num_classes")
+
     def _raw(self) -> nn.Module:
         kwargs = dict(self.model_kwargs)
-        if self.num_classes is not None and "num_classes" not in kwargs:
-            factory = resolve_factory(self.model)
-            if self.model.split(":")[0] in LIBRARIES or accepts(factory, "num_classes"):
-                kwargs["num_classes"] = int(self.num_classes)
+        if self.num_classes is not None and self.sizes_its_head():
+            kwargs["num_classes"] = int(self.num_classes)
         self.model_kwargs = kwargs
         return call_factory(self.model, kwargs)
 

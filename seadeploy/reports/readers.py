@@ -77,7 +77,9 @@ def read_run_info(run: Path) -> tuple[dict[str, Any], str | None]:
     metrics = meta.get("metrics", {})
     info = _spec_info(A.ModelSpec.from_dict(meta["spec"])) if "spec" in meta else {}
     acc = metrics.get("best_top1", metrics.get("top1"))
-    info.update(dataset=meta.get("dataset"), accuracy=_percent(acc) if acc is not None else float("nan"),
+    # checkpoint metrics are percent (train/evaluate.py's contract): no fraction heuristic, which would read a
+    # 0.8 % random-head accuracy as 80 %
+    info.update(dataset=meta.get("dataset"), accuracy=float(acc) if acc is not None else float("nan"),
                 epochs=metrics.get("epoch"), params=params)
     return info, None if acc is not None else "the checkpoint records no test accuracy"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterator
 
 import torch
@@ -111,11 +112,34 @@ def _load_on_main_first(cfg: TrainConfig, ctx: DistContext, kw: dict) -> ImageDa
     return train if train is not None else get_dataset(cfg.dataset, "train", **kw)
 
 
+def classifier_head_misfits(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], classes: int) -> list[str]:
+    """The tensors of a classifier head sized for another dataset — what fine-tuning re-initialises, as timm does
+    when ``num_classes`` differs from the pretrained one. Only when every other tensor fits, and every misfit
+    differs in its leading (class) dimension alone: ``classes`` in the model, one other count in ``state``."""
+    if set(own) != set(state):
+        return []
+    bad = [k for k, v in own.items() if tuple(state[k].shape) != tuple(v.shape)]
+    if not bad:
+        return []
+    theirs = {int(state[k].shape[0]) for k in bad if state[k].dim() >= 1}
+    fits = all(own[k].dim() >= 1 and own[k].shape[0] == classes and state[k].dim() == own[k].dim()
+               and tuple(state[k].shape[1:]) == tuple(own[k].shape[1:]) for k in bad)
+    return bad if fits and len(theirs) == 1 and classes not in theirs else []
+
+
 def build_model(spec: ModelSpec, cfg: TrainConfig, ctx: DistContext) -> tuple[nn.Module, nn.Module]:
     """``(model_to_train, core)``: the DDP wrapper (or the model itself) and the plain module to save/evaluate."""
     core = build_spec_model(spec)
     if cfg.weights:  # fine-tuning: start from these weights (a mismatch names the tensors)
-        load_state_checked(core, load_weights(cfg.weights), source=f"--weights '{cfg.weights}'", hint=spec)
+        state = load_weights(cfg.weights)
+        head = classifier_head_misfits(core.state_dict(), state, spec.num_classes)
+        if head:
+            if ctx.is_main:
+                print(f"note: --weights '{cfg.weights}' has a {int(state[head[0]].shape[0])}-class head; "
+                      f"{', '.join(head)} start from fresh initialisation for {spec.num_classes} classes",
+                      file=sys.stderr)
+            state = {**state, **{k: v for k, v in core.state_dict().items() if k in head}}
+        load_state_checked(core, state, source=f"--weights '{cfg.weights}'", hint=spec)
     core = core.to(ctx.device)
     if not ctx.distributed:
         return core, core

@@ -122,3 +122,11 @@ def test_reports_cli(study, tmp_path, capsys):
     assert "not measured (latency): empty: no latency.csv" in text
     html = (tmp_path / "both" / "report.html").read_text()
     assert "not measured: empty: no latency.csv" in html
+
+
+def test_checkpoint_accuracy_is_read_as_the_percent_it_is(tmp_path):
+    """A random head's 0.8 % top-1 (compare --epochs 0 on a 1000-class model) is not a fraction to scale to 80 %."""
+    spec = ModelSpec("resnet20_cifar", attn="none")
+    Checkpoint(spec, build_model(spec).state_dict(), dataset="digits", metrics={"top1": 0.8}).save(
+        tmp_path / "checkpoint.safetensors")
+    assert load_run(tmp_path, "none").runs.iloc[0]["accuracy"] == 0.8

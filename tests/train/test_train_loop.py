@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from seadeploy.artifacts import CHECKPOINT, CURVES_PNG, LAST_CHECKPOINT, METRICS_CSV, TRAIN_STATE, Checkpoint
 from seadeploy.data import get_dataset
 from seadeploy.data.augment import BatchTransform
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.models.build import load_model
+from seadeploy.models.source import ModelSource
 from seadeploy.train import evaluate, make_config, resume_config, train
 from seadeploy.train.__main__ import main
 from seadeploy.train.loop import _Trainer
+from seadeploy.train.setup import classifier_head_misfits
 
 # Small but real: ResNet-20 on 128 digits, 4 steps of 32 per epoch; CutMix and rotation exercise the RNG.
 SMALL = {"model": "resnet20_cifar", "attn": "se", "limit_train": 128, "limit_test": 96, "batch_size": 32}
@@ -124,3 +128,33 @@ def test_cli_json_is_quiet_and_target_acc_fails(tmp_path, capsys, monkeypatch):
     assert main([*args, "--out", str(tmp_path / "b"), "--target-acc", "100.5"]) == 1
     out = capsys.readouterr().out
     assert "epoch   1/1" in out and "FAILED" in out
+
+
+def test_head_misfits_are_only_a_classifier_sized_for_other_classes():
+    own = {"conv.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(10, 16), "fc.bias": torch.zeros(10)}
+    imagenet = {**own, "fc.weight": torch.zeros(1000, 16), "fc.bias": torch.zeros(1000)}
+    assert classifier_head_misfits(own, imagenet, 10) == ["fc.weight", "fc.bias"]
+    assert classifier_head_misfits(own, own, 10) == []  # nothing to re-initialise
+    assert classifier_head_misfits(own, {**imagenet, "conv.weight": torch.zeros(8, 3, 5, 5)}, 10) == []  # a body misfit
+    assert classifier_head_misfits(own, {**imagenet, "fc.weight": torch.zeros(1000, 32)}, 10) == []  # other features
+    assert classifier_head_misfits(own, {**imagenet, "fc.bias": torch.zeros(100)}, 10) == []  # two class counts
+    assert classifier_head_misfits(own, {k: v for k, v in imagenet.items() if k != "fc.bias"}, 10) == []  # missing
+
+
+def test_fine_tuning_weights_with_another_head_reinitialises_it(tmp_path, capsys):
+    """--weights trained for 12 classes fine-tune a 10-class digits model: the body loads, the head starts fresh
+    with a note; a body tensor that does not fit is still the one-line error (exit 2)."""
+    src = f"{Path(__file__).parents[1] / 'fixtures' / 'user_model.py'}:build"
+    donor = ModelSource(src, model_kwargs={"width": 8, "num_classes": 12}).build().state_dict()
+    save_file({k: v.contiguous() for k, v in donor.items()}, str(tmp_path / "w12.safetensors"))
+    args = ["--model", src, "--model-arg", "width=8", "--input-size", "32", "--dataset", "digits", "--epochs", "1",
+            "--limit-train", "64", "--limit-test", "32", "--batch-size", "32", "--json"]
+    assert main([*args, "--weights", str(tmp_path / "w12.safetensors"), "--out", str(tmp_path / "ok")]) == 0
+    err = capsys.readouterr().err
+    assert "12-class head; head.2.weight, head.2.bias start from fresh initialisation for 10 classes" in err
+    state = Checkpoint.load(tmp_path / "ok").state_dict
+    assert state["head.2.weight"].shape == (10, 16)
+    donor["recal.0.conv.0.weight"] = torch.zeros(8, 3, 5, 5)
+    save_file({k: v.contiguous() for k, v in donor.items()}, str(tmp_path / "bad.safetensors"))
+    assert main([*args, "--weights", str(tmp_path / "bad.safetensors"), "--out", str(tmp_path / "bad")]) == 2
+    assert "recal.0.conv.0.weight" in capsys.readouterr().err and not (tmp_path / "bad").exists()
