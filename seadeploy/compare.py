@@ -41,7 +41,7 @@ from seadeploy.cli import (
     progress_enabled,
     run_main,
 )
-from seadeploy.data import get_dataset
+from seadeploy.data import DatasetInfo, get_dataset
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError, ParityFailure, SeadeployError
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
@@ -220,9 +220,11 @@ def _train(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
     init = None
     if is_external(o.model) or o.epochs == 0:  # a user model's variant starts from its (converted) source weights
-        init = _source_checkpoint(v, o)
+        info = get_dataset(o.dataset, split="test", root=o.data_root).info
+        ckpt = _source_checkpoint(v, o, info)
+        init = str(v.run_dir / CHECKPOINT)
         if o.epochs == 0:
-            return _evaluate_source(v, o)
+            return _evaluate_source(ckpt, v, o, info.num_classes)
     model_kwargs = parse_kv_args(o.model_args, flag="--model-arg") or None if is_external(o.model) else None
     cfg = make_config(model=o.model, attn=None if v.attn == "original" else v.attn, attn_kwargs=v.attn_kwargs,
                       model_kwargs=model_kwargs, weights=init, input_size=o.input_size, dataset=o.dataset,
@@ -232,25 +234,26 @@ def _train(v: Variant, o: CompareOptions) -> dict[str, Any]:
     return train(cfg).summary()
 
 
-def _source_checkpoint(v: Variant, o: CompareOptions) -> str:
-    """Write the variant's starting checkpoint (source weights, converted) to its run folder; returns its path."""
-    info = get_dataset(o.dataset, split="test", root=o.data_root).info
+def _source_checkpoint(v: Variant, o: CompareOptions, info: DatasetInfo) -> Checkpoint:
+    """Write the variant's starting checkpoint (source weights, converted; ``info``: the dataset's normalisation and
+    classes) to its run folder; returns it."""
     with torch.random.fork_rng(devices=[]):  # without --weights every variant starts from the same seeded
         torch.manual_seed(o.seed)            # initialisation: tse:tile=K is then the original's own conversion
         ckpt = o.source(v, info.num_classes).checkpoint(tuple(info.mean), tuple(info.std), o.dataset)
-    return str(ckpt.save(v.run_dir / CHECKPOINT))
+    ckpt.save(v.run_dir / CHECKPOINT)
+    return ckpt
 
 
-def _evaluate_source(v: Variant, o: CompareOptions) -> dict[str, Any]:
-    """``--epochs 0``: the source weights' test accuracy, recorded in the variant's checkpoint (where the report
-    reads every variant's accuracy). A head whose size differs from the dataset's classes is a warning."""
+def _evaluate_source(ckpt: Checkpoint, v: Variant, o: CompareOptions, labels: int) -> dict[str, Any]:
+    """``--epochs 0``: the source weights' test accuracy, recorded in the variant's checkpoint ``ckpt`` (where the
+    report reads every variant's accuracy). A head whose size differs from the dataset's ``labels`` classes is a
+    warning."""
     result = evaluate_run(v.run_dir, dataset=o.dataset, data_root=o.data_root, device=o.device, limit=o.limit_test)
-    ckpt = Checkpoint.load(v.run_dir)
     ckpt.metrics = {"top1": result.before["top1"], "top5": result.before["top5"], "test_loss": result.before["loss"],
                     "test_samples": int(result.before["n"]), "trained": o.weights is not None}
     ckpt.save(v.run_dir / CHECKPOINT)
     info = {"trained": False, "weights": "the source's (--epochs 0: evaluated only)", "top1": result.before["top1"]}
-    classes, labels = ckpt.spec.num_classes, get_dataset(o.dataset, split="test", root=o.data_root).info.num_classes
+    classes = ckpt.spec.num_classes
     if classes != labels:
         raise StageWarning(info, f"the model outputs {classes} classes and '{o.dataset}' has {labels}: its accuracy "
                                  f"scores labels 0-{labels - 1} against {classes} logits; fine-tune (--epochs N) to "

@@ -15,6 +15,7 @@ import torch
 from seadeploy import compare
 from seadeploy.artifacts import Checkpoint
 from seadeploy.compare import CompareOptions, Variant, run_variant
+from seadeploy.data import get_dataset
 from seadeploy.parity import is_trained
 from seadeploy.reports.study import StudyData, load_run
 from seadeploy.reports.summary import apply_stage_notes, exit_code, format_summary
@@ -174,7 +175,8 @@ def test_epochs_0_evaluates_the_source_and_sizes_a_random_head_for_the_dataset(t
     states = []
     for variant in pair.variants():
         variant.run_dir.mkdir(parents=True)
-        states.append(Checkpoint.load(compare._source_checkpoint(variant, pair)).state_dict)
+        compare._source_checkpoint(variant, pair, get_dataset("digits", split="test").info)
+        states.append(Checkpoint.load(variant.run_dir).state_dict)
     assert states[0].keys() == states[1].keys()  # the same seeded initialisation, converted: same weights
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert load_run(v.run_dir, "original").runs.set_index("variant").at["original", "accuracy"] == metrics["top1"]

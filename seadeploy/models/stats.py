@@ -66,8 +66,9 @@ class _WorkCounter(torch.overrides.TorchFunctionMode):
 
     def __init__(self, x: torch.Tensor) -> None:
         super().__init__()
-        self.kind: dict[int, tuple[torch.Tensor, str, int]] = {id(x): (x, "map", x.numel())}  # holds the tensor:
-        self.work = dict.fromkeys(("reduce_ops", "gate_ops", "scale_ops", "reads", "gate_read", "writes"), 0)  # no id reuse
+        # id → (tensor, kind, origin); holding the tensor keeps its id from being reused by a later one
+        self.kind: dict[int, tuple[torch.Tensor, str, int]] = {id(x): (x, "map", x.numel())}
+        self.work = dict.fromkeys(("reduce_ops", "gate_ops", "scale_ops", "reads", "gate_read", "writes"), 0)
 
     def _mark(self, t: torch.Tensor, kind: str, origin: int) -> None:
         self.kind[id(t)] = (t, kind, origin)
@@ -79,20 +80,19 @@ class _WorkCounter(torch.overrides.TorchFunctionMode):
         flat = [a for arg in (*args, *(kwargs or {}).values())
                 for a in (arg if isinstance(arg, list | tuple) else (arg,))]  # torch.cat((avg, max), 1)
         ins = [self.kind[id(t)] for t in flat if isinstance(t, torch.Tensor) and id(t) in self.kind]
-        maps = [t for t, k, _ in ins if k == "map"]
+        read = max((t.numel() for t, k, _ in ins if k == "map"), default=0)  # the map elements the call reads
         gates = [(t, o) for t, k, o in ins if k == "gate"]
-        if maps and not gates:
-            read = max(t.numel() for t in maps)
+        if read and not gates:
             if out._is_view() or out.numel() >= read:
                 self._mark(out, "map", out.numel())  # a view, crop or elementwise op of the map
             else:  # a squeeze: pool, mean, amax, std... over space or channels
                 self.work["reduce_ops"] += read
                 self.work["reads"] += read
                 self._mark(out, "gate", _distinct(out))
-        elif maps and gates and out.numel() == max(t.numel() for t in maps):  # the map times (or plus) the gate
+        elif read and gates and out.numel() == read:  # the map times (or plus) the gate
             gate, origin = min(gates, key=lambda g: _distinct(g[0]))
             self.work["scale_ops"] += out.numel()
-            self.work["reads"] += max(t.numel() for t in maps)
+            self.work["reads"] += read
             self.work["writes"] += out.numel()
             self.work["gate_read"] += _distinct(gate)
             self.work["gate_ops"] += origin

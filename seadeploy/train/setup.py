@@ -119,26 +119,26 @@ def classifier_head_misfits(own: dict[str, torch.Tensor], state: dict[str, torch
     if set(own) != set(state):
         return []
     bad = [k for k, v in own.items() if tuple(state[k].shape) != tuple(v.shape)]
-    if not bad:
-        return []
-    theirs = {int(state[k].shape[0]) for k in bad if state[k].dim() >= 1}
-    fits = all(own[k].dim() >= 1 and own[k].shape[0] == classes and state[k].dim() == own[k].dim()
+    head = all(own[k].dim() >= 1 and own[k].shape[0] == classes and state[k].dim() == own[k].dim()
                and tuple(state[k].shape[1:]) == tuple(own[k].shape[1:]) for k in bad)
-    return bad if fits and len(theirs) == 1 and classes not in theirs else []
+    if not bad or not head:
+        return []
+    theirs = {int(state[k].shape[0]) for k in bad}  # every misfit's class count in the weights: one, not ours
+    return bad if len(theirs) == 1 and classes not in theirs else []
 
 
 def build_model(spec: ModelSpec, cfg: TrainConfig, ctx: DistContext) -> tuple[nn.Module, nn.Module]:
     """``(model_to_train, core)``: the DDP wrapper (or the model itself) and the plain module to save/evaluate."""
     core = build_spec_model(spec)
     if cfg.weights:  # fine-tuning: start from these weights (a mismatch names the tensors)
-        state = load_weights(cfg.weights)
-        head = classifier_head_misfits(core.state_dict(), state, spec.num_classes)
+        state, own = load_weights(cfg.weights), core.state_dict()
+        head = classifier_head_misfits(own, state, spec.num_classes)
         if head:
             if ctx.is_main:
                 print(f"note: --weights '{cfg.weights}' has a {int(state[head[0]].shape[0])}-class head; "
                       f"{', '.join(head)} start from fresh initialisation for {spec.num_classes} classes",
                       file=sys.stderr)
-            state = {**state, **{k: v for k, v in core.state_dict().items() if k in head}}
+            state = {**state, **{k: own[k] for k in head}}
         load_state_checked(core, state, source=f"--weights '{cfg.weights}'", hint=spec)
     core = core.to(ctx.device)
     if not ctx.distributed:
