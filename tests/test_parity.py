@@ -337,3 +337,33 @@ def test_each_sample_beyond_the_plain_bound_is_judged_by_its_own_float32_noise()
     wrong[good] += 1e-2 * np.abs(ref[good]).max()
     failed = compare(ref, wrong, rule, backend="ort", precision="fp32", inputs="random", noise=probe)
     assert not failed and failed.metrics["violations"] == pytest.approx(1 / len(ref))  # that one row only
+
+
+class _Float32Only(torch.nn.Module):
+    """A model with an op that has no float64 kernel (here: refused by hand, as a custom CPU op would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(10, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            raise RuntimeError(f"no {x.dtype} kernel")
+        return self.fc(x)
+
+
+def test_a_model_without_a_float64_kernel_gets_no_floor_and_is_left_as_it_was():
+    """The documented fallback: no floor (plain bounds judge), no crash, weights back in float32, mode kept."""
+    torch.manual_seed(0)
+    x = RNG.standard_normal((20, 10)).astype(np.float32)
+    model = _Float32Only().train()
+    with torch.no_grad():
+        ref = model(torch.as_tensor(x)).numpy()
+    probe = NoiseProbe(model, x, ref, "fp32")
+    assert probe.summary is None and probe.rel([0, 1]).tolist() == [0.0, 0.0]
+    assert model.training and all(p.dtype == torch.float32 for p in model.parameters())
+    out = ref + 1e-3 * np.abs(ref).max(1, keepdims=True)
+    judged = compare(ref, out, default_rule("fp32", "random"), backend="ort", precision="fp32", inputs="random",
+                     noise=probe)
+    assert not judged and math.isnan(judged.metrics.get("float_noise", math.nan))  # no floor measured
+    assert "float noise" not in judged.failures[0]  # judged on the plain 1e-4 bound
