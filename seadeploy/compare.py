@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from seadeploy import cli
 from seadeploy.artifacts import CHECKPOINT, PRECISIONS, Checkpoint, check_out_folder
-from seadeploy.backends import backend_class
+from seadeploy.backends import BACKENDS, backend_class
 from seadeploy.cli import (
     ArgumentParser,
     add_common_args,
@@ -388,7 +388,7 @@ def run_variant(v: Variant, o: CompareOptions, log: Callable[[str], None]) -> di
         if need and status[need]["status"] not in ("ok", "partial", "warning"):
             status[stage] = {"status": "skipped", "seconds": 0.0, "error": f"{need} did not finish"}
             continue
-        for name in stage_files(stage):  # a report must never show a previous run's output of this stage
+        for name in stage_files(stage, BACKENDS):  # a report must never show a previous run's output of this stage
             (v.run_dir / name).unlink(missing_ok=True)
         torch.set_num_threads(threads)  # a pinned profiling backend must not slow the next training
         t0 = time.perf_counter()

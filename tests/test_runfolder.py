@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -16,12 +17,18 @@ from seadeploy.runfolder import (
     STAGE_FILES,
     Manifest,
     read_buffers,
+    read_latency,
+    read_layers,
     read_manifest,
     read_parity,
     read_parity_inputs,
+    read_pipeline,
+    read_training,
+    stage_files,
     write_buffers,
     write_manifest,
     write_parity,
+    write_pipeline,
 )
 from seadeploy.validate.report import ParityReport
 
@@ -120,3 +127,44 @@ def test_buffers_round_trip_and_stage_files(run_dir):
     write_buffers(run_dir, {"attention_buffer_elements": 5, "total_buffer_elements": 9, "blocks": []})
     assert read_buffers(run_dir)["format_version"] == 1
     assert "parity_layers.csv" in STAGE_FILES["validate"] and "manifest.json" in STAGE_FILES["export"]
+
+
+@pytest.mark.parametrize(("field", "value", "named"), [
+    ("mean", "0.5", "mean"), ("mean", [0.5, "x"], "mean[1]"), ("opset", "18", "opset"), ("seed", 1.5, "seed"),
+    ("checks", {"a": 1}, "checks"), ("files", {"fp32": {"path": "model.onnx", "sha256": 7}}, "sha256"),
+    ("files", {"fp32": {"path": "model.onnx", "parity": {"passed": "yes"}}}, "passed"),
+])
+def test_every_manifest_field_is_type_checked_on_read(run_dir, field, value, named):
+    data = {**_manifest(fp32="model.onnx").to_dict(), field: value}
+    (run_dir / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match=f"has {re.escape(named)} = .*expected"):
+        read_manifest(run_dir)
+
+
+@pytest.mark.parametrize(("name", "text", "column"), [
+    ("latency.csv", "backend,precision,batch,median_ms\nort,fp32,1,fast\n", "median_ms"),
+    ("latency.csv", "backend,precision,batch,median_ms,stable\nort,fp32,1,2.0,maybe\n", "stable"),
+    ("parity.csv", "backend,precision,passed,max_abs\nort,fp32,True,big\n", "max_abs"),
+    ("metrics.csv", "epoch,test_top1\n1,ninety\n", "test_top1"),
+    ("layers_ort.csv", "backend,layer,time_ms\nort,conv1,slow\n", "time_ms"),
+])
+def test_text_in_a_numeric_column_is_one_input_error(run_dir, name, text, column):
+    (run_dir / name).write_text(text)
+    reader = {"latency.csv": read_latency, "parity.csv": read_parity, "metrics.csv": read_training,
+              "layers_ort.csv": read_layers}[name]
+    with pytest.raises(InputError, match=f"'{column}'"):
+        reader(run_dir)
+
+
+def test_results_json_fields_are_type_checked(run_dir):
+    write_buffers(run_dir, {"attention_buffer_elements": "many", "blocks": []})
+    with pytest.raises(InputError, match="attention_buffer_elements"):
+        read_buffers(run_dir)
+    write_pipeline(run_dir, {"fps": "fast"})
+    with pytest.raises(InputError, match="fps"):
+        read_pipeline(run_dir)
+
+
+def test_per_backend_files_of_the_layers_stage_come_from_the_names_given():
+    assert stage_files("layers", ["ort", "openvino"])[:2] == ("layers_ort.csv", "layers_openvino.csv")
+    assert "layers_summary.json" in stage_files("layers", [])

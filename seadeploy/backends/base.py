@@ -211,8 +211,9 @@ def resolve(target: str | None) -> Callable[..., Any] | None:
 
 
 def run_file(run_dir: str | os.PathLike, section: str, precision: str, default: str) -> Path | None:
-    """The file the run folder's manifest records under ``section`` (``files`` / ``engines``) for ``precision``,
-    else ``default`` in the folder; ``None`` when that file does not exist.
+    """The file the run folder's manifest records under ``section`` (``files`` / ``engines``) for ``precision``;
+    in a folder without a manifest, ``default`` there. ``None`` when there is no such file: with a manifest, a file
+    it does not list (left by an earlier export) is not this run's.
 
     Raises:
         InputError: the manifest is corrupt or records a path outside the folder (:mod:`seadeploy.runfolder`).
@@ -221,8 +222,9 @@ def run_file(run_dir: str | os.PathLike, section: str, precision: str, default: 
     path = run / default
     if runfolder.has_manifest(run):
         entry = runfolder.read_manifest(run).entry(precision, section)
-        if entry:
-            path = runfolder.inside(run, entry["path"], section[:-1])
+        if not entry:
+            return None
+        path = runfolder.inside(run, entry["path"], section[:-1])
     return path if path.is_file() else None
 
 

@@ -18,20 +18,12 @@ import numpy as np
 import pandas as pd
 
 from seadeploy.graphs.ops import GLOBAL_POOLS, REDUCES, TILE_POOLS
+from seadeploy.runfolder import LAYER_COLUMNS as COLUMNS
+from seadeploy.runfolder import LAYER_DTYPES as DTYPES
 
 SCHEMA_VERSION = 1
 
-COLUMNS: tuple[str, ...] = (
-    "backend", "precision", "batch", "layer", "onnx_node", "module", "op_type", "role", "block",
-    "time_ms", "time_pct", "out_shape", "out_bytes", "params", "macs", "buffer_elems",
-)
-#: pandas dtypes of the columns (numbers are float so that "not measured" can be NaN).
-DTYPES: dict[str, str] = {
-    "backend": "object", "precision": "object", "batch": "Int64", "layer": "object", "onnx_node": "object",
-    "module": "object", "op_type": "object", "role": "object", "block": "object", "time_ms": "float64",
-    "time_pct": "float64", "out_shape": "object", "out_bytes": "float64", "params": "float64",
-    "macs": "float64", "buffer_elems": "float64",
-}
+#: ``COLUMNS`` / ``DTYPES``: the per-layer file's columns and dtypes, defined with the file in :mod:`seadeploy.runfolder`.
 
 ATTENTION_ROLES: tuple[str, ...] = ("attention.squeeze", "attention.excite", "attention.gate", "attention.scale")
 ROLES: tuple[str, ...] = ("conv", "norm", "act", "pool", "linear", *ATTENTION_ROLES, "other")

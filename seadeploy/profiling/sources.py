@@ -20,8 +20,7 @@ from seadeploy import artifacts
 from seadeploy.artifacts import PRECISIONS
 from seadeploy.backends import Backend, backend_class, check_backend, create_backend
 from seadeploy.errors import ConfigError, InputError
-from seadeploy.runfolder import has_manifest, read_manifest
-from seadeploy.validate.runfolder import RunFolder
+from seadeploy.runfolder import RunFolder, has_manifest, read_manifest
 
 #: the precision label of a bare model file given instead of a run folder (its graph decides its numerics)
 FILE_PRECISION = "file"
@@ -97,8 +96,6 @@ def check_graphs_belong(run: Path, sources: Sequence[Source]) -> None:
     graphs = [s for s in sources if s.path.suffix == ".onnx"]
     if not graphs or not (run / artifacts.CHECKPOINT).is_file():
         return
-    # lazy: importing the validate package loads the whole parity stage, needed only when a checkpoint is here
-
     folder = RunFolder.load(run)
     known = len(folder.warnings)  # the folder's own notes (no manifest) are validate's business, not timing's
     for s in graphs:

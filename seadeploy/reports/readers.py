@@ -21,17 +21,6 @@ from seadeploy import runfolder
 from seadeploy.errors import InputError
 from seadeploy.profiling.schema import make_frame
 
-#: Accepted spellings of the latency columns the reports use (first match wins).
-_LATENCY_ALIASES = {
-    "median_ms": ("median_ms", "latency_median_ms", "median"),
-    "iqr_ms": ("iqr_ms", "latency_iqr_ms", "iqr"),
-    "p90_ms": ("p90_ms", "latency_p90_ms", "p90"),
-    "p99_ms": ("p99_ms", "latency_p99_ms", "p99"),
-    "mean_ms": ("mean_ms", "latency_mean_ms", "mean"),
-    "throughput": ("throughput", "throughput_ips", "throughput_per_s", "samples_per_s", "qps"),
-    "cv": ("cv", "coefficient_of_variation", "cv_pct"),
-    "threads": ("threads", "intra_op_threads"),
-}
 _HINT = "python -m seadeploy.{stage} ... --out {run}"
 
 
@@ -41,15 +30,6 @@ def _read(reader: Any, *args: Any) -> tuple[Any, str | None]:
         return reader(*args), None
     except InputError as exc:
         return None, str(exc)
-
-
-def _percent(value: Any) -> float:
-    """Accuracy in percent: fractions (≤ 1) are scaled by 100."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-    return 100.0 * v if 0.0 <= v <= 1.0 else v
 
 
 def read_int8_target(run: Path) -> dict[str, Any]:
@@ -119,21 +99,13 @@ def read_training(run: Path) -> tuple[pd.DataFrame | None, str | None]:
 
 
 def read_latency(run: Path) -> tuple[pd.DataFrame | None, str | None]:
-    """``latency.csv`` with columns renamed to ``backend, precision, batch, median_ms, iqr_ms, ...``."""
+    """``latency.csv`` (``backend, precision, batch, median_ms, iqr_ms, ...``: the columns the latency stage writes,
+    checked by the run-folder reader)."""
     df, why = _read(runfolder.read_latency, run)
     if df is None:
         return None, why
-    rename = {}
-    for name, aliases in _LATENCY_ALIASES.items():
-        found = next((a for a in aliases if a in df.columns), None)
-        if found and found != name and name not in df.columns:
-            rename[found] = name
-    df = df.rename(columns=rename)
     if "metric" in df.columns:  # TensorRT rows also carry enqueue/H2D/compute/D2H stages: keep end-to-end latency
         df = df[df["metric"].fillna("latency") == "latency"].reset_index(drop=True)
-    missing = [c for c in ("backend", "precision", "batch", "median_ms") if c not in df.columns]
-    if missing:
-        return None, f"{A.LATENCY_CSV} lacks columns {missing}"
     return df, None
 
 
@@ -153,16 +125,9 @@ def read_buffers(run: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, s
     summary = data.get("summary", data)
     totals = {k: summary.get(k) for k in ("attention_buffer_elements", "total_buffer_elements",
                                           "attention_buffer_bytes", "total_buffer_bytes") if k in summary}
-    blocks = data.get("blocks") or data.get("attention_blocks") or []
-    if isinstance(blocks, dict):
-        blocks = [{"block": k, **(v if isinstance(v, dict) else {"elements": v})} for k, v in blocks.items()]
-    bf = pd.DataFrame(blocks)
-    if not bf.empty:
-        for alias in ("attention_elements", "attention_buffer_elements", "buffer_elements", "elements"):
-            if alias in bf.columns:
-                bf = bf.rename(columns={alias: "elements"})
-                break
-        bf = bf if {"block", "elements"} <= set(bf.columns) else None
+    # the buffer model's per-block bypass is its attention_elements column (the figure that separates SE from TSE)
+    bf = pd.DataFrame(data.get("blocks") or []).rename(columns={"attention_elements": "elements"})
+    bf = bf if {"block", "elements"} <= set(bf.columns) else None
     return (bf if bf is not None and not bf.empty else None), pd.DataFrame([totals]), None
 
 
@@ -176,12 +141,11 @@ def read_backend_accuracy(run: Path) -> tuple[dict[str, float], str | None]:
     df, why = read_parity(run)
     if df is None:
         return {}, why
-    acc_col = next((c for c in ("accuracy", "top1", "acc", "test_top1") if c in df.columns), None)
-    if acc_col is None or not {"backend", "precision"} <= set(df.columns):
+    if "accuracy" not in df.columns:
         return {}, "parity results carry no per-backend accuracy"
     out = {}
     for row in df.itertuples(index=False):
-        value = _percent(getattr(row, acc_col))
+        value = 100.0 * float(row.accuracy)  # parity records accuracy as a fraction
         if value == value:
             out[f"acc_{row.backend}_{row.precision}"] = value
     return out, None

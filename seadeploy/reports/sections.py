@@ -18,7 +18,7 @@ HEADERS = {
     "acc_ort_int8": "ORT int8 acc (%)", "int8_target": "int8 form", "latency_ms": "median latency (ms)", "attention_pct": "attention share (%)",
     "attention_buffer_elements": "attention buffer (elem)", "total_buffer_elements": "total buffer (elem)",
     "accuracy_delta_pp": "Δ acc (pp)", "median_ms": "median (ms)", "iqr_ms": "IQR (ms)", "p90_ms": "p90 (ms)",
-    "p99_ms": "p99 (ms)", "ms_per_sample": "ms / sample", "throughput": "samples/s", "attention_ms": "attention (ms)",
+    "p99_ms": "p99 (ms)", "ms_per_sample": "ms / sample", "throughput_ips": "samples/s", "attention_ms": "attention (ms)",
     "total_ms": "sum of layers (ms)", "squeeze_pct": "squeeze %", "excite_pct": "excite %", "gate_pct": "gate %",
     "scale_pct": "scale %", "attn_kwargs": "attn args", "cv": "CV %", "attention_buffer_bytes": "attention buffer (B)",
     "total_buffer_bytes": "total buffer (B)",

@@ -6,7 +6,7 @@ a new frame; nothing here draws or formats. Input columns:
 * ``runs``: ``variant, attn`` and optionally ``accuracy`` (%, the PyTorch test accuracy),
   ``acc_ort_fp32``/``acc_ort_fp16``/``acc_ort_int8`` (%), ``params``.
 * ``latency``: ``variant, backend, precision, batch, median_ms`` and optionally ``iqr_ms``, ``p90_ms``,
-  ``p99_ms``, ``throughput`` (samples/s), ``spread`` and the side-by-side ratio to the baseline variant
+  ``p99_ms``, ``throughput_ips`` (samples/s), ``spread`` and the side-by-side ratio to the baseline variant
   (``ratio``, ``ratio_low``, ``ratio_high``, ``ratio_clock``: see :mod:`seadeploy.profiling.latency`).
 * ``layers``: the per-layer frame of :mod:`seadeploy.profiling.schema` plus ``variant``.
 * ``buffer_blocks``: ``variant, block, elements`` (attention buffering of one attention block) and
@@ -110,7 +110,7 @@ def latency_table(latency: pd.DataFrame | None, baseline: str = "se") -> pd.Data
     ``ratio``, ``ratio_low``, ``ratio_high`` come from the side-by-side timing (``profiling.latency``: median of
     paired per-round ratios, bootstrap interval) when the rows carry them; older rows without them get the ratio
     of medians and no interval. ``difference`` says ``within noise`` when the interval includes 1.
-    Also ``ms_per_sample`` (median / batch) and, when absent, ``throughput`` = batch / median.
+    Also ``ms_per_sample`` (median / batch) and, when absent, ``throughput_ips`` = batch / median.
     """
     if _empty(latency, "variant", *LATENCY_KEYS, "median_ms"):
         return pd.DataFrame(columns=["variant", *LATENCY_KEYS, "median_ms", "ms_per_sample", "ratio", "ratio_low",
@@ -118,8 +118,8 @@ def latency_table(latency: pd.DataFrame | None, baseline: str = "se") -> pd.Data
     df = latency.copy()
     df["batch"] = df["batch"].astype(int)
     df["ms_per_sample"] = df["median_ms"] / df["batch"]
-    if "throughput" not in df.columns:
-        df["throughput"] = 1000.0 * df["batch"] / df["median_ms"]
+    if "throughput_ips" not in df.columns:
+        df["throughput_ips"] = 1000.0 * df["batch"] / df["median_ms"]
     base = pick_baseline(_ordered_variants(df), baseline)
     if not paired_ratios(df):
         ref = df[df["variant"] == base].set_index(list(LATENCY_KEYS))["median_ms"]
@@ -137,7 +137,7 @@ def latency_table(latency: pd.DataFrame | None, baseline: str = "se") -> pd.Data
     df = df.sort_values(["backend", "precision", "batch"], kind="stable")
     df = df.sort_values("variant", key=lambda s: s.map(order), kind="stable")
     extra = [c for c in ("ratio_clock",) if c in df]
-    return df[[*keep, "ms_per_sample", "throughput", "ratio", "ratio_low", "ratio_high", "difference", *extra]
+    return df[[*keep, "ms_per_sample", "throughput_ips", "ratio", "ratio_low", "ratio_high", "difference", *extra]
               ].reset_index(drop=True)
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from seadeploy.artifacts import CURVES_PNG, METRICS_CSV, atomic_path, write_text
+from seadeploy.runfolder import METRICS_COLUMNS as COLUMNS
 
 #: Columns of metrics.csv, in order (accuracies in percent).
-COLUMNS = ("epoch", "lr", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "epoch_time_s")
 
 
 def history_frame(history: list[dict]) -> pd.DataFrame:

@@ -30,13 +30,13 @@ from seadeploy.parity import (
     RuleSet,
     compare_backend,
     infer_batches,
+    is_trained,
     noise_notes,
     reference_noise,
 )
-from seadeploy.runfolder import read_parity_inputs, write_parity
+from seadeploy.runfolder import RunFolder, read_parity_inputs, write_parity
 from seadeploy.validate.layerwise_run import run_layerwise
 from seadeploy.validate.report import ParityReport
-from seadeploy.validate.runfolder import RunFolder
 
 Inputs = dict[str, tuple[np.ndarray, np.ndarray | None]]
 
@@ -98,7 +98,7 @@ def _backend_for(spec: str, precision: str, folder: RunFolder, opts: dict[str, A
     if path.suffix in checks:
         checks[path.suffix](precision)
     be = create_backend(spec, path, **cls.run_options(threads=opts.get("threads")))
-    folder.check_io(be.input_specs, None, f"'{folder.path.name}/{path.name}'")
+    folder.check_io({k: v.shape for k, v in be.input_specs.items()}, None, f"'{folder.path.name}/{path.name}'")
     return be
 
 
@@ -142,17 +142,19 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
     if not precisions:
         raise InputError(f"'{folder.path}' has no model*.onnx; run python -m seadeploy.export --out {folder.path} first")
     ruleset = RuleSet(trained=trained, atol=atol, rtol=rtol) if rules is None else rules
-    ruleset = ruleset.for_model(folder.trained if trained is None else bool(trained))
-    is_trained = bool(ruleset.trained)
+    ruleset = ruleset.for_model(is_trained(folder.checkpoint.metrics) if trained is None else bool(trained))
+    judged_trained = bool(ruleset.trained)
     sets, notes = make_inputs(folder, dataset=dataset, samples=samples, random=random, seed=seed, root=root,
                               replay=inputs)
     refs, reference, noise = reference_outputs(folder, sets, device, batch, progress, noise_precisions=precisions)
     comparisons, outputs, warnings = compare_backends(folder, backends, precisions, sets, refs, ruleset, batch=batch,
                                                       threads=threads, log=say, progress=progress, noise=noise)
-    warnings = [*folder.warnings, *notes, *warnings, *_judging_notes(precisions, sets, is_trained),
+    skipped = [f"{name} is in the folder but not in its manifest (left by an earlier export): not judged"
+               for name in folder.skipped_files()]
+    warnings = [*folder.warnings, *skipped, *notes, *warnings, *_judging_notes(precisions, sets, judged_trained),
                 *noise_notes(comparisons)]
     settings = {"backends": list(backends), "precisions": precisions, "samples": {k: len(v[0]) for k, v in sets.items()},
-                "dataset": dataset or folder.dataset, "seed": seed, "batch": batch, "trained": is_trained,
+                "dataset": dataset or folder.dataset, "seed": seed, "batch": batch, "trained": judged_trained,
                 "rules": ruleset.to_dict(), "spec": folder.spec.to_dict(), "versions": library_versions(),
                 "replayed_from": str(inputs) if inputs else None}
     report = ParityReport(comparisons, str(folder.path), reference, settings, warnings)

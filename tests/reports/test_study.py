@@ -66,7 +66,7 @@ def test_load_run_reads_every_stage_file(study, tmp_path):
     assert runs.at["se", "accuracy"] == 97.0 and runs.at["se", "acc_ort_int8"] == pytest.approx(95.0)
     assert runs.at["se", "params"] > 200_000
     assert set(loaded.latency["backend"]) == {"ort", "torch"} and 99.0 not in set(loaded.latency["median_ms"])
-    assert {"throughput"} <= set(loaded.latency.columns)
+    assert {"throughput_ips"} <= set(loaded.latency.columns)
     assert len(loaded.layers) == len(study.layers[study.layers["variant"].isin(["se", "tse"])])
     assert loaded.buffer_blocks.groupby("variant")["elements"].sum().to_dict() == \
         study.buffer_blocks.groupby("variant")["elements"].sum().to_dict()

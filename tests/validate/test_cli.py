@@ -18,9 +18,10 @@ from seadeploy.errors import InputError
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
 from seadeploy.models.build import build_model
+from seadeploy.profiling.sources import plan
+from seadeploy.runfolder import RunFolder
 from seadeploy.validate.__main__ import main
 from seadeploy.validate.parity import validate_run
-from seadeploy.validate.runfolder import RunFolder
 
 FAST = ["--threads", "1", "--samples", "24", "--random", "8"]
 
@@ -185,3 +186,17 @@ def test_engine_of_another_run_is_rejected_before_tensorrt_loads(run_copy):
         RunFolder.load(run_copy).engine_path("fp16")
     with pytest.raises(InputError, match="model.int8.engine' does not exist"):
         RunFolder.load(run_copy).engine_path("int8")
+
+
+def test_only_the_files_the_manifest_lists_are_judged_and_timed(run_copy):
+    """A file left by an earlier export (``model.int8.onnx`` with a manifest that lists fp32/fp16) is no file of
+    this run: validate and profiling skip it and say so."""
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    del manifest["files"]["int8"]
+    (run_copy / "manifest.json").write_text(json.dumps(manifest))
+    report = validate_run(run_copy, precisions=None, samples=8, random=4, write=False)
+    assert {c.precision for c in report.comparisons} == {"fp32", "fp16"}
+    assert any("model.int8.onnx" in w and "not judged" in w for w in report.warnings)
+    assert [s.precision for s in plan(run_copy, ["ort"])] == ["fp32", "fp16"]
+    with pytest.raises(InputError, match="lists no int8 file"):
+        RunFolder.load(run_copy).onnx_path("int8")

@@ -1,7 +1,11 @@
-"""A run folder as validate sees it: the PyTorch reference, the ONNX files, the engines, and their consistency.
+"""A run folder as validate and profiling see it: the PyTorch reference, the files the manifest lists, the
+engines, and their consistency.
 
 Everything is checked before a single number is computed, so a folder that mixes runs fails with one
 clear message (exit 2) instead of a confusing parity failure:
+
+- with a manifest, only the files it lists are judged or timed: a ``model.int8.onnx`` left by an earlier export
+  that no manifest vouches for is not this run's file;
 
 - ``checkpoint.safetensors`` must exist (it is the reference) and agree with ``manifest.json``'s spec;
 - every ONNX file / engine used must take ``(batch, C, H, W)`` and return ``(batch, classes)`` of that spec;
@@ -20,11 +24,20 @@ from typing import Any
 
 import onnx
 
-from seadeploy.artifacts import CHECKPOINT, MANIFEST, Checkpoint, ModelSpec, engine_name, onnx_name, read_json, sha256
-from seadeploy.backends.base import TensorSpec
-from seadeploy.errors import InputError
-from seadeploy.parity import PRECISIONS, check_precision, is_trained
-from seadeploy.runfolder import Manifest, has_manifest, read_manifest
+from seadeploy.artifacts import (
+    CHECKPOINT,
+    MANIFEST,
+    PRECISIONS,
+    Checkpoint,
+    ModelSpec,
+    engine_name,
+    onnx_name,
+    read_json,
+    sha256,
+)
+from seadeploy.errors import ConfigError, InputError
+from seadeploy.runfolder.manifest import Manifest, has_manifest, read_manifest
+from seadeploy.runfolder.paths import inside
 
 
 @dataclasses.dataclass
@@ -77,13 +90,18 @@ class RunFolder:
     def dataset(self) -> str | None:
         return (self.manifest.dataset if self.manifest else None) or self.checkpoint.dataset
 
-    @property
-    def trained(self) -> bool:
-        """Whether the checkpoint records training (an epoch or a test accuracy)."""
-        return is_trained(self.checkpoint.metrics)
-
     def available_precisions(self) -> list[str]:
+        """The precisions whose ONNX file this run holds: those the manifest lists, else the files by their names."""
+        if self.manifest is not None:
+            return [p for p in PRECISIONS if p in self.manifest.files]
         return [p for p in PRECISIONS if (self.path / onnx_name(p)).is_file()]
+
+    def skipped_files(self) -> list[str]:
+        """ONNX files in the folder that the manifest does not list (left by an earlier export; never judged)."""
+        if self.manifest is None:
+            return []
+        listed = {Path(e["path"]).name for e in self.manifest.files.values()}
+        return [onnx_name(p) for p in PRECISIONS if onnx_name(p) not in listed and (self.path / onnx_name(p)).is_file()]
 
     def onnx_path(self, precision: str) -> Path:
         """The checked ONNX file of ``precision``.
@@ -91,17 +109,24 @@ class RunFolder:
         Raises:
             InputError: missing, unreadable, or shaped for another model.
         """
-        check_precision(precision)
-        path = self.path / onnx_name(precision)
+        _check_precision(precision)
+        flag = "" if precision == "fp32" else f" --precision {precision}"
+        if self.manifest is not None:
+            if precision not in self.manifest.files:
+                raise InputError(f"the manifest of '{self.path}' lists no {precision} file (it lists: "
+                                 f"{', '.join(self.manifest.files) or 'none'}); run python -m seadeploy.export "
+                                 f"--out {self.path}{flag}")
+            path = inside(self.path, self.manifest.files[precision]["path"], "ONNX file")
+        else:
+            path = self.path / onnx_name(precision)
         if not path.is_file():
-            flag = "" if precision == "fp32" else f" --precision {precision}"
             raise InputError(f"'{path}' does not exist; run python -m seadeploy.export --out {self.path}{flag}")
         self._check_onnx(path, precision)
         return path
 
     def engine_path(self, precision: str) -> Path:
         """The engine of ``precision`` after checking its sidecar against the ONNX file it claims to come from."""
-        check_precision(precision)
+        _check_precision(precision)
         path = self.path / engine_name(precision)
         if not path.is_file():
             raise InputError(f"'{path}' does not exist; build it with python -m seadeploy.export --out {self.path} "
@@ -119,13 +144,18 @@ class RunFolder:
                              "belongs to a different model or export; rebuild it with export --engine")
         return path
 
-    def check_io(self, specs: dict[str, Any], outputs: dict[str, tuple[int, ...]] | None, what: str) -> None:
-        """Raise ``InputError`` when a backend's input (or output) shape does not fit this run's model."""
+    def check_io(self, inputs: dict[str, tuple[Any, ...]], outputs: dict[str, tuple[Any, ...]] | None,
+                 what: str) -> None:
+        """Raise ``InputError`` when a model's input (or output) shape does not fit this run's model.
+
+        ``inputs`` / ``outputs``: name → shape (batch first; a dimension may be a name or None).
+        """
         want = tuple(self.spec.input_shape)
-        (name, spec), *_ = specs.items()
-        got = tuple(spec.shape[1:])
+        (name, shape), *_ = inputs.items()
+        got = tuple(shape[1:])
         if any(isinstance(g, int) and g > 0 and g != w for g, w in zip(got, want)) or len(got) != len(want):
-            raise InputError(f"{what} takes input {name} {spec.describe()} but the checkpoint's model takes "
+            dims = ", ".join(str(d) if d is not None else "?" for d in shape)
+            raise InputError(f"{what} takes input {name} ({dims}) but the checkpoint's model takes "
                              f"(batch, {', '.join(map(str, want))}): it belongs to another model; re-run export")
         for out_name, shape in (outputs or {}).items():
             if len(shape) != 2:
@@ -140,7 +170,7 @@ class RunFolder:
             graph = onnx.load(str(path), load_external_data=False).graph
         except Exception as exc:  # protobuf DecodeError and friends
             raise InputError(f"'{path}' is not a readable ONNX file ({exc}); re-run export") from exc
-        ins = {i.name: TensorSpec(_dims(i), "float32") for i in graph.input}
+        ins = {i.name: _dims(i) for i in graph.input}
         outs = {o.name: _dims(o) for o in graph.output}
         if not ins:
             raise InputError(f"'{path}' has no inputs; it is not a model exported by seadeploy")
@@ -158,3 +188,8 @@ def _dims(value_info: Any) -> tuple[Any, ...]:
 def _describe(spec: ModelSpec) -> str:
     kw = f" {spec.attn_kwargs}" if spec.attn_kwargs else ""
     return f"{spec.model} attn={spec.attn}{kw} classes={spec.num_classes} input={spec.input_size}"
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{precision}'. Valid choices: {', '.join(PRECISIONS)}")

@@ -1,0 +1,167 @@
+"""``manifest.json``: what export wrote (files and engines by precision, paths relative) and the checks that ran.
+
+Every field is type-checked on read (:meth:`Manifest.from_dict`), so a hand-edited or foreign manifest is one
+``InputError`` (exit 2) naming the field, never a traceback in a later stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from seadeploy.artifacts import CHECKPOINT, MANIFEST, ModelSpec, library_versions, read_json, write_json
+from seadeploy.errors import ConfigError, InputError
+from seadeploy.runfolder.fields import (
+    BOOL,
+    INTEGER,
+    LIST,
+    NUMBER,
+    OBJECT,
+    TEXT,
+    check_field,
+    check_fields,
+    check_list_of,
+)
+from seadeploy.runfolder.paths import inside
+
+#: manifest.json schema: 2 records the model seed and per-input-kind parity verdicts; 1 (no seed, one export-only
+#: parity dict per file) is still read.
+MANIFEST_VERSION = 2
+MANIFEST_VERSIONS = (1, 2)
+
+#: The kind of every top-level field (``spec`` is checked by :class:`~seadeploy.artifacts.ModelSpec`).
+_FIELDS = {"input": OBJECT, "output": OBJECT, "opset": INTEGER, "dataset": TEXT, "seed": INTEGER, "weights": TEXT,
+           "checkpoint": TEXT, "checkpoint_sha256": TEXT, "exporter": TEXT, "dynamic_axes": OBJECT, "files": OBJECT,
+           "engines": OBJECT, "checks": LIST, "versions": OBJECT}
+_OPTIONAL = ("dataset", "seed", "weights", "checkpoint", "checkpoint_sha256", "exporter")
+#: The kinds of the keys a file / engine entry and a check record may carry (``path`` is checked by ``inside``).
+_ENTRY = {"precision": TEXT, "sha256": TEXT, "bytes": INTEGER, "parity": OBJECT,
+          "quantization": OBJECT, "policy": OBJECT, "simplified": OBJECT}
+_PARITY = {"passed": BOOL, "reference": TEXT, "comparisons": LIST, "rules": OBJECT, "notes": LIST}
+_CHECK = {"name": TEXT, "file": TEXT, "passed": BOOL, "detail": TEXT, "metrics": OBJECT}
+
+
+@dataclasses.dataclass
+class Manifest:
+    """``manifest.json``: what export wrote (``files``/``engines`` by precision, paths relative) and the checks.
+
+    ``files[precision]`` = ``{"path", "precision", "sha256", "bytes", "parity", ...}`` where ``parity`` is
+    ``{"passed", "reference", "comparisons": [row per input kind]}`` (rows as :meth:`seadeploy.parity.Comparison.
+    to_row`); ``engines[precision]`` = the engine sidecar plus ``sha256``; ``checks`` = ``Check.to_dict()`` records.
+    """
+
+    spec: ModelSpec
+    input: dict[str, Any]
+    output: dict[str, Any]
+    opset: int
+    mean: list[float] = dataclasses.field(default_factory=list)
+    std: list[float] = dataclasses.field(default_factory=list)
+    dataset: str | None = None
+    seed: int | None = None
+    weights: str | None = None
+    checkpoint: str | None = CHECKPOINT
+    checkpoint_sha256: str | None = None
+    exporter: str | None = None
+    dynamic_axes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    files: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    engines: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    checks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    versions: dict[str, str] = dataclasses.field(default_factory=library_versions)
+    format_version: int = MANIFEST_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["spec"] = self.spec.to_dict()
+        return {"format_version": d.pop("format_version"), **d}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = MANIFEST) -> Manifest:
+        """Check and type a manifest payload (InputError names what is wrong and says to re-run export)."""
+        if not isinstance(data, dict):
+            raise InputError(f"'{where}' is not a seadeploy manifest (top level is not an object); re-run export")
+        missing = [k for k in ("format_version", "spec", "input", "output", "opset", "files") if k not in data]
+        if missing:
+            raise InputError(f"'{where}' is missing {', '.join(missing)}; it is corrupt or not a seadeploy manifest, "
+                             "re-run export")
+        if data["format_version"] not in MANIFEST_VERSIONS:
+            raise InputError(f"'{where}' has format_version {data['format_version']}, this seadeploy reads "
+                             f"{', '.join(map(str, MANIFEST_VERSIONS))}; re-run export with this version")
+        _check_payload(data, where)
+        try:
+            spec = ModelSpec.from_dict(data["spec"])
+        except (TypeError, KeyError, ValueError, ConfigError) as exc:
+            raise InputError(f"'{where}' has an unreadable model spec ({exc}); re-run export") from exc
+        known = {f.name for f in dataclasses.fields(cls)} - {"spec"}
+        return cls(spec=spec, **{k: v for k, v in data.items() if k in known})
+
+    def entry(self, precision: str, kind: str = "files") -> dict[str, Any] | None:
+        return (self.engines if kind == "engines" else self.files).get(precision)
+
+    def file(self, run_dir: str | os.PathLike, precision: str = "fp32", kind: str = "files") -> Path:
+        """The ONNX file (``kind="files"``) or engine (``"engines"``) recorded for ``precision``, inside ``run_dir``.
+
+        Raises:
+            InputError: no such entry, an unsafe path, or the file is gone.
+        """
+        entries = self.engines if kind == "engines" else self.files
+        if precision not in entries:
+            have = ", ".join(entries) or "none"
+            raise InputError(f"the run in '{run_dir}' has no {precision} "
+                             f"{'engine' if kind == 'engines' else 'ONNX file'} (it has: {have}); re-run export with "
+                             f"--precision {precision}" + (" --engine" if kind == "engines" else ""))
+        path = inside(run_dir, entries[precision]["path"], "engine" if kind == "engines" else "ONNX file")
+        if not path.is_file():
+            raise InputError(f"'{path}' listed in the manifest does not exist; re-run export")
+        return path
+
+
+def write_manifest(run_dir: str | os.PathLike, manifest: Manifest) -> Path:
+    """Atomically write ``RUN/manifest.json``; refuses entries whose paths are not inside the folder."""
+    for kind in ("files", "engines"):
+        for entry in getattr(manifest, kind).values():
+            inside(run_dir, entry["path"], kind[:-1])
+    return write_json(Path(run_dir) / MANIFEST, manifest.to_dict())
+
+
+def read_manifest(run_dir: str | os.PathLike) -> Manifest:
+    """Read ``RUN/manifest.json`` (or a manifest file given directly) and check every recorded path.
+
+    Raises:
+        InputError: missing, not JSON, an unknown schema version, malformed, or a path outside the folder.
+    """
+    p = Path(run_dir)
+    path = p / MANIFEST if p.is_dir() else p
+    if not path.is_file():
+        raise InputError(f"no {MANIFEST} in '{p}'; run `python -m seadeploy.export ... --out {p}` first")
+    m = Manifest.from_dict(read_json(path), str(path))
+    for kind in ("files", "engines"):
+        for entry in getattr(m, kind).values():
+            inside(path.parent, entry["path"], kind[:-1])
+    return m
+
+
+def has_manifest(run_dir: str | os.PathLike) -> bool:
+    return (Path(run_dir) / MANIFEST).is_file()
+
+
+
+
+def _check_payload(data: dict[str, Any], where: str) -> None:
+    """Every field of a manifest payload has its kind (InputError naming the first that does not)."""
+    check_field(where, "spec", data["spec"], OBJECT)
+    check_fields(where, data, _FIELDS, optional=_OPTIONAL)
+    for key in ("mean", "std"):
+        if key in data:
+            check_list_of(where, key, data[key], NUMBER)
+    for kind in ("files", "engines"):
+        for precision, entry in (data.get(kind) or {}).items():
+            if not isinstance(entry, dict) or "path" not in entry:
+                raise InputError(f"'{where}' has a malformed {kind} entry for {precision}; re-run export")
+            check_fields(where, entry, _ENTRY)
+            check_fields(where, entry.get("parity") or {}, _PARITY)
+    for i, record in enumerate(data.get("checks") or []):
+        check_field(where, f"checks[{i}]", record, OBJECT)
+        check_fields(where, record, _CHECK)
+    check_field(where, "input.shape", (data["input"]).get("shape", []), LIST)
