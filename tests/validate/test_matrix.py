@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -46,9 +47,16 @@ def test_matrix_reports_every_case_and_fails_on_one_bad_case(fake_export, tmp_pa
     assert cases[-1].get("classname") == "parity.resnet20_cifar-cbam" and cases[-1].find("failure") is not None
 
 
-def test_matrix_passes_and_cleans_up_its_temporary_folder(fake_export, capsys):
+def test_matrix_passes_and_cleans_up_its_temporary_folder(fake_export, monkeypatch, capsys):
+    folders, export = [], matrix._export
+
+    def recording(model, attn, out, *args):
+        folders.append(Path(out))
+        export(model, attn, out, *args)
+
+    monkeypatch.setattr(matrix, "_export", recording)
     report = matrix.run_matrix(models=["resnet20_cifar"], attns=["se"], samples=16, random=4, threads=1)
-    assert report and report.out_dir == "" and report.cases[0]["export_s"] >= 0
+    assert report and report.out_dir == "" and len(folders) == 1 and not folders[0].exists()
     assert report.to_frame()["case"].unique().tolist() == ["resnet20_cifar-se"]
 
 
