@@ -127,7 +127,7 @@ class CompareOptions:
     strict_parity: bool = False
     baseline: str = "se"
     #: A user's model (models/source.py): factory arguments, weights, input size; its variants are
-    #: ``original`` and ``tse:tile=K`` (the structural SE → TSE of convert/torch_rewrite.py).
+    #: ``original`` and ``tse:tile=K`` (the structural SE → TSE of models/structural.py).
     model_args: tuple[str, ...] = ()
     weights: str | None = None
     input_size: int | None = None

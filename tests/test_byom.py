@@ -15,13 +15,13 @@ from safetensors.torch import save_file
 
 from seadeploy.convert.__main__ import main as convert_main
 from seadeploy.convert.onnx_rewrite import find_blocks, load_onnx_file, se_to_tse_onnx
-from seadeploy.convert.torch_rewrite import find_se_modules, se_to_tse_structural, tse_to_se_structural
 from seadeploy.errors import InputError
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.models.attention.pooling import tile_broadcast, tile_mean
 from seadeploy.models.build import build_model
 from seadeploy.models.onnx_source import OnnxFile, onnx_argument, static_batch
 from seadeploy.models.source import ModelSource
+from seadeploy.models.structural import find_se_modules, se_to_tse_structural, tse_to_se_structural
 
 FIXTURE = Path(__file__).parent / "fixtures" / "user_model.py"
 SRC = f"{FIXTURE}:build"

@@ -1,5 +1,5 @@
-"""SE → TSE (and back) for any SE network: ``python -m seadeploy.convert`` (PyTorch and ONNX routes).
+"""The convert stage: SE → TSE (and back) for any SE network, ``python -m seadeploy.convert``.
 
-Submodules: :mod:`.torch_rewrite` (trainable PyTorch rewrite), :mod:`.onnx_rewrite` (graph rewrite with the
-zoo's deployable TSE lowering), :mod:`.stage` (the command: reports and run folder).
+The rewrites themselves are libraries below the stages: :mod:`seadeploy.models.rewrite` (PyTorch, any model) and
+the ONNX graph rewrite in :mod:`seadeploy.graphs`; :mod:`.stage` runs them and writes the before/after report.
 """

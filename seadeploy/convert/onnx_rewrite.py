@@ -32,9 +32,9 @@ import onnx_ir as ir
 from onnx import helper, numpy_helper
 from onnx.external_data_helper import load_external_data_for_model
 
-from seadeploy.convert.torch_rewrite import stage_tiles
 from seadeploy.errors import InputError
 from seadeploy.graphs.attention import AttentionBlock, GraphIndex, find_attention, load_ir, reduced_axes
+from seadeploy.models.structural import stage_tiles
 
 # Resize/Expand/Tile on the path only broadcast the (N, C, 1, 1) gate (export lowerings emit them); dropped.
 SHAPE_OPS = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Expand", "Identity", "Resize", "Tile"}

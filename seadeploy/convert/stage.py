@@ -1,8 +1,8 @@
 """The convert stage: SE → TSE (``--to tse``) or back (``--to se``) on a user's model, with before/after figures.
 
 PyTorch route (``--model SOURCE`` or a RUN_DIR with ``checkpoint.safetensors``): the model is rewritten with
-:func:`~seadeploy.convert.torch_rewrite.se_to_tse_structural` (zoo models with ``attn=se|tse`` use the zoo's
-weight conversion, models/convert.py); ``OUT/checkpoint.safetensors`` records the conversion in its spec
+:func:`~seadeploy.models.rewrite.convert_model` (the zoo's weight conversion for zoo models, the structural
+rewrite for any other); ``OUT/checkpoint.safetensors`` records the conversion in its spec
 (``attn="tse"``, ``attn_kwargs={"tile", "blocks"}``) so ``train`` fine-tunes it and ``export`` rebuilds it.
 ONNX route (``--onnx FILE``): :func:`~seadeploy.convert.onnx_rewrite.se_to_tse_onnx`.
 
@@ -29,16 +29,15 @@ import onnx
 from seadeploy import artifacts
 from seadeploy.artifacts import CHECKPOINT, Checkpoint
 from seadeploy.convert.onnx_rewrite import load_onnx_file, se_to_tse_onnx
-from seadeploy.convert.torch_rewrite import se_to_tse_structural, tiled_blocks, tse_to_se_structural
 from seadeploy.data import get_dataset
 from seadeploy.data.base import HALF, IMAGENET_STATS
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError
 from seadeploy.export.onnx_export import export_onnx
-from seadeploy.models import convert as zoo
 from seadeploy.models.build import load_model
 from seadeploy.models.onnx_source import rebatch_to_one
-from seadeploy.models.source import ModelSource, is_external
+from seadeploy.models.rewrite import convert_model, tile_value
+from seadeploy.models.source import ModelSource
 from seadeploy.profiling.dataflow import analyse_buffers
 
 CONVERT_JSON = "convert.json"
@@ -175,44 +174,20 @@ def _export(net, size: int, folder: Path, name: str) -> onnx.ModelProto:
     return onnx.load(str(path))
 
 
-def _tile_value(tile: Any) -> Any:
-    return [list(t) if isinstance(t, tuple) else t for t in tile] if isinstance(tile, list) else tile
-
-
 def convert_torch(ckpt: Checkpoint, opts: ConvertOptions, work: Path) -> tuple[Checkpoint, onnx.ModelProto,
                                                                                onnx.ModelProto, list[dict]]:
     """PyTorch route: ``(converted checkpoint, before ONNX, after ONNX, block records)``."""
     spec = ckpt.spec
     net = load_model(ckpt)
-    size = spec.input_size
-    if not is_external(spec.model):
-        new = zoo.se_to_tse(net, tile=opts.tile) if opts.to == "tse" else zoo.tse_to_se(net)
-        new_spec = new.spec
-        paths = zoo.attention_paths(new)
-        records = [{"block": p, "tile": list(new_spec.attn_kwargs.get("tile", ())) if opts.to == "tse" else None}
-                   for p in paths]
-    elif opts.to == "tse":
-        if spec.attn == "tse":
-            raise ConfigError("the model is already TSE (converted before); use --to se to go back first")
-        new = se_to_tse_structural(net, tile=opts.tile, input_size=size)
-        tiles = tiled_blocks(new)
-        new_spec = dataclasses.replace(spec, attn="tse", attn_kwargs={"tile": _tile_value(opts.tile),
-                                                                      "blocks": list(tiles)})
-        records = [{"block": p, "tile": list(t)} for p, t in tiles.items()]
-    else:
-        if spec.attn != "tse":
-            raise ConfigError(f"--to se needs a model converted to TSE by seadeploy.convert; '{spec.model}' is not")
-        records = [{"block": p, "tile": None} for p in tiled_blocks(net)]
-        new = tse_to_se_structural(net)
-        new_spec = dataclasses.replace(spec, attn=None, attn_kwargs={})
+    new, new_spec, records = convert_model(net, spec, opts.to, opts.tile)
     new.spec = new_spec
     state = {k: v.detach().clone() for k, v in new.state_dict().items()}
     out = Checkpoint(spec=new_spec, state_dict=state, mean=ckpt.mean, std=ckpt.std, dataset=ckpt.dataset,
-                     extra={**ckpt.extra, "converted": {"to": opts.to, "tile": _tile_value(opts.tile),
+                     extra={**ckpt.extra, "converted": {"to": opts.to, "tile": tile_value(opts.tile),
                                                          "from_attn": spec.attn}})
     load_model(out)  # the saved spec must rebuild these weights (raises InputError naming a misfit tensor)
-    before = _export(net, size, work, "before.onnx")
-    after = _export(new, size, work, "after.onnx")  # export_onnx gives a converted model the deployable lowering
+    before = _export(net, spec.input_size, work, "before.onnx")
+    after = _export(new, spec.input_size, work, "after.onnx")  # export_onnx gives a converted model the deployable lowering
     return out, before, after, records
 
 
@@ -264,7 +239,7 @@ def run_convert(source: ModelSource | str | os.PathLike | None, onnx_file: str |
         with artifacts.atomic_path(stage / "model.onnx") as tmp:
             onnx.save_model(after, str(tmp))
         names.append("model.onnx")
-        report = {"format_version": 1, "to": opts.to, "tile": _tile_value(opts.tile),
+        report = {"format_version": 1, "to": opts.to, "tile": tile_value(opts.tile),
                   "route": "onnx" if onnx_file else "pytorch", "source": origin,
                   **figures(before, after, opts, size, mean, std, records)}
         artifacts.write_json(stage / CONVERT_JSON, report)

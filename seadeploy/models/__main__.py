@@ -11,11 +11,11 @@ from __future__ import annotations
 import sys
 
 from seadeploy.cli import ArgumentParser, add_model_args, parse_kv_args, print_json, run_main
-from seadeploy.convert.torch_rewrite import find_se_modules
 from seadeploy.errors import ConfigError
 from seadeploy.models import list_attention, list_models, model_defaults
 from seadeploy.models.source import ModelSource, is_external
 from seadeploy.models.stats import compute_stats, model_stats, zoo_table
+from seadeploy.models.structural import find_se_modules
 
 
 def _parser() -> ArgumentParser:
@@ -75,7 +75,7 @@ def _main(argv: list[str] | None) -> int:
 
 def _source_stats(args):
     """Stats of a user's model (models/source.py); its SE-like blocks are found by behaviour
-    (convert/torch_rewrite.py), listed in the summary, and their work measured (models/stats.measured_work)."""
+    (models/structural.py), listed in the summary, and their work measured (models/stats.measured_work)."""
     src = ModelSource.from_args(args)
     net, spec = src.build(), src.spec()
     stats = compute_stats(net, spec.input_size, blocks=[p for p, _ in find_se_modules(net, spec.input_size)])

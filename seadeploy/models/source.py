@@ -35,8 +35,8 @@ from torch import nn
 
 from seadeploy.artifacts import Checkpoint, ModelSpec, load_state_checked, sha256
 from seadeploy.cli import parse_kv_args
-from seadeploy.convert.torch_rewrite import se_to_tse_structural
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
+from seadeploy.models.structural import se_to_tse_structural
 from seadeploy.models.zoo import create_model, model_defaults
 
 LIBRARIES = {"timm": "pip install timm (it needs a torchvision-compatible PyTorch; CPU wheels of torchvision "
@@ -149,15 +149,21 @@ def call_factory(model: str, kwargs: dict[str, Any]) -> nn.Module:
     return net
 
 
+def apply_conversion(net: nn.Module, spec: ModelSpec) -> nn.Module:
+    """``net`` with the conversion ``spec`` records for a non-zoo model: ``attn="tse"`` tiles its SE-like blocks
+    (those listed under ``blocks``, else every one found); no attention named keeps the model as it is."""
+    if spec.attn == "tse":
+        return se_to_tse_structural(net, tile=spec.attn_kwargs.get("tile", 7), input_size=spec.input_size,
+                                    blocks=spec.attn_kwargs.get("blocks"))
+    if spec.attn not in (None, "none", "original"):
+        raise ConfigError(f"--attn {spec.attn} applies to zoo models; for '{spec.model}' convert with "
+                          "python -m seadeploy.convert --to tse")
+    return net
+
+
 def build_external(spec: ModelSpec) -> nn.Module:
     """``seadeploy.models.build_model(spec)`` for a non-zoo source: factory(**model_kwargs), then the recorded conversion."""
-    net = call_factory(spec.model, dict(spec.model_kwargs))
-    if spec.attn == "tse":
-        net = se_to_tse_structural(net, tile=spec.attn_kwargs.get("tile", 7), input_size=spec.input_size,
-                                   blocks=spec.attn_kwargs.get("blocks"))
-    elif spec.attn not in (None, "none", "original"):
-        raise ConfigError(f"a '{spec.model}' source can only be converted to attn='tse' (by python -m "
-                          f"seadeploy.convert), not '{spec.attn}'")
+    net = apply_conversion(call_factory(spec.model, dict(spec.model_kwargs)), spec)
     net.spec = spec
     return net
 
@@ -283,15 +289,11 @@ class ModelSource:
             if self.num_classes is not None and classes != self.num_classes:
                 raise InputError(f"model '{self.model}' outputs {classes} classes but --num-classes is "
                                  f"{self.num_classes}; pass it to the factory with --model-arg")
-            spec = ModelSpec(model=self.model, attn=None, attn_kwargs={}, num_classes=classes, input_size=size,
-                             model_kwargs=dict(self.model_kwargs))
-            if self.attn == "tse":
-                net = se_to_tse_structural(net, tile=self.attn_kwargs.get("tile", 7), input_size=size,
-                                           blocks=self.attn_kwargs.get("blocks"))
-                spec = dataclasses.replace(spec, attn="tse", attn_kwargs=dict(self.attn_kwargs))
-            elif self.attn not in (None, "none", "original"):
-                raise ConfigError(f"--attn {self.attn} applies to zoo models; for '{self.model}' convert with "
-                                  "python -m seadeploy.convert --to tse")
+            converted = self.attn not in (None, "none", "original")
+            spec = ModelSpec(model=self.model, attn=self.attn if converted else None,
+                             attn_kwargs=dict(self.attn_kwargs) if converted else {}, num_classes=classes,
+                             input_size=size, model_kwargs=dict(self.model_kwargs))
+            net = apply_conversion(net, spec)
         if self.weights:
             state = load_weights(self.weights)
             load_state_checked(net, state, source=f"--weights '{self.weights}'",

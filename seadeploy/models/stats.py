@@ -13,7 +13,7 @@ attention block (batch 1, fp32), from the block's input ``C×H×W``:
 * ``bytes_moved``: a simple traffic model, 4 bytes × (feature-map reads by the squeeze and the scale, the
   gate tensor the scale reads — the full upsampled map for TSE —, the output write, the parameters).
 
-A user's own attention module (found by behaviour, :func:`seadeploy.convert.torch_rewrite.find_se_modules`) has
+A user's own attention module (found by behaviour, :func:`seadeploy.models.structural.find_se_modules`) has
 no ``work()``; its work is **measured** from one batch-1 call instead (:func:`measured_work`), with the same
 fields: every call that reduces the block's ``C×H×W`` map counts its elements once in ``reduce_ops`` (so a
 ``torch.std`` squeeze counts one pass here where the zoo's SE counts its 2 + 1), every broadcast multiply/add of
@@ -33,7 +33,7 @@ from torch import nn
 
 from seadeploy.models import create_model
 from seadeploy.models.attention.base import AttentionWork
-from seadeploy.models.convert import attention_paths
+from seadeploy.models.rewrite import attention_paths
 
 BYTES = 4  # fp32
 

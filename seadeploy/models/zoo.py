@@ -66,7 +66,7 @@ def create_model(name: str, attn: str | None = None, attn_kwargs: dict[str, Any]
     attn_kwargs = {**entry.attn_defaults.get(attn, {}), **(attn_kwargs or {})}
     model = entry.fn(attn=attn, attn_kwargs=dict(attn_kwargs), num_classes=num_classes,
                      input_size=input_size, **kwargs)
-    # The recipe that rebuilds this model (read by models.convert and by whoever writes a checkpoint).
+    # The recipe that rebuilds this model (read by models.rewrite and by whoever writes a checkpoint).
     model.spec = ModelSpec(model=name, attn=attn, attn_kwargs=dict(attn_kwargs), num_classes=num_classes,
                            input_size=input_size, model_kwargs=dict(kwargs))
     return model

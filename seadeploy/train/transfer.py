@@ -1,6 +1,6 @@
 """Evaluate a trained run, optionally after converting its attention without retraining (TSE transfer).
 
-Conversions (docs/models.md §2.2.3), implemented in :mod:`seadeploy.models.convert`:
+Conversions (docs/models.md §2.2.3), implemented in :mod:`seadeploy.models.rewrite`:
 
 - ``se-to-tse``: the paper's experiment — the same trained SE network with every global pooling
   replaced by tiled pooling (``--attn-arg tile=...``), all weights kept.
@@ -24,7 +24,7 @@ from seadeploy.artifacts import CHECKPOINT, Checkpoint, ModelSpec
 from seadeploy.data import get_dataset
 from seadeploy.data.augment import BatchTransform
 from seadeploy.errors import ConfigError
-from seadeploy.models import convert
+from seadeploy.models import rewrite
 from seadeploy.models.build import load_model
 from seadeploy.train.evaluate import evaluate
 
@@ -79,7 +79,7 @@ def _metric_cols(m: dict[str, float]) -> dict[str, float]:
 
 def convert_model(model: nn.Module, conversion: str, attn_kwargs: dict[str, Any] | None = None,
                   donor: nn.Module | None = None, donor_train_mode: bool = False) -> nn.Module:
-    """Apply ``conversion`` with :mod:`seadeploy.models.convert`; the result carries its new ``.spec``.
+    """Apply ``conversion`` with :mod:`seadeploy.models.rewrite`; the result carries its new ``.spec``.
 
     Raises:
         ConfigError: unknown conversion, options it does not take, a missing donor, or attention that does
@@ -94,12 +94,12 @@ def convert_model(model: nn.Module, conversion: str, attn_kwargs: dict[str, Any]
         raise ConfigError(f"--convert {conversion} takes no option '{extra[0]}'" +
                           (f" (valid: {', '.join(sorted(allowed))})" if allowed else ""))
     if conversion == "se-to-tse":
-        return convert.se_to_tse(model, **kwargs).eval()
+        return rewrite.se_to_tse(model, **kwargs).eval()
     if conversion == "tse-to-se":
-        return convert.tse_to_se(model).eval()
+        return rewrite.tse_to_se(model).eval()
     if donor is None:
         raise ConfigError("--convert swap needs --donor RUN_DIR2 (the run whose attention modules are used)")
-    return convert.swap_attention(model, donor, donor_train_mode=donor_train_mode).eval()
+    return rewrite.swap_attention(model, donor, donor_train_mode=donor_train_mode).eval()
 
 
 def evaluate_run(run_dir: str | os.PathLike, *, convert: str | None = None, donor: str | os.PathLike | None = None,

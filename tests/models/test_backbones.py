@@ -8,8 +8,8 @@ from torch import nn
 
 from seadeploy.errors import ConfigError
 from seadeploy.models import create_model, list_attention, list_models, model_defaults
-from seadeploy.models.convert import attention_paths
 from seadeploy.models.layers import recalibrate_batchnorm
+from seadeploy.models.rewrite import attention_paths
 from seadeploy.models.vgg_cifar import repo_attn_kwargs
 
 # (model, input size) pairs every attention is exercised on.

@@ -9,7 +9,7 @@ from torch.testing import assert_close
 from seadeploy.errors import ConfigError
 from seadeploy.models import create_model
 from seadeploy.models.build import build_model
-from seadeploy.models.convert import attention_paths, se_to_tse, swap_attention, tse_to_se
+from seadeploy.models.rewrite import attention_paths, se_to_tse, swap_attention, tse_to_se
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ map this is exactly SE (the global-mean path is used, so the graph is SE's).
 
 Forms: ``bn=False`` the paper's pseudo-code (default); ``bn=True`` / ``"hidden"`` the yuranusduke repo
 (BatchNorm2d after the first conv); ``bn="both"`` adds BatchNorm2d(C) before the sigmoid so the repo's
-BN-heavy SE converts to TSE exactly (models/convert.py).
+BN-heavy SE converts to TSE exactly (models/rewrite.py).
 
 Lowering (docs/deployment.md, "Tiled SE export traps"; chosen by measuring full models in ONNX Runtime CPU):
 ``AveragePool(k, k)`` tile pooling (edge tiles: explicit zero Pad, floor-mode AveragePool, constant Mul by
@@ -21,32 +21,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from seadeploy.errors import ConfigError
 from seadeploy.models.attention.base import AttentionWork, register_attention
 from seadeploy.models.attention.pooling import global_mean, tile_broadcast, tile_grid, tile_mean
 from seadeploy.models.attention.se import bn_form, check_bool, hidden_channels, make_act
-
-
-def parse_tile(tile: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    """``7`` → ``(7, 7)``; ``(kh, kw)`` kept; anything < 1 or malformed raises ``ConfigError``."""
-    if isinstance(tile, bool):
-        raise ConfigError(f"tile must be an int or (kh, kw), got {tile!r}")
-    if isinstance(tile, int | float) and float(tile).is_integer():
-        kh = kw = int(tile)
-    elif (
-        isinstance(tile, tuple | list)
-        and len(tile) == 2
-        and all(isinstance(t, int | float) and not isinstance(t, bool) and float(t).is_integer() for t in tile)
-    ):
-        kh, kw = int(tile[0]), int(tile[1])
-    else:
-        raise ConfigError(
-            f"tile must be an int or a pair (kh, kw) of ints, got {tile!r} "
-            "(per-stage tiles: a list such as tile=[2, 2, 4, 7])"
-        )
-    if kh < 1 or kw < 1:
-        raise ConfigError(f"tile must be ≥ 1 in both directions, got {(kh, kw)}")
-    return kh, kw
+from seadeploy.tiles import parse_tile
 
 
 @register_attention("tse")

@@ -1,4 +1,7 @@
-"""SE ↔ TSE conversion (docs/models.md §2.2.3): the paper's weight conversion and the VGG repo's module swap.
+"""SE ↔ TSE conversion of a PyTorch model (docs/models.md §2.2.3), one entry for every model source.
+
+* ``convert_model(net, spec, to, tile)``: what ``convert`` and a source with ``--attn tse`` call — the zoo's
+  weight conversion for zoo models, the structural rewrite (:mod:`seadeploy.models.structural`) for any other.
 
 * ``se_to_tse(model, tile)``: the paper-faithful drop-in. ONE trained SE network becomes a TSE network with
   the same weights — every global average becomes a tiled average; ``Linear(out, in)`` → ``Conv1x1`` weight
@@ -26,6 +29,9 @@ from seadeploy.errors import ConfigError
 from seadeploy.models.attention.base import is_attention
 from seadeploy.models.attention.se import bn_form
 from seadeploy.models.build import build_model
+from seadeploy.models.source import apply_conversion
+from seadeploy.models.structural import tiled_blocks, tse_to_se_structural
+from seadeploy.models.zoo import MODELS
 
 
 def attention_paths(model: nn.Module) -> list[str]:
@@ -131,3 +137,41 @@ def swap_attention(receiver: nn.Module, donor: nn.Module, donor_train_mode: bool
     if isinstance(spec, ModelSpec) and isinstance(dspec, ModelSpec):
         new.spec = dataclasses.replace(spec, attn=dspec.attn, attn_kwargs=dict(dspec.attn_kwargs))
     return new
+
+
+def tile_value(tile: Any) -> Any:
+    """A tile as JSON records it (tuples become lists)."""
+    return [list(t) if isinstance(t, tuple) else t for t in tile] if isinstance(tile, list) else tile
+
+
+def convert_model(net: nn.Module, spec: ModelSpec, to: str = "tse", tile: Any = 7,
+                  blocks: list[str] | None = None) -> tuple[nn.Module, ModelSpec, list[dict[str, Any]]]:
+    """``(converted copy, its spec, one record per converted block)`` for SE → TSE (``to="tse"``) or back.
+
+    A zoo model (``spec.model`` in the registry) converts its weights to the other attention class; any other model
+    has its SE-like modules rewritten in place of their class (same parameters and state-dict keys), and the spec
+    records ``attn="tse"`` with the tile and the converted block paths so ``build_model`` rebuilds it.
+
+    Raises:
+        ConfigError: an unknown direction, a model that is not SE (to TSE) or not a converted TSE (back).
+        InputError: no SE-like module found.
+    """
+    if to not in ("tse", "se"):
+        raise ConfigError(f"--to must be tse or se, got '{to}'")
+    if spec.model in MODELS:
+        net.spec = spec
+        new = se_to_tse(net, tile=tile) if to == "tse" else tse_to_se(net)
+        tiles = new.spec.attn_kwargs.get("tile", ()) if to == "tse" else None
+        return new, new.spec, [{"block": p, "tile": tile_value(tiles)} for p in attention_paths(new)]
+    if to == "tse":
+        if spec.attn == "tse":
+            raise ConfigError("the model is already TSE (converted before); use --to se to go back first")
+        asked = dataclasses.replace(spec, attn="tse", attn_kwargs={"tile": tile_value(tile), "blocks": blocks})
+        new = apply_conversion(net, asked)
+        tiles = tiled_blocks(new)
+        new_spec = dataclasses.replace(asked, attn_kwargs={"tile": tile_value(tile), "blocks": list(tiles)})
+        return new, new_spec, [{"block": p, "tile": list(t)} for p, t in tiles.items()]
+    if spec.attn != "tse":
+        raise ConfigError(f"--to se needs a model converted to TSE by seadeploy.convert; '{spec.model}' is not")
+    records = [{"block": p, "tile": None} for p in tiled_blocks(net)]
+    return tse_to_se_structural(net), dataclasses.replace(spec, attn=None, attn_kwargs={}), records

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from seadeploy.errors import ConfigError, InputError
-from seadeploy.models.attention.tse import parse_tile
+from seadeploy.errors import InputError
+from seadeploy.tiles import stage_tiles
 
 
 # ----------------------------------------------------------------------------------------------- detect
@@ -174,22 +174,6 @@ def _tiled_class(base: type) -> type:
     if base not in _CLASSES:
         _CLASSES[base] = type(f"Tiled{base.__name__}", (_TiledMixin, base), {"__module__": __name__})
     return _CLASSES[base]
-
-
-def _parse_tile(tile: Any) -> tuple[int, int]:
-    return parse_tile(tile)
-
-
-def stage_tiles(tile: Any, shapes: Sequence[tuple[int, ...]]) -> list[tuple[int, int]]:
-    """One tile per block: a single tile for all, or a list with one entry per distinct map size (stage)."""
-    if isinstance(tile, list):
-        sizes = list(dict.fromkeys((s[2], s[3]) for s in shapes))
-        if len(tile) != len(sizes):
-            raise ConfigError(f"--tile lists {len(tile)} values but the attention blocks see {len(sizes)} map sizes "
-                              f"({', '.join(f'{h}x{w}' for h, w in sizes)}); give one tile per size or a single tile")
-        per = {sz: _parse_tile(t) for sz, t in zip(sizes, tile, strict=True)}
-        return [per[(s[2], s[3])] for s in shapes]
-    return [_parse_tile(tile)] * len(shapes)
 
 
 def se_to_tse_structural(model: nn.Module, tile: Any = 7, input_size: int = 224,
