@@ -86,11 +86,11 @@ def main() -> int:
     t0, c0 = time.perf_counter(), _cpu()
     import onnx  # noqa: PLC0415  imports are timed as a step of their own
 
-    from seadeploy.artifacts import ModelSpec  # noqa: PLC0415
     from seadeploy.export import checks, onnx_export, pipeline, runner  # noqa: PLC0415
     from seadeploy.export import precision as prec  # noqa: PLC0415
     from seadeploy.models import model_defaults  # noqa: PLC0415
     from seadeploy.models.build import resolve_spec  # noqa: PLC0415
+    from seadeploy.runfolder import ModelSpec  # noqa: PLC0415
 
     print(f"imports: {time.perf_counter() - t0:.1f} s, {_cpu() - c0:.1f} s CPU, RSS {_status()[0]:.0f} MiB")
     steps = {pipeline: ["load_source", "check_file", "eval_samples", "release_memory"],

@@ -40,14 +40,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seadeploy.artifacts import ModelSpec, write_json, write_text
 from seadeploy.backends import create_backend
 from seadeploy.doctor import collect, render, summary
 from seadeploy.export.pipeline import ExportOptions
 from seadeploy.export.runner import export_model
+from seadeploy.fileio import write_json, write_text
 from seadeploy.profiling.latency import benchmark_latency
 from seadeploy.profiling.layers import profile_layers
 from seadeploy.profiling.schema import attention_share
+from seadeploy.runfolder import ModelSpec
 
 NO_GPU = 3
 ROOT = Path(__file__).resolve().parents[1]

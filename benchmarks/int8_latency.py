@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seadeploy.artifacts import Checkpoint
 from seadeploy.data.samples import load_samples
 from seadeploy.export.checks import ort_session
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.export.precision import INT8_TARGETS, quantize_int8
 from seadeploy.models.build import load_model
 from seadeploy.profiling.timing import Candidate, interleave
+from seadeploy.runfolder import Checkpoint
 
 TARGET_RATIO, TARGET_AGREEMENT = 0.70, 0.99
 

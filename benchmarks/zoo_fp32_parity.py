@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from seadeploy.artifacts import ModelSpec
 from seadeploy.errors import SeadeployError
 from seadeploy.export.pipeline import ExportOptions
 from seadeploy.export.runner import export_model
 from seadeploy.models import list_attention, list_models, model_defaults
+from seadeploy.runfolder import ModelSpec
 
 
 def run_case(model: str, attn: str, seed: int) -> dict:

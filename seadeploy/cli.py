@@ -25,8 +25,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from seadeploy.artifacts import json_safe
 from seadeploy.errors import ConfigError, SeadeployError
+from seadeploy.fileio import json_safe
 
 STAGES = ("train", "export", "validate", "profiling", "compare", "models", "reports", "convert", "doctor")
 

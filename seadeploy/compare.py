@@ -30,7 +30,6 @@ import torch
 from tqdm import tqdm
 
 from seadeploy import cli
-from seadeploy.artifacts import CHECKPOINT, PRECISIONS, Checkpoint, check_out_folder
 from seadeploy.backends import BACKENDS, backend_class
 from seadeploy.cli import (
     ArgumentParser,
@@ -45,6 +44,7 @@ from seadeploy.data import DatasetInfo, get_dataset
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError, ParityFailure, SeadeployError
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
+from seadeploy.fileio import check_out_folder
 from seadeploy.models.attention import ATTENTION, list_attention
 from seadeploy.models.source import ModelSource, is_external
 from seadeploy.models.zoo import create_model
@@ -54,7 +54,15 @@ from seadeploy.profiling.pipeline_report import hardware_from, load_graph, run_p
 from seadeploy.profiling.sources import plan, require_backend
 from seadeploy.profiling.summaries import buffers_for
 from seadeploy.reports.summary import format_summary, write_summary
-from seadeploy.runfolder import stage_files, write_buffers, write_layers_summary, write_pipeline
+from seadeploy.runfolder import (
+    CHECKPOINT,
+    PRECISIONS,
+    Checkpoint,
+    stage_files,
+    write_buffers,
+    write_layers_summary,
+    write_pipeline,
+)
 from seadeploy.train import make_config, train
 from seadeploy.train.transfer import evaluate_run
 from seadeploy.validate.parity import validate_run

@@ -80,9 +80,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from seadeploy.artifacts import PRECISIONS
 from seadeploy.cli import finite_float, non_negative_float
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.runfolder import PRECISIONS
 
 INPUT_KINDS = ("random", "data")
 METRIC_NAMES = ("max_abs", "mean_abs", "max_rel", "cosine", "cosine_min", "cosine_centered", "top1", "accuracy",

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from seadeploy import compare
-from seadeploy.artifacts import Checkpoint
 from seadeploy.compare import CompareOptions, Variant, run_variant
 from seadeploy.data import get_dataset
 from seadeploy.parity import is_trained
 from seadeploy.reports.study import StudyData, load_run
 from seadeploy.reports.summary import apply_stage_notes, exit_code, format_summary
+from seadeploy.runfolder import Checkpoint
 
 
 @pytest.mark.parametrize(("argv", "message"), [

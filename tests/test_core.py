@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from seadeploy.artifacts import Checkpoint, ModelSpec, atomic_path, load_state_checked, read_json, write_json
 from seadeploy.cli import entry_point, parse_kv_args, parse_value, run_main
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError, ParityFailure
+from seadeploy.fileio import atomic_path, read_json, write_json
 from seadeploy.registry import Registry
+from seadeploy.runfolder import Checkpoint, ModelSpec, load_state_checked
 
 
 def test_registry_register_get_and_errors():

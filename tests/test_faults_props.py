@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seadeploy import cli
-from seadeploy.artifacts import Checkpoint, read_json
 from seadeploy.errors import ConfigError, InputError, SeadeployError
 from seadeploy.export.lint import lint_onnx
+from seadeploy.fileio import read_json
+from seadeploy.runfolder import Checkpoint
 from seadeploy.train.state import load_train_state
 from seadeploy.validate.parity import check_replay
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from seadeploy.artifacts import sweep_stale
+from seadeploy.fileio import sweep_stale
 from tests.faults_helpers import killed_run, stage_main
 
 TRAIN = ["--model", "resnet20_cifar", "--attn", "none", "--dataset", "digits", "--limit-train", "32",

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seadeploy.artifacts import ModelSpec
 from seadeploy.errors import InputError
 from seadeploy.parity import compare, default_rule
 from seadeploy.runfolder import (
     MANIFEST_VERSION,
     STAGE_FILES,
     Manifest,
+    ModelSpec,
     read_buffers,
     read_latency,
     read_layers,

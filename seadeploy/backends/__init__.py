@@ -6,8 +6,6 @@ the concept (availability, artifact per run folder and precision, precisions, ``
 providers) are imported only when the backend that needs them is created.
 """
 
-from seadeploy.artifacts import PRECISIONS
-
 # The registered backends (importing a module registers its class; none of them imports tensorrt, pycuda or a GPU
 # build of onnxruntime at import time), then the contract.
 from seadeploy.backends import ort, torch_backend, trt
@@ -25,6 +23,7 @@ from seadeploy.backends.base import (
     parse_backend_spec,
     resolve,
 )
+from seadeploy.runfolder import PRECISIONS
 
 __all__ = ["ort", "torch_backend", "trt", "BACKENDS", "PRECISIONS", "Backend", "TensorSpec", "available", "backend_class", "check_backend", "check_feed",
            "create_backend", "default_threads", "list_backends", "parse_backend_spec", "resolve"]

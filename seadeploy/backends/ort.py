@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import onnx
 
-from seadeploy import artifacts
-from seadeploy.artifacts import PRECISIONS
+from seadeploy import runfolder
 from seadeploy.backends.base import BACKENDS, Backend, TensorSpec, check_feed, default_threads, run_file
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
+from seadeploy.runfolder import PRECISIONS
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 GRAPH_OPT = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -128,7 +128,7 @@ class OrtBackend(Backend):
     @classmethod
     def artifact(cls, run_dir: str | os.PathLike, precision: str) -> Path | None:
         """``model.onnx`` / ``model.<precision>.onnx`` (or the path the manifest records)."""
-        return run_file(run_dir, "files", precision, artifacts.onnx_name(precision))
+        return run_file(run_dir, "files", precision, runfolder.onnx_name(precision))
 
     @property
     def in_caller_thread(self) -> bool:

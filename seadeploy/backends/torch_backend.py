@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from seadeploy import artifacts
-from seadeploy.artifacts import Checkpoint
+from seadeploy import runfolder
 from seadeploy.backends.base import BACKENDS, Backend, TensorSpec, check_feed
 from seadeploy.errors import BackendUnavailable, ConfigError
 from seadeploy.models.build import load_model
+from seadeploy.runfolder import Checkpoint
 
 CUDA_HINT = ("install a CUDA build of PyTorch (https://pytorch.org/get-started/locally/) on a machine with an "
              "NVIDIA GPU and driver")
@@ -138,7 +138,7 @@ class TorchBackend(Backend):
     def artifact(cls, run_dir: str | os.PathLike, precision: str) -> Path | None:
         """The run folder itself (its checkpoint), for fp32 only."""
         run = Path(run_dir)
-        return run if precision in cls.precisions and (run / artifacts.CHECKPOINT).is_file() else None
+        return run if precision in cls.precisions and (run / runfolder.CHECKPOINT).is_file() else None
 
     @classmethod
     def run_options(cls, *, threads: int | None = None, device: str | None = None) -> dict[str, Any]:

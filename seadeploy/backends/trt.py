@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from seadeploy import artifacts
-from seadeploy.artifacts import PRECISIONS
+from seadeploy import runfolder
 from seadeploy.backends.base import BACKENDS, Backend, TensorSpec, check_feed, run_file
 from seadeploy.backends.trt_stages import stage_call
 from seadeploy.backends.trt_support import TRT_HINT, DtypeMap, dtype_map, import_tensorrt, logger
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
+from seadeploy.runfolder import PRECISIONS
 
 __all__ = ["TRT_HINT", "TrtBackend", "import_tensorrt"]
 
@@ -126,7 +126,7 @@ class TrtBackend(Backend):
     @classmethod
     def artifact(cls, run_dir: str | os.PathLike, precision: str) -> Path | None:
         """``model.<precision>.engine`` (or the path the manifest records under ``engines``)."""
-        return run_file(run_dir, "engines", precision, artifacts.engine_name(precision))
+        return run_file(run_dir, "engines", precision, runfolder.engine_name(precision))
 
     def timed(self, feed: dict[str, Any]) -> Any:
         """One staged iteration per call (H2D, execute, D2H); returns its stage times from CUDA events (ms)."""

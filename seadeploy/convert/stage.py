@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from seadeploy import artifacts
-from seadeploy.artifacts import CHECKPOINT, Checkpoint
+from seadeploy import fileio
 from seadeploy.convert.onnx_rewrite import load_onnx_file, se_to_tse_onnx
 from seadeploy.data import get_dataset
 from seadeploy.data.base import HALF, IMAGENET_STATS
@@ -39,6 +38,7 @@ from seadeploy.models.onnx_source import rebatch_to_one
 from seadeploy.models.rewrite import convert_model, tile_value
 from seadeploy.models.source import ModelSource
 from seadeploy.profiling.dataflow import analyse_buffers
+from seadeploy.runfolder import CHECKPOINT, Checkpoint
 
 CONVERT_JSON = "convert.json"
 
@@ -225,7 +225,7 @@ def run_convert(source: ModelSource | str | os.PathLike | None, onnx_file: str |
             _, shape = _input(before)
             size = shape[-1]
             mean, std = opts.mean, opts.std
-            origin = {"onnx": str(Path(onnx_file).resolve()), "sha256": artifacts.sha256(onnx_file)}
+            origin = {"onnx": str(Path(onnx_file).resolve()), "sha256": fileio.sha256(onnx_file)}
         else:
             if isinstance(source, ModelSource):
                 ckpt = source.checkpoint(*_normalisation(source, opts), opts.dataset)
@@ -236,13 +236,13 @@ def run_convert(source: ModelSource | str | os.PathLike | None, onnx_file: str |
             names.append(CHECKPOINT)
             size, mean, std = ckpt.spec.input_size, ckpt.mean, ckpt.std
             origin = ckpt.extra.get("source") or {"model": ckpt.spec.model}
-        with artifacts.atomic_path(stage / "model.onnx") as tmp:
+        with fileio.atomic_path(stage / "model.onnx") as tmp:
             onnx.save_model(after, str(tmp))
         names.append("model.onnx")
         report = {"format_version": 1, "to": opts.to, "tile": tile_value(opts.tile),
                   "route": "onnx" if onnx_file else "pytorch", "source": origin,
                   **figures(before, after, opts, size, mean, std, records)}
-        artifacts.write_json(stage / CONVERT_JSON, report)
+        fileio.write_json(stage / CONVERT_JSON, report)
         names.append(CONVERT_JSON)
         for n in names:
             os.replace(stage / n, out / n)

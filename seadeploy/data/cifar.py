@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from seadeploy.artifacts import atomic_path
 from seadeploy.data.base import CIFAR10_STATS, CIFAR100_STATS, DatasetInfo, ImageDataset, resize_uint8
 from seadeploy.errors import InputError
+from seadeploy.fileio import atomic_path
 
 _SOURCES = {
     "cifar10": {

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from argparse import BooleanOptionalAction
 
-from seadeploy.artifacts import check_out_folder
 from seadeploy.cli import (
     ArgumentParser,
     add_common_args,
@@ -20,6 +19,7 @@ from seadeploy.errors import ConfigError
 from seadeploy.export.lint import lint_onnx
 from seadeploy.export.pipeline import EVAL_BATCH, EVAL_SAMPLES, load_source, options_from_args, summary_lines
 from seadeploy.export.runner import export_model, export_run
+from seadeploy.fileio import check_out_folder
 from seadeploy.models.onnx_source import export_onnx_file, onnx_argument, summary
 from seadeploy.models.source import parse_floats
 from seadeploy.parity import add_rule_args

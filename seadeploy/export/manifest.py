@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from seadeploy.artifacts import CHECKPOINT, ModelSpec
 from seadeploy.export.onnx_export import BATCH_DIM, EXPORTER, INPUT_NAME, OUTPUT_NAME
-from seadeploy.runfolder import Manifest
+from seadeploy.runfolder import CHECKPOINT, Manifest, ModelSpec
 
 
 def new_manifest(spec: ModelSpec, *, mean: Any, std: Any, dataset: str | None, opset: int,

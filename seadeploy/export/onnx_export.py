@@ -26,10 +26,10 @@ import onnx
 import torch
 from torch import nn
 
-from seadeploy.artifacts import atomic_path
 from seadeploy.convert.onnx_rewrite import se_to_tse_onnx
 from seadeploy.errors import ConfigError
 from seadeploy.export.lowering import lower_for_ort
+from seadeploy.fileio import atomic_path
 from seadeploy.models.structural import tiled_blocks, tse_to_se_structural
 
 INPUT_NAME, OUTPUT_NAME, BATCH_DIM = "x", "logits", "batch"

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from seadeploy.artifacts import CHECKPOINT, MANIFEST, Checkpoint, ModelSpec, sha256, sweep_stale
 from seadeploy.cli import parse_kv_args
 from seadeploy.data import get_dataset
 from seadeploy.data.samples import load_samples
@@ -35,11 +34,12 @@ from seadeploy.errors import ConfigError, InputError, ParityFailure
 from seadeploy.export import checks
 from seadeploy.export.lint import lint_onnx
 from seadeploy.export.precision import Fp16Policy, int8_target
+from seadeploy.fileio import sha256, sweep_stale
 from seadeploy.models import model_defaults
 from seadeploy.models.build import build_model, load_model, resolve_spec
 from seadeploy.models.source import ModelSource
 from seadeploy.parity import PRECISIONS, RuleSet, any_rule_args, rules_from_args
-from seadeploy.runfolder import Manifest
+from seadeploy.runfolder import CHECKPOINT, MANIFEST, Checkpoint, Manifest, ModelSpec
 
 DEFAULT_DATASET = "digits"
 #: glibc's ``malloc_trim`` (None elsewhere, e.g. musl or macOS); see :func:`release_memory`.

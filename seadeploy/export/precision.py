@@ -34,10 +34,10 @@ from onnxruntime.quantization import (
 from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 from tqdm import tqdm
 
-from seadeploy.artifacts import atomic_path
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.lowering import drop_gate_broadcasts
 from seadeploy.export.onnx_export import INPUT_NAME, MODULE_KEY, restore_modules
+from seadeploy.fileio import atomic_path
 from seadeploy.graphs.attention import GraphIndex, keep_fp32_nodes
 from seadeploy.graphs.ops import GLOBAL_POOLS, NORMS, REDUCES
 

@@ -20,7 +20,6 @@ import numpy as np
 import onnx
 import onnxslim
 
-from seadeploy.artifacts import CHECKPOINT, MANIFEST, Checkpoint, ModelSpec, atomic_path, onnx_name, sha256
 from seadeploy.backends import create_backend
 from seadeploy.backends.torch_backend import TorchBackend
 from seadeploy.errors import ParityFailure
@@ -30,9 +29,10 @@ from seadeploy.export.manifest import new_manifest
 from seadeploy.export.onnx_export import export_onnx, restore_modules
 from seadeploy.export.pipeline import ExportOptions, file_entry, lint_check
 from seadeploy.export.trt_engine import EngineConfig, build_engine, require_tensorrt
+from seadeploy.fileio import atomic_path, sha256
 from seadeploy.models.build import load_model
 from seadeploy.parity import RuleSet, compare_backend, infer_batches, is_trained, noise_notes, reference_noise
-from seadeploy.runfolder import Manifest, write_manifest
+from seadeploy.runfolder import CHECKPOINT, MANIFEST, Checkpoint, Manifest, ModelSpec, onnx_name, write_manifest
 
 REFERENCE = "PyTorch fp32 eval-mode model (CPU)"
 

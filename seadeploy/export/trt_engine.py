@@ -29,7 +29,6 @@ from typing import Any
 import onnx
 import torch
 
-from seadeploy.artifacts import atomic_path, engine_name, write_json
 from seadeploy.backends.trt_support import (
     PARSER_HINTS,
     TRT_HINT,
@@ -45,6 +44,8 @@ from seadeploy.backends.trt_support import require_tensorrt as _require_tensorrt
 from seadeploy.errors import InputError, ParityFailure
 from seadeploy.export.engine_inspect import expected_precisions, parse_inspector_json, verify_precisions
 from seadeploy.export.onnx_export import INPUT_NAME
+from seadeploy.fileio import atomic_path, write_json
+from seadeploy.runfolder import engine_name
 
 INSTALL_HINT = f"TensorRT engines need an NVIDIA GPU with the CUDA driver and TensorRT: {TRT_HINT}"
 __all__ = ["PARSER_HINTS", "EngineConfig", "build_engine", "parser_errors", "require_tensorrt"]

@@ -1,4 +1,4 @@
-"""Build the PyTorch model a :class:`~seadeploy.artifacts.ModelSpec` (plain data) or a checkpoint describes.
+"""Build the PyTorch model a :class:`~seadeploy.runfolder.ModelSpec` (plain data) or a checkpoint describes.
 
 ``artifacts`` holds the spec and checkpoint formats and knows nothing of the zoo; this module is where a spec
 meets the backbone registry (:mod:`seadeploy.models.zoo`) or a user's model source (:mod:`seadeploy.models.source`).
@@ -10,9 +10,9 @@ import dataclasses
 
 from torch import nn
 
-from seadeploy.artifacts import Checkpoint, ModelSpec, check_input_size, load_state_checked
 from seadeploy.models.source import build_external, is_external
 from seadeploy.models.zoo import MODELS, create_model
+from seadeploy.runfolder import Checkpoint, ModelSpec, check_input_size, load_state_checked
 
 
 def resolve_spec(spec: ModelSpec) -> ModelSpec:

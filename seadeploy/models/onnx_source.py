@@ -24,7 +24,6 @@ import onnx
 from onnx import numpy_helper
 
 from seadeploy import runfolder
-from seadeploy.artifacts import MANIFEST, PRECISIONS, ModelSpec, atomic_path, onnx_name, sha256
 from seadeploy.convert.onnx_rewrite import load_onnx_file
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError, ParityFailure
@@ -32,7 +31,9 @@ from seadeploy.export import precision as prec
 from seadeploy.export.checks import ort_session
 from seadeploy.export.lint import lint_onnx
 from seadeploy.export.pipeline import staging
+from seadeploy.fileio import atomic_path, sha256
 from seadeploy.parity import compare, default_rule
+from seadeploy.runfolder import MANIFEST, PRECISIONS, ModelSpec, onnx_name
 
 
 @dataclasses.dataclass

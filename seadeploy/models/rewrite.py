@@ -24,7 +24,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from seadeploy.artifacts import ModelSpec, load_state_checked
 from seadeploy.errors import ConfigError
 from seadeploy.models.attention.base import is_attention
 from seadeploy.models.attention.se import bn_form
@@ -32,6 +31,7 @@ from seadeploy.models.build import build_model
 from seadeploy.models.source import apply_conversion
 from seadeploy.models.structural import tiled_blocks, tse_to_se_structural
 from seadeploy.models.zoo import MODELS
+from seadeploy.runfolder import ModelSpec, load_state_checked
 
 
 def attention_paths(model: nn.Module) -> list[str]:

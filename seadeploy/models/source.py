@@ -10,7 +10,7 @@ A source is one of::
 
 plus ``--weights FILE`` (safetensors, or a PyTorch state dict read with ``torch.load(weights_only=True)``),
 ``--input-size``, ``--num-classes``, ``--mean``/``--std``. A non-zoo source is recorded in the
-:class:`~seadeploy.artifacts.ModelSpec` (``model`` = the source string with an absolute file path,
+:class:`~seadeploy.runfolder.ModelSpec` (``model`` = the source string with an absolute file path,
 ``model_kwargs`` = the factory arguments, ``attn="tse"`` + ``attn_kwargs={"tile": ...}`` after ``convert``),
 so ``seadeploy.models.build_model(spec)`` — and every later stage — rebuilds it from the run folder alone; the weights'
 SHA-256 goes into the checkpoint's ``extra["source"]``.
@@ -33,11 +33,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from seadeploy.artifacts import Checkpoint, ModelSpec, load_state_checked, sha256
 from seadeploy.cli import parse_kv_args
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
+from seadeploy.fileio import sha256
 from seadeploy.models.structural import se_to_tse_structural
 from seadeploy.models.zoo import create_model, model_defaults
+from seadeploy.runfolder import Checkpoint, ModelSpec, load_state_checked
 
 LIBRARIES = {"timm": "pip install timm (it needs a torchvision-compatible PyTorch; CPU wheels of torchvision "
                      "may not import)",

@@ -8,10 +8,10 @@ from typing import Any
 
 from torch import nn
 
-from seadeploy.artifacts import ModelSpec
 from seadeploy.errors import ConfigError
 from seadeploy.models.attention import list_attention
 from seadeploy.registry import Registry
+from seadeploy.runfolder import ModelSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +51,7 @@ def create_model(name: str, attn: str | None = None, attn_kwargs: dict[str, Any]
                  num_classes: int | None = None, input_size: int | None = None, **kwargs: Any) -> nn.Module:
     """Build backbone ``name`` with attention ``attn`` (default: the family's, ``none`` for most).
 
-    The returned model carries ``model.spec`` (a :class:`~seadeploy.artifacts.ModelSpec`) that rebuilds it.
+    The returned model carries ``model.spec`` (a :class:`~seadeploy.runfolder.ModelSpec`) that rebuilds it.
     """
     entry = MODELS.get(name)
     attn = entry.default_attn if attn is None else attn

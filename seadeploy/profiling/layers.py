@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seadeploy import artifacts, runfolder
+from seadeploy import runfolder
 from seadeploy.backends import resolve
 from seadeploy.errors import ConfigError
 from seadeploy.graphs.attention import print_warnings
@@ -173,7 +173,7 @@ def profile_layers(run_dir: str | os.PathLike, backends: Sequence[str] = ("ort",
             frames.append(frame)
             gaps.append(gap_row(frame, timing, src.precision, batch))
     frame = pd.concat(frames, ignore_index=True) if frames else make_frame([])
-    onnx_path = Path(run_dir) / artifacts.onnx_name("fp32")
+    onnx_path = Path(run_dir) / runfolder.onnx_name("fp32")
     found = graph.attention(onnx_path) if onnx_path.is_file() else None
     if found is not None:
         print_warnings(found, onnx_path)

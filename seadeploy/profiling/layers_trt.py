@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seadeploy import artifacts
+from seadeploy import fileio, runfolder
 from seadeploy.backends.trt import import_tensorrt
 from seadeploy.backends.trt_support import engine_information
 from seadeploy.export.engine_inspect import parse_inspector_json
@@ -106,7 +106,7 @@ def engine_device_memory(engine_path) -> float:
     side = Path(str(engine_path) + ".json")
     if not side.is_file():
         return float("nan")
-    data = artifacts.read_json(side)
+    data = fileio.read_json(side)
     return float(data.get("device_memory_bytes") or data.get("device_memory_size_v2") or np.nan)
 
 
@@ -114,7 +114,7 @@ def profile_trt(src, *, run_dir, batch: int, threads: int | None, runs: int, war
                 duration_s: float) -> list[tuple[pd.DataFrame, Timing]]:
     """Per-layer GPU times of a TensorRT engine; the end-to-end figure is the median GPU compute time."""
     trt = import_tensorrt()
-    onnx_path = run_dir / artifacts.onnx_name(src.precision)
+    onnx_path = run_dir / runfolder.onnx_name(src.precision)
     nodes = node_info(onnx_path, batch)
     with open_backend(src) as be:
         feed = make_feed({k: tuple(v) for k, v in be.input_specs.items()}, batch, input_shape(run_dir))

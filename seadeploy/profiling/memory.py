@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 import pandas as pd
 
-from seadeploy import artifacts
+from seadeploy import fileio, runfolder
 from seadeploy.graphs.attention import print_warnings
 from seadeploy.profiling import graph
 
@@ -138,10 +138,10 @@ def ort_memory_fields(frame: pd.DataFrame) -> dict[str, float]:
 def engine_memory(run_dir: str | os.PathLike) -> dict[str, float]:
     """``{precision: engine device memory bytes}`` from the ``model.<precision>.engine.json`` sidecars."""
     out = {}
-    for p in artifacts.PRECISIONS:
-        side = Path(run_dir) / f"{artifacts.engine_name(p)}.json"
+    for p in runfolder.PRECISIONS:
+        side = Path(run_dir) / f"{runfolder.engine_name(p)}.json"
         if side.is_file():
-            data = artifacts.read_json(side)
+            data = fileio.read_json(side)
             value = data.get("device_memory_size_v2", data.get("device_memory_size"))
             if value is not None:
                 out[p] = float(value)

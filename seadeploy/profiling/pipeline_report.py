@@ -16,7 +16,7 @@ import onnx
 import pandas as pd
 from matplotlib.figure import Figure
 
-from seadeploy import artifacts
+from seadeploy import fileio, runfolder
 from seadeploy.cli import parse_kv_args, print_json
 from seadeploy.convert.onnx_rewrite import se_to_tse_onnx
 from seadeploy.errors import ConfigError, InputError
@@ -55,7 +55,7 @@ def load_graph(run_dir: str | None = None, onnx_file: str | None = None, model: 
 
 def onnx_path(run_dir: str | None, onnx_file: str | None) -> Path:
     """The ONNX file to read: ``--onnx FILE``, or a run folder's fp32 export."""
-    path = Path(onnx_file) if onnx_file else Path(run_dir) / artifacts.onnx_name("fp32")
+    path = Path(onnx_file) if onnx_file else Path(run_dir) / runfolder.onnx_name("fp32")
     if run_dir and not path.is_file():
         raise InputError(f"'{path}' does not exist; export the run first (python -m seadeploy.export)")
     return path
@@ -253,7 +253,7 @@ def main_pipeline(a) -> int:
         if a.plot:
             name = a.model or Path(a.onnx or a.run_dir).name
             fig = plot_tile_sweep(sweep, f"{name} @ {a.input_size or 'default'}")
-            with artifacts.atomic_path(a.plot) as tmp:
+            with fileio.atomic_path(a.plot) as tmp:
                 fig.savefig(tmp, format="png", dpi=100)
     depths: str | None = a.fifo_depths
     report = None

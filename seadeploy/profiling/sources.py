@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from seadeploy import artifacts
-from seadeploy.artifacts import PRECISIONS
+from seadeploy import runfolder
 from seadeploy.backends import Backend, backend_class, check_backend, create_backend
 from seadeploy.errors import ConfigError, InputError
-from seadeploy.runfolder import RunFolder, has_manifest, read_manifest
+from seadeploy.runfolder import PRECISIONS, RunFolder, has_manifest, read_manifest
 
 #: the precision label of a bare model file given instead of a run folder (its graph decides its numerics)
 FILE_PRECISION = "file"
@@ -94,7 +93,7 @@ def check_graphs_belong(run: Path, sources: Sequence[Source]) -> None:
     """Refuse an ONNX file that does not belong to the run, with the check validate runs (``RunFolder.onnx_path``:
     the graph must take and return the shapes of the run's checkpoint); a file changed since export warns."""
     graphs = [s for s in sources if s.path.suffix == ".onnx"]
-    if not graphs or not (run / artifacts.CHECKPOINT).is_file():
+    if not graphs or not (run / runfolder.CHECKPOINT).is_file():
         return
     folder = RunFolder.load(run)
     known = len(folder.warnings)  # the folder's own notes (no manifest) are validate's business, not timing's
@@ -133,6 +132,6 @@ def input_shape(run_dir: str | os.PathLike) -> tuple[int, ...] | None:
         dims = (read_manifest(run).input or {}).get("shape", [])[1:]
         if dims and all(isinstance(d, int) for d in dims):
             return tuple(dims)
-    if (run / artifacts.CHECKPOINT).is_file():
-        return tuple(artifacts.Checkpoint.load(run).spec.input_shape)
+    if (run / runfolder.CHECKPOINT).is_file():
+        return tuple(runfolder.Checkpoint.load(run).spec.input_shape)
     return None

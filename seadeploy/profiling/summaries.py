@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from seadeploy import artifacts
+from seadeploy import runfolder
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.models import create_model, model_defaults
@@ -51,7 +51,7 @@ def buffers_for(run_dir: str | None = None, onnx_file: str | None = None, model:
             report = analyse_buffers(path, dtype_bytes=dtype_bytes)
         report.source = f"{model} attn={attn} {attn_kwargs or {}} @ {input_size or 'default'}"
         return report
-    path = Path(onnx_file) if onnx_file else Path(run_dir) / artifacts.onnx_name("fp32")
+    path = Path(onnx_file) if onnx_file else Path(run_dir) / runfolder.onnx_name("fp32")
     if run_dir and not path.is_file():
         raise InputError(f"'{path}' does not exist; export the run first (python -m seadeploy.export)")
     return analyse_buffers(path, input_size=input_size, dtype_bytes=dtype_bytes)
@@ -96,11 +96,11 @@ def memory_for(run_dir: str | None, onnx_file: str | None, batch: int, input_siz
     """Activation memory of a run's ``model.onnx`` (plus engine device memory) or of any ONNX file."""
     if bool(run_dir) == bool(onnx_file):
         raise ConfigError("give exactly one of RUN_DIR or --onnx FILE")
-    path = Path(onnx_file) if onnx_file else Path(run_dir) / artifacts.onnx_name("fp32")
+    path = Path(onnx_file) if onnx_file else Path(run_dir) / runfolder.onnx_name("fp32")
     report = activation_memory(path, batch=batch, input_size=input_size)
     if run_dir:
         report.totals["trt_engine_device_memory"] = engine_memory(run_dir)
-        layers = Path(run_dir) / artifacts.layers_csv("ort")
+        layers = Path(run_dir) / runfolder.layers_csv("ort")
         if layers.is_file():
             report.totals.update(ort_memory_fields(pd.read_csv(layers)))
     return report

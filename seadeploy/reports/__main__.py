@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from seadeploy import artifacts as A
+from seadeploy import runfolder
 from seadeploy.cli import ArgumentParser, print_json, run_main
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.reports import load_study, readers, write_study_report
@@ -27,8 +27,8 @@ def _parser() -> ArgumentParser:
 
 
 #: run-folder files whose presence promises data: present but unreadable is bad input, not "not measured"
-PRESENT_MUST_READ = ((A.PARITY_JSON, readers.read_parity), (A.LATENCY_CSV, readers.read_latency),
-                     (A.METRICS_CSV, readers.read_training), (A.BUFFERS_JSON, readers.read_buffers))
+PRESENT_MUST_READ = ((runfolder.PARITY_JSON, readers.read_parity), (runfolder.LATENCY_CSV, readers.read_latency),
+                     (runfolder.METRICS_CSV, readers.read_training), (runfolder.BUFFERS_JSON, readers.read_buffers))
 
 
 def check_readable(dirs: list[Path]) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 import pandas as pd
 from safetensors import SafetensorError, safe_open
 
-from seadeploy import artifacts as A
 from seadeploy import runfolder
 from seadeploy.errors import InputError
 from seadeploy.profiling.schema import make_frame
@@ -41,21 +40,21 @@ def read_int8_target(run: Path) -> dict[str, Any]:
 
 def read_run_info(run: Path) -> tuple[dict[str, Any], str | None]:
     """Model, attention, dataset, best test accuracy (%), epochs and parameter count from the checkpoint."""
-    path = run / A.CHECKPOINT
+    path = run / runfolder.CHECKPOINT
     if not path.is_file():
         manifest, _ = _read(runfolder.read_manifest, run) if runfolder.has_manifest(run) else (None, None)
         if manifest is None:
-            return {}, f"no {A.CHECKPOINT} or {A.MANIFEST} (train and export it: {_HINT.format(stage='train', run=run)})"
-        return _spec_info(manifest.spec) | {"dataset": manifest.dataset}, f"no {A.CHECKPOINT}: accuracy not measured"
+            return {}, f"no {runfolder.CHECKPOINT} or {runfolder.MANIFEST} (train and export it: {_HINT.format(stage='train', run=run)})"
+        return _spec_info(manifest.spec) | {"dataset": manifest.dataset}, f"no {runfolder.CHECKPOINT}: accuracy not measured"
 
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = json.loads((f.metadata() or {}).get("seadeploy", "{}"))
             params = sum(_numel(f.get_slice(k).get_shape()) for k in f.keys() if _is_param(k))  # noqa: SIM118 - safe_open has no __iter__
     except (OSError, ValueError, SafetensorError) as exc:  # JSONDecodeError is a ValueError
-        return {}, f"{A.CHECKPOINT} is unreadable ({exc})"
+        return {}, f"{runfolder.CHECKPOINT} is unreadable ({exc})"
     metrics = meta.get("metrics", {})
-    info = _spec_info(A.ModelSpec.from_dict(meta["spec"])) if "spec" in meta else {}
+    info = _spec_info(runfolder.ModelSpec.from_dict(meta["spec"])) if "spec" in meta else {}
     acc = metrics.get("best_top1", metrics.get("top1"))
     # checkpoint metrics are percent (train/evaluate.py's contract): no fraction heuristic, which would read a
     # 0.8 % random-head accuracy as 80 %
@@ -75,7 +74,7 @@ def _is_param(key: str) -> bool:
     return not key.endswith(("running_mean", "running_var", "num_batches_tracked"))
 
 
-def _spec_info(spec: A.ModelSpec) -> dict[str, Any]:
+def _spec_info(spec: runfolder.ModelSpec) -> dict[str, Any]:
     kw = ", ".join(f"{k}={v}" for k, v in spec.attn_kwargs.items())
     return {"model": spec.model, "attn": spec.attn or "none", "attn_kwargs": kw, "input_size": spec.input_size}
 
@@ -158,4 +157,4 @@ def read_layer_gaps(run: Path) -> tuple[pd.DataFrame | None, str | None]:
         return None, why
     gaps = pd.DataFrame(data.get("gaps") or [])
     need = {"backend", "precision", "batch", "end_to_end_ms", "gap_pct"}
-    return (gaps, None) if need <= set(gaps.columns) else (None, f"{A.LAYERS_SUMMARY} has no gap table")
+    return (gaps, None) if need <= set(gaps.columns) else (None, f"{runfolder.LAYERS_SUMMARY} has no gap table")

@@ -19,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from seadeploy.artifacts import REPORT_HTML, REPORT_MD, atomic_path, write_text
+from seadeploy.fileio import atomic_path, write_text
 from seadeploy.reports.plots import figure_png
+from seadeploy.runfolder import REPORT_HTML, REPORT_MD
 
 NOT_MEASURED = "not measured"
 WARNING = "warning"

@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from seadeploy.artifacts import library_versions, write_json, write_text
 from seadeploy.data import get_dataset
+from seadeploy.fileio import library_versions, write_json, write_text
 from seadeploy.reports import tables, write_study_report
 from seadeploy.reports.render import format_value
 from seadeploy.reports.sections import answer_lines

@@ -1,6 +1,6 @@
 """The run folder: every file the stages write, read and written in this one package.
 
-File names are the constants of :mod:`seadeploy.artifacts`; this package says what each file holds::
+Every file name, the checkpoint format and what each result file holds live here::
 
     m = read_manifest(run)                      # typed Manifest; InputError when missing, corrupt or unsafe
     path = m.file(run, "int8")                  # the recorded file, resolved inside the run folder
@@ -8,6 +8,9 @@ File names are the constants of :mod:`seadeploy.artifacts`; this package says wh
     write_parity(run, report.to_dict(), report.to_frame(), arrays)
     frame = read_parity(run)                    # parity.csv, else parity.json's "comparisons"
 
+* :mod:`~seadeploy.runfolder.names` — the file names (``CHECKPOINT``, ``onnx_name(precision)`` ...) and ``PRECISIONS``;
+* :mod:`~seadeploy.runfolder.checkpoint` — :class:`ModelSpec` (the model recipe) and the self-describing
+  :class:`Checkpoint` (safetensors: loading never runs code);
 * :mod:`~seadeploy.runfolder.manifest` — ``manifest.json`` (typed, every field checked on read);
 * :mod:`~seadeploy.runfolder.results` — parity, latency, per-layer, buffers, pipeline and training files;
 * :mod:`~seadeploy.runfolder.folder` — :class:`RunFolder`: the reference checkpoint, the files the manifest lists,
@@ -21,7 +24,13 @@ leave the folder (a copied or moved run folder stays valid, and a crafted manife
 elsewhere).
 """
 
-from seadeploy.artifacts import CHECKPOINT, MANIFEST, engine_name, onnx_name
+from seadeploy.runfolder.checkpoint import (
+    MAX_INPUT_FACTOR,
+    Checkpoint,
+    ModelSpec,
+    check_input_size,
+    load_state_checked,
+)
 from seadeploy.runfolder.folder import RunFolder
 from seadeploy.runfolder.manifest import (
     MANIFEST_VERSION,
@@ -30,6 +39,30 @@ from seadeploy.runfolder.manifest import (
     has_manifest,
     read_manifest,
     write_manifest,
+)
+from seadeploy.runfolder.names import (
+    BUFFERS_JSON,
+    CHECKPOINT,
+    CURVES_PNG,
+    FORMAT_VERSION,
+    LAST_CHECKPOINT,
+    LATENCY_CSV,
+    LATENCY_JSON,
+    LAYERS_SUMMARY,
+    MANIFEST,
+    METRICS_CSV,
+    PARITY_CSV,
+    PARITY_JSON,
+    PARITY_LAYERS_CSV,
+    PARITY_NPZ,
+    PIPELINE_JSON,
+    PRECISIONS,
+    REPORT_HTML,
+    REPORT_MD,
+    TRAIN_STATE,
+    engine_name,
+    layers_csv,
+    onnx_name,
 )
 from seadeploy.runfolder.paths import inside
 from seadeploy.runfolder.results import (
@@ -53,9 +86,12 @@ from seadeploy.runfolder.results import (
 )
 from seadeploy.runfolder.stages import STAGE_FILES, stage_files
 
-__all__ = ["CHECKPOINT", "LAYER_COLUMNS", "LAYER_DTYPES", "MANIFEST", "MANIFEST_VERSION", "MANIFEST_VERSIONS",
-           "METRICS_COLUMNS", "STAGE_FILES", "Manifest", "RunFolder", "engine_name", "has_manifest", "inside",
-           "onnx_name", "read_buffers", "read_latency", "read_layers", "read_layers_summary", "read_manifest",
-           "read_parity", "read_parity_inputs", "read_pipeline", "read_training", "stage_files", "write_buffers",
-           "write_latency", "write_layers", "write_layers_summary", "write_manifest", "write_parity",
-           "write_pipeline"]
+__all__ = ["BUFFERS_JSON", "CHECKPOINT", "CURVES_PNG", "FORMAT_VERSION", "LAST_CHECKPOINT", "LATENCY_CSV",
+           "LATENCY_JSON", "LAYERS_SUMMARY", "LAYER_COLUMNS", "LAYER_DTYPES", "MANIFEST", "MANIFEST_VERSION",
+           "MANIFEST_VERSIONS", "MAX_INPUT_FACTOR", "METRICS_COLUMNS", "METRICS_CSV", "PARITY_CSV", "PARITY_JSON",
+           "PARITY_LAYERS_CSV", "PARITY_NPZ", "PIPELINE_JSON", "PRECISIONS", "REPORT_HTML", "REPORT_MD", "STAGE_FILES",
+           "TRAIN_STATE", "Checkpoint", "Manifest", "ModelSpec", "RunFolder", "check_input_size", "engine_name",
+           "has_manifest", "inside", "layers_csv", "load_state_checked", "onnx_name", "read_buffers", "read_latency",
+           "read_layers", "read_layers_summary", "read_manifest", "read_parity", "read_parity_inputs", "read_pipeline",
+           "read_training", "stage_files", "write_buffers", "write_latency", "write_layers", "write_layers_summary",
+           "write_manifest", "write_parity", "write_pipeline"]

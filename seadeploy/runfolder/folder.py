@@ -24,19 +24,11 @@ from typing import Any
 
 import onnx
 
-from seadeploy.artifacts import (
-    CHECKPOINT,
-    MANIFEST,
-    PRECISIONS,
-    Checkpoint,
-    ModelSpec,
-    engine_name,
-    onnx_name,
-    read_json,
-    sha256,
-)
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.fileio import read_json, sha256
+from seadeploy.runfolder.checkpoint import Checkpoint, ModelSpec
 from seadeploy.runfolder.manifest import Manifest, has_manifest, read_manifest
+from seadeploy.runfolder.names import CHECKPOINT, MANIFEST, PRECISIONS, engine_name, onnx_name
 from seadeploy.runfolder.paths import inside
 
 

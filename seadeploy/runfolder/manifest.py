@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from seadeploy.artifacts import CHECKPOINT, MANIFEST, ModelSpec, library_versions, read_json, write_json
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.fileio import library_versions, read_json, write_json
+from seadeploy.runfolder.checkpoint import ModelSpec
 from seadeploy.runfolder.fields import (
     BOOL,
     INTEGER,
@@ -24,6 +25,7 @@ from seadeploy.runfolder.fields import (
     check_fields,
     check_list_of,
 )
+from seadeploy.runfolder.names import CHECKPOINT, MANIFEST
 from seadeploy.runfolder.paths import inside
 
 #: manifest.json schema: 2 records the model seed and per-input-kind parity verdicts; 1 (no seed, one export-only
@@ -31,7 +33,7 @@ from seadeploy.runfolder.paths import inside
 MANIFEST_VERSION = 2
 MANIFEST_VERSIONS = (1, 2)
 
-#: The kind of every top-level field (``spec`` is checked by :class:`~seadeploy.artifacts.ModelSpec`).
+#: The kind of every top-level field (``spec`` is checked by :class:`~seadeploy.runfolder.ModelSpec`).
 _FIELDS = {"input": OBJECT, "output": OBJECT, "opset": INTEGER, "dataset": TEXT, "seed": INTEGER, "weights": TEXT,
            "checkpoint": TEXT, "checkpoint_sha256": TEXT, "exporter": TEXT, "dynamic_axes": OBJECT, "files": OBJECT,
            "engines": OBJECT, "checks": LIST, "versions": OBJECT}

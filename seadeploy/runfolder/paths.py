@@ -6,8 +6,8 @@ import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from seadeploy.artifacts import MANIFEST
 from seadeploy.errors import InputError
+from seadeploy.runfolder.names import MANIFEST
 
 
 def inside(run_dir: str | os.PathLike, rel: Any, what: str = "file") -> Path:

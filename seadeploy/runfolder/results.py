@@ -14,7 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seadeploy.artifacts import (
+from seadeploy.errors import InputError
+from seadeploy.fileio import atomic_path, library_versions, read_json, write_json
+from seadeploy.runfolder.fields import LIST, NUMBER, OBJECT, check_columns, check_fields
+from seadeploy.runfolder.names import (
     BUFFERS_JSON,
     LATENCY_CSV,
     LATENCY_JSON,
@@ -25,14 +28,8 @@ from seadeploy.artifacts import (
     PARITY_LAYERS_CSV,
     PARITY_NPZ,
     PIPELINE_JSON,
-    atomic_path,
     layers_csv,
-    library_versions,
-    read_json,
-    write_json,
 )
-from seadeploy.errors import InputError
-from seadeploy.runfolder.fields import LIST, NUMBER, OBJECT, check_columns, check_fields
 
 PARITY_VERSION = 2  # 2: "comparisons" rows with the rule; 1 wrote the same rows (readers accept both)
 LATENCY_VERSION = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from seadeploy.artifacts import (
+from seadeploy.runfolder.names import (
     BUFFERS_JSON,
     LATENCY_CSV,
     LATENCY_JSON,

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from seadeploy import cli
-from seadeploy.artifacts import CHECKPOINT, Checkpoint
 from seadeploy.errors import ConfigError
+from seadeploy.runfolder import CHECKPOINT, Checkpoint
 from seadeploy.train import CONVERSIONS, evaluate_run, list_recipes, make_config, resume_config, train
 from seadeploy.train.recipes import add_config_args
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from seadeploy.artifacts import CURVES_PNG, METRICS_CSV, atomic_path, write_text
+from seadeploy.fileio import atomic_path, write_text
+from seadeploy.runfolder import CURVES_PNG, METRICS_CSV
 from seadeploy.runfolder import METRICS_COLUMNS as COLUMNS
 
 #: Columns of metrics.csv, in order (accuracies in percent).

@@ -6,7 +6,7 @@ Example:
     >>> bool(result), result.best_top1
     (True, 98.6)
 
-Run folder (names from :mod:`seadeploy.artifacts`): ``checkpoint.safetensors`` (best test top-1),
+Run folder (names from :mod:`seadeploy.runfolder.names`): ``checkpoint.safetensors`` (best test top-1),
 ``last.safetensors`` (last epoch), ``train_state.pt`` (resume), ``metrics.csv``, ``curves.png``.
 """
 
@@ -27,18 +27,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from seadeploy.artifacts import (
-    CHECKPOINT,
-    LAST_CHECKPOINT,
-    TRAIN_STATE,
-    Checkpoint,
-    ModelSpec,
-    check_out_folder,
-    load_state_checked,
-    sweep_stale,
-)
 from seadeploy.data.augment import CutMix, mixed_cross_entropy
 from seadeploy.errors import ConfigError, InputError, SeadeployError
+from seadeploy.fileio import check_out_folder, sweep_stale
+from seadeploy.runfolder import CHECKPOINT, LAST_CHECKPOINT, TRAIN_STATE, Checkpoint, ModelSpec, load_state_checked
 from seadeploy.train.distributed import DistContext, init_distributed
 from seadeploy.train.evaluate import evaluate, topk_correct
 from seadeploy.train.history import history_frame, save_curves, write_metrics_csv

@@ -23,10 +23,10 @@ import types
 import typing
 from typing import Any
 
-from seadeploy.artifacts import check_input_size
 from seadeploy.cli import finite_float
 from seadeploy.errors import ConfigError
 from seadeploy.models import model_defaults
+from seadeploy.runfolder import check_input_size
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULERS = ("constant", "multistep", "cosine", "cosine_restarts")

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from seadeploy.artifacts import ModelSpec, load_state_checked
 from seadeploy.data import get_dataset
 from seadeploy.data.augment import BatchTransform
 from seadeploy.data.base import HALF, IMAGENET_STATS, ImageDataset
@@ -19,6 +18,7 @@ from seadeploy.models import model_defaults
 from seadeploy.models.build import build_model as build_spec_model  # this module's build_model also wraps DDP
 from seadeploy.models.build import resolve_spec
 from seadeploy.models.source import ModelSource, is_external, load_weights
+from seadeploy.runfolder import ModelSpec, load_state_checked
 from seadeploy.train.distributed import DistContext
 from seadeploy.train.recipes import TrainConfig
 

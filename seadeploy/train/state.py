@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from seadeploy.artifacts import CHECKPOINT, TRAIN_STATE, atomic_path
 from seadeploy.errors import InputError
+from seadeploy.fileio import atomic_path
+from seadeploy.runfolder import CHECKPOINT, TRAIN_STATE
 
 STATE_VERSION = 1
 

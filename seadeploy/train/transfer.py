@@ -20,12 +20,12 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
-from seadeploy.artifacts import CHECKPOINT, Checkpoint, ModelSpec
 from seadeploy.data import get_dataset
 from seadeploy.data.augment import BatchTransform
 from seadeploy.errors import ConfigError
 from seadeploy.models import rewrite
 from seadeploy.models.build import load_model
+from seadeploy.runfolder import CHECKPOINT, Checkpoint, ModelSpec
 from seadeploy.train.evaluate import evaluate
 
 CONVERSIONS = ("se-to-tse", "tse-to-se", "swap")

@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 from seadeploy import runfolder
-from seadeploy.artifacts import CHECKPOINT, PRECISIONS, check_out_folder, onnx_name
 from seadeploy.cli import (
     ArgumentParser,
     device,
@@ -23,9 +22,11 @@ from seadeploy.cli import (
     run_main,
 )
 from seadeploy.errors import ConfigError
+from seadeploy.fileio import check_out_folder
 from seadeploy.models.onnx_source import export_onnx_file, onnx_argument, summary
 from seadeploy.models.source import parse_floats
 from seadeploy.parity import add_rule_args, rules_from_args
+from seadeploy.runfolder import CHECKPOINT, PRECISIONS, onnx_name
 from seadeploy.validate.junit import write_junit
 from seadeploy.validate.matrix import run_matrix
 from seadeploy.validate.parity import validate_run

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
 
-from seadeploy.artifacts import write_text
+from seadeploy.fileio import write_text
 
 
 def junit_xml(cases: Iterable[tuple[str, str, list[str], str]], suite: str = "seadeploy.validate") -> str:

@@ -24,15 +24,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seadeploy.artifacts import PRECISIONS, ModelSpec, atomic_path, write_json
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, SeadeployError
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
+from seadeploy.fileio import atomic_path, write_json
 from seadeploy.models import list_attention, list_models, model_defaults
 from seadeploy.models.build import load_model, resolve_spec
 from seadeploy.models.layers import recalibrate_batchnorm
 from seadeploy.parity import Comparison, RuleSet, default_rule
+from seadeploy.runfolder import PRECISIONS, ModelSpec
 from seadeploy.validate.parity import validate_run
 
 DEFAULT_MODELS = ("vgg16_cifar", "resnet20_cifar", "efficientnet_b0")

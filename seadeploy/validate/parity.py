@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seadeploy.artifacts import library_versions
 from seadeploy.backends import backend_class, check_backend, create_backend
 from seadeploy.backends.torch_backend import TorchBackend
 from seadeploy.data import get_dataset
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.fileio import library_versions
 from seadeploy.models.build import load_model
 from seadeploy.parity import (
     Comparison,

@@ -22,7 +22,7 @@ from onnx.helper import tensor_dtype_to_np_dtype
 from onnx.reference import ReferenceEvaluator
 
 import seadeploy
-from seadeploy import artifacts
+from seadeploy import runfolder
 from seadeploy.backends import BACKENDS, Backend, TensorSpec, backend_class, create_backend, list_backends, resolve
 from seadeploy.backends.base import run_file
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
@@ -44,7 +44,7 @@ class OnnxRefBackend(Backend):
 
     def __init__(self, source, threads: int | None = None) -> None:
         super().__init__()
-        path = Path(source) / artifacts.onnx_name() if Path(source).is_dir() else Path(source)
+        path = Path(source) / runfolder.onnx_name() if Path(source).is_dir() else Path(source)
         if not path.is_file():
             raise InputError(f"ONNX file '{path}' does not exist")
         self.proto = onnx.load(str(path))
@@ -53,7 +53,7 @@ class OnnxRefBackend(Backend):
 
     @classmethod
     def artifact(cls, run_dir, precision):
-        return run_file(run_dir, "files", precision, artifacts.onnx_name(precision))
+        return run_file(run_dir, "files", precision, runfolder.onnx_name(precision))
 
     @property
     def input_specs(self):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from seadeploy.artifacts import Checkpoint, ModelSpec
 from seadeploy.backends.torch_backend import TorchBackend, tf32_enabled, tf32_mode
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.models.build import build_model
+from seadeploy.runfolder import Checkpoint, ModelSpec
 
 
 def test_run_folder_source_rebuilds_the_checkpoint(run_dir):

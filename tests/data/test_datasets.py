@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from seadeploy.artifacts import Checkpoint
 from seadeploy.data import cifar, get_dataset, list_datasets
 from seadeploy.data.base import channel_stats
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.runfolder import Checkpoint
 from seadeploy.train.__main__ import main as train_main
 
 

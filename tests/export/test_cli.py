@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
 from seadeploy.errors import ParityFailure
 from seadeploy.export import checks
 from seadeploy.export.__main__ import main
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
+from seadeploy.fileio import sha256
 from seadeploy.models.build import load_model
 from seadeploy.parity import RuleSet
-from seadeploy.runfolder import read_manifest
+from seadeploy.runfolder import Checkpoint, ModelSpec, read_manifest
 
 SMALL = ["--eval-samples", "24", "--calib-samples", "16"]
 

@@ -1,8 +1,7 @@
 """What export puts in a new manifest (the schema itself is tested in tests/test_runfolder.py)."""
 
-from seadeploy.artifacts import ModelSpec
 from seadeploy.export.manifest import new_manifest
-from seadeploy.runfolder import MANIFEST_VERSION, read_manifest, write_manifest
+from seadeploy.runfolder import MANIFEST_VERSION, ModelSpec, read_manifest, write_manifest
 
 
 def _manifest(dynamic=True, seed=None):

@@ -23,14 +23,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from seadeploy.artifacts import ModelSpec
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.export.pipeline import ExportOptions
 from seadeploy.graphs.attention import find_attention
 from seadeploy.models import create_attention, create_model, list_attention
 from seadeploy.models.rewrite import attention_paths
 from seadeploy.models.stats import compute_stats
-from seadeploy.runfolder import read_manifest
+from seadeploy.runfolder import ModelSpec, read_manifest
 from tests.fixtures.tiny import INPUT_SHAPE, make_tiny_net
 
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
 from seadeploy.export.manifest import new_manifest
 from seadeploy.export.onnx_export import export_onnx
+from seadeploy.fileio import sha256
 from seadeploy.models.build import build_model
-from seadeploy.runfolder import write_manifest
+from seadeploy.runfolder import Checkpoint, ModelSpec, write_manifest
 
 
 def _w(name: str, shape: tuple[int, ...], seed: int = 0) -> onnx.TensorProto:

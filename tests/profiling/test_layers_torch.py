@@ -7,12 +7,12 @@ import os
 import pytest
 import torch
 
-from seadeploy.artifacts import Checkpoint
 from seadeploy.errors import ConfigError
 from seadeploy.models.build import load_model
 from seadeploy.profiling import schema
 from seadeploy.profiling.layers import profile_layers
 from seadeploy.profiling.layers_torch import kineto_lines_dropped, onnx_op, sequence_roles
+from seadeploy.runfolder import Checkpoint
 
 
 def test_aten_names_map_to_onnx_ops():

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from seadeploy import runfolder
-from seadeploy.artifacts import Checkpoint, ModelSpec
 from seadeploy.models.build import build_model
 from seadeploy.parity import compare, default_rule
 from seadeploy.reports import load_run, load_study
@@ -17,6 +16,7 @@ from seadeploy.reports.__main__ import main
 from seadeploy.reports.render import Table
 from seadeploy.reports.sections import build_sections
 from seadeploy.reports.study import StudyData
+from seadeploy.runfolder import Checkpoint, ModelSpec
 from seadeploy.train.history import write_metrics_csv
 from seadeploy.validate.report import ParityReport
 

@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from seadeploy.artifacts import CHECKPOINT, LAST_CHECKPOINT, METRICS_CSV, TRAIN_STATE, Checkpoint
 from seadeploy.models.build import load_model
+from seadeploy.runfolder import CHECKPOINT, LAST_CHECKPOINT, METRICS_CSV, TRAIN_STATE, Checkpoint
 from seadeploy.train import make_config, train
 
 # Same global batch (32 = 2 × 16) and sample order in both runs; no random augmentation, so the runs

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from seadeploy.artifacts import LAST_CHECKPOINT, TRAIN_STATE, Checkpoint
 from seadeploy.data import get_dataset
 from seadeploy.data.augment import BatchTransform
 from seadeploy.models.build import load_model
+from seadeploy.runfolder import LAST_CHECKPOINT, TRAIN_STATE, Checkpoint
 from seadeploy.train import evaluate, make_config, resume_config, train
 
 

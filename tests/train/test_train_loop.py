@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from seadeploy.artifacts import CHECKPOINT, CURVES_PNG, LAST_CHECKPOINT, METRICS_CSV, TRAIN_STATE, Checkpoint
 from seadeploy.data import get_dataset
 from seadeploy.data.augment import BatchTransform
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.models.build import load_model
 from seadeploy.models.source import ModelSource
+from seadeploy.runfolder import CHECKPOINT, CURVES_PNG, LAST_CHECKPOINT, METRICS_CSV, TRAIN_STATE, Checkpoint
 from seadeploy.train import evaluate, make_config, resume_config, train
 from seadeploy.train.__main__ import main
 from seadeploy.train.loop import _Trainer

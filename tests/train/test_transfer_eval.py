@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from seadeploy.artifacts import CHECKPOINT, Checkpoint
 from seadeploy.errors import ConfigError
+from seadeploy.runfolder import CHECKPOINT, Checkpoint
 from seadeploy.train import evaluate_run, make_config, train
 from seadeploy.train.__main__ import main
 

@@ -7,9 +7,9 @@ import shutil
 import pytest
 import torch
 
-from seadeploy.artifacts import ModelSpec
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
+from seadeploy.runfolder import ModelSpec
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,13 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from seadeploy.artifacts import Checkpoint, ModelSpec, sha256
 from seadeploy.errors import InputError
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
+from seadeploy.fileio import sha256
 from seadeploy.models.build import build_model
 from seadeploy.profiling.sources import plan
-from seadeploy.runfolder import RunFolder
+from seadeploy.runfolder import Checkpoint, ModelSpec, RunFolder
 from seadeploy.validate.__main__ import main
 from seadeploy.validate.parity import validate_run
 
