@@ -65,7 +65,7 @@ from seadeploy.runfolder import (
 )
 from seadeploy.train import make_config, train
 from seadeploy.train.transfer import evaluate_run
-from seadeploy.validate.parity import validate_run
+from seadeploy.validate.judge import validate_run
 
 STAGES = ("train", "export", "validate", "latency", "layers", "buffers", "pipeline")
 

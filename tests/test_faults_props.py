@@ -20,7 +20,7 @@ from seadeploy.export.lint import lint_onnx
 from seadeploy.fileio import read_json
 from seadeploy.runfolder import Checkpoint
 from seadeploy.train.state import load_train_state
-from seadeploy.validate.parity import check_replay
+from seadeploy.validate.judge import check_replay
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

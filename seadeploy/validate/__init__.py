@@ -6,7 +6,7 @@ line is ``python -m seadeploy.validate RUN_DIR`` / ``python -m seadeploy.validat
 """
 
 from seadeploy.parity import Comparison, Rule, RuleSet, default_rule
-from seadeploy.validate.parity import validate_run
+from seadeploy.validate.judge import validate_run
 from seadeploy.validate.report import ParityReport
 
 __all__ = ["Comparison", "ParityReport", "Rule", "RuleSet", "default_rule", "validate_run"]

@@ -27,9 +27,9 @@ from seadeploy.models.onnx_source import export_onnx_file, onnx_argument, summar
 from seadeploy.models.source import parse_floats
 from seadeploy.parity import add_rule_args, rules_from_args
 from seadeploy.runfolder import CHECKPOINT, PRECISIONS, onnx_name
+from seadeploy.validate.judge import validate_run
 from seadeploy.validate.junit import write_junit
 from seadeploy.validate.matrix import run_matrix
-from seadeploy.validate.parity import validate_run
 
 
 def _csv(text: str) -> list[str]:  # "ort, trt" → ["ort", "trt"]

@@ -1,7 +1,7 @@
 """The CI numerics gate: export every attention × backbone and validate fp32/fp16/int8 on ONNX Runtime CPU.
 
 ``python -m seadeploy.validate matrix`` runs the same export users run (``seadeploy.export.runner.export_run``,
-with its own checks) on random-weight models (seed 0), then :func:`~seadeploy.validate.parity.validate_run` on
+with its own checks) on random-weight models (seed 0), then :func:`~seadeploy.validate.judge.validate_run` on
 each run folder. Export and validate judge with the same rules (:mod:`seadeploy.parity`, ``docs/parity.md``): the
 documented random-weight rules, with the family's int8 cosine floor (:func:`matrix_rules`). A case whose export
 fails (its own parity checks included) is a failed case with the export's message.
@@ -34,7 +34,7 @@ from seadeploy.models.build import load_model, resolve_spec
 from seadeploy.models.layers import recalibrate_batchnorm
 from seadeploy.parity import Comparison, RuleSet, default_rule
 from seadeploy.runfolder import PRECISIONS, ModelSpec
-from seadeploy.validate.parity import validate_run
+from seadeploy.validate.judge import validate_run
 
 DEFAULT_MODELS = ("vgg16_cifar", "resnet20_cifar", "efficientnet_b0")
 INPUT_SIZES = {"efficientnet_b0": 64}  # small input keeps the gate within minutes on 2 cores

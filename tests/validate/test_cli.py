@@ -21,7 +21,7 @@ from seadeploy.models.build import build_model
 from seadeploy.profiling.sources import plan
 from seadeploy.runfolder import Checkpoint, ModelSpec, RunFolder
 from seadeploy.validate.__main__ import main
-from seadeploy.validate.parity import validate_run
+from seadeploy.validate.judge import validate_run
 
 FAST = ["--threads", "1", "--samples", "24", "--random", "8"]
 
