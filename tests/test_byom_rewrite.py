@@ -9,9 +9,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from seadeploy.convert.onnx_rewrite import se_to_tse_onnx
 from seadeploy.convert.torch_rewrite import se_to_tse_structural
 from seadeploy.errors import InputError
+from seadeploy.graphs.se_rewrite import se_to_tse_onnx
 from tests.graphs.attention_nets import CBAM, SIZE, SEMeanConv, TwoBlockNet, export
 
 

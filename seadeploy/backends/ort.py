@@ -227,6 +227,39 @@ def _create_session(ort, model: Any, so, providers: list[tuple[str, dict[str, An
         raise InputError(f"onnxruntime cannot load {path or 'the model'}: {first}; re-run export") from exc
 
 
+def plain_session(source: str | os.PathLike | bytes | onnx.ModelProto, *, threads: int = 1, graph_opt: str = "all",
+                  providers: Sequence[str] = ("cpu",), optimized_model_path: str | os.PathLike | None = None,
+                  profile_prefix: str | os.PathLike | None = None) -> Any:
+    """A bare ``onnxruntime.InferenceSession`` (CPU unless ``providers`` says otherwise) with ``threads`` intra-op
+    threads and one inter-op thread, for code that times ``session.run`` itself, needs ORT's optimised graph
+    (``optimized_model_path``) or its node profile (``profile_prefix``: ``end_profiling()`` returns the trace);
+    parity and checks run through :class:`OrtBackend`. Besides that class, the one place sessions are built.
+
+    Raises:
+        ConfigError: an unknown ``graph_opt`` or provider. InputError: ORT cannot load the model.
+        BackendUnavailable: onnxruntime or a provider is missing.
+    """
+    ort = _import_ort()
+    if graph_opt not in GRAPH_OPT:
+        raise ConfigError(f"unknown graph optimisation level '{graph_opt}'. Valid choices: {', '.join(GRAPH_OPT)}")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = int(threads), 1
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPT[graph_opt])
+    so.log_severity_level = 3  # errors only: the NCHWc "hardware specific" warning of a saved optimised graph
+    if optimized_model_path is not None:
+        so.optimized_model_filepath = str(optimized_model_path)
+    if profile_prefix is not None:
+        so.enable_profiling, so.profile_file_prefix = True, str(profile_prefix)
+    wanted = _provider_list(providers, ort.get_available_providers(), False, {})
+    if isinstance(source, onnx.ModelProto):
+        model, path = source.SerializeToString(), None
+    elif isinstance(source, bytes):
+        model, path = source, None
+    else:
+        model, path = str(source), Path(source)
+    return _create_session(ort, model, so, wanted, path)
+
+
 def with_extra_outputs(proto: Any, names: Sequence[str]) -> Any:
     """A copy of ``proto`` whose graph also outputs the intermediate tensors ``names`` (types from shape inference;
     a tensor it cannot type is declared without a type, and ONNX Runtime takes the type it computes).

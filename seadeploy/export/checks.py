@@ -138,22 +138,6 @@ def check_declared_shapes(inferred: onnx.ModelProto, feed: dict[str, np.ndarray]
     return Check("declared_vs_runtime_shapes", file, not bad, detail, {"mismatches": bad[:20]})
 
 
-def ort_session(path_or_proto: Any, threads: int = 1, graph_opt: str = "all") -> Any:
-    """A bare CPU ``onnxruntime.InferenceSession`` with pinned threads, for benchmarks that time ``session.run``
-    directly; every check and parity comparison runs through the ``ort`` backend instead."""
-    import onnxruntime as ort  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = {
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    }[graph_opt]
-    src = path_or_proto.SerializeToString() if isinstance(path_or_proto, onnx.ModelProto) else str(path_or_proto)
-    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
-
-
 def parity_check(comparison: Comparison, file: str, name: str | None = None) -> Check:
     """A parity verdict as a manifest check record (``parity.<precision>.<inputs>``)."""
     metrics = {k: v for k, v in comparison.to_row().items() if k not in ("failures",)}

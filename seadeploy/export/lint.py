@@ -26,18 +26,8 @@ import pandas as pd
 from seadeploy.errors import InputError
 from seadeploy.export.checks import load_onnx
 from seadeploy.export.onnx_export import node_module_map
+from seadeploy.graphs.ops import TRT_UNSUPPORTED
 
-# Ops the TensorRT 10 ONNX parser does not import (onnx-tensorrt docs/operators.md, "N" rows), plus ops
-# with no TensorRT meaning (training, strings, sequences, optionals).
-TRT_UNSUPPORTED = frozenset({
-    "Bernoulli", "BitShift", "Col2Im", "Compress", "ConcatFromSequence", "ConvInteger", "DFT", "Det",
-    "DynamicQuantizeLinear", "ImageDecoder", "LabelEncoder", "MatMulInteger", "MaxRoiPool", "MaxUnpool",
-    "MelWeightMatrix", "Multinomial", "NegativeLogLikelihoodLoss", "Optional", "OptionalGetElement",
-    "OptionalHasElement", "QLinearConv", "QLinearMatMul", "RandomNormal", "RandomNormalLike", "RegexFullMatch",
-    "STFT", "SequenceAt", "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength",
-    "SequenceMap", "SoftmaxCrossEntropyLoss", "SplitToSequence", "StringConcat", "StringNormalizer", "StringSplit",
-    "TfIdfVectorizer", "Unique",
-})
 TRT_OPSETS = range(9, 26)  # TensorRT 10.0 parses 9–20, TensorRT 11 up to 25
 SEVERITIES = ("error", "warning", "info")
 

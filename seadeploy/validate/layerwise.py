@@ -33,10 +33,10 @@ from torch import nn
 
 from seadeploy.backends.ort import OrtBackend
 from seadeploy.export.onnx_export import node_module_map
+from seadeploy.graphs.ops import INTEGER_OUTPUTS
 from seadeploy.parity import layer_error
 
 LAYER_THRESHOLDS = {"fp32": 1e-3, "fp16": 1e-2, "int8": 0.1}
-_INTEGER_OUTPUT_OPS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear"})  # int8 codes, not comparable values
 
 
 @dataclasses.dataclass
@@ -145,7 +145,7 @@ def plan_points(model: nn.Module, proto: Any, x: np.ndarray) -> tuple[list[Layer
     nodes = list(proto.graph.node)
     last: dict[str, int] = {}  # module path (and every ancestor) → index of its last node
     for i, node in enumerate(nodes):
-        path = modules.get(node.name, "") if node.op_type not in _INTEGER_OUTPUT_OPS else ""
+        path = modules.get(node.name, "") if node.op_type not in INTEGER_OUTPUTS else ""
         while path:
             last[path] = i
             path = path.rpartition(".")[0]

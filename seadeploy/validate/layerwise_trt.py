@@ -13,7 +13,6 @@ GPU only; ``tensorrt`` is imported when called.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,13 +32,14 @@ from seadeploy.backends.trt_support import (
 )
 from seadeploy.errors import InputError
 from seadeploy.export.engine_inspect import parse_inspector_json
+from seadeploy.graphs.index import GraphIndex
 from seadeploy.validate.layerwise import LAYER_THRESHOLDS, LayerPoint, LayerwiseResult, compare_points, plan_points
 
 
 def fusion_boundaries(points: Sequence[LayerPoint], proto: Any) -> list[LayerPoint]:
     """The points TensorRT materialises anyway: container outputs and multi-consumer tensors."""
-    uses = Counter(i for n in proto.graph.node for i in n.input)
-    return [p for p in points if p.container or uses[p.tensor] > 1]
+    ix = GraphIndex.of(proto, shapes=False)
+    return [p for p in points if p.container or ix.uses_of(p.tensor) > 1]
 
 
 def build_marked_engine(onnx_path: str | os.PathLike, tensors: Sequence[str], batch: int, precision: str,
