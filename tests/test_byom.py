@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from safetensors.torch import save_file
 
 from seadeploy.convert.__main__ import main as convert_main
+from seadeploy.convert.stage import latency_pair
 from seadeploy.convert.torch_rewrite import find_se_modules, se_to_tse_structural, tse_to_se_structural
 from seadeploy.errors import InputError
 from seadeploy.export.onnx_export import export_onnx
@@ -180,3 +181,17 @@ def test_file_and_folder_mixups(tmp_path):
         OnnxFile.load(f.parent)
     with pytest.raises(InputError, match="not an .onnx file"):
         onnx_argument(str(tmp_path / "run" / "x.txt") if (tmp_path / "run" / "x.txt").write_text("x") else "", None)
+
+
+def test_convert_latency_pair_times_with_the_timing_core():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
+    one = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "one", [x], [y]))
+    two = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["t"]),
+                                               helper.make_node("Relu", ["t"], ["y"])], "two", [x], [y]))
+    r = latency_pair(one, two, rounds=5, runs=2)
+    assert r["latency_rounds"] == 5 and r["latency_clock"] == "thread CPU time"
+    # the paired ratio with its bootstrap interval (profiling/timing.py) and its range over rounds
+    assert r["latency_ratio_low"] <= r["latency_ratio"] <= r["latency_ratio_high"]
+    assert r["latency_ratio_min"] <= r["latency_ratio"] <= r["latency_ratio_max"]
+    assert r["latency_ms_before"] > 0 and r["latency_ms_after"] > 0

@@ -24,7 +24,8 @@ import numpy as np
 import onnx
 
 from seadeploy.backends import create_backend
-from seadeploy.errors import InputError, SeadeployError
+from seadeploy.errors import SeadeployError
+from seadeploy.graphs.load import load_model
 from seadeploy.parity import Comparison, Rule, compare, default_rule, infer_batches
 
 
@@ -43,21 +44,6 @@ class Check:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def load_onnx(path: str | os.PathLike, load_external_data: bool = True) -> onnx.ModelProto:
-    """``onnx.load`` with an ``InputError`` for a missing, truncated or non-ONNX file."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"ONNX file '{p}' does not exist")
-    try:
-        proto = onnx.load(str(p), load_external_data=load_external_data)
-    except Exception as exc:  # protobuf DecodeError, OSError for a missing sidecar, ...
-        raise InputError(f"'{p}' is not a readable ONNX model ({type(exc).__name__}: {exc}); "
-                         "it is truncated or not ONNX, re-export it") from exc
-    if not proto.graph.node or not proto.opset_import:
-        raise InputError(f"'{p}' is not a readable ONNX model (no graph nodes or opset); it is truncated or not ONNX")
-    return proto
 
 
 def check_model_full(path: str | os.PathLike) -> Check:
@@ -87,7 +73,7 @@ def infer_shapes_strict(model: onnx.ModelProto | str | os.PathLike,
                 out = Path(tmp) / src.name
                 onnx.shape_inference.infer_shapes_path(str(src), str(out), check_type=True, strict_mode=True,
                                                        data_prop=True)
-                inferred = load_onnx(out)
+                inferred = load_model(out)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
         return None, Check("shape_inference.strict", file, False, str(exc).strip().splitlines()[0])
     n = sum(1 for v in inferred.graph.value_info if v.type.HasField("tensor_type"))

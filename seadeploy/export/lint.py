@@ -24,8 +24,8 @@ import onnx
 import pandas as pd
 
 from seadeploy.errors import InputError
-from seadeploy.export.checks import load_onnx
 from seadeploy.export.onnx_export import node_module_map
+from seadeploy.graphs.load import load_model
 from seadeploy.graphs.ops import TRT_UNSUPPORTED
 
 TRT_OPSETS = range(9, 26)  # TensorRT 10.0 parses 9–20, TensorRT 11 up to 25
@@ -158,7 +158,7 @@ def lint_onnx(path: str | os.PathLike) -> LintReport:
         raise InputError(f"'{p}' is a folder, not an ONNX file; pass the file (e.g. {p / 'model.onnx'})")
     if p.exists() and not p.is_file():  # checked before opening: reading a FIFO would block forever
         raise InputError(f"'{p}' is not a regular file (a FIFO, socket or device); pass an .onnx file")
-    proto = load_onnx(p, load_external_data=False)
+    proto = load_model(p, external_data=False)
     shapes, modules = _shapes(proto), node_module_map(proto)
     findings = _external_findings(p, proto)
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)

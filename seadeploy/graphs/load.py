@@ -22,10 +22,11 @@ from seadeploy.errors import InputError
 _LIGHT_LIMIT = 64
 
 
-def load_model(source: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
+def load_model(source: str | os.PathLike | onnx.ModelProto, *, external_data: bool = True) -> onnx.ModelProto:
     """Load an ONNX file (or pass a ``ModelProto`` through) with a readable one-line error.
 
-    External data is read only from sidecars inside the model's own folder.
+    External data is read only from sidecars inside the model's own folder; ``external_data=False`` leaves
+    it unread (the lint reports sidecars itself).
 
     Raises:
         InputError: missing, a folder, unreadable, empty, or external data outside the folder or missing.
@@ -41,11 +42,13 @@ def load_model(source: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
         model = onnx.load(str(p), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf DecodeError / OSError / ValueError depending on the damage
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise InputError(f"'{p}' is not a readable ONNX model ({type(exc).__name__}{': ' + first if first else ''})"
-                         ) from exc
-    if not model.graph.node or not model.graph.input:  # a 0-byte file parses as an empty ModelProto
-        raise InputError(f"'{p}' is not a readable ONNX model (empty or truncated: no graph nodes or inputs); "
-                         "re-export it")
+        raise InputError(f"'{p}' is not a readable ONNX model ({type(exc).__name__}{': ' + first if first else ''});"
+                         " it is truncated or not ONNX, re-export it") from exc
+    if not model.graph.node or not model.graph.input or not model.opset_import:  # a 0-byte file parses as empty
+        raise InputError(f"'{p}' is not a readable ONNX model (no graph nodes, inputs or opset); it is truncated or "
+                         "not ONNX, re-export it")
+    if not external_data:
+        return model
     folder = p.resolve().parent
     external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
     for t in external:

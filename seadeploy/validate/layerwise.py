@@ -26,13 +26,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import onnx
 import pandas as pd
 import torch
 from torch import nn
 
 from seadeploy.backends.ort import OrtBackend
 from seadeploy.export.onnx_export import node_module_map
+from seadeploy.graphs.load import load_model
 from seadeploy.graphs.ops import INTEGER_OUTPUTS
 from seadeploy.parity import layer_error
 
@@ -212,7 +212,7 @@ def layerwise_ort(model: nn.Module, onnx_path: Any, x: np.ndarray, precision: st
                   threads: int | None = 1, threshold: float | None = None, backend: str = "ort",
                   providers: Sequence[str] = ("cpu",)) -> LayerwiseResult:
     """Compare every matched module output of ``model`` with the ONNX Runtime tensors of ``onnx_path`` on ``x``."""
-    proto = onnx.load(str(onnx_path))
+    proto = load_model(onnx_path)
     points, unmatched = plan_points(model, proto, x)
     names = [p.tensor for p in points]
     with OrtBackend(proto, providers=providers, threads=threads, extra_outputs=names) as be:

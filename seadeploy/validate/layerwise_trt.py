@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import onnx
 from torch import nn
 
 from seadeploy.backends.trt import TrtBackend
@@ -33,6 +32,7 @@ from seadeploy.backends.trt_support import (
 from seadeploy.errors import InputError
 from seadeploy.export.engine_inspect import parse_inspector_json
 from seadeploy.graphs.index import GraphIndex
+from seadeploy.graphs.load import load_model
 from seadeploy.validate.layerwise import LAYER_THRESHOLDS, LayerPoint, LayerwiseResult, compare_points, plan_points
 
 
@@ -91,7 +91,7 @@ def engine_layer_of(backend: Any, node_names: Sequence[str]) -> dict[str, str]:
 def layerwise_trt(model: nn.Module, onnx_path: str | os.PathLike, x: np.ndarray, precision: str = "fp32", *,
                   threshold: float | None = None, backend: str = "trt", device: int = 0) -> LayerwiseResult:
     """Compare ``model``'s module outputs with a TensorRT engine of ``onnx_path`` at its fusion boundaries."""
-    proto = onnx.load(str(onnx_path))
+    proto = load_model(onnx_path)
     points, unmatched = plan_points(model, proto, x)
     marks = fusion_boundaries(points, proto)
     plan = build_marked_engine(onnx_path, [p.tensor for p in marks], len(x), precision, device)

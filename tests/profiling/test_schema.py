@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seadeploy.profiling import schema
 from seadeploy.graphs.attention import find_attention
 from seadeploy.graphs.index import node_modules
+from seadeploy.profiling import schema
 
 
 @pytest.mark.parametrize(("op", "module", "role"), [
