@@ -39,8 +39,6 @@ POINTWISE = frozenset({"Abs", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Recipr
                        "LogSoftmax", "BatchNormalization", "InstanceNormalization", "LayerNormalization",
                        "GroupNormalization", "Identity", "Cast", "Dropout", "QuantizeLinear", "DequantizeLinear"})
 JOINS = frozenset({"Mul", "Add"})
-#: Gate functions whose input shape hints at attention when no block is found (the detector's warning).
-GATE_HINTS = frozenset({"Sigmoid", "HardSigmoid", "Tanh"})
 #: Ops whose outputs are known without data (with ``Constant`` the sources of static values).
 SHAPE_READS = frozenset({"Shape", "Size"})
 STATIC_SOURCES = frozenset({"Constant", "ConstantOfShape", "Range", *SHAPE_READS})
@@ -65,6 +63,7 @@ LIFTABLE_BINARY = frozenset({"Mul", "Add", "Sub", "Div", "Pow", "Max", "Min"})
 FP16_GATES = ("Sigmoid", "HardSigmoid", "Softmax", "Tanh")
 
 # ---------------------------------------------------------------------------------- row-arrival model
+# The row-arrival model (profiling/arrival.py) reads these once the dataflow move lands (it still keeps a copy).
 #: Elementwise ops with one data input: output row r needs input row r.
 UNARY = frozenset({"Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "BatchNormalization", "Cast", "CastLike",
                    "Ceil", "Celu", "Clip", "Cos", "Cosh", "Dropout", "DequantizeLinear", "DynamicQuantizeLinear",
