@@ -106,7 +106,7 @@ def node_info(model_path: str | os.PathLike, batch: int, found: AttentionGraph |
     sizes = {t: float(np.prod(s)) * elem_size(e) for t, (s, e) in shapes.items()}
     live = dict(zip([n.name for n in static.graph.node], liveness(static, sizes)[0]))
     try:
-        buffers = analyse_buffers(model).node_elements()
+        buffers = analyse_buffers(model).node_elements()  # at batch 1; it cannot take `found` yet (dataflow move)
     except ConfigError:  # dynamic spatial dims: no buffer model without an input size
         buffers = {}
     rows = []
