@@ -26,10 +26,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
-from seadeploy.export.checks import ort_session
+from seadeploy.backends.ort import plain_session
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.models import create_model, model_defaults
 from seadeploy.profiling.timing import Candidate, interleave
@@ -56,7 +55,7 @@ def label(attn: str, lower: bool) -> str:
 
 
 def measure(files: dict[tuple[str, bool], Path], batch: int, rounds: int, threads: int):
-    sessions = {key: ort_session(path, threads=threads) for key, path in files.items()}
+    sessions = {key: plain_session(path, threads=threads) for key, path in files.items()}
     first = next(iter(sessions.values()))
     shape = [int(d) for d in first.get_inputs()[0].shape[1:]]
     feed = {"x": np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)}
@@ -94,10 +93,7 @@ def print_table(model: str, batch: int, sbs, attns: list[str]) -> list[str]:
 def op_profile(path: Path, batch: int, runs: int) -> dict[str, float]:
     """ORT per-node profile, one thread: mean kernel ms per run by op type (NCHWc ops prefixed by their domain)."""
     with tempfile.TemporaryDirectory() as tmp:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.enable_profiling = 1, True
-        opts.profile_file_prefix = str(Path(tmp) / "prof")
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sess = plain_session(path, threads=1, profile_prefix=Path(tmp) / "prof")
         shape = [int(d) for d in sess.get_inputs()[0].shape[1:]]
         x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
         for _ in range(runs):

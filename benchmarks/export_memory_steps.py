@@ -98,7 +98,7 @@ def main() -> int:
                       "infer_batches", "reference_noise", "create_backend", "compare_backend", "write_manifest"],
              onnx_export: ["_run_exporter", "annotate_modules", "lower_for_ort"],
              onnx: ["save_model"],
-             checks: ["load_onnx", "check_model_full", "infer_shapes_strict", "check_declared_shapes",
+             checks: ["check_model_full", "infer_shapes_strict", "check_declared_shapes",
                       "create_backend"],
              prec: ["convert_fp16", "quantize_int8", "quant_pre_process", "quantize_static"]}
     for module, names in steps.items():

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seadeploy.backends.ort import plain_session
 from seadeploy.data.samples import load_samples
-from seadeploy.export.checks import ort_session
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.export.precision import INT8_TARGETS, quantize_int8
 from seadeploy.models.build import load_model
@@ -38,7 +38,7 @@ TARGET_RATIO, TARGET_AGREEMENT = 0.70, 0.99
 
 def agreement(fp32: Path, int8: Path, x: np.ndarray, batch: int = 64) -> float:
     """Fraction of samples whose top-1 class is the same in both files."""
-    a, b = ort_session(fp32), ort_session(int8)
+    a, b = plain_session(fp32), plain_session(int8)
     same = 0
     for i in range(0, len(x), batch):
         xb = x[i:i + batch]
@@ -65,7 +65,7 @@ def bench_run(run: Path, targets: list[str], batches: list[int], rounds: int, ca
     for batch in batches:
         x = test[:batch] if len(test) >= batch else np.resize(test, (batch, *test.shape[1:]))
         feed = {"x": np.ascontiguousarray(x, dtype=np.float32)}
-        sessions = {k: ort_session(p, threads=1) for k, p in files.items()}
+        sessions = {k: plain_session(p, threads=1) for k, p in files.items()}
         cands = [Candidate(k, (lambda s=s, f=feed: s.run(None, f)), batch=batch, cpu_clock=True)
                  for k, s in sessions.items()]
         sbs = interleave(cands, rounds=rounds if batch == 1 else max(8, rounds // 2), warmup_rounds=3)

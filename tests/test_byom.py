@@ -14,9 +14,11 @@ from onnx import TensorProto, helper, numpy_helper
 from safetensors.torch import save_file
 
 from seadeploy.convert.__main__ import main as convert_main
-from seadeploy.convert.onnx_rewrite import find_blocks, load_onnx_file, se_to_tse_onnx
+from seadeploy.convert.stage import latency_pair
 from seadeploy.errors import InputError
 from seadeploy.export.onnx_export import export_onnx
+from seadeploy.graphs.load import load_model
+from seadeploy.graphs.se_rewrite import find_blocks, se_to_tse_onnx
 from seadeploy.models.attention.pooling import tile_broadcast, tile_mean
 from seadeploy.models.build import build_model
 from seadeploy.models.onnx_source import OnnxFile, onnx_argument, static_batch
@@ -158,7 +160,7 @@ def _tiny_onnx(path: Path, external: str | None = None) -> Path:
 
 def test_external_data_only_inside_the_model_folder(tmp_path):
     ok = _tiny_onnx(tmp_path / "m" / "ok.onnx", external="ok.data")
-    assert load_onnx_file(ok).graph.initializer[0].raw_data  # the sidecar was read
+    assert load_model(ok).graph.initializer[0].raw_data  # the sidecar was read
     bad = _tiny_onnx(tmp_path / "m" / "bad.onnx", external="bad.data")
     proto = onnx.load(str(bad), load_external_data=False)
     for e in proto.graph.initializer[0].external_data:
@@ -167,7 +169,7 @@ def test_external_data_only_inside_the_model_folder(tmp_path):
     (tmp_path / "secret.data").write_bytes((tmp_path / "m" / "bad.data").read_bytes())
     onnx.save_model(proto, str(bad))
     with pytest.raises(InputError, match="outside the model's folder"):
-        load_onnx_file(bad)
+        load_model(bad)
 
 
 def test_file_and_folder_mixups(tmp_path):
@@ -179,3 +181,17 @@ def test_file_and_folder_mixups(tmp_path):
         OnnxFile.load(f.parent)
     with pytest.raises(InputError, match="not an .onnx file"):
         onnx_argument(str(tmp_path / "run" / "x.txt") if (tmp_path / "run" / "x.txt").write_text("x") else "", None)
+
+
+def test_convert_latency_pair_times_with_the_timing_core():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
+    one = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "one", [x], [y]))
+    two = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["t"]),
+                                               helper.make_node("Relu", ["t"], ["y"])], "two", [x], [y]))
+    r = latency_pair(one, two, rounds=5, runs=2)
+    assert r["latency_rounds"] == 5 and r["latency_clock"] == "thread CPU time"
+    # the paired ratio with its bootstrap interval (profiling/timing.py) and its range over rounds
+    assert r["latency_ratio_low"] <= r["latency_ratio"] <= r["latency_ratio_high"]
+    assert r["latency_ratio_min"] <= r["latency_ratio"] <= r["latency_ratio_max"]
+    assert r["latency_ms_before"] > 0 and r["latency_ms_after"] > 0

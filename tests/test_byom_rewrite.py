@@ -9,8 +9,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from seadeploy.convert.onnx_rewrite import se_to_tse_onnx
 from seadeploy.errors import InputError
+from seadeploy.graphs.se_rewrite import se_to_tse_onnx
 from seadeploy.models.structural import se_to_tse_structural
 from tests.graphs.attention_nets import CBAM, SIZE, SEMeanConv, TwoBlockNet, export
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import helper
 
 from seadeploy import runfolder
 from seadeploy.backends.base import BACKENDS, Backend, TensorSpec, check_feed, default_threads, run_file
@@ -227,6 +228,39 @@ def _create_session(ort, model: Any, so, providers: list[tuple[str, dict[str, An
         raise InputError(f"onnxruntime cannot load {path or 'the model'}: {first}; re-run export") from exc
 
 
+def plain_session(source: str | os.PathLike | bytes | onnx.ModelProto, *, threads: int = 1, graph_opt: str = "all",
+                  providers: Sequence[str] = ("cpu",), optimized_model_path: str | os.PathLike | None = None,
+                  profile_prefix: str | os.PathLike | None = None) -> Any:
+    """A bare ``onnxruntime.InferenceSession`` (CPU unless ``providers`` says otherwise) with ``threads`` intra-op
+    threads and one inter-op thread, for code that times ``session.run`` itself, needs ORT's optimised graph
+    (``optimized_model_path``) or its node profile (``profile_prefix``: ``end_profiling()`` returns the trace);
+    parity and checks run through :class:`OrtBackend`. Besides that class, the one place sessions are built.
+
+    Raises:
+        ConfigError: an unknown ``graph_opt`` or provider. InputError: ORT cannot load the model.
+        BackendUnavailable: onnxruntime or a provider is missing.
+    """
+    ort = _import_ort()
+    if graph_opt not in GRAPH_OPT:
+        raise ConfigError(f"unknown graph optimisation level '{graph_opt}'. Valid choices: {', '.join(GRAPH_OPT)}")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = int(threads), 1
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPT[graph_opt])
+    so.log_severity_level = 3  # errors only: the NCHWc "hardware specific" warning of a saved optimised graph
+    if optimized_model_path is not None:
+        so.optimized_model_filepath = str(optimized_model_path)
+    if profile_prefix is not None:
+        so.enable_profiling, so.profile_file_prefix = True, str(profile_prefix)
+    wanted = _provider_list(providers, ort.get_available_providers(), False, {})
+    if isinstance(source, onnx.ModelProto):
+        model, path = source.SerializeToString(), None
+    elif isinstance(source, bytes):
+        model, path = source, None
+    else:
+        model, path = str(source), Path(source)
+    return _create_session(ort, model, so, wanted, path)
+
+
 def with_extra_outputs(proto: Any, names: Sequence[str]) -> Any:
     """A copy of ``proto`` whose graph also outputs the intermediate tensors ``names`` (types from shape inference;
     a tensor it cannot type is declared without a type, and ONNX Runtime takes the type it computes).
@@ -257,3 +291,24 @@ def with_extra_outputs(proto: Any, names: Sequence[str]) -> Any:
                                   else onnx.helper.make_empty_tensor_value_info(name))
         have.add(name)
     return model
+
+
+def shapes_by_running(model: onnx.ModelProto, names: list[str]) -> dict[str, tuple[tuple[int, ...], int]]:
+    """Run ONNX Runtime once on zeros with ``names`` exposed as outputs and read their shapes."""
+    produced = {o for n in model.graph.node for o in n.output}
+    m = with_extra_outputs(model, [n for n in names if n in produced])
+    try:
+        sess = plain_session(m, threads=1, graph_opt="disable")
+    except InputError as exc:
+        raise InputError(f"cannot infer tensor shapes of this ONNX model ({exc})") from exc
+    feed = {}
+    for i in sess.get_inputs():
+        dtype = {"tensor(int64)": np.int64, "tensor(float16)": np.float16, "tensor(int32)": np.int32}.get(i.type,
+                                                                                                        np.float32)
+        feed[i.name] = np.zeros([d if isinstance(d, int) else 1 for d in i.shape], dtype=dtype)
+    outs = sess.run(None, feed)
+    out: dict[str, tuple[tuple[int, ...], int]] = {}
+    for meta, value in zip(sess.get_outputs(), outs):
+        if meta.name in names:
+            out[meta.name] = (tuple(np.asarray(value).shape), helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype))
+    return out

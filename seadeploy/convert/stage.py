@@ -4,22 +4,21 @@ PyTorch route (``--model SOURCE`` or a RUN_DIR with ``checkpoint.safetensors``):
 :func:`~seadeploy.models.rewrite.convert_model` (the zoo's weight conversion for zoo models, the structural
 rewrite for any other); ``OUT/checkpoint.safetensors`` records the conversion in its spec
 (``attn="tse"``, ``attn_kwargs={"tile", "blocks"}``) so ``train`` fine-tunes it and ``export`` rebuilds it.
-ONNX route (``--onnx FILE``): :func:`~seadeploy.convert.onnx_rewrite.se_to_tse_onnx`.
+ONNX route (``--onnx FILE``): :func:`~seadeploy.graphs.se_rewrite.se_to_tse_onnx`.
 
 Both write ``OUT/model.onnx`` (the converted graph, static batch 1) and ``OUT/convert.json``: per block and in
-total the attention buffer (profiling/dataflow.py), MACs, ONNX Runtime CPU latency before/after (interleaved
-rounds, one thread) and top-1 before/after on a labelled dataset. Everything is staged and moved into ``OUT``
+total the attention buffer (profiling/dataflow.py), MACs (graphs/macs.py), ONNX Runtime CPU latency before/after
+(the timing core's interleaved rounds, one thread) and top-1 before/after on a labelled dataset. Everything is staged and moved into ``OUT``
 only when complete.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,22 @@ import numpy as np
 import onnx
 
 from seadeploy import fileio
-from seadeploy.convert.onnx_rewrite import load_onnx_file, se_to_tse_onnx
+from seadeploy.backends.ort import plain_session, shapes_by_running
 from seadeploy.data import get_dataset
 from seadeploy.data.base import HALF, IMAGENET_STATS
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError
 from seadeploy.export.onnx_export import export_onnx
+from seadeploy.graphs.load import load_model as load_onnx_file
+from seadeploy.graphs.macs import total_macs
+from seadeploy.graphs.ops import COMPUTE_OPS
+from seadeploy.graphs.se_rewrite import se_to_tse_onnx
 from seadeploy.models.build import load_model
 from seadeploy.models.onnx_source import rebatch_to_one
 from seadeploy.models.rewrite import convert_model, tile_value
 from seadeploy.models.source import ModelSource
 from seadeploy.profiling.dataflow import analyse_buffers
+from seadeploy.profiling.timing import Candidate, interleave
 from seadeploy.runfolder import CHECKPOINT, Checkpoint
 
 CONVERT_JSON = "convert.json"
@@ -58,34 +62,8 @@ class ConvertOptions:
 
 # ------------------------------------------------------------------------------------------- figures
 def onnx_macs(model: onnx.ModelProto) -> int:
-    """Multiply-accumulates of Conv / Gemm / MatMul at batch 1 (from inferred shapes)."""
-    inferred = onnx.shape_inference.infer_shapes(model)
-    shapes = {vi.name: [d.dim_value or 1 for d in vi.type.tensor_type.shape.dim]
-              for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
-    inits = {i.name: list(i.dims) for i in model.graph.initializer}
-    total = 0
-    for n in model.graph.node:
-        out = shapes.get(n.output[0])
-        w = inits.get(n.input[1]) if len(n.input) > 1 else None
-        if out is None:
-            continue
-        if n.op_type == "Conv" and w is not None:
-            total += int(np.prod(out[1:])) * int(np.prod(w[1:]))
-        elif n.op_type in ("Gemm", "MatMul"):
-            a = shapes.get(n.input[0])
-            k = (a or [1])[-1] if n.op_type == "MatMul" or not any(
-                at.name == "transA" and at.i for at in n.attribute) else (a or [1])[-2]
-            total += int(np.prod(out[1:])) * int(k)
-    return total
-
-
-def _session(model: onnx.ModelProto):
-    import onnxruntime as ort  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    """Multiply-accumulates of Conv / ConvTranspose / Gemm / MatMul at batch 1 (the one MAC counter, graphs/macs.py)."""
+    return total_macs(model, COMPUTE_OPS, shapes_by_running)
 
 
 def _input(model: onnx.ModelProto) -> tuple[str, list[int]]:
@@ -95,29 +73,36 @@ def _input(model: onnx.ModelProto) -> tuple[str, list[int]]:
 
 
 def latency_pair(before: onnx.ModelProto, after: onnx.ModelProto, rounds: int, runs: int) -> dict[str, float]:
-    """Median ms per run of both graphs, measured in interleaved rounds in this process (one ORT intra-op thread,
-    which runs in the calling thread, so its thread CPU time is measured: robust to other processes on the machine).
-
-    Hand-written (not profiling/timing.py's single-candidate ``measure``) because the two graphs must
-    alternate round by round so machine drift hits both alike; the ratio is the median of per-round ratios.
+    """Median ms per run of both graphs, timed side by side by the timing core (:func:`~seadeploy.profiling.timing.
+    interleave`: rounds alternate the graphs, rotating which starts, so machine drift hits both alike) on one ORT
+    intra-op thread, which runs in the calling thread, so its thread CPU time is measured: robust to other
+    processes on the machine. Each round runs each graph ``runs`` times; the ratio is the median of per-round
+    ratios with its bootstrap 95 % interval, and its min/max over rounds.
     """
-    sessions = [_session(before), _session(after)]
+    n = max(1, runs)
     name, shape = _input(before)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    per: list[list[float]] = [[], []]
-    for s in sessions:  # warm-up: first runs allocate and pick kernels
-        for _ in range(max(3, runs)):
-            s.run(None, {name: x})
-    for _ in range(max(1, rounds)):
-        for i, s in enumerate(sessions):
-            t0 = time.thread_time()
-            for _ in range(max(1, runs)):
-                s.run(None, {name: x})
-            per[i].append((time.thread_time() - t0) * 1e3 / max(1, runs))
-    ratios = [a / b for a, b in zip(per[1], per[0], strict=True)]
-    return {"latency_ms_before": statistics.median(per[0]), "latency_ms_after": statistics.median(per[1]),
-            "latency_ratio": statistics.median(ratios), "latency_ratio_min": min(ratios),
-            "latency_ratio_max": max(ratios), "latency_rounds": len(ratios), "latency_clock": "thread CPU time"}
+
+    def block(model: onnx.ModelProto):
+        session = plain_session(model, threads=1)
+
+        def call() -> None:
+            for _ in range(n):
+                session.run(None, {name: x})
+
+        return call
+
+    # warm-up: at least 3 runs of each graph (first runs allocate and pick kernels)
+    side = interleave([Candidate("before", block(before), cpu_clock=True),
+                       Candidate("after", block(after), cpu_clock=True)],
+                      rounds=max(1, rounds), warmup_rounds=math.ceil(3 / n))
+    per = side.cpu_ms / n
+    ratio = side.ratio("after", "before")
+    ratios = per[:, 1] / per[:, 0]
+    return {"latency_ms_before": float(np.median(per[:, 0])), "latency_ms_after": float(np.median(per[:, 1])),
+            "latency_ratio": ratio.ratio, "latency_ratio_low": ratio.low, "latency_ratio_high": ratio.high,
+            "latency_ratio_min": float(ratios.min()), "latency_ratio_max": float(ratios.max()),
+            "latency_rounds": ratio.rounds, "latency_clock": "thread CPU time"}
 
 
 def _accuracy(models: list[onnx.ModelProto], opts: ConvertOptions, size: int, mean, std) -> list[float | None]:
@@ -129,7 +114,7 @@ def _accuracy(models: list[onnx.ModelProto], opts: ConvertOptions, size: int, me
         return [None] * len(models)
     out = []
     for m in models:
-        s = _session(m)
+        s = plain_session(m, threads=1)
         name, shape = _input(m)
         b = shape[0]
         logits = np.concatenate([s.run(None, {name: x[i:i + b]})[0] for i in range(0, len(x) - b + 1, b)])

@@ -24,7 +24,8 @@ import numpy as np
 import onnx
 
 from seadeploy.backends import create_backend
-from seadeploy.errors import InputError, SeadeployError
+from seadeploy.errors import SeadeployError
+from seadeploy.graphs.load import load_model
 from seadeploy.parity import Comparison, Rule, compare, default_rule, infer_batches
 
 
@@ -43,21 +44,6 @@ class Check:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def load_onnx(path: str | os.PathLike, load_external_data: bool = True) -> onnx.ModelProto:
-    """``onnx.load`` with an ``InputError`` for a missing, truncated or non-ONNX file."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"ONNX file '{p}' does not exist")
-    try:
-        proto = onnx.load(str(p), load_external_data=load_external_data)
-    except Exception as exc:  # protobuf DecodeError, OSError for a missing sidecar, ...
-        raise InputError(f"'{p}' is not a readable ONNX model ({type(exc).__name__}: {exc}); "
-                         "it is truncated or not ONNX, re-export it") from exc
-    if not proto.graph.node or not proto.opset_import:
-        raise InputError(f"'{p}' is not a readable ONNX model (no graph nodes or opset); it is truncated or not ONNX")
-    return proto
 
 
 def check_model_full(path: str | os.PathLike) -> Check:
@@ -87,7 +73,7 @@ def infer_shapes_strict(model: onnx.ModelProto | str | os.PathLike,
                 out = Path(tmp) / src.name
                 onnx.shape_inference.infer_shapes_path(str(src), str(out), check_type=True, strict_mode=True,
                                                        data_prop=True)
-                inferred = load_onnx(out)
+                inferred = load_model(out)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as exc:
         return None, Check("shape_inference.strict", file, False, str(exc).strip().splitlines()[0])
     n = sum(1 for v in inferred.graph.value_info if v.type.HasField("tensor_type"))
@@ -136,22 +122,6 @@ def check_declared_shapes(inferred: onnx.ModelProto, feed: dict[str, np.ndarray]
             bad.append(f"{name}: declared {want}, runtime {got}")
     detail = f"{len(values)} tensors compared at batch {batch}" if not bad else f"{len(bad)} mismatches, first {bad[0]}"
     return Check("declared_vs_runtime_shapes", file, not bad, detail, {"mismatches": bad[:20]})
-
-
-def ort_session(path_or_proto: Any, threads: int = 1, graph_opt: str = "all") -> Any:
-    """A bare CPU ``onnxruntime.InferenceSession`` with pinned threads, for benchmarks that time ``session.run``
-    directly; every check and parity comparison runs through the ``ort`` backend instead."""
-    import onnxruntime as ort  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = {
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    }[graph_opt]
-    src = path_or_proto.SerializeToString() if isinstance(path_or_proto, onnx.ModelProto) else str(path_or_proto)
-    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
 
 
 def parity_check(comparison: Comparison, file: str, name: str | None = None) -> Check:

@@ -21,12 +21,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import onnx
+import onnx_ir as ir
 
 from seadeploy.errors import InputError
+from seadeploy.graphs.index import GraphIndex
+from seadeploy.graphs.ops import CONVS
 
 #: ONNX ops whose engine layers must run in the requested precision. Gemm/MatMul (the classifier, an SE MLP)
 #: are left out: TensorRT may legitimately run a tiny FC in a wider type, and the verdict must not depend on it.
-COMPUTE_OPS = ("Conv", "ConvTranspose")
 _DTYPE_WORDS = (("bfloat16", "bf16"), ("fp8", "fp8"), ("int8", "int8"), ("fp16", "fp16"), ("half", "fp16"),
                 ("fp32", "fp32"), ("float", "fp32"), ("int32", "int32"), ("int64", "int64"), ("bool", "bool"),
                 ("uint8", "uint8"))
@@ -125,23 +127,21 @@ def parse_inspector_json(text: str | dict[str, Any], onnx_nodes: Iterable[str] =
 
 # ------------------------------------------------------------------------------------- verification
 def expected_precisions(proto: onnx.ModelProto) -> dict[str, str]:
-    """Precision each compute node (``COMPUTE_OPS``) of an ONNX graph asks for.
+    """Precision each convolution (``graphs.ops.CONVS``) of an ONNX graph asks for.
 
     ``int8`` when its data input comes from a DequantizeLinear of an int8 tensor, ``fp16`` when that input is
     float16 (the fp16 cast graph), else ``fp32``.
     """
-    elem = {v.name: v.type.tensor_type.elem_type for v in [*proto.graph.input, *proto.graph.value_info,
-                                                            *proto.graph.output] if v.type.HasField("tensor_type")}
-    elem.update({t.name: t.data_type for t in proto.graph.initializer})
-    producers = {out: n for n in proto.graph.node for out in n.output}
+    ix = GraphIndex.of(proto, shapes=False)  # the types the proto declares (value_info), no inference of its own
     out = {}
-    for node in proto.graph.node:
-        if node.op_type not in COMPUTE_OPS or not node.input:
+    for node in ix.nodes:
+        data = node.inputs[0] if node.inputs else None
+        if node.op_type not in CONVS or data is None:
             continue
-        src = producers.get(node.input[0])
+        src = ix.producer(data)
         if src is not None and src.op_type == "DequantizeLinear":
             out[node.name] = "int8"
-        elif elem.get(node.input[0]) == onnx.TensorProto.FLOAT16:
+        elif data.dtype == ir.DataType.FLOAT16:
             out[node.name] = "fp16"
         else:
             out[node.name] = "fp32"
@@ -149,7 +149,8 @@ def expected_precisions(proto: onnx.ModelProto) -> dict[str, str]:
 
 
 def verify_precisions(layers: list[EngineLayer], expected: dict[str, str], requested: str) -> dict[str, Any]:
-    """Compare each engine layer that computes an ONNX ``COMPUTE_OPS`` node with the precision the graph asks for.
+    """Compare each engine layer that computes an ONNX convolution (``graphs.ops.CONVS``) with the precision the
+    graph asks for.
 
     A layer passes when it runs in the expected precision or a lower one (an int8 kernel for an fp16 request
     is fine; an fp32 kernel for an int8/fp16 request is not). Returns a summary with ``passed`` and

@@ -24,20 +24,10 @@ import onnx
 import pandas as pd
 
 from seadeploy.errors import InputError
-from seadeploy.export.checks import load_onnx
 from seadeploy.export.onnx_export import node_module_map
+from seadeploy.graphs.load import load_model
+from seadeploy.graphs.ops import TRT_UNSUPPORTED
 
-# Ops the TensorRT 10 ONNX parser does not import (onnx-tensorrt docs/operators.md, "N" rows), plus ops
-# with no TensorRT meaning (training, strings, sequences, optionals).
-TRT_UNSUPPORTED = frozenset({
-    "Bernoulli", "BitShift", "Col2Im", "Compress", "ConcatFromSequence", "ConvInteger", "DFT", "Det",
-    "DynamicQuantizeLinear", "ImageDecoder", "LabelEncoder", "MatMulInteger", "MaxRoiPool", "MaxUnpool",
-    "MelWeightMatrix", "Multinomial", "NegativeLogLikelihoodLoss", "Optional", "OptionalGetElement",
-    "OptionalHasElement", "QLinearConv", "QLinearMatMul", "RandomNormal", "RandomNormalLike", "RegexFullMatch",
-    "STFT", "SequenceAt", "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength",
-    "SequenceMap", "SoftmaxCrossEntropyLoss", "SplitToSequence", "StringConcat", "StringNormalizer", "StringSplit",
-    "TfIdfVectorizer", "Unique",
-})
 TRT_OPSETS = range(9, 26)  # TensorRT 10.0 parses 9–20, TensorRT 11 up to 25
 SEVERITIES = ("error", "warning", "info")
 
@@ -168,7 +158,7 @@ def lint_onnx(path: str | os.PathLike) -> LintReport:
         raise InputError(f"'{p}' is a folder, not an ONNX file; pass the file (e.g. {p / 'model.onnx'})")
     if p.exists() and not p.is_file():  # checked before opening: reading a FIFO would block forever
         raise InputError(f"'{p}' is not a regular file (a FIFO, socket or device); pass an .onnx file")
-    proto = load_onnx(p, load_external_data=False)
+    proto = load_model(p, external_data=False)
     shapes, modules = _shapes(proto), node_module_map(proto)
     findings = _external_findings(p, proto)
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)

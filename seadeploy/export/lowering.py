@@ -26,11 +26,8 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-#: Elementwise ops that work unchanged on (N, C) and on (N, C, 1, 1).
-UNARY = frozenset({"Relu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf", "LeakyRelu", "Elu", "Selu",
-                   "Softplus", "Identity", "Neg", "Abs", "Exp", "Sqrt", "Reciprocal", "Gelu", "Mish", "Clip",
-                   "BatchNormalization"})
-BINARY = frozenset({"Mul", "Add", "Sub", "Div", "Pow", "Max", "Min"})
+from seadeploy.graphs.ops import LIFTABLE_BINARY, LIFTABLE_UNARY
+
 _META_KEYS = ("module", "pkg.torch.onnx.name_scopes")
 #: Gates are expanded only on maps whose channel count fills whole NCHWc blocks (MLAS uses 8 channels per block
 #: with AVX2, 16 with AVX-512); elsewhere ORT runs the Mul in NCHW and the Resize would be a wasted copy.
@@ -87,7 +84,7 @@ def _chain_step(node: ir.Node, value: ir.Value, chain: set[ir.Value]) -> str | N
     """How ``node`` (a consumer of chain value ``value``) takes part in the lifted chain, or None (abort)."""
     if _terminal(node) and node.inputs[0] is value:
         return "terminal"
-    if node.op_type in UNARY and node.inputs[0] is value:
+    if node.op_type in LIFTABLE_UNARY and node.inputs[0] is value:
         if node.op_type == "BatchNormalization" or all(_const(v) is not None for v in node.inputs[1:] if v is not None):
             return "keep"
         return None
@@ -97,7 +94,7 @@ def _chain_step(node: ir.Node, value: ir.Value, chain: set[ir.Value]) -> str | N
         return "gemm" if plain and (bias is None or _const(bias) is not None) else None
     if node.op_type == "MatMul" and node.inputs[0] is value and _const(node.inputs[1]) is not None:
         return "matmul" if _const(node.inputs[1]).ndim == 2 else None
-    if node.op_type in BINARY and len(node.inputs) == 2:
+    if node.op_type in LIFTABLE_BINARY and len(node.inputs) == 2:
         other = node.inputs[1] if node.inputs[0] is value else node.inputs[0]
         if other in chain or other is value:
             return "keep"
@@ -122,7 +119,7 @@ def _collect_chain(start: ir.Value) -> dict[ir.Node, str] | None:
             step = _chain_step(node, value, chain)
             if step is None:
                 # A binary op whose other input is a chain value not yet reached: retry once it is.
-                if node.op_type in BINARY and any(v is not None and v.producer() is not None and v not in chain
+                if node.op_type in LIFTABLE_BINARY and any(v is not None and v.producer() is not None and v not in chain
                                                   for v in node.inputs):
                     continue
                 return None

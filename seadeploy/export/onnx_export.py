@@ -26,10 +26,10 @@ import onnx
 import torch
 from torch import nn
 
-from seadeploy.convert.onnx_rewrite import se_to_tse_onnx
 from seadeploy.errors import ConfigError
 from seadeploy.export.lowering import lower_for_ort
 from seadeploy.fileio import atomic_path
+from seadeploy.graphs.se_rewrite import se_to_tse_onnx
 from seadeploy.models.structural import tiled_blocks, tse_to_se_structural
 
 INPUT_NAME, OUTPUT_NAME, BATCH_DIM = "x", "logits", "batch"
@@ -69,7 +69,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_shape: Sequence
     batch = max(int(example_batch), 2) if dynamic_batch else int(example_batch)
     example = torch.randn((batch, *map(int, input_shape)), generator=torch.Generator().manual_seed(1234))
     # A user model converted to TSE by seadeploy.convert (its SE modules run tiled by folding tiles into the batch)
-    # is exported in its SE form and given the zoo's deployable TSE lowering (convert/onnx_rewrite.py).
+    # is exported in its SE form and given the zoo's deployable TSE lowering (graphs/se_rewrite.py).
     tiles = tiled_blocks(model)
     net = tse_to_se_structural(model) if tiles else model
     program = _run_exporter(net.eval().float().cpu(), example, int(opset), dynamic_batch)

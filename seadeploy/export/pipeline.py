@@ -35,6 +35,7 @@ from seadeploy.export import checks
 from seadeploy.export.lint import lint_onnx
 from seadeploy.export.precision import Fp16Policy, int8_target
 from seadeploy.fileio import sha256, sweep_stale
+from seadeploy.graphs.load import load_model as load_onnx_model
 from seadeploy.models import model_defaults
 from seadeploy.models.build import build_model, load_model, resolve_spec
 from seadeploy.models.source import ModelSource
@@ -181,7 +182,7 @@ def check_file(path: Path, feed_batch: int, record: list[dict[str, Any]]) -> Non
     """
     first = checks.check_model_full(path)
     if not first:
-        checks.load_onnx(path)  # an unreadable file is an InputError (exit 2), not a failed check
+        load_onnx_model(path)  # an unreadable file is an InputError (exit 2), not a failed check
     inferred, second = checks.infer_shapes_strict(path, path.name)
     results = [first, second]
     if inferred is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,12 @@ from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.lowering import drop_gate_broadcasts
 from seadeploy.export.onnx_export import INPUT_NAME, MODULE_KEY, restore_modules
 from seadeploy.fileio import atomic_path
-from seadeploy.graphs.attention import GraphIndex, keep_fp32_nodes
-from seadeploy.graphs.ops import GLOBAL_POOLS, NORMS, REDUCES
+from seadeploy.graphs.attention import keep_fp32_nodes
+from seadeploy.graphs.index import GraphIndex
+from seadeploy.graphs.ops import FP16_GATES, GLOBAL_POOLS, NORMS, REDUCES
 
 REDUCE_OPS = tuple(sorted(REDUCES | GLOBAL_POOLS))
-GATE_OPS = ("Sigmoid", "HardSigmoid", "Softmax", "Tanh")  # Tanh: the SB attention gate
+GATE_OPS = FP16_GATES
 NORM_OPS = tuple(sorted(NORMS))
 
 
@@ -119,22 +119,21 @@ def fold_cast_round_trips(proto: onnx.ModelProto) -> onnx.ModelProto:
     feeds nothing else and is not a graph output.
     """
     graph = proto.graph
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for node in graph.node:
-        for name in node.input:
-            consumers[name].append(node)
-    outputs = {o.name for o in graph.output}
+    index = GraphIndex.of(proto, shapes=False)  # one ir node per proto node, in order
+    at = {id(n): i for i, n in enumerate(index.nodes)}
     rename: dict[str, str] = {}
-    drop: set[int] = set()
-    for node in graph.node:
-        if node.op_type != "Cast" or _cast_to(node) != onnx.TensorProto.FLOAT16 or node.output[0] in outputs:
+    drop: set[int] = set()  # positions in graph order
+    for i, node in enumerate(index.nodes):
+        out = node.outputs[0] if node.outputs else None
+        if (node.op_type != "Cast" or index.attr(node, "to") != onnx.TensorProto.FLOAT16 or out is None
+                or out.is_graph_output()):
             continue
-        users = consumers[node.output[0]]
-        if users and all(u.op_type == "Cast" and _cast_to(u) == onnx.TensorProto.FLOAT and u.output[0] not in outputs
-                         for u in users):
-            drop.update(id(u) for u in (node, *users))
-            rename.update({u.output[0]: node.input[0] for u in users})
-    kept = [n for n in graph.node if id(n) not in drop]
+        users = index.consumers(out)
+        if users and all(u.op_type == "Cast" and index.attr(u, "to") == onnx.TensorProto.FLOAT
+                         and not u.outputs[0].is_graph_output() for u in users):
+            drop.update([i, *(at[id(u)] for u in users)])
+            rename.update({u.outputs[0].name: node.inputs[0].name for u in users})
+    kept = [n for i, n in enumerate(graph.node) if i not in drop]
     for node in kept:
         node.input[:] = [rename.get(i, i) for i in node.input]
     del graph.node[:]
@@ -161,10 +160,6 @@ def drop_duplicate_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:
     del proto.graph.node[:]
     proto.graph.node.extend(kept)
     return proto
-
-
-def _cast_to(node: onnx.NodeProto) -> int | None:
-    return next((a.i for a in node.attribute if a.name == "to"), None)
 
 
 def sort_graph(proto: onnx.ModelProto) -> onnx.ModelProto:

@@ -30,6 +30,7 @@ from seadeploy.export.onnx_export import export_onnx, restore_modules
 from seadeploy.export.pipeline import ExportOptions, file_entry, lint_check
 from seadeploy.export.trt_engine import EngineConfig, build_engine, require_tensorrt
 from seadeploy.fileio import atomic_path, sha256
+from seadeploy.graphs.load import load_model as load_onnx_model
 from seadeploy.models.build import load_model
 from seadeploy.parity import RuleSet, compare_backend, infer_batches, is_trained, noise_notes, reference_noise
 from seadeploy.runfolder import CHECKPOINT, MANIFEST, Checkpoint, Manifest, ModelSpec, onnx_name, write_manifest
@@ -82,7 +83,7 @@ def _checkpoint(ckpt: Checkpoint, stage: Path, out: Path, source: Path | None, m
 
 
 def _simplify(path: Path) -> dict[str, Any]:
-    original = onnx.load(str(path))
+    original = load_onnx_model(path)
     slim = restore_modules(onnxslim.slim(original), original)
     with atomic_path(path) as tmp:
         onnx.save_model(slim, str(tmp), save_as_external_data=False)

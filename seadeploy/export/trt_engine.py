@@ -45,6 +45,7 @@ from seadeploy.errors import InputError, ParityFailure
 from seadeploy.export.engine_inspect import expected_precisions, parse_inspector_json, verify_precisions
 from seadeploy.export.onnx_export import INPUT_NAME
 from seadeploy.fileio import atomic_path, write_json
+from seadeploy.graphs.load import load_model
 from seadeploy.runfolder import engine_name
 
 INSTALL_HINT = f"TensorRT engines need an NVIDIA GPU with the CUDA driver and TensorRT: {TRT_HINT}"
@@ -167,7 +168,7 @@ def build_engine(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, cfg: 
 
     major = trt_major(trt)
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
-    proto = onnx.shape_inference.infer_shapes(onnx.load(str(onnx_path)))
+    proto = onnx.shape_inference.infer_shapes(load_model(onnx_path))
     input_shape = [d.dim_value or d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
     builder = trt.Builder(logger(trt))
     strong = cfg.flags(major)["strongly_typed"]

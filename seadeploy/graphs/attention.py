@@ -1,8 +1,8 @@
 """Channel attention found by graph structure: blocks and a role per node of any ONNX graph.
 
 One analysis (over ``onnx_ir``) serves the per-layer roles, the memory tags, the dataflow buffer blocks, the
-fp16 keep-fp32 set and the statistics (docs/architecture.md §2). It is also the one home of the graph index
-(producers, consumers, constant-ness) the profilers walk.
+fp16 keep-fp32 set and the statistics (docs/architecture.md §2). It walks the graph index
+(:mod:`seadeploy.graphs.index`); the op-type sets are in :mod:`seadeploy.graphs.ops`.
 
 **The criterion.** A *squeeze* is a reduction over spatial axes — global (``GlobalAveragePool``,
 ``GlobalMaxPool``, ``ReduceMean/Max/L2/…`` over H,W or over a flattened H·W, the Sub/Mul/Sqrt chain of a
@@ -46,346 +46,29 @@ Module-path metadata (``metadata_props`` ``module`` / ``pkg.torch.onnx.name_scop
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import os
 import sys
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
-import numpy as np
 import onnx
 import onnx_ir as ir
 
-from seadeploy.errors import InputError
-from seadeploy.graphs.ops import GLOBAL_POOLS, NORMS, REDUCES, TILE_POOLS
+from seadeploy.graphs.blocks import (
+    ATTENTION_ROLES,
+    EXCITE,
+    GATE,
+    SCALE,
+    SQUEEZE,
+    AttentionBlock,
+    AttentionGraph,
+)
+from seadeploy.graphs.index import GraphIndex, node_module
+from seadeploy.graphs.load import load_ir
+from seadeploy.graphs.ops import BROADCASTS, GATE_FUNCS, JOINS, MIXING, NORMS, POINTWISE, SHAPE_OPS
+from seadeploy.graphs.squeeze import channel_reduction, squeeze_kind
 
-SQUEEZE, EXCITE, GATE, SCALE = "attention.squeeze", "attention.excite", "attention.gate", "attention.scale"
-ATTENTION_ROLES = (SQUEEZE, EXCITE, GATE, SCALE)
-
-#: Data-free "squeezes": SsENet's random squeeze draws the channel descriptor instead of pooling it.
-RANDOMS = frozenset({"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike"})
-MATMULS = frozenset({"MatMul", "QLinearMatMul", "MatMulInteger", "FusedMatMul"})
-#: Channel mixing with a weight: the excitation's FC, 1×1 conv or ECA's Conv1d.
-MIXING = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger", "FusedConv", "Gemm", "FusedGemm", "Einsum",
-                    *MATMULS})
-#: Re-expansion of a (tiled) squeeze back to the map.
-BROADCASTS = frozenset({"Resize", "Upsample", "Expand", "Tile"})
-#: Data-movement ops: they move values without computing (transparent between X and the join / squeeze).
-SHAPE_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Cast", "CastLike",
-                       "Slice", "Pad", "Concat", "Gather", "Split", "Dropout", "QuantizeLinear", "DequantizeLinear",
-                       *BROADCASTS})
-GATE_FUNCS = frozenset({"Sigmoid", "HardSigmoid", "Tanh", "Softmax", "LogSoftmax", "Softsign", "Clip", "Relu",
-                        "Min", "Max", "HardSwish"})
-POINTWISE = frozenset({"Abs", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg", "Exp", "Log", "Erf",
-                       "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu", "Sigmoid", "HardSigmoid", "Tanh",
-                       "HardSwish", "Softplus", "Softsign", "Mish", "Swish", "Clip", "Min", "Max", "Softmax",
-                       "LogSoftmax", "BatchNormalization", "InstanceNormalization", "LayerNormalization",
-                       "GroupNormalization", "Identity", "Cast", "Dropout", "QuantizeLinear", "DequantizeLinear"})
-JOINS = frozenset({"Mul", "Add"})
-MODULE_KEY, SCOPES_KEY = "module", "pkg.torch.onnx.name_scopes"
 _WALK_LIMIT = 400  # nodes one backward walk may visit before giving up (a join far from any squeeze)
-
-
-@dataclasses.dataclass(frozen=True)
-class AttentionBlock:
-    """One channel-attention block: its nodes by role and the tensors it starts from and writes.
-
-    Attributes:
-        name: the common module prefix of its nodes (metadata), else the name of its first reduction node.
-        kind: ``channel``, ``channel+spatial`` (CBAM) or ``shift`` (additive join: SB, additive global context).
-        input: the tensor ``X`` the squeezes read; ``output``: what the (last) join writes.
-        squeeze_ops: op types of the reductions; ``tiled``: a squeeze keeps a grid of tiles (TSE);
-        ``reductions``: the reduction nodes themselves (part of ``squeeze``).
-    """
-
-    name: str
-    kind: str
-    input: str
-    output: str
-    squeeze: tuple[str, ...]
-    excite: tuple[str, ...]
-    gate: tuple[str, ...]
-    scale: tuple[str, ...]
-    squeeze_ops: tuple[str, ...]
-    tiled: bool
-    reductions: tuple[str, ...] = ()
-
-    @property
-    def nodes(self) -> tuple[str, ...]:
-        return (*self.squeeze, *self.excite, *self.gate, *self.scale)
-
-    def roles(self) -> dict[str, str]:
-        out = {}
-        for role, names in ((SQUEEZE, self.squeeze), (EXCITE, self.excite), (GATE, self.gate), (SCALE, self.scale)):
-            out.update(dict.fromkeys(names, role))
-        return out
-
-
-@dataclasses.dataclass
-class AttentionGraph:
-    """Result of :func:`find_attention`: the blocks, ``roles`` and ``block_of`` for every node name.
-
-    ``roles`` holds the four ``attention.*`` roles for block nodes and ``None`` elsewhere (callers add their
-    plain op-type roles); ``modules`` is the module path per node (``""`` without metadata); ``warnings``
-    says when the graph has attention-like ops (a gate or broadcast multiply on a spatially reduced tensor)
-    but no block was found.
-    """
-
-    blocks: list[AttentionBlock]
-    roles: dict[str, str | None]
-    block_of: dict[str, str | None]
-    modules: dict[str, str]
-    warnings: list[str]
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-    def block_modules(self) -> dict[str, str]:
-        """``{module path: block}`` for the nodes of blocks that carry module metadata (maps PyTorch ops to blocks)."""
-        out: dict[str, str] = {}
-        for b in self.blocks:
-            for n in b.nodes:
-                if self.modules.get(n):
-                    out.setdefault(self.modules[n], b.name)
-        return out
-
-    def block_of_module(self, module: str | None) -> str | None:
-        """The block holding nodes of ``module`` or of its nearest parent module, else ``None``."""
-        if not module:
-            return None
-        known = self.block_modules()
-        while module:
-            if module in known:
-                return known[module]
-            module = module.rpartition(".")[0]
-        return None
-
-    def keep_fp32_nodes(self) -> set[str]:
-        """Nodes an fp16 graph keeps in fp32: every squeeze node from the first reduction on (the sums of H×W
-        values that overflow fp16), the excitation and the gate. The ops before the reduction and the scale
-        run on the full map and stay fp16."""
-        out: set[str] = set()
-        for b in self.blocks:
-            out.update(b.excite, b.gate, _after_reductions(b))
-        return out
-
-    def summary(self) -> dict[str, Any]:
-        """``attention_blocks`` and per-block role counts (the JSON the profiling commands embed)."""
-        return {"attention_blocks": len(self.blocks),
-                "blocks": [{"name": b.name, "kind": b.kind, "squeeze_ops": list(b.squeeze_ops), "tiled": b.tiled,
-                            "squeeze": len(b.squeeze), "excite": len(b.excite), "gate": len(b.gate),
-                            "scale": len(b.scale)} for b in self.blocks],
-                "warnings": list(self.warnings)}
-
-
-# --------------------------------------------------------------------------------------------- graph index
-class GraphIndex:
-    """Producers, consumers, constant-ness, shapes and module paths of one ``onnx_ir`` graph.
-
-    Hand-written walks on top of ``onnx_ir`` (it gives producers and uses; the data/constant split and the
-    spatial reasoning below are specific to this analysis).
-    """
-
-    def __init__(self, model: ir.Model) -> None:
-        self.model = model
-        self.graph = model.graph
-        self.nodes: list[ir.Node] = list(self.graph)
-        self.order = {id(n): i for i, n in enumerate(self.nodes)}
-        self.by_name = {n.name: n for n in self.nodes if n.name}
-        self._static: dict[int, bool] = {}
-        self._data: dict[int, list[ir.Value]] = {}
-
-    def producer(self, v: ir.Value | None) -> ir.Node | None:
-        return v.producer() if v is not None else None
-
-    def consumers(self, v: ir.Value) -> list[ir.Node]:
-        return list(v.consumers())
-
-    def is_static(self, v: ir.Value | None) -> bool:
-        """True for values that carry no activation data: initializers, constants, shapes and what is computed
-        from them only."""
-        if v is None:
-            return True
-        key = id(v)
-        if key not in self._static:
-            node = v.producer()
-            if v.const_value is not None or v.is_initializer():
-                self._static[key] = True
-            elif node is None or node.op_type in RANDOMS:
-                self._static[key] = False  # a graph input, or random values (data, not constants)
-            elif node.op_type in ("Constant", "Shape", "Size", "ConstantOfShape", "Range"):
-                self._static[key] = True
-            else:
-                self._static[key] = all(self.is_static(i) for i in node.inputs)
-        return self._static[key]
-
-    def data_inputs(self, node: ir.Node) -> list[ir.Value]:
-        key = id(node)
-        if key not in self._data:
-            self._data[key] = [v for v in node.inputs if v is not None and not self.is_static(v)]
-        return self._data[key]
-
-    @staticmethod
-    def shape(v: ir.Value | None) -> tuple | None:
-        if v is None or v.shape is None:
-            return None
-        return tuple(d if isinstance(d, int) else None for d in v.shape)
-
-    def const(self, v: ir.Value | None) -> np.ndarray | None:
-        if v is None:
-            return None
-        if v.const_value is not None:
-            return v.const_value.numpy()
-        node = v.producer()
-        if node is not None and node.op_type == "Constant":
-            attr = node.attributes.get("value")
-            if attr is not None:
-                return attr.as_tensor().numpy()
-            for key in ("value_ints", "value_int"):
-                if key in node.attributes:
-                    return np.asarray(node.attributes[key].value)
-        return None
-
-    def attr(self, node: ir.Node, name: str, default: Any = None) -> Any:
-        a = node.attributes.get(name)
-        return default if a is None else a.value
-
-
-def load_ir(source: str | os.PathLike | onnx.ModelProto | ir.Model) -> ir.Model:
-    """An ``onnx_ir`` model with inferred shapes (static or symbolic) from a path, proto or IR model."""
-    if isinstance(source, ir.Model):
-        return source
-    if isinstance(source, onnx.ModelProto):
-        proto = source
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise InputError(f"ONNX file '{path}' does not exist")
-        try:
-            proto = onnx.load(str(path))
-        except Exception as exc:  # DecodeError / OSError / ValueError depending on the damage
-            raise InputError(f"'{path}' is not a readable ONNX model ({exc})") from exc
-    model = ir.from_proto(proto)
-    shapes = _inferred_shapes(proto)
-    for v in [*model.graph.inputs, *(o for n in model.graph for o in n.outputs)]:
-        if v.name in shapes and (v.shape is None or any(not isinstance(d, int) for d in v.shape)):
-            v.shape = ir.Shape(shapes[v.name])
-    return model
-
-
-def _inferred_shapes(proto: onnx.ModelProto) -> dict[str, list[int | str | None]]:
-    """``{tensor: dims}`` from ONNX shape inference on a weight-free copy of the graph.
-
-    Large weights are declared as inputs of their shape instead of being carried along: inference only
-    needs their shapes, and serialising megabytes of weights is what made inference slow.
-    """
-    g = proto.graph
-    small = [t for t in g.initializer if int(np.prod(t.dims)) <= 64]
-    big = [onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in g.initializer
-           if int(np.prod(t.dims)) > 64]
-    inits = {t.name for t in g.initializer}
-    light_graph = onnx.helper.make_graph(list(g.node), g.name, [*(i for i in g.input if i.name not in inits), *big],
-                                         list(g.output), small, value_info=list(g.value_info))
-    light = onnx.helper.make_model(light_graph, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
-    light.functions.extend(proto.functions)
-    # Custom ops can make inference fail: the structure still works, the broadcast test then trusts ranks.
-    try:
-        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
-    except Exception:  # noqa: BLE001 — any inference failure leaves shapes unknown
-        return {}
-    out = {}
-    for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
-        t = vi.type.tensor_type
-        if vi.type.HasField("tensor_type") and t.HasField("shape"):
-            out[vi.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
-    return out
-
-
-def node_module(node: ir.Node | onnx.NodeProto) -> str:
-    """Module path of a node: ``module`` metadata, the dynamo exporter's name scopes, or a TorchScript
-    ``/stage1/se/Mul`` name (``stage1.se``); ``""`` when none says."""
-    props = dict(node.metadata_props) if isinstance(node, ir.Node) else {p.key: p.value for p in node.metadata_props}
-    if props.get(MODULE_KEY):
-        return props[MODULE_KEY]
-    if props.get(SCOPES_KEY):
-        try:
-            names = ast.literal_eval(props[SCOPES_KEY])
-        except (ValueError, SyntaxError):
-            names = None
-        if isinstance(names, list) and len(names) >= 2:
-            return str(names[-2])
-    name = node.name or ""
-    if name.startswith("/") and name.count("/") >= 2:
-        path: list[str] = []
-        for part in (p for p in name.split("/")[1:-1] if p):
-            # TorchScript scopes repeat a container's name: /stem/stem.0/Conv is module stem.0.
-            path.append(part[len(path[-1]) + 1:] if path and part.startswith(path[-1] + ".") else part)
-        return ".".join(path)
-    return ""
-
-
-# -------------------------------------------------------------------------------------------- squeezes
-def _axes(ix: GraphIndex, node: ir.Node) -> list[int] | None:
-    axes = ix.attr(node, "axes")
-    if axes is None and len(node.inputs) > 1:
-        val = ix.const(node.inputs[1])
-        axes = None if val is None else [int(a) for a in np.atleast_1d(val)]
-    return None if axes is None else list(axes)
-
-
-def reduced_axes(ix: GraphIndex, node: ir.Node) -> list[int] | None:
-    """Normalised axes a Reduce* node reduces (``None`` when they cannot be known)."""
-    x = node.inputs[0] if node.inputs else None
-    shape = ix.shape(x)
-    axes = _axes(ix, node)
-    if axes is None:
-        return None if ix.attr(node, "noop_with_empty_axes", 0) else list(range(len(shape))) if shape else None
-    if shape is None:
-        return list(axes) if all(a >= 0 for a in axes) else None
-    return sorted({a % len(shape) for a in axes})
-
-
-def squeeze_kind(ix: GraphIndex, node: ir.Node) -> str | None:
-    """``"global"``, ``"tile"``, ``"matmul"`` when ``node`` reduces spatial extent (``"random"`` for a drawn
-    descriptor), else ``None``."""
-    op = node.op_type
-    if op in RANDOMS:
-        return "random"
-    if op in GLOBAL_POOLS:
-        return "global"
-    if op in REDUCES:
-        shape = ix.shape(node.inputs[0])
-        axes = reduced_axes(ix, node)
-        if axes is None:
-            axes = [a for a in (_axes(ix, node) or []) if a < 0]
-            return "global" if axes and all(a in (-1, -2) for a in axes) else None  # rank unknown: H/W from the end
-        rank = len(shape) if shape else 0
-        if rank < 3 or not axes or 0 in axes or 1 in axes:
-            return None
-        return "tile" if rank >= 5 else "global"
-    if op in TILE_POOLS:
-        kernel = list(ix.attr(node, "kernel_shape") or [])
-        strides = list(ix.attr(node, "strides") or [1] * len(kernel))
-        if not (kernel and kernel == strides and max(kernel) > 1):
-            return None
-        out = ix.shape(node.outputs[0])
-        return "global" if out is not None and len(out) >= 3 and all(d == 1 for d in out[2:]) else "tile"
-    if op in MATMULS:
-        data = ix.data_inputs(node)
-        ranks = [len(s) for s in (ix.shape(v) for v in node.inputs[:2]) if s is not None]
-        if data and ranks and max(ranks) >= 3 and (len(data) == 2 or all(r >= 3 for r in ranks[:1])):
-            return "matmul"
-    return None
-
-
-def channel_reduction(ix: GraphIndex, node: ir.Node) -> bool:
-    """A reduction over the channel axis only (CBAM's spatial-attention pooling)."""
-    if node.op_type not in REDUCES:
-        return False
-    shape = ix.shape(node.inputs[0])
-    return bool(shape) and len(shape) == 4 and reduced_axes(ix, node) == [1]
 
 
 # ------------------------------------------------------------------------------------------ the analysis
@@ -572,12 +255,6 @@ def _try_spatial(ix: GraphIndex, join: ir.Node, p: ir.Value, q: ir.Value) -> tup
     return chain, [*reductions, *tail], [n for n in branch if id(n) not in taken], gate, [*scale, join]
 
 
-def _after_reductions(block: AttentionBlock) -> list[str]:
-    """Squeeze nodes from the first reduction on (``squeeze`` is in graph order)."""
-    first = next((i for i, n in enumerate(block.squeeze) if n in block.reductions), None)
-    return [] if first is None else list(block.squeeze[first:])
-
-
 def _glue(ix: GraphIndex, members: dict[int, str]) -> dict[int, str]:
     """Static helper nodes (Shape, Constant, Gather … feeding a block node) take the role of the node they feed."""
     out: dict[int, str] = {}
@@ -618,10 +295,10 @@ def _hints(ix: GraphIndex) -> int:
     return count
 
 
-def find_attention(source: str | os.PathLike | onnx.ModelProto | ir.Model) -> AttentionGraph:
-    """Find the channel-attention blocks of an ONNX graph by structure (see the module docstring)."""
-    model = load_ir(source)
-    ix = GraphIndex(model)
+def find_attention(source: str | os.PathLike | onnx.ModelProto | ir.Model | GraphIndex) -> AttentionGraph:
+    """Find the channel-attention blocks of an ONNX graph by structure (see the module docstring); a
+    :class:`~seadeploy.graphs.index.GraphIndex` the caller already built is reused."""
+    ix = source if isinstance(source, GraphIndex) else GraphIndex(load_ir(source))
     found: list[_Found] = []
     claimed: set[int] = set()
     for node in ix.nodes:
@@ -692,19 +369,19 @@ def find_attention(source: str | os.PathLike | onnx.ModelProto | ir.Model) -> At
                           modules={n.name: node_modules[id(n)] for n in ix.nodes}, warnings=warnings)
 
 
-_WARNED: set[tuple[str, str]] = set()
-
-
 def print_warnings(found: AttentionGraph, source: object = "") -> None:
-    """Print each warning of ``found`` to stderr, once per source and process (a command analyses a graph
-    several times: roles, memory, buffers)."""
+    """Print each warning of ``found`` to stderr (a caller analyses a graph once and prints its warnings once)."""
     for text in found.warnings:
-        key = (str(source), text)
-        if key not in _WARNED:
-            _WARNED.add(key)
-            print(f"WARNING: {source}: {text}" if source else f"WARNING: {text}", file=sys.stderr)
+        print(f"WARNING: {source}: {text}" if source else f"WARNING: {text}", file=sys.stderr)
 
 
 def keep_fp32_nodes(proto: onnx.ModelProto) -> set[str]:
     """Node names the fp16 policy keeps in fp32 (see :meth:`AttentionGraph.keep_fp32_nodes`)."""
     return find_attention(proto).keep_fp32_nodes()
+
+
+def node_blocks(model: onnx.ModelProto, found: AttentionGraph | None = None) -> dict[str, str | None]:
+    """``{node: attention block name or None}`` for every node of ``model`` (the buffer model's and pipeline's
+    block map); ``found`` is the analysis of ``model`` when the caller has it."""
+    found = find_attention(model) if found is None else found
+    return {n.name: found.block_of.get(n.name) for n in model.graph.node}

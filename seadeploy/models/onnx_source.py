@@ -24,14 +24,14 @@ import onnx
 from onnx import numpy_helper
 
 from seadeploy import runfolder
-from seadeploy.convert.onnx_rewrite import load_onnx_file
+from seadeploy.backends.ort import plain_session
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError, ParityFailure
 from seadeploy.export import precision as prec
-from seadeploy.export.checks import ort_session
 from seadeploy.export.lint import lint_onnx
 from seadeploy.export.pipeline import staging
 from seadeploy.fileio import atomic_path, sha256
+from seadeploy.graphs.load import load_model as load_onnx_file
 from seadeploy.parity import compare, default_rule
 from seadeploy.runfolder import MANIFEST, PRECISIONS, ModelSpec, onnx_name
 
@@ -91,7 +91,7 @@ class OnnxFile:
 
 
 def _run(path: Path, of: OnnxFile, x: np.ndarray) -> np.ndarray:
-    sess = ort_session(path)
+    sess = plain_session(path)
     return np.concatenate([sess.run(None, {of.input_name: b})[0] for b in of.chunks(x)])
 
 
@@ -256,7 +256,7 @@ def rebatch_to_one(file: str | os.PathLike, dst: str | os.PathLike) -> Path:
     proto.graph.ClearField("value_info")
     try:
         x = np.zeros((1, *of.shape), np.float32)
-        ort_session(proto).run(None, {of.input_name: x})
+        plain_session(proto).run(None, {of.input_name: x})
     except Exception as exc:  # noqa: BLE001 - ORT raises its own types for a graph that does not run
         raise InputError(f"'{file}' has a fixed batch of {b} that could not be made 1 for the per-image analysis "
                          f"({type(exc).__name__}); re-export it with batch 1 or a dynamic batch") from exc

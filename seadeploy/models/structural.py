@@ -19,7 +19,7 @@ the original ``forward`` on up to four regions (whole tiles, right and bottom ed
 reassembles. It stays a trainable ``nn.Module``. When the tile covers the map the original ``forward`` runs
 unchanged, so the result is exactly the SE network. ``tse_to_se`` restores the original classes.
 
-Trade-off: the fold is a 6-D reshape; for deployment the ONNX route (:mod:`.onnx_rewrite`) emits the zoo's
+Trade-off: the fold is a 6-D reshape; for deployment the ONNX route (:mod:`seadeploy.graphs.se_rewrite`) emits the zoo's
 lowering (AveragePool → 1×1 convs → Resize), which keeps ONNX Runtime's blocked layout.
 """
 

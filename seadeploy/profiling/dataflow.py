@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 import pandas as pd
 
+from seadeploy.backends.ort import shapes_by_running
 from seadeploy.graphs.attention import AttentionGraph, print_warnings
 from seadeploy.profiling import graph
 from seadeploy.profiling.arrival import BINARY, POOL_OPS, TOL, WINDOW_OPS, last_consumer, pad_dims, window_spec
@@ -209,7 +210,7 @@ def analyse_buffers(source: str | os.PathLike | onnx.ModelProto, input_size: int
     """
     model = graph.load_model(source)
     static = graph.make_static(model, input_size=input_size, batch=1)
-    shapes = graph.infer_shapes(static)
+    shapes = graph.infer_shapes(static, shapes_by_running)
     consts = graph.constant_values(static)
     modules = graph.node_modules(static)
     found = graph.attention(static)

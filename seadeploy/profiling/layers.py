@@ -20,12 +20,18 @@ import pandas as pd
 
 from seadeploy import runfolder
 from seadeploy.backends import resolve
+from seadeploy.backends.ort import shapes_by_running
 from seadeploy.errors import ConfigError
-from seadeploy.graphs.attention import print_warnings
-from seadeploy.profiling import graph, sources
+from seadeploy.graphs.attention import find_attention, print_warnings
+from seadeploy.graphs.blocks import AttentionGraph
+from seadeploy.graphs.index import node_modules
+from seadeploy.graphs.load import load_model
+from seadeploy.graphs.macs import node_params_macs
+from seadeploy.graphs.shapes import elem_size, infer_shapes, make_static
+from seadeploy.profiling import sources
 from seadeploy.profiling.dataflow import analyse_buffers
 from seadeploy.profiling.memory import liveness
-from seadeploy.profiling.schema import attention_share, classify_role, make_frame
+from seadeploy.profiling.schema import attention_roles, attention_share, classify_role, make_frame
 
 GAP_TOLERANCE = 0.15  # |Σ layers − end-to-end| / end-to-end accepted as "layers explain the latency"
 
@@ -83,22 +89,25 @@ class LayerProfile:
                 "within_tolerance": bool(self)}
 
 
-def node_info(model_path: str | os.PathLike, batch: int) -> pd.DataFrame:
+def node_info(model_path: str | os.PathLike, batch: int, found: AttentionGraph | None = None) -> pd.DataFrame:
     """Static facts per ONNX node: module, role, block, op type, output shape/bytes and live activation bytes
     (liveness, :mod:`seadeploy.profiling.memory`) at ``batch``, params, MACs per sample and the dataflow
-    ``buffer_elems`` (batch 1)."""
-    model = graph.load_model(model_path)
-    modules = graph.node_modules(model)
-    found = graph.attention(model)  # blocks and roles by graph structure, never by module names
-    roles = graph.attention_roles(model, modules, found)
-    static = graph.make_static(model, batch=batch)
-    shapes = graph.infer_shapes(static)
-    pm = graph.node_params_macs(static, shapes)
+    ``buffer_elems`` (batch 1).
 
-    sizes = {t: float(np.prod(s)) * graph.elem_size(e) for t, (s, e) in shapes.items()}
+    The graph is loaded once and its attention analysed once (``found``, when the caller already has it).
+    """
+    model = load_model(model_path)
+    modules = node_modules(model)
+    found = find_attention(model) if found is None else found  # by graph structure, never by module names
+    roles = attention_roles(model, modules, found)
+    static = make_static(model, batch=batch)
+    shapes = infer_shapes(static, shapes_by_running)
+    pm = node_params_macs(static, shapes)
+
+    sizes = {t: float(np.prod(s)) * elem_size(e) for t, (s, e) in shapes.items()}
     live = dict(zip([n.name for n in static.graph.node], liveness(static, sizes)[0]))
     try:
-        buffers = analyse_buffers(model).node_elements()
+        buffers = analyse_buffers(model).node_elements()  # at batch 1; it cannot take `found` yet (dataflow move)
     except ConfigError:  # dynamic spatial dims: no buffer model without an input size
         buffers = {}
     rows = []
@@ -107,7 +116,7 @@ def node_info(model_path: str | os.PathLike, batch: int) -> pd.DataFrame:
         rows.append({"onnx_node": n.name, "module": modules.get(n.name, ""), "op_type": n.op_type,
                      "role": roles[n.name], "block": found.block_of.get(n.name),
                      "out_shape": "x".join(map(str, shape)) or None,
-                     "out_bytes": float(np.prod(shape)) * graph.elem_size(elem) if shape else np.nan,
+                     "out_bytes": float(np.prod(shape)) * elem_size(elem) if shape else np.nan,
                      "params": pm[n.name][0], "macs": pm[n.name][1], "buffer_elems": buffers.get(n.name, 0.0),
                      "live_bytes": live.get(n.name, np.nan)})
     return pd.DataFrame(rows).set_index("onnx_node", drop=False)
@@ -174,7 +183,7 @@ def profile_layers(run_dir: str | os.PathLike, backends: Sequence[str] = ("ort",
             gaps.append(gap_row(frame, timing, src.precision, batch))
     frame = pd.concat(frames, ignore_index=True) if frames else make_frame([])
     onnx_path = Path(run_dir) / runfolder.onnx_name("fp32")
-    found = graph.attention(onnx_path) if onnx_path.is_file() else None
+    found = find_attention(onnx_path) if onnx_path.is_file() else None
     if found is not None:
         print_warnings(found, onnx_path)
     return LayerProfile(frame=frame, gaps=pd.DataFrame(gaps), attention_blocks=None if found is None else len(found),

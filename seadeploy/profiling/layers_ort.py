@@ -19,15 +19,19 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import pandas as pd
 
-from seadeploy.backends.ort import GRAPH_OPT, PROVIDERS
+from seadeploy.backends.ort import plain_session
 from seadeploy.errors import InputError
+from seadeploy.graphs.index import GraphIndex
+from seadeploy.graphs.load import load_model
 from seadeploy.profiling.latency import make_feed
 from seadeploy.profiling.layers import Timing, attach_nodes, node_info
 from seadeploy.profiling.schema import make_frame
 from seadeploy.profiling.sources import open_backend
 
+#: ORT's layout and copy nodes (its own op types, and Transpose): they compute no original node.
 LAYOUT_OPS = frozenset({"ReorderInput", "ReorderOutput", "Transpose", "MemcpyToHost", "MemcpyFromHost"})
 MEM_FIELDS = ("activation_size", "parameter_size", "output_size", "mem_bytes_in_use", "mem_in_use_peak",
               "mem_arena_held", "mem_in_use_delta")
@@ -89,10 +93,6 @@ def aggregate_nodes(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
-    return {o: n for n in model.graph.node for o in n.output if o}
-
-
 def _hint(name: str) -> str:
     """The original name an ORT-made node is named after: ``relu_nchwc`` → ``relu``, ``fused node_x`` → ``node_x``."""
     for prefix in ("fused ",):
@@ -110,52 +110,61 @@ def map_optimized_nodes(original: onnx.ModelProto, optimized: onnx.ModelProto,
     ``max_fused``); layout nodes (``ReorderOutput``) compute none and are charged to the producer of
     the tensor they convert. The principal is the first computed node of the same op type.
     """
-    orig_prod = _producers(original)
-    names = {n.name: n for n in original.graph.node}
-    order = {n.name: i for i, n in enumerate(original.graph.node)}
-    opt_prod = _producers(optimized)
+    orig = GraphIndex.of(original, shapes=False)
+    opt = GraphIndex.of(optimized, shapes=False)
+    names = orig.by_name
+    order = {n.name: orig.position(n) for n in orig.nodes}
+    inputs = {v.name for v in orig.graph.inputs}
     memo: dict[str, set[str]] = {}
 
-    def writes(n: onnx.NodeProto) -> set[str]:
+    def made(t: str) -> bool:
+        """``t`` is an original tensor some original node writes."""
+        return orig.producer_of(t) is not None
+
+    def writes(n: ir.Node) -> set[str]:
         """Original tensors an optimised node produces."""
         if n.name not in memo:
             hint = _hint(n.name)
-            found = {t for t in n.output if t in orig_prod}
+            found = {o.name for o in n.outputs if o.name and made(o.name)}
             if not found and hint in names:
-                found = set(names[hint].output)
-            elif not found and hint in orig_prod:
+                found = {o.name for o in names[hint].outputs if o.name}
+            elif not found and made(hint):
                 found = {hint}
             memo[n.name] = found
         return memo[n.name]
 
-    def reads(n: onnx.NodeProto, depth: int = 0) -> set[str]:
+    def reads(n: ir.Node, depth: int = 0) -> set[str]:
         found: set[str] = set()
-        for t in n.input:
-            if t in orig_prod or t in {i.name for i in original.graph.input}:
+        for v in n.inputs:
+            t = v.name if v is not None else ""
+            if not t:
+                continue
+            if made(t) or t in inputs:
                 found.add(t)
-            elif t in opt_prod and depth < 4:
-                src = opt_prod[t]
+            elif opt.producer_of(t) is not None and depth < 4:
+                src = opt.producer_of(t)
                 found |= writes(src) or reads(src, depth + 1)
         return found
 
     out: dict[str, tuple[str, list[str]]] = {}
-    for n in optimized.graph.node:
+    for n in opt.nodes:
         if n.name in names:
             out[n.name] = (n.name, [n.name])
             continue
         outs, ins = writes(n), reads(n)
         if n.op_type in LAYOUT_OPS:
-            producers = [orig_prod[t].name for t in outs if t in orig_prod]
+            producers = [orig.producer_of(t).name for t in outs if made(t)]
             if producers:
                 out[n.name] = (max(producers, key=order.get), [])
             continue
         covered: set[str] = set()
-        stack = [orig_prod[t] for t in outs if t in orig_prod and t not in ins]
+        stack = [orig.producer_of(t) for t in outs if made(t) and t not in ins]
         while stack and len(covered) < max_fused:
             cur = stack.pop()
             if cur.name not in covered:
                 covered.add(cur.name)
-                stack.extend(orig_prod[i] for i in cur.input if i in orig_prod and i not in ins)
+                stack.extend(orig.producer(v) for v in cur.inputs
+                             if v is not None and v.name and made(v.name) and v.name not in ins)
         done = sorted(covered, key=order.get)
         if done:
             same = [c for c in done if names[c].op_type == n.op_type]
@@ -174,19 +183,11 @@ def map_optimized_nodes(original: onnx.ModelProto, optimized: onnx.ModelProto,
 def optimized_graph(path: str | os.PathLike, graph_opt: str, threads: int | None = None,
                     providers: tuple[str, ...] = ("cpu",)) -> onnx.ModelProto:
     """The graph ONNX Runtime actually runs at ``graph_opt`` (saved via ``optimized_model_filepath``)."""
-    import onnxruntime as ort  # noqa: PLC0415  optional: onnxruntime comes with the cpu/gpu extra (train runs without it)
-
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPT[graph_opt])
-    so.intra_op_num_threads = int(threads or 1)
-    so.log_severity_level = 3  # the NCHWc "hardware specific" warning is expected here
     with tempfile.TemporaryDirectory(prefix="seadeploy-ortopt-") as tmp:
-        so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        names = [PROVIDERS.get(p, p) for p in providers]
-        ort.InferenceSession(str(path), so, providers=[*names, *(["CPUExecutionProvider"] if "cpu" not in providers
-                                                                 else [])])
-        return onnx.load(so.optimized_model_filepath)
+        saved = Path(tmp) / "optimized.onnx"
+        plain_session(path, threads=int(threads or 1), graph_opt=graph_opt, providers=providers,
+                      optimized_model_path=saved)
+        return load_model(saved)
 
 
 def ort_frame(agg: pd.DataFrame, nodes: pd.DataFrame, mapping: dict[str, tuple[str, list[str]]],
@@ -209,7 +210,7 @@ def profile_ort(src, *, run_dir, batch: int, threads: int | None, runs: int, war
                 duration_s: float, graph_opts: tuple[str, ...] = ("all", "disable")) -> list[tuple[pd.DataFrame, Timing]]:
     """Profile ``src`` (an ORT source) with the optimised and the one-to-one graph; ``[(frame, Timing)]``."""
     nodes = node_info(src.path, batch)
-    original = onnx.load(str(src.path))
+    original = load_model(src.path)
     out = []
     for opt in graph_opts:
         label = src.backend if opt == "all" else f"{src.backend}-noopt"

@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from seadeploy.errors import ConfigError
+from seadeploy.graphs.ops import SQUEEZE_OPS, VIEW_OPS
 from seadeploy.profiling.latency import make_feed
 from seadeploy.profiling.layers import Timing, attach_nodes, node_info
-from seadeploy.profiling.schema import SQUEEZE_OPS, classify_role, make_frame
+from seadeploy.profiling.schema import classify_role, make_frame
 from seadeploy.profiling.sources import input_shape, open_backend
 from seadeploy.profiling.timing import measure
 
@@ -137,8 +138,8 @@ def torch_rows(per_run: pd.DataFrame, nodes: pd.DataFrame | None) -> pd.DataFram
     return agg
 
 
-_SHAPE_OPS = frozenset({"Reshape", "Flatten", "Unsqueeze", "Squeeze", "Expand", "Slice", "aten::unsqueeze",
-                        "aten::squeeze", "aten::view", "aten::expand_as", "aten::flatten"})
+#: aten view ops the ONNX name map does not cover (``VIEW_OPS`` holds their ONNX counterparts).
+_ATEN_VIEWS = frozenset({"aten::unsqueeze", "aten::squeeze", "aten::view", "aten::expand_as", "aten::flatten"})
 
 
 def module_blocks(nodes: pd.DataFrame | None) -> dict[str, str]:
@@ -161,7 +162,7 @@ def _block_role(op_type: str) -> str:
 def sequence_roles(modules: list[str], ops: list[str], roles: list[str], blocks: list[str | None]) -> list[str]:
     """Refine attention roles of ops in call order: inside a block, shape ops up to its first squeeze
     belong to the squeeze and those after its gate to the scale (the graph-free counterpart of
-    :func:`graph.attention_roles`)."""
+    :func:`schema.attention_roles`)."""
     out, state = list(roles), {}
     for i, (_, op, role, block) in enumerate(zip(modules, ops, roles, blocks)):
         if not isinstance(block, str):
@@ -169,7 +170,7 @@ def sequence_roles(modules: list[str], ops: list[str], roles: list[str], blocks:
         seen = state.setdefault(block, set())
         if role in ("attention.squeeze", "attention.gate"):
             seen.add(role)
-        elif onnx_op(op) in _SHAPE_OPS or op in _SHAPE_OPS:
+        elif onnx_op(op) in VIEW_OPS or op in VIEW_OPS or op in _ATEN_VIEWS:
             if "attention.squeeze" not in seen:
                 out[i] = "attention.squeeze"
             elif "attention.gate" in seen:

@@ -22,6 +22,7 @@ from seadeploy import fileio, runfolder
 from seadeploy.backends.trt import import_tensorrt
 from seadeploy.backends.trt_support import engine_information
 from seadeploy.export.engine_inspect import parse_inspector_json
+from seadeploy.graphs.ops import COMPUTE_OPS
 from seadeploy.profiling.latency import make_feed
 from seadeploy.profiling.layers import Timing, attach_nodes, node_info
 from seadeploy.profiling.schema import make_frame
@@ -30,7 +31,6 @@ from seadeploy.profiling.trt_timing import measure_trt_stages
 
 _TOKEN = re.compile(r"[A-Za-z0-9_./:\-]+")
 _FOREIGN = re.compile(r"ForeignNode\[(.+?)\.\.\.(.+?)\]")
-COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def onnx_nodes_in_name(name: str, order: Sequence[str]) -> list[str]:

@@ -22,10 +22,13 @@ import onnx
 import pandas as pd
 
 from seadeploy import fileio, runfolder
-from seadeploy.graphs.attention import print_warnings
-from seadeploy.profiling import graph
-
-ALIAS_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
+from seadeploy.backends.ort import shapes_by_running
+from seadeploy.graphs.attention import find_attention, print_warnings
+from seadeploy.graphs.index import GraphIndex, node_modules
+from seadeploy.graphs.load import load_model
+from seadeploy.graphs.ops import ALIAS_OPS
+from seadeploy.graphs.shapes import elem_size, infer_shapes, make_static
+from seadeploy.profiling.schema import attention_roles
 
 
 @dataclasses.dataclass
@@ -42,46 +45,47 @@ class MemoryReport:
         return self.frame.copy()
 
 
-def _buffers(model: onnx.ModelProto, sizes: dict[str, float]) -> tuple[dict[str, str], dict[str, list[int]]]:
-    """Map each activation tensor to its buffer (aliases share one) and each buffer to [birth, death]."""
-    weights = {i.name for i in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant"
-                                                          for o in n.output}
+def _buffers(ix: GraphIndex) -> tuple[dict[str, str], dict[str, list[int]]]:
+    """Map each activation tensor to its buffer (aliases share one) and each buffer to [birth, death]: born at
+    its producer, dead after its last consumer (from the graph index), held to the end when a graph output."""
+    g = ix.graph
+    weights = {v.name for v in g.initializers.values()} | {o.name for n in ix.nodes if n.op_type == "Constant"
+                                                          for o in n.outputs}
     # Nodes that read only weights compute weights: the TorchScript exporter passes initializers through
     # Identity nodes (and casts/reshapes constants); their outputs are not activations.
-    for node in model.graph.node:
-        if node.input and all(t in weights for t in node.input if t):
-            weights.update(t for t in node.output if t)
+    for node in ix.nodes:
+        ins = [v.name for v in node.inputs if v is not None and v.name]
+        if ins and all(t in weights for t in ins):
+            weights.update(o.name for o in node.outputs if o.name)
     owner: dict[str, str] = {}
     span: dict[str, list[int]] = {}
-    for vi in model.graph.input:
-        if vi.name not in weights:
-            owner[vi.name] = vi.name
-            span[vi.name] = [0, 0]
-    last = len(model.graph.node) - 1
-    for i, node in enumerate(model.graph.node):
-        for t in node.input:
-            if t in owner:
-                span[owner[t]][1] = max(span[owner[t]][1], i)
-        if node.op_type == "Constant" or any(t in weights for t in node.output if t):
+    last = len(ix.nodes) - 1
+    for v in g.inputs:
+        if v.name not in weights:
+            owner[v.name] = v.name
+            span[v.name] = [0, 0]
+    for i, node in enumerate(ix.nodes):
+        if node.op_type == "Constant" or any(o.name in weights for o in node.outputs if o.name):
             continue
-        for j, t in enumerate(node.output):
-            if not t:
+        for j, out in enumerate(node.outputs):
+            if not out.name:
                 continue
-            src = node.input[0] if node.input else ""
+            src = node.inputs[0].name if node.inputs and node.inputs[0] is not None else ""
             if j == 0 and node.op_type in ALIAS_OPS and src in owner:
-                owner[t] = owner[src]
+                owner[out.name] = owner[src]
             else:
-                owner[t] = t
-                span[t] = [i, i]
-    for out in model.graph.output:
-        if out.name in owner:
-            span[owner[out.name]][1] = last
+                owner[out.name] = out.name
+                span[out.name] = [i, i]
+    for name, buf in owner.items():
+        v = ix.value(name)
+        readers = [ix.position(u) for u in ix.consumers(v)] if v is not None else []
+        span[buf][1] = max([span[buf][1], *readers, *([last] if v is not None and v.is_graph_output() else [])])
     return owner, span
 
 
 def liveness(model: onnx.ModelProto, sizes: dict[str, float]) -> tuple[np.ndarray, dict[str, Any]]:
     """Live activation bytes at each node step and the totals (peak, its node, the no-reuse sum)."""
-    owner, span = _buffers(model, sizes)
+    owner, span = _buffers(GraphIndex.of(model, shapes=False))
     size = {b: max((sizes.get(t, np.nan) for t, o in owner.items() if o == b), default=np.nan) for b in span}
     n = len(model.graph.node)
     diff = np.zeros(n + 1)
@@ -101,15 +105,15 @@ def liveness(model: onnx.ModelProto, sizes: dict[str, float]) -> tuple[np.ndarra
 def activation_memory(source: str | os.PathLike | onnx.ModelProto, batch: int = 1,
                       input_size: int | None = None) -> MemoryReport:
     """Per-node output bytes and live bytes at ``batch``, with peak and totals."""
-    model = graph.load_model(source)
-    static = graph.make_static(model, input_size=input_size, batch=batch)
-    shapes = graph.infer_shapes(static)
-    sizes = {t: float(np.prod(s)) * graph.elem_size(e) for t, (s, e) in shapes.items()}
+    model = load_model(source)
+    static = make_static(model, input_size=input_size, batch=batch)
+    shapes = infer_shapes(static, shapes_by_running)
+    sizes = {t: float(np.prod(s)) * elem_size(e) for t, (s, e) in shapes.items()}
     live, totals = liveness(static, sizes)
-    modules = graph.node_modules(static)
-    found = graph.attention(static)
+    modules = node_modules(static)
+    found = find_attention(static)
     print_warnings(found, source if not isinstance(source, onnx.ModelProto) else "")
-    roles = graph.attention_roles(static, modules, found)
+    roles = attention_roles(static, modules, found)
     rows = []
     for i, n in enumerate(static.graph.node):
         out = n.output[0] if n.output else ""

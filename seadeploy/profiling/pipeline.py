@@ -47,6 +47,7 @@ import numpy as np
 import onnx
 import pandas as pd
 
+from seadeploy.backends.ort import shapes_by_running
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.profiling import graph
 from seadeploy.profiling.arrival import (
@@ -173,7 +174,7 @@ class Graph:
     def load(cls, source: str | os.PathLike | onnx.ModelProto, input_size: int | None = None) -> Graph:
         model = graph.load_model(source)
         static = graph.make_static(model, input_size=input_size, batch=1)
-        shapes = graph.infer_shapes(static)
+        shapes = graph.infer_shapes(static, shapes_by_running)
         consts = graph.constant_values(static)
         modules = graph.node_modules(static)
         blocks = graph.node_blocks(static)  # attention blocks found by graph structure

@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 
 from seadeploy import fileio, runfolder
 from seadeploy.cli import parse_kv_args, print_json
-from seadeploy.convert.onnx_rewrite import se_to_tse_onnx
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.graphs.se_rewrite import se_to_tse_onnx
 from seadeploy.profiling import graph
 from seadeploy.profiling.pipeline import (
     Graph,
@@ -144,7 +144,7 @@ def sweep_tiles(model: str, tiles: list[str], hw: Hardware, input_size: int | No
 def sweep_tiles_onnx(source: str | os.PathLike | onnx.ModelProto, tiles: list[str], hw: Hardware,
                      input_size: int | None = None) -> pd.DataFrame:
     """The tile sweep of a user's SE graph: each tile through the ONNX SE→TSE rewrite
-    (:func:`seadeploy.convert.onnx_rewrite.se_to_tse_onnx`, the zoo's TSE lowering); ``global`` is the graph as
+    (:func:`seadeploy.graphs.se_rewrite.se_to_tse_onnx`, the zoo's TSE lowering); ``global`` is the graph as
     given. Blocks the rewrite cannot convert stay as they are in every row.
 
     Raises:

@@ -12,14 +12,25 @@ graph structure in :mod:`seadeploy.graphs.attention`); other layers get a plain 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from seadeploy.graphs.ops import GLOBAL_POOLS, REDUCES, TILE_POOLS
+from seadeploy.graphs.ops import (
+    ROLE_ACT,
+    ROLE_CONV,
+    ROLE_LINEAR,
+    ROLE_NORM,
+    ROLE_POOL,
+)
 from seadeploy.runfolder import LAYER_COLUMNS as COLUMNS
 from seadeploy.runfolder import LAYER_DTYPES as DTYPES
+
+if TYPE_CHECKING:  # annotations only: the schema stays importable without onnx_ir (the run folder reads it)
+    import onnx
+
+    from seadeploy.graphs.blocks import AttentionGraph
 
 SCHEMA_VERSION = 1
 
@@ -27,23 +38,6 @@ SCHEMA_VERSION = 1
 
 ATTENTION_ROLES: tuple[str, ...] = ("attention.squeeze", "attention.excite", "attention.gate", "attention.scale")
 ROLES: tuple[str, ...] = ("conv", "norm", "act", "pool", "linear", *ATTENTION_ROLES, "other")
-
-# ONNX op types (and ORT fused / TensorRT layer types) per plain role.
-_CONV = {"Conv", "ConvTranspose", "QLinearConv", "ConvInteger", "FusedConv", "NhwcFusedConv", "NhwcConv",
-         "Convolution", "Deconvolution", "CaskConvolution", "CaskDeconvolution"}
-_NORM = {"BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization", "LRN",
-         "SimplifiedLayerNormalization", "Normalization", "Scale"}
-_ACT = {"Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Selu", "Celu", "HardSigmoid", "HardSwish", "Gelu",
-        "FastGelu", "Softplus", "Softsign", "Clip", "PRelu", "Mish", "Swish", "QuickGelu", "Softmax",
-        "LogSoftmax", "ThresholdedRelu", "Activation"}
-_POOL = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool", "GlobalLpPool", "ReduceMean",
-         "ReduceMax", "QLinearAveragePool", "QLinearGlobalAveragePool", "Pooling", "Reduce"}
-_LINEAR = {"Gemm", "MatMul", "FusedMatMul", "QLinearMatMul", "MatMulInteger", "FusedGemm", "MatrixMultiply",
-           "FullyConnected", "Einsum"}
-
-#: Reductions (op types, and TensorRT's Pooling/Reduce layers) whose cost counts per input element in the MAC model.
-SQUEEZE_OPS = REDUCES | GLOBAL_POOLS | TILE_POOLS | {"Pooling", "Reduce"}
-
 
 def classify_role(op_type: str, module_path: str | None = None) -> str:
     """The plain ``role`` of one ONNX node / engine layer from its op type (conv, norm, act, pool, linear, other).
@@ -55,17 +49,24 @@ def classify_role(op_type: str, module_path: str | None = None) -> str:
     op = str(op_type or "")
     base = op.split("+")[0] if "+" in op else op  # "Conv+Relu" style fused names count as the first op
     leaf = (module_path or "").split(".")[-1].lower()
-    if base in _CONV:
+    if base in ROLE_CONV:
         return "conv"
-    if base in _NORM:
+    if base in ROLE_NORM:
         return "norm"
-    if base in _ACT or (leaf.startswith("act") and base in {"Mul", "Sigmoid"}):
+    if base in ROLE_ACT or (leaf.startswith("act") and base in {"Mul", "Sigmoid"}):
         return "act"
-    if base in _POOL:
+    if base in ROLE_POOL:
         return "pool"
-    if base in _LINEAR:
+    if base in ROLE_LINEAR:
         return "linear"
     return "other"
+
+
+def attention_roles(model: onnx.ModelProto, modules: Mapping[str, str], found: AttentionGraph) -> dict[str, str]:
+    """``{node: role}``: the ``attention.*`` role of every node of a block ``found`` by structure, the plain op-type
+    role (:func:`classify_role`) elsewhere; ``modules`` is ``graphs.index.node_modules(model)``."""
+    return {n.name: found.roles.get(n.name) or classify_role(n.op_type, modules.get(n.name, ""))
+            for n in model.graph.node}
 
 
 def is_attention_role(role: str | None) -> bool:

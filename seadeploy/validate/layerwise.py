@@ -26,17 +26,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import onnx
 import pandas as pd
 import torch
 from torch import nn
 
 from seadeploy.backends.ort import OrtBackend
 from seadeploy.export.onnx_export import node_module_map
+from seadeploy.graphs.load import load_model
+from seadeploy.graphs.ops import INTEGER_OUTPUTS
 from seadeploy.parity import layer_error
 
 LAYER_THRESHOLDS = {"fp32": 1e-3, "fp16": 1e-2, "int8": 0.1}
-_INTEGER_OUTPUT_OPS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear"})  # int8 codes, not comparable values
 
 
 @dataclasses.dataclass
@@ -145,7 +145,7 @@ def plan_points(model: nn.Module, proto: Any, x: np.ndarray) -> tuple[list[Layer
     nodes = list(proto.graph.node)
     last: dict[str, int] = {}  # module path (and every ancestor) → index of its last node
     for i, node in enumerate(nodes):
-        path = modules.get(node.name, "") if node.op_type not in _INTEGER_OUTPUT_OPS else ""
+        path = modules.get(node.name, "") if node.op_type not in INTEGER_OUTPUTS else ""
         while path:
             last[path] = i
             path = path.rpartition(".")[0]
@@ -212,7 +212,7 @@ def layerwise_ort(model: nn.Module, onnx_path: Any, x: np.ndarray, precision: st
                   threads: int | None = 1, threshold: float | None = None, backend: str = "ort",
                   providers: Sequence[str] = ("cpu",)) -> LayerwiseResult:
     """Compare every matched module output of ``model`` with the ONNX Runtime tensors of ``onnx_path`` on ``x``."""
-    proto = onnx.load(str(onnx_path))
+    proto = load_model(onnx_path)
     points, unmatched = plan_points(model, proto, x)
     names = [p.tensor for p in points]
     with OrtBackend(proto, providers=providers, threads=threads, extra_outputs=names) as be:

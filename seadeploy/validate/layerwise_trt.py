@@ -13,12 +13,10 @@ GPU only; ``tensorrt`` is imported when called.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import onnx
 from torch import nn
 
 from seadeploy.backends.trt import TrtBackend
@@ -33,13 +31,15 @@ from seadeploy.backends.trt_support import (
 )
 from seadeploy.errors import InputError
 from seadeploy.export.engine_inspect import parse_inspector_json
+from seadeploy.graphs.index import GraphIndex
+from seadeploy.graphs.load import load_model
 from seadeploy.validate.layerwise import LAYER_THRESHOLDS, LayerPoint, LayerwiseResult, compare_points, plan_points
 
 
 def fusion_boundaries(points: Sequence[LayerPoint], proto: Any) -> list[LayerPoint]:
     """The points TensorRT materialises anyway: container outputs and multi-consumer tensors."""
-    uses = Counter(i for n in proto.graph.node for i in n.input)
-    return [p for p in points if p.container or uses[p.tensor] > 1]
+    ix = GraphIndex.of(proto, shapes=False)
+    return [p for p in points if p.container or ix.uses_of(p.tensor) > 1]
 
 
 def build_marked_engine(onnx_path: str | os.PathLike, tensors: Sequence[str], batch: int, precision: str,
@@ -91,7 +91,7 @@ def engine_layer_of(backend: Any, node_names: Sequence[str]) -> dict[str, str]:
 def layerwise_trt(model: nn.Module, onnx_path: str | os.PathLike, x: np.ndarray, precision: str = "fp32", *,
                   threshold: float | None = None, backend: str = "trt", device: int = 0) -> LayerwiseResult:
     """Compare ``model``'s module outputs with a TensorRT engine of ``onnx_path`` at its fusion boundaries."""
-    proto = onnx.load(str(onnx_path))
+    proto = load_model(onnx_path)
     points, unmatched = plan_points(model, proto, x)
     marks = fusion_boundaries(points, proto)
     plan = build_marked_engine(onnx_path, [p.tensor for p in marks], len(x), precision, device)

@@ -252,3 +252,10 @@ def test_backends_import_no_optional_gpu_libraries(tiny_onnx):
             "print(sorted(m for m in ('tensorrt', 'pycuda') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_onnxruntime_sessions_are_built_only_in_backends():
+    hits = [f"{rel}:{i}: {line.strip()}" for rel, text in _sources("backends/")
+            for i, line in enumerate(text.splitlines(), 1) if "InferenceSession(" in line]
+    assert hits == [], "ONNX Runtime sessions built outside seadeploy/backends/ (use backends.ort.plain_session or " \
+        "the ort backend):\n" + "\n".join(hits)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
-from seadeploy.backends.ort import OrtBackend, with_extra_outputs
+from seadeploy.backends.ort import OrtBackend, plain_session, with_extra_outputs
 from seadeploy.errors import ConfigError, InputError
 
 X = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
@@ -72,3 +73,17 @@ def test_missing_and_corrupt_files_raise_input_error(tmp_path):
 def test_run_folder_source_uses_model_onnx(tiny_onnx):
     with OrtBackend(tiny_onnx.parent, threads=1) as be:
         assert be.path == tiny_onnx
+
+
+def test_plain_session_is_the_ort_session_for_timing_and_graph_dumps(tiny_onnx, tmp_path):
+    saved = tmp_path / "opt.onnx"
+    sess = plain_session(tiny_onnx, threads=1, graph_opt="extended", optimized_model_path=saved)
+    assert sess.get_session_options().intra_op_num_threads == 1 and sess.get_providers() == ["CPUExecutionProvider"]
+    assert saved.is_file() and onnx.load(str(saved)).graph.node  # the graph ORT runs at that level
+    plain = plain_session(onnx.load(str(tiny_onnx)), graph_opt="disable", profile_prefix=tmp_path / "prof")
+    np.testing.assert_allclose(plain.run(None, {"x": X})[0], sess.run(None, {"x": X})[0], atol=1e-5, rtol=1e-5)
+    assert json.loads(Path(plain.end_profiling()).read_text())  # profiling on: a trace to read
+    with pytest.raises(ConfigError, match="optimisation level 'max'"):
+        plain_session(tiny_onnx, graph_opt="max")
+    with pytest.raises(InputError, match="cannot load"):
+        plain_session(b"not a protobuf at all")

@@ -7,6 +7,7 @@ from onnx import TensorProto, helper
 from seadeploy.errors import InputError, ParityFailure
 from seadeploy.export import checks
 from seadeploy.export.pipeline import check_file
+from seadeploy.graphs.load import load_model
 from seadeploy.parity import default_rule
 
 
@@ -78,13 +79,13 @@ def test_parity_fails_beyond_tolerance(tiny_net, tiny_onnx):
 
 
 @pytest.mark.parametrize("content", [b"", b"not an onnx model at all", None])
-def test_load_onnx_rejects_bad_files(tmp_path, tiny_onnx, content):
+def test_the_onnx_loader_rejects_bad_files(tmp_path, tiny_onnx, content):
     path = tmp_path / "bad.onnx"
     path.write_bytes(tiny_onnx.read_bytes()[:2000] if content is None else content)
     with pytest.raises(InputError, match="truncated or not ONNX"):
-        checks.load_onnx(path)
+        load_model(path)
 
 
-def test_load_onnx_missing_file(tmp_path):
+def test_the_onnx_loader_names_a_missing_file(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
-        checks.load_onnx(tmp_path / "nope.onnx")
+        load_model(tmp_path / "nope.onnx")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from seadeploy.backends.ort import plain_session
 from seadeploy.errors import ParityFailure
-from seadeploy.export import checks
 from seadeploy.export.__main__ import main
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
@@ -53,7 +53,7 @@ def test_flags_export_writes_files_and_manifest(run):
 def test_run_folder_alone_rebuilds_the_reference(run):
     model = load_model(Checkpoint.load(run))
     x = np.random.default_rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32)
-    ort_out = checks.ort_session(run / "model.onnx").run(None, {"x": x})[0]
+    ort_out = plain_session(run / "model.onnx").run(None, {"x": x})[0]
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(ort_out), model(torch.from_numpy(x)), atol=1e-4, rtol=1e-3)
 

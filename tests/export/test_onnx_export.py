@@ -3,6 +3,7 @@ import onnx
 import pytest
 import torch
 
+from seadeploy.backends.ort import plain_session
 from seadeploy.errors import ConfigError
 from seadeploy.export import checks
 from seadeploy.export.onnx_export import MODULE_KEY, export_onnx, node_module_map, restore_modules
@@ -56,7 +57,7 @@ def test_static_batch(tiny_net, tmp_path):
     path = export_onnx(tiny_net, tmp_path / "s.onnx", (3, 16, 16), dynamic_batch=False, example_batch=1)
     dim0 = onnx.load(path).graph.input[0].type.tensor_type.shape.dim[0]
     assert dim0.dim_value == 1
-    sess = checks.ort_session(path)
+    sess = plain_session(path)
     assert sess.run(None, {"x": np.zeros((1, 3, 16, 16), np.float32)})[0].shape == (1, 10)
 
 

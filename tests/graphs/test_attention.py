@@ -7,7 +7,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from seadeploy.graphs.attention import GraphIndex, find_attention, keep_fp32_nodes, load_ir
+from seadeploy.graphs.attention import find_attention, keep_fp32_nodes
+from seadeploy.graphs.index import GraphIndex
+from seadeploy.graphs.load import load_ir
 from tests.graphs.attention_nets import ATTENTION_NETS
 
 EXPORTERS = ("dynamo", "torchscript")

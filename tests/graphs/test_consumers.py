@@ -77,6 +77,14 @@ def test_layer_roles_and_blocks_by_structure(exported):
     assert nodes.loc[nodes["block"].isna(), "role"].isin(["conv", "act", "pool", "linear", "other", "norm"]).all()
 
 
+def test_node_info_reuses_the_callers_analysis(exported, monkeypatch):
+    path = exported("eca", "dynamo")
+    found = find_attention(path)
+    monkeypatch.setattr("seadeploy.profiling.layers.find_attention", lambda *_: pytest.fail("analysed twice"))
+    nodes = node_info(path, batch=1, found=found)
+    assert set(nodes["block"].dropna()) == {"stage1.eca", "stage2.eca"}
+
+
 def test_layers_summary_carries_blocks_and_share():
     rows = [("conv", None, 6.0), ("attention.squeeze", "s.se", 1.0), ("attention.gate", "s.se", 1.0)]
     frame = make_frame([{"role": r, "block": b, "time_ms": t} for r, b, t in rows], backend="ort",

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from seadeploy.graphs.attention import find_attention
+from seadeploy.graphs.index import node_modules
 from seadeploy.profiling import schema
-from seadeploy.profiling.graph import attention_roles
 
 
 @pytest.mark.parametrize(("op", "module", "role"), [
@@ -24,7 +25,8 @@ def test_classify_role(op, module, role):
 def test_graph_gives_attention_roles(graphs):
     # TSE lowering: Reshape + ReduceMean are the squeeze, the MLP the excitation, Sigmoid the gate,
     # Resize + Mul the scale — found from the graph, whatever the module is called.
-    roles = attention_roles(graphs.tse_block(tile=2, module="stage.ctx"))
+    model = graphs.tse_block(tile=2, module="stage.ctx")
+    roles = schema.attention_roles(model, node_modules(model), find_attention(model))
     assert roles == {"tiles": "attention.squeeze", "squeeze": "attention.squeeze", "fc1": "attention.excite",
                      "act": "attention.excite", "fc2": "attention.excite", "gate": "attention.gate",
                      "up": "attention.scale", "scale": "attention.scale"}

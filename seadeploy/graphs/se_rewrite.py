@@ -1,6 +1,7 @@
 """SE → TSE on an ONNX graph, with the zoo's deployable TSE lowering (models/attention/tse.py, pooling.py).
 
-The blocks come from the one structural attention analysis (:func:`seadeploy.graphs.attention.find_attention`):
+The blocks come from the one structural attention analysis (:func:`seadeploy.graphs.attention.find_attention`,
+run on the graph index this module builds once):
 its squeeze nodes, the tensor ``X`` they read, the excitation/gate/scale nodes and the scale join. This module
 only decides which of those blocks the lowering can rewrite and rewrites them. A block is rewritten when it
 is a multiplicative channel block (``X ⊙ g(squeeze(X))``) with exactly one global *average* squeeze reading
@@ -23,26 +24,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import onnx
 import onnx_ir as ir
 from onnx import helper, numpy_helper
-from onnx.external_data_helper import load_external_data_for_model
 
 from seadeploy.errors import InputError
-from seadeploy.graphs.attention import AttentionBlock, GraphIndex, find_attention, load_ir, reduced_axes
-from seadeploy.models.structural import stage_tiles
-
-# Resize/Expand/Tile on the path only broadcast the (N, C, 1, 1) gate (export lowerings emit them); dropped.
-SHAPE_OPS = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Expand", "Identity", "Resize", "Tile"}
-ELEMENTWISE = {"Add", "Mul", "Sub", "Div", "Relu", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "Tanh",
-               "LeakyRelu", "Relu6", "Elu", "Selu", "Softplus", "Neg", "Cast"}
-MIXING = {"Gemm", "MatMul", "Conv", "BatchNormalization"}
-#: Shape arithmetic inside a block (it feeds the dropped reshapes and is pruned with them).
-SHAPE_READS = {"Shape", "Size"}
+from seadeploy.graphs.attention import find_attention
+from seadeploy.graphs.blocks import AttentionBlock
+from seadeploy.graphs.index import GraphIndex
+from seadeploy.graphs.load import load_ir
+from seadeploy.graphs.ops import SHAPE_READS, TSE_MIXING, TSE_POINTWISE, TSE_SHAPE_OPS
+from seadeploy.graphs.squeeze import reduced_axes
+from seadeploy.tiles import stage_tiles
 
 
 @dataclasses.dataclass
@@ -94,7 +91,7 @@ def _global_average(ix: GraphIndex, node: ir.Node, shape: tuple) -> bool:
 def _unsupported(ix: GraphIndex, node: ir.Node) -> str:
     """Why ``node`` on the excitation path has no 4-D tiled form (``""`` when it has one)."""
     op = node.op_type
-    if op not in SHAPE_OPS | ELEMENTWISE | MIXING:
+    if op not in TSE_SHAPE_OPS | TSE_POINTWISE | TSE_MIXING:
         return f"op {op} ('{node.name}') on the excitation path"
     if op == "Conv":
         w = ix.shape(node.inputs[1]) if len(node.inputs) > 1 else None
@@ -172,14 +169,18 @@ def _analyse(model: onnx.ModelProto) -> tuple[list[Block], GraphIndex]:
     """Blocks of ``model`` (nodes named first, in place) and the index they were found on."""
     _name_nodes(model)
     ix = GraphIndex(load_ir(model))
-    found = find_attention(ix.model)
-    return [_plan(ix, b) for b in found.blocks], ix
+    return [_plan(ix, b) for b in find_attention(ix).blocks], ix
 
 
 def find_blocks(model: onnx.ModelProto) -> list[Block]:
     """Every channel-attention block of ``model`` (:func:`~seadeploy.graphs.attention.find_attention`) in graph
     order, with whether the TSE lowering can rewrite it. Unnamed nodes get a name (``node_<i>``) in ``model``."""
     return _analyse(model)[0]
+
+
+def _names(values: Iterable[ir.Value | None]) -> list[str]:
+    """Tensor names of node inputs or outputs as the proto spells them (``""`` for an omitted optional input)."""
+    return [v.name or "" if v is not None else "" for v in values]
 
 
 def _name(base: str, used: set[str]) -> str:
@@ -215,7 +216,6 @@ def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
         tiles = stage_tiles(tile, [(1, b.channels, b.height, b.width) for b in ok])
     tile_of = {b.pool: t for b, t in zip(ok, tiles, strict=True)}
     g = model.graph
-    nodes = {n.name: n for n in g.node}
     used = ({n.name for n in g.node} | {o for n in g.node for o in n.output} | {i.name for i in g.initializer}
             | {i.name for i in g.input})
     new_inits: list[onnx.TensorProto] = []
@@ -238,8 +238,8 @@ def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
             new_inits.append(numpy_helper.from_array(np.asarray(arr), name))
             return name
 
-        pool = nodes[b.pool]
-        x, y = pool.input[0], pool.output[0]
+        pool = ix.by_name[b.pool]
+        x, y = pool.inputs[0].name, pool.outputs[0].name
         gh, gw = math.ceil(b.height / kh), math.ceil(b.width / kw)
         prefix = f"tse{len([r for r in records if r['rewritten']])}"
         seq: list[onnx.NodeProto] = []
@@ -259,20 +259,20 @@ def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
                                         name=_name(f"{prefix}/EdgeScale", used)))
         replace[pool.name] = seq
         for name in b.path:
-            n, node = nodes[name], ix.by_name[name]
-            if n.op_type in SHAPE_OPS:
-                replace[name] = [helper.make_node("Identity", [n.input[0]], list(n.output), name=n.name)]
-            elif n.op_type in ("Gemm", "MatMul"):
-                replace[name] = [_as_conv(ix, node, n, init)]
-            elif n.op_type in ("Add", "Mul", "Sub", "Div"):
-                ins = list(n.input)
+            node = ix.by_name[name]
+            if node.op_type in TSE_SHAPE_OPS:
+                replace[name] = [helper.make_node("Identity", _names(node.inputs[:1]), _names(node.outputs), name=name)]
+            elif node.op_type in ("Gemm", "MatMul"):
+                replace[name] = [_as_conv(ix, node, init)]
+            elif node.op_type in ("Add", "Mul", "Sub", "Div"):
+                ins = _names(node.inputs)
                 for k, v in enumerate(node.inputs):
                     c = ix.const(v)
                     if c is not None and c.ndim in (1, 2) and c.size > 1:
-                        ins[k] = init(f"{prefix}/{n.name}/c4d", c.reshape(1, -1, 1, 1))
-                if ins != list(n.input):
-                    replace[name] = [helper.make_node(n.op_type, ins, list(n.output), name=n.name)]
-        mul = nodes[b.mul]
+                        ins[k] = init(f"{prefix}/{name}/c4d", c.reshape(1, -1, 1, 1))
+                if ins != _names(node.inputs):
+                    replace[name] = [helper.make_node(node.op_type, ins, _names(node.outputs), name=name)]
+        mul = ix.by_name[b.mul]
         up = _name(f"{prefix}/gate_up", used)
         scales = init(f"{prefix}/scales", np.array([1, 1, kh, kw], np.float32))
         seq2 = [helper.make_node("Resize", [b.gate, "", scales], [up], name=_name(f"{prefix}/Resize", used),
@@ -284,8 +284,8 @@ def se_to_tse_onnx(model: onnx.ModelProto, tile: Any, per_block: bool = False
                                                    init(f"{prefix}/axes", np.array([2, 3], np.int64))], [cropped],
                                          name=_name(f"{prefix}/Slice", used)))
             up = cropped
-        ins = [up if i == b.gate else i for i in mul.input]
-        replace[mul.name] = [*seq2, helper.make_node("Mul", ins, list(mul.output), name=mul.name)]
+        ins = [up if i == b.gate else i for i in _names(mul.inputs)]
+        replace[mul.name] = [*seq2, helper.make_node("Mul", ins, _names(mul.outputs), name=mul.name)]
         rec["rewritten"] = True
     out_nodes = []
     for n in g.node:
@@ -317,15 +317,15 @@ def _checked_input(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _as_conv(ix: GraphIndex, node: ir.Node, n: onnx.NodeProto, init) -> onnx.NodeProto:
+def _as_conv(ix: GraphIndex, node: ir.Node, init) -> onnx.NodeProto:
     """Gemm / MatMul with a constant weight (checked by :func:`_unsupported`) → the same weights as a 1×1 Conv
     on the 4-D tile descriptors."""
     w = ix.const(node.inputs[1])
-    weight = w if n.op_type == "Gemm" and ix.attr(node, "transB", 0) else w.T
-    ins = [n.input[0], init(f"{n.name}/w1x1", np.ascontiguousarray(weight)[:, :, None, None])]
-    if n.op_type == "Gemm" and len(node.inputs) > 2 and node.inputs[2] is not None:
-        ins.append(init(f"{n.name}/b1x1", np.ravel(ix.const(node.inputs[2])).astype(weight.dtype)))
-    return helper.make_node("Conv", ins, list(n.output), name=n.name, kernel_shape=[1, 1])
+    weight = w if node.op_type == "Gemm" and ix.attr(node, "transB", 0) else w.T
+    ins = [node.inputs[0].name, init(f"{node.name}/w1x1", np.ascontiguousarray(weight)[:, :, None, None])]
+    if node.op_type == "Gemm" and len(node.inputs) > 2 and node.inputs[2] is not None:
+        ins.append(init(f"{node.name}/b1x1", np.ravel(ix.const(node.inputs[2])).astype(weight.dtype)))
+    return helper.make_node("Conv", ins, _names(node.outputs), name=node.name, kernel_shape=[1, 1])
 
 
 def _prune(model: onnx.ModelProto) -> None:
@@ -349,28 +349,3 @@ def _ensure_opset(model: onnx.ModelProto, minimum: int) -> None:
         if op.domain in ("", "ai.onnx") and op.version < minimum:
             raise InputError(f"the graph uses opset {op.version}; the TSE rewrite needs opset ≥ {minimum} "
                              "(re-export with a newer opset)")
-
-
-def load_onnx_file(path: str | Path) -> onnx.ModelProto:
-    """Load an ONNX file, following external-data sidecars only inside the model's own folder."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"ONNX file '{p}' does not exist" + (" (it is a folder: pass the .onnx file inside it, or "
-                                                              "the folder as RUN_DIR)" if p.is_dir() else ""))
-    try:
-        model = onnx.load(str(p), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf decode errors have several types
-        raise InputError(f"'{p}' is not a readable ONNX file ({type(exc).__name__})") from exc
-    folder = p.resolve().parent
-    for t in model.graph.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            loc = next((e.value for e in t.external_data if e.key == "location"), "")
-            target = (folder / loc).resolve()
-            if folder not in target.parents:
-                raise InputError(f"'{p}': external data '{loc}' of tensor '{t.name}' is outside the model's folder; "
-                                 "refusing to read it (move the sidecar next to the model)")
-            if not target.is_file():
-                raise InputError(f"'{p}': external data file '{loc}' of tensor '{t.name}' is missing")
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-        load_external_data_for_model(model, str(folder))
-    return model
