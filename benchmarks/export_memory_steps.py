@@ -88,12 +88,10 @@ def main() -> int:
 
     from seadeploy.export import checks, onnx_export, pipeline, runner  # noqa: PLC0415
     from seadeploy.export import precision as prec  # noqa: PLC0415
-    from seadeploy.models import model_defaults  # noqa: PLC0415
-    from seadeploy.models.build import resolve_spec  # noqa: PLC0415
-    from seadeploy.runfolder import ModelSpec  # noqa: PLC0415
+    from seadeploy.models.source import ModelSource  # noqa: PLC0415
 
     print(f"imports: {time.perf_counter() - t0:.1f} s, {_cpu() - c0:.1f} s CPU, RSS {_status()[0]:.0f} MiB")
-    steps = {pipeline: ["load_source", "check_file", "eval_samples", "release_memory"],
+    steps = {pipeline: ["source_checkpoint", "check_file", "eval_samples", "release_memory"],
              runner: ["load_model", "_checkpoint", "export_onnx", "lint_check", "_lower_precision", "_parity",
                       "infer_batches", "reference_noise", "create_backend", "compare_backend", "write_manifest"],
              onnx_export: ["_run_exporter", "annotate_modules", "lower_for_ort"],
@@ -105,18 +103,16 @@ def main() -> int:
         for name in names:
             if hasattr(module, name):
                 _wrap(module, name)
-    d = model_defaults(a.model)
-    spec = resolve_spec(ModelSpec(a.model, attn=a.attn, num_classes=d.num_classes,
-                                  input_size=a.input_size or d.input_size))
+    source = ModelSource(a.model, attn=a.attn, input_size=a.input_size)
     opts = pipeline.ExportOptions(precisions=tuple(p.strip() for p in a.precision.split(",") if p.strip()))
     verdict = "passed"
     with tempfile.TemporaryDirectory(prefix="seadeploy-steps-") as tmp:
         try:
-            runner.export_model(spec, Path(tmp) / "run", opts)
+            runner.export_model(source, Path(tmp) / "run", opts)
         except Exception as exc:  # a failed verdict still has a memory profile worth printing
             verdict = f"failed: {str(exc).splitlines()[0][:160]}"
     _boundary()
-    print(f"\n{a.model}+{a.attn} {spec.input_size} px, --precision {a.precision}, "
+    print(f"\n{a.model}+{a.attn} {source.spec().input_size} px, --precision {a.precision}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}: export {verdict}")
     print(f"{'step':42s} {'RSS before':>10s} {'peak':>7s} {'+peak':>7s} {'RSS after':>9s} {'wall s':>7s} {'CPU s':>7s}")
     for r in _ROWS:

@@ -45,10 +45,10 @@ from seadeploy.doctor import collect, render, summary
 from seadeploy.export.pipeline import ExportOptions
 from seadeploy.export.runner import export_model
 from seadeploy.fileio import write_json, write_text
+from seadeploy.models.source import ModelSource
 from seadeploy.profiling.latency import benchmark_latency
 from seadeploy.profiling.layers import profile_layers
 from seadeploy.profiling.schema import attention_share
-from seadeploy.runfolder import ModelSpec
 
 NO_GPU = 3
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def make_runs(out: Path, model: str, attns: list[str], trt_attn: str | None) -> 
         opts = ExportOptions(precisions=("fp32", "fp16") if trt else ("fp32",), dataset="synthetic", eval_samples=8,
                              engine=trt, max_batch=32, seed=0)
         torch.manual_seed(0)
-        export_model(ModelSpec(model, attn=attn), folder, opts)
+        export_model(ModelSource(model, attn=attn), folder, opts)
         runs[attn] = folder
     return runs
 

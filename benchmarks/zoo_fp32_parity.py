@@ -28,7 +28,7 @@ from seadeploy.errors import SeadeployError
 from seadeploy.export.pipeline import ExportOptions
 from seadeploy.export.runner import export_model
 from seadeploy.models import list_attention, list_models, model_defaults
-from seadeploy.runfolder import ModelSpec
+from seadeploy.models.source import ModelSource
 
 
 def run_case(model: str, attn: str, seed: int) -> dict:
@@ -37,7 +37,7 @@ def run_case(model: str, attn: str, seed: int) -> dict:
     start = time.process_time()
     with tempfile.TemporaryDirectory(prefix="seadeploy-zoo-") as tmp:
         try:
-            manifest = export_model(ModelSpec(model, attn=attn, num_classes=10, input_size=size),
+            manifest = export_model(ModelSource(model, attn=attn, num_classes=10, input_size=size),
                                     Path(tmp) / "run", ExportOptions(seed=seed))
             row["passed"] = True
             for c in manifest.files["fp32"]["parity"]["comparisons"]:

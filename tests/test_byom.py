@@ -18,11 +18,11 @@ from seadeploy.convert.stage import latency_pair
 from seadeploy.errors import InputError
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.graphs.load import load_model
+from seadeploy.graphs.model_file import OnnxFile, static_batch
 from seadeploy.graphs.se_rewrite import find_blocks, se_to_tse_onnx
 from seadeploy.models.attention.pooling import tile_broadcast, tile_mean
 from seadeploy.models.build import build_model
-from seadeploy.models.onnx_source import OnnxFile, onnx_argument, static_batch
-from seadeploy.models.source import ModelSource
+from seadeploy.models.source import ModelSource, onnx_argument
 from seadeploy.models.structural import find_se_modules, se_to_tse_structural, tse_to_se_structural
 
 FIXTURE = Path(__file__).parent / "fixtures" / "user_model.py"

@@ -81,7 +81,7 @@ def test_onnx_route(trained, tmp_path, capsys):
     shutil.copy(run / "model.onnx", onnx_file)  # a bare file with a static batch of 4
     capsys.readouterr()
     v = _json(capsys, validate_main(["--onnx", str(onnx_file), "--dataset", "digits", "--samples", "64", "--json"]))
-    assert set(v["files"]) == {"fp32", "fp16", "int8"} and v["files"]["int8"]["accuracy"] is not None
+    assert set(v["files"]) == {"fp32", "fp16", "int8"} and v["files"]["int8"]["comparisons"][0]["accuracy"] is not None
     for cmd in (["latency", str(onnx_file), "--duration-s", "0.05", "--warmup-s", "0"],
                 ["memory", str(onnx_file)], ["buffers", "--onnx", str(onnx_file)],
                 ["layers", "--onnx", str(onnx_file), "--runs", "2", "--warmup-runs", "1"]):

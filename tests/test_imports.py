@@ -95,3 +95,49 @@ def test_no_import_cycles_between_seadeploy_modules():
 
 def test_cycle_finder_sees_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# ------------------------------------------------------------------------------------------- layer order
+DOCS = ROOT.parent / "docs" / "architecture.md"
+
+
+def layer_order() -> dict[str, int]:
+    """``{folder or top-level module: layer}`` from the ``layer N: a, b`` lines of docs/architecture.md."""
+    layers = {}
+    for line in DOCS.read_text().splitlines():
+        head, sep, names = line.strip().partition(":")
+        if sep and head.startswith("layer ") and head[6:].isdigit():
+            layers.update({n.strip(): int(head[6:]) for n in names.split(",") if n.strip()})
+    return layers
+
+
+def unit(module: str) -> str:
+    """The folder (or top-level module) a module belongs to: ``seadeploy.export.runner`` → ``export``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "seadeploy"
+
+
+def layer_violations(graph: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
+    """Every import of a folder that is not in a strictly lower layer (an arrow running up or sideways)."""
+    out = []
+    for module, deps in sorted(graph.items()):
+        for dep in sorted(deps):
+            a, b = unit(module), unit(dep)
+            if a != b and a != "seadeploy" and layers[a] <= layers[b]:
+                out.append(f"{module} (layer {layers[a]} {a}) imports {dep} (layer {layers[b]} {b})")
+    return out
+
+
+def test_every_folder_has_a_layer_and_imports_only_layers_below_it():
+    layers, graph = layer_order(), import_graph()
+    units = {unit(m) for m in graph} - {"seadeploy"}
+    assert units <= set(layers), f"not in the layer order of docs/architecture.md: {sorted(units - set(layers))}"
+    found = layer_violations(graph, layers)
+    assert found == [], "imports against the layer order of docs/architecture.md:\n" + "\n".join(found)
+
+
+def test_layer_check_sees_an_upward_import():
+    graph = {"seadeploy.models.source": {"seadeploy.export.runner"}, "seadeploy.export.runner": set()}
+    assert layer_violations(graph, {"models": 4, "export": 6}) == [
+        "seadeploy.models.source (layer 4 models) imports seadeploy.export.runner (layer 6 export)"]
+    assert layer_violations(graph, {"models": 6, "export": 6})  # the same layer is sideways: refused too

@@ -56,8 +56,8 @@ def _main(argv: list[str] | None) -> int:
     opts = ConvertOptions(to=a.to, tile=_tile(a.tile), dataset=a.dataset, data_root=a.data_root, samples=a.samples,
                           latency_rounds=a.latency_rounds, latency_runs=a.latency_runs,
                           mean=parse_floats(a.mean, "--mean"), std=parse_floats(a.std, "--std"))
-    source = ModelSource.from_args(a) if a.model else a.run_dir
-    report = run_convert(source, a.onnx, a.out, opts)
+    source = ModelSource.from_args(a) if a.model or a.onnx else None
+    report = run_convert(source, a.run_dir, a.out, opts)
     cli.print_json(report) if a.json else print(format_report(report))
     return 0
 

@@ -34,10 +34,10 @@ from seadeploy.errors import ConfigError
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.graphs.load import load_model as load_onnx_file
 from seadeploy.graphs.macs import total_macs
+from seadeploy.graphs.model_file import rebatch_to_one
 from seadeploy.graphs.ops import COMPUTE_OPS
 from seadeploy.graphs.se_rewrite import se_to_tse_onnx
 from seadeploy.models.build import load_model
-from seadeploy.models.onnx_source import rebatch_to_one
 from seadeploy.models.rewrite import convert_model, tile_value
 from seadeploy.models.source import ModelSource
 from seadeploy.profiling.dataflow import analyse_buffers
@@ -123,7 +123,7 @@ def _accuracy(models: list[onnx.ModelProto], opts: ConvertOptions, size: int, me
 
 
 def _buffers(model: onnx.ModelProto):
-    """The buffer model (per image: a fixed batch is first made 1, models/onnx_source.py)."""
+    """The buffer model (per image: a fixed batch is first made 1, graphs/model_file.py)."""
     if _input(model)[1][0] in (0, 1):
         return analyse_buffers(model)
     with tempfile.TemporaryDirectory(prefix="seadeploy-convert-") as tmp:
@@ -191,9 +191,11 @@ def _staged(out: Path):
     return Path(tempfile.mkdtemp(prefix=".convert-", dir=out))
 
 
-def run_convert(source: ModelSource | str | os.PathLike | None, onnx_file: str | None, out: str | os.PathLike,
+def run_convert(source: ModelSource | None, run_dir: str | os.PathLike | None, out: str | os.PathLike,
                 opts: ConvertOptions) -> dict[str, Any]:
-    """Convert, measure, and write ``out`` (checkpoint for the PyTorch route, model.onnx, convert.json)."""
+    """Convert a model source (``--model`` / ``--onnx``) or a run folder's checkpoint, measure, and write ``out``
+    (checkpoint for the PyTorch route, model.onnx, convert.json)."""
+    onnx_file = source.model.removeprefix("onnx:") if source is not None and not source.has_torch_model else None
     if opts.to not in ("tse", "se"):
         raise ConfigError(f"--to must be tse or se, got '{opts.to}'")
     out = Path(out)
@@ -212,10 +214,8 @@ def run_convert(source: ModelSource | str | os.PathLike | None, onnx_file: str |
             mean, std = opts.mean, opts.std
             origin = {"onnx": str(Path(onnx_file).resolve()), "sha256": fileio.sha256(onnx_file)}
         else:
-            if isinstance(source, ModelSource):
-                ckpt = source.checkpoint(*_normalisation(source, opts), opts.dataset)
-            else:
-                ckpt = Checkpoint.load(source)
+            ckpt = source.checkpoint(*_normalisation(source, opts), opts.dataset) if source is not None \
+                else Checkpoint.load(run_dir)
             new_ckpt, before, after, records = convert_torch(ckpt, opts, stage)
             new_ckpt.save(stage / CHECKPOINT)
             names.append(CHECKPOINT)

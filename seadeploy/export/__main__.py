@@ -15,13 +15,11 @@ from seadeploy.cli import (
     progress_enabled,
     run_main,
 )
-from seadeploy.errors import ConfigError
 from seadeploy.export.lint import lint_onnx
 from seadeploy.export.pipeline import EVAL_BATCH, EVAL_SAMPLES, load_source, options_from_args, summary_lines
 from seadeploy.export.runner import export_model, export_run
 from seadeploy.fileio import check_out_folder
-from seadeploy.models.onnx_source import export_onnx_file, onnx_argument, summary
-from seadeploy.models.source import parse_floats
+from seadeploy.models.source import onnx_argument
 from seadeploy.parity import add_rule_args
 
 OPTIONS = [  # flag, type, default, help
@@ -69,34 +67,19 @@ def _lint(argv: list[str]) -> int:
     return 0 if report else 1
 
 
-def _export_onnx(a) -> int:
-    if not a.out:
-        raise ConfigError("--out RUN_DIR is required with --onnx FILE")
-    precisions = [p.strip() for p in a.precision.split(",") if p.strip()]
-    manifest = export_onnx_file(a.onnx, a.out, precisions, dataset=a.dataset, data_root=a.data_root,
-                                mean=parse_floats(a.mean, "--mean"), std=parse_floats(a.std, "--std"),
-                                eval_samples=a.eval_samples, calib_samples=a.calib_samples,
-                                fp16_policy=a.fp16_policy, int8_target=a.int8_target or "ort-cpu",
-                                progress=progress_enabled(a.json))
-    print_json({"out": str(a.out), "files": manifest["files"]}) if a.json else print("\n".join(summary(manifest, a.out)))
-    return 0
-
-
 def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["lint"]:
         return _lint(argv[1:])
     a = _parser().parse_args(argv)
     a.source, a.onnx = onnx_argument(a.source, a.onnx)
-    if a.onnx:  # a user's ONNX file: its fp32 graph is the reference (models/onnx_source.py)
-        return _export_onnx(a)
-    source, spec, opts = options_from_args(a, progress=progress_enabled(a.json))
+    run, source, opts = options_from_args(a, progress=progress_enabled(a.json))
     out = a.out or a.source
     check_out_folder(out)  # a file, or a folder under a file, is refused before any work
-    if spec is not None:
-        manifest = export_model(spec, out, opts)
+    if source is not None:
+        manifest = export_model(source, out, opts)
     else:
-        ckpt, src = load_source(source, dataset=opts.dataset, data_root=opts.data_root)
+        ckpt, src = load_source(run)
         manifest = export_run(ckpt, out, opts, source_file=src)
     if a.json:
         print_json({"out": str(out), "seed": manifest.seed,

@@ -2,10 +2,11 @@
 
 ::
 
-    ckpt, src = load_source(spec=ModelSpec("resnet56_cifar", attn="tse"), dataset="digits", seed=0)
-    manifest = export_run(ckpt, "runs/x", ExportOptions(precisions=("fp32", "fp16", "int8")), source_file=src)
+    opts = ExportOptions(precisions=("fp32", "fp16", "int8"), dataset="digits")
+    manifest = export_model(ModelSource("resnet56_cifar", attn="tse"), "runs/x", opts)
 
-(:func:`~seadeploy.export.runner.export_run` is the stage.) Everything is written into a staging folder inside
+(:func:`~seadeploy.export.runner.export_model` is the stage for every model source, ``export_run`` for a run
+folder's checkpoint.) Everything is written into a staging folder inside
 ``out`` and moved into place only after every check passed, ``manifest.json`` last: a failing export (exit 1/2/3)
 leaves nothing half-written. Parity is judged by :mod:`seadeploy.parity` (rules: ``docs/parity.md``).
 """
@@ -25,9 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from seadeploy.cli import parse_kv_args
 from seadeploy.data import get_dataset
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError, ParityFailure
@@ -36,11 +35,10 @@ from seadeploy.export.lint import lint_onnx
 from seadeploy.export.precision import Fp16Policy, int8_target
 from seadeploy.fileio import sha256, sweep_stale
 from seadeploy.graphs.load import load_model as load_onnx_model
-from seadeploy.models import model_defaults
-from seadeploy.models.build import build_model, load_model, resolve_spec
+from seadeploy.models.build import load_model
 from seadeploy.models.source import ModelSource
 from seadeploy.parity import PRECISIONS, RuleSet, any_rule_args, rules_from_args
-from seadeploy.runfolder import CHECKPOINT, MANIFEST, Checkpoint, Manifest, ModelSpec
+from seadeploy.runfolder import CHECKPOINT, MANIFEST, Checkpoint, Manifest, stage_files
 
 DEFAULT_DATASET = "digits"
 #: glibc's ``malloc_trim`` (None elsewhere, e.g. musl or macOS); see :func:`release_memory`.
@@ -103,38 +101,23 @@ class ExportOptions:
 
 
 # --------------------------------------------------------------------------------------------- source
-def load_source(source: str | os.PathLike | None = None, *, spec: ModelSpec | None = None,
-                dataset: str | None = None, data_root: str | None = None,
-                seed: int = 0) -> tuple[Checkpoint, Path | None]:
-    """The checkpoint to export: a run folder / checkpoint file (``source``) or a fresh model from ``spec``.
-
-    Returns the checkpoint (weights checked to fit the model) and the checkpoint file it came from (None when
-    built from flags: its freshly initialised weights are saved with the export). A model built from flags
-    draws its weights from ``torch.manual_seed(seed)`` (recorded in ``extra["seed"]`` and the manifest), so the
-    same command exports the same weights and gets the same verdict.
-    """
-    if (source is None) == (spec is None):
-        raise ConfigError("give exactly one of RUN_DIR, --checkpoint FILE or --model NAME")
-    if source is not None:
-        ckpt = Checkpoint.load(source)
-        load_model(ckpt)  # raises InputError naming the first tensor that does not fit
-        path = Path(source)
-        return ckpt, path / CHECKPOINT if path.is_dir() else path
-    dataset = dataset or DEFAULT_DATASET
-    if isinstance(spec, ModelSource):
-        info = _dataset_info(dataset, 0, data_root)
-        return spec.checkpoint(tuple(info.mean), tuple(info.std), dataset), None
-    info = _dataset_info(dataset, spec.input_size, data_root)
-    with torch.random.fork_rng(devices=[]):  # the caller's global RNG stream is left as it was
-        torch.manual_seed(int(seed))
-        model = build_model(spec).eval()
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return Checkpoint(spec=spec, state_dict=state, mean=tuple(info.mean), std=tuple(info.std), dataset=dataset,
-                      extra={"weights": f"random initialisation, seed {int(seed)} (exported from flags)",
-                             "seed": int(seed)}), None
+def load_source(source: str | os.PathLike) -> tuple[Checkpoint, Path]:
+    """The checkpoint of a run folder or checkpoint file, its weights checked to fit the model, and that file."""
+    ckpt = Checkpoint.load(source)
+    load_model(ckpt)  # raises InputError naming the first tensor that does not fit
+    path = Path(source)
+    return ckpt, path / CHECKPOINT if path.is_dir() else path
 
 
-def _dataset_info(dataset: str, input_size: int, root: str | None) -> Any:
+def source_checkpoint(source: ModelSource, opts: ExportOptions) -> Checkpoint:
+    """A fresh checkpoint of a PyTorch model source (``--model``), normalised like its dataset; a model without
+    ``--weights`` draws its weights from ``torch.manual_seed(opts.seed)`` (recorded in ``extra["seed"]`` and the
+    manifest), so the same command exports the same weights and gets the same verdict."""
+    info = _dataset_info(opts.dataset or DEFAULT_DATASET, opts.data_root)
+    return source.checkpoint(tuple(info.mean), tuple(info.std), opts.dataset or DEFAULT_DATASET, seed=opts.seed)
+
+
+def _dataset_info(dataset: str, root: str | None) -> Any:
     # The dataset's own resolution: normalisation statistics do not depend on the export resolution, and
     # resizing the whole split (e.g. to 224) only to read them costs seconds.
     return get_dataset(dataset, split="test", root=root).info
@@ -161,12 +144,17 @@ def staging(out: str | os.PathLike) -> Iterator[Path]:
 
 
 def commit(stage: Path, out: Path, names: list[str]) -> None:
-    """Move staged files into ``out`` (``manifest.json`` last, so readers never see a manifest without its files)."""
+    """Move staged files into ``out`` (``manifest.json`` last, so readers never see a manifest without its files),
+    then remove the export files of an earlier export that this one did not write (a re-export with fewer
+    precisions must not leave files no manifest vouches for)."""
     umask = os.umask(0)
     os.umask(umask)
     for name in sorted(names, key=lambda n: n == MANIFEST):
         os.chmod(stage / name, 0o666 & ~umask)  # temp files are created 0600; give run files the usual mode
         os.replace(stage / name, out / name)
+    for name in stage_files("export"):
+        if name not in names:
+            (out / name).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -242,22 +230,15 @@ def file_entry(path: Path, precision: str, parity: dict[str, Any], **extra: Any)
             "parity": parity, **extra}
 
 
-def options_from_args(a: Any, progress: bool = False) -> tuple[str | None, ModelSpec | None, ExportOptions]:
-    """Turn parsed ``python -m seadeploy.export`` arguments into (source, spec, options); one source required."""
-    sources = [s for s in (a.source, a.checkpoint, a.model) if s]
+def options_from_args(a: Any, progress: bool = False) -> tuple[str | None, ModelSource | None, ExportOptions]:
+    """Parsed ``python -m seadeploy.export`` arguments → ``(run folder or checkpoint file, model source, options)``:
+    exactly one of the first two is given (``--model`` and ``--onnx`` are both a :class:`ModelSource`)."""
+    sources = [s for s in (a.source, a.checkpoint, a.model, getattr(a, "onnx", None)) if s]
     if len(sources) != 1:
-        raise ConfigError("give exactly one of RUN_DIR, --checkpoint FILE or --model NAME (see --help)")
+        raise ConfigError("give exactly one of RUN_DIR, --checkpoint FILE, --model NAME or --onnx FILE (see --help)")
     if not (a.out or a.source):
         raise ConfigError("--out RUN_DIR is required")
-    spec = None
-    if a.model and (getattr(a, "weights", None) or getattr(a, "model_arg", None) or ":" in a.model
-                    or getattr(a, "mean", None) or getattr(a, "std", None)):
-        spec = ModelSource.from_args(a)  # a user's model / weights (models/source.py)
-    elif a.model:
-        d = model_defaults(a.model)
-        spec = resolve_spec(ModelSpec(a.model, attn=a.attn or d.default_attn, attn_kwargs=parse_kv_args(a.attn_arg),
-                                      num_classes=a.num_classes or d.num_classes,
-                                      input_size=a.input_size or d.input_size))
+    source = ModelSource.from_args(a) if (a.model or getattr(a, "onnx", None)) else None
     opts = ExportOptions(precisions=tuple(p.strip() for p in a.precision.split(",") if p.strip()), opset=a.opset,
                          batch=a.batch, dynamic_batch=a.dynamic_batch, max_batch=a.max_batch, simplify=a.simplify,
                          dataset=a.dataset, data_root=a.data_root, calib_samples=a.calib_samples,
@@ -265,17 +246,18 @@ def options_from_args(a: Any, progress: bool = False) -> tuple[str | None, Model
                          engine=a.engine, workspace_mb=a.workspace_mb, progress=progress,
                          seed=a.seed, rules=rules_from_args(a) if any_rule_args(a) else None)
     opts.validate()
-    return a.source or a.checkpoint, spec, opts
+    return a.source or a.checkpoint, source, opts
 
 
 def summary_lines(manifest: Manifest, out: str | os.PathLike) -> list[str]:
     """The human summary printed after an export: one line per file and input kind, engines, the checks."""
     lines = []
+    reference = "PyTorch" if manifest.checkpoint is not None else "the fp32 ONNX file"
     for precision, f in manifest.files.items():
         for row in f["parity"]["comparisons"]:
             acc = f", accuracy {row['accuracy']:.4f}" if row.get("accuracy") == row.get("accuracy") and \
                 row.get("accuracy") is not None else ""
-            lines.append(f"{precision:5s} {Path(out) / f['path']} vs PyTorch on {row['n']} {row['inputs']} samples: "
+            lines.append(f"{precision:5s} {Path(out) / f['path']} vs {reference} on {row['n']} {row['inputs']} samples: "
                          f"max_abs {row['max_abs']:.3g}, cosine {row['cosine']:.6f}, top-1 {row['top1']:.4f}{acc}")
         lines += [f"{precision:5s} note: {n}" for n in f["parity"].get("notes", [])]
         q = f.get("quantization")

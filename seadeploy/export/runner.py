@@ -22,6 +22,7 @@ import onnxslim
 
 from seadeploy.backends import create_backend
 from seadeploy.backends.torch_backend import TorchBackend
+from seadeploy.data.samples import load_samples
 from seadeploy.errors import ParityFailure
 from seadeploy.export import checks, pipeline
 from seadeploy.export import precision as prec
@@ -31,11 +32,14 @@ from seadeploy.export.pipeline import ExportOptions, file_entry, lint_check
 from seadeploy.export.trt_engine import EngineConfig, build_engine, require_tensorrt
 from seadeploy.fileio import atomic_path, sha256
 from seadeploy.graphs.load import load_model as load_onnx_model
+from seadeploy.graphs.model_file import OnnxFile
 from seadeploy.models.build import load_model
+from seadeploy.models.source import ModelSource
 from seadeploy.parity import RuleSet, compare_backend, infer_batches, is_trained, noise_notes, reference_noise
-from seadeploy.runfolder import CHECKPOINT, MANIFEST, Checkpoint, Manifest, ModelSpec, onnx_name, write_manifest
+from seadeploy.runfolder import CHECKPOINT, MANIFEST, Checkpoint, Manifest, onnx_name, write_manifest
 
 REFERENCE = "PyTorch fp32 eval-mode model (CPU)"
+ONNX_REFERENCE = "model.onnx (fp32) on ONNX Runtime CPU"
 
 
 def export_run(ckpt: Checkpoint, out: str | Path, opts: ExportOptions, source_file: Path | None = None) -> Manifest:
@@ -105,18 +109,46 @@ def _fp32(model: Any, ckpt: Checkpoint, stage: Path, opts: ExportOptions, manife
 
 def _lower_precision(precision: str, ckpt: Checkpoint, dataset: str, stage: Path, opts: ExportOptions,
                      manifest: Manifest) -> Path:
-    """Write and graph-check the fp16 / int8-QDQ file (int8 calibrated on the train split)."""
-    src, path = stage / onnx_name("fp32"), stage / onnx_name(precision)
+    """Write and graph-check the fp16 / int8-QDQ file of a PyTorch source (int8 calibrated on the train split)."""
+    calib = pipeline.eval_samples(ckpt, dataset, opts, split="train", n=opts.calib_samples, seed=1)[0] \
+        if precision == "int8" else None
+    path = _lower(precision, stage / onnx_name("fp32"), calib, dataset, stage, opts, manifest)
+    pipeline.check_file(path, pipeline.random_batches(opts)[0], manifest.checks)
+    manifest.checks.append(lint_check(path))
+    return path
+
+
+def _lower(precision: str, src: Path, calib: np.ndarray | None, dataset: str, stage: Path, opts: ExportOptions,
+           manifest: Manifest, batch: int | None = None) -> Path:
+    """The fp16 / int8-QDQ file made from fp32 ``src`` (both routes), recorded with its recipe in the manifest."""
+    path = stage / onnx_name(precision)
     if precision == "fp16":
         record = {"policy": {"name": opts.fp16_policy, **prec.convert_fp16(src, path, prec.Fp16Policy.named(opts.fp16_policy))}}
     else:
-        calib, _ = pipeline.eval_samples(ckpt, dataset, opts, split="train", n=opts.calib_samples, seed=1)
-        q = prec.quantize_int8(src, path, calib, target=opts.resolved_int8_target(), progress=opts.progress)
+        q = prec.quantize_int8(src, path, calib, target=opts.resolved_int8_target(), progress=opts.progress,
+                               **({"batch": batch} if batch else {}))
         record = {"quantization": {**q, "calibration_data": f"{dataset} train split, seed 1"}}
-    pipeline.check_file(path, pipeline.random_batches(opts)[0], manifest.checks)
-    manifest.checks.append(lint_check(path))
     manifest.files[precision] = {"path": path.name, **record}
     return path
+
+
+def _record(verdicts: list[Any], path: Path, precision: str, reference: str, rules: RuleSet, manifest: Manifest,
+            batches: tuple[int, ...] = ()) -> None:
+    """Record one file's verdicts (checks, its manifest entry) and raise ``ParityFailure`` when one failed."""
+    for v in verdicts:
+        v.info = {"reference": reference}
+        manifest.checks.append(checks.parity_check(v, path.name).to_dict())
+    rows = [v.to_row() for v in verdicts]
+    if rows and batches:
+        rows[0]["batches"] = list(batches)
+    notes = noise_notes(verdicts)
+    entry = file_entry(path, precision, {"passed": all(verdicts), "reference": reference, "rules": rules.to_dict(),
+                                         "comparisons": rows, **({"notes": notes} if notes else {})})
+    manifest.files[precision] = {**entry, **{k: v for k, v in manifest.files[precision].items() if k != "path"}}
+    failed = [v for v in verdicts if not v]
+    if failed:
+        raise ParityFailure(f"{path.name}: does not match {reference} ({failed[0].name}): "
+                            f"{'; '.join(failed[0].failures)}")
 
 
 def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], opts: ExportOptions,
@@ -146,21 +178,7 @@ def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], 
                                         lambda kind, p=precision: rules.rule(p, kind), name="ort",
                                         precision=precision, batch=batch, progress=opts.progress,
                                         noise=floors.get(precision))
-        for v in verdicts:
-            v.info = {"reference": REFERENCE}
-            manifest.checks.append(checks.parity_check(v, path.name).to_dict())
-        rows = [v.to_row() for v in verdicts]
-        if verdicts and "random" in sets:
-            rows[0]["batches"] = list(sizes)
-        notes = noise_notes(verdicts)
-        entry = file_entry(path, precision, {"passed": all(verdicts), "reference": REFERENCE,
-                                             "rules": rules.to_dict(), "comparisons": rows,
-                                             **({"notes": notes} if notes else {})})
-        manifest.files[precision] = {**entry, **{k: v for k, v in manifest.files[precision].items() if k != "path"}}
-        failed = [v for v in verdicts if not v]
-        if failed:
-            raise ParityFailure(f"{path.name}: does not match PyTorch fp32 ({failed[0].name}): "
-                                f"{'; '.join(failed[0].failures)}")
+        _record(verdicts, path, precision, REFERENCE, rules, manifest, sizes)
 
 
 def _engines(stage: Path, out: Path, opts: ExportOptions, manifest: Manifest) -> list[str]:
@@ -176,7 +194,63 @@ def _engines(stage: Path, out: Path, opts: ExportOptions, manifest: Manifest) ->
     return names
 
 
-def export_model(spec: ModelSpec, out: str | Path, opts: ExportOptions) -> Manifest:
-    """Build ``spec`` with weights drawn from ``opts.seed`` and export it (``--model``); returns the manifest."""
-    ckpt, src = pipeline.load_source(spec=spec, dataset=opts.dataset, data_root=opts.data_root, seed=opts.seed)
-    return export_run(ckpt, out, opts, source_file=src)
+def export_model(source: ModelSource, out: str | Path, opts: ExportOptions) -> Manifest:
+    """Export a model source (``--model`` / ``--onnx``) into run folder ``out`` and return the manifest.
+
+    A PyTorch source is built (weights from ``--weights``, else drawn from ``opts.seed``) and exported by
+    :func:`export_run`; an ONNX file is its own fp32 model and reference (:func:`export_onnx_run`).
+    """
+    if not source.has_torch_model:
+        return export_onnx_run(source, out, opts)
+    return export_run(pipeline.source_checkpoint(source, opts), out, opts)
+
+
+def export_onnx_run(source: ModelSource, out: str | Path, opts: ExportOptions) -> Manifest:
+    """A user's ONNX file into run folder ``out``: ``model.onnx`` (external data embedded), fp16/int8 lowered from it
+    with the same precision pipeline, each judged against the fp32 graph on ONNX Runtime (no PyTorch model behind
+    it), lint records, one manifest; committed like :func:`export_run`. A static batch is kept (fed in chunks)."""
+    opts.validate()
+    of = source.onnx_file()
+    out, dataset = Path(out), opts.dataset or "synthetic"
+    mean, std = list(source.mean or ()), list(source.std or ())
+    manifest = Manifest(spec=of.spec(), checkpoint=None, mean=[float(v) for v in mean], std=[float(v) for v in std],
+                        dataset=dataset, opset=max((o.version for o in of.proto.opset_import if o.domain in ("", "ai.onnx")),
+                                                   default=0),
+                        input={"name": of.input_name, "shape": [of.batch or "batch", *of.shape], "dtype": "float32"},
+                        output={"name": of.proto.graph.output[0].name, "shape": [of.batch or "batch", of.num_classes]},
+                        exporter=f"user file {of.path.name} (sha256 {sha256(of.path)})")
+    with pipeline.staging(out) as stage:
+        files = {"fp32": of.write(stage / onnx_name("fp32"))}
+        manifest.files["fp32"] = {"path": onnx_name("fp32")}
+        for precision in [p for p in opts.precisions if p != "fp32"]:
+            calib, _ = load_samples(dataset, opts.calib_samples, split="train", input_size=of.shape[1], mean=mean or None,
+                                    std=std or None, seed=1, root=opts.data_root)
+            files[precision] = _lower(precision, files["fp32"], np.concatenate(of.chunks(calib)), dataset, stage, opts,
+                                      manifest, batch=of.batch or 32)
+        rules, verdicts = judge_onnx_files(files, of, dataset, mean, std, opts)
+        for precision, path in files.items():
+            _record(verdicts[precision], path, precision, ONNX_REFERENCE, rules, manifest)
+            manifest.checks.append(lint_check(path))
+        write_manifest(stage, manifest)
+        pipeline.commit(stage, out, [*(p.name for p in files.values()), MANIFEST])
+    return manifest
+
+
+def judge_onnx_files(files: dict[str, Path], of: OnnxFile, dataset: str, mean: list[float], std: list[float],
+                     opts: ExportOptions) -> tuple[RuleSet, dict[str, list[Any]]]:
+    """Each file of an ONNX-only run against its fp32 ``files["fp32"]`` on ONNX Runtime, on ``opts.eval_samples``
+    seeded samples of ``dataset`` (labelled: accuracy too; ``synthetic``: random inputs), by the parity rules
+    (trained or random-weight by the fp32 file's own accuracy). Returns the rules and the verdicts per precision."""
+    x, y = load_samples(dataset, opts.eval_samples, input_size=of.shape[1], mean=mean or None, std=std or None,
+                        seed=0, root=opts.data_root)
+    kind = "data" if y is not None else "random"
+    with create_backend("ort", files["fp32"]) as ref_be:
+        ref = infer_batches(ref_be, x, of.batch or opts.eval_batch)
+    trained = y is not None and float((ref.argmax(-1) == y).mean()) > 2.0 / of.num_classes
+    rules = (opts.rules or RuleSet()).for_model(trained)
+    verdicts = {}
+    for precision, path in files.items():
+        with create_backend("ort", path) as be:
+            verdicts[precision] = compare_backend(be, {kind: ref}, {kind: (x, y)}, lambda k, p=precision: rules.rule(p, k),
+                                                  name="ort", precision=precision, batch=of.batch or opts.eval_batch)
+    return rules, verdicts

@@ -11,7 +11,7 @@ import dataclasses
 from torch import nn
 
 from seadeploy.models.source import build_external, is_external
-from seadeploy.models.zoo import MODELS, create_model
+from seadeploy.models.zoo import MODELS, create_model, resolve_attention
 from seadeploy.runfolder import Checkpoint, ModelSpec, check_input_size, load_state_checked
 
 
@@ -23,10 +23,9 @@ def resolve_spec(spec: ModelSpec) -> ModelSpec:
     """
     if spec.model not in MODELS:
         return spec
-    entry = MODELS.get(spec.model)
-    check_input_size(spec.model, spec.input_size, entry.input_size)
-    attn = entry.default_attn if spec.attn is None else spec.attn
-    return dataclasses.replace(spec, attn_kwargs={**entry.attn_defaults.get(attn, {}), **dict(spec.attn_kwargs)})
+    check_input_size(spec.model, spec.input_size, MODELS.get(spec.model).input_size)
+    _, kwargs = resolve_attention(spec.model, spec.attn, spec.attn_kwargs)
+    return dataclasses.replace(spec, attn_kwargs=kwargs)
 
 
 def build_model(spec: ModelSpec) -> nn.Module:

@@ -54,7 +54,7 @@ def create_model(name: str, attn: str | None = None, attn_kwargs: dict[str, Any]
     The returned model carries ``model.spec`` (a :class:`~seadeploy.runfolder.ModelSpec`) that rebuilds it.
     """
     entry = MODELS.get(name)
-    attn = entry.default_attn if attn is None else attn
+    attn, attn_kwargs = resolve_attention(name, attn, attn_kwargs)
     if attn not in list_attention():
         raise ConfigError(f"unknown attention '{attn}'. Valid choices: {', '.join(list_attention())}")
     input_size = entry.input_size if input_size is None else int(input_size)
@@ -63,13 +63,20 @@ def create_model(name: str, attn: str | None = None, attn_kwargs: dict[str, Any]
         raise ConfigError(f"input size {input_size} is too small; the backbones need at least 32 pixels")
     if num_classes < 1:
         raise ConfigError(f"num_classes must be ≥ 1, got {num_classes}")
-    attn_kwargs = {**entry.attn_defaults.get(attn, {}), **(attn_kwargs or {})}
     model = entry.fn(attn=attn, attn_kwargs=dict(attn_kwargs), num_classes=num_classes,
                      input_size=input_size, **kwargs)
     # The recipe that rebuilds this model (read by models.rewrite and by whoever writes a checkpoint).
     model.spec = ModelSpec(model=name, attn=attn, attn_kwargs=dict(attn_kwargs), num_classes=num_classes,
                            input_size=input_size, model_kwargs=dict(kwargs))
     return model
+
+
+def resolve_attention(name: str, attn: str | None, attn_kwargs: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """``(attention, options)`` of backbone ``name``: its default attention when ``attn`` is None, and the backbone's
+    defaults for that attention under the user's ``attn_kwargs`` (the one place they are merged)."""
+    entry = MODELS.get(name)
+    attn = entry.default_attn if attn is None else attn
+    return attn, {**entry.attn_defaults.get(attn, {}), **dict(attn_kwargs or {})}
 
 
 def list_models(pattern: str | None = None) -> list[str]:

@@ -22,10 +22,11 @@ from seadeploy.cli import (
 )
 from seadeploy.errors import ConfigError
 from seadeploy.export.onnx_export import export_onnx
-from seadeploy.models.onnx_source import as_run_folder, onnx_argument, rebatch_to_one, static_batch
-from seadeploy.models.source import ModelSource, is_external
+from seadeploy.graphs.model_file import rebatch_to_one, static_batch
+from seadeploy.models.source import ModelSource, is_external, onnx_argument
 from seadeploy.profiling import latency, layers, summaries
 from seadeploy.profiling import pipeline_report as pr
+from seadeploy.profiling.sources import as_run_folder
 
 
 def _csv(kind):
@@ -86,7 +87,7 @@ def _main(argv: list[str] | None) -> int:
     a = _parser().parse_args(argv)
     if a.cmd == "pipeline" and a.model and is_external(a.model):
         return _buffers_of_source(a)  # a user's model: exported once, analysed as an ONNX file
-    if a.cmd in ("layers", "memory", "buffers"):  # a file where a folder is expected, or the reverse (onnx_source.py)
+    if a.cmd in ("layers", "memory", "buffers"):  # a file where a folder is expected, or the reverse (models/source.onnx_argument)
         a.run_dir, a.onnx = onnx_argument(a.run_dir, a.onnx)
         if a.cmd == "buffers" and a.model and is_external(a.model):
             return _buffers_of_source(a)

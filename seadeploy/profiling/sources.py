@@ -12,14 +12,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from seadeploy import runfolder
 from seadeploy.backends import Backend, backend_class, check_backend, create_backend
 from seadeploy.errors import ConfigError, InputError
-from seadeploy.runfolder import PRECISIONS, RunFolder, has_manifest, read_manifest
+from seadeploy.graphs.model_file import OnnxFile
+from seadeploy.runfolder import PRECISIONS, RunFolder, has_manifest, onnx_name, read_manifest
 
 #: the precision label of a bare model file given instead of a run folder (its graph decides its numerics)
 FILE_PRECISION = "file"
@@ -135,3 +138,12 @@ def input_shape(run_dir: str | os.PathLike) -> tuple[int, ...] | None:
     if (run / runfolder.CHECKPOINT).is_file():
         return tuple(runfolder.Checkpoint.load(run).spec.input_shape)
     return None
+
+
+@contextmanager
+def as_run_folder(file: str | os.PathLike) -> Iterator[tuple[Path, OnnxFile]]:
+    """A temporary run folder holding ``file`` as ``model.onnx`` (for stages that read run folders)."""
+    of = OnnxFile.load(file)
+    with tempfile.TemporaryDirectory(prefix="seadeploy-onnx-") as tmp:
+        of.write(Path(tmp) / onnx_name("fp32"))
+        yield Path(tmp), of

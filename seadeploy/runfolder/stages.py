@@ -17,13 +17,15 @@ from seadeploy.runfolder.names import (
     PARITY_NPZ,
     PIPELINE_JSON,
     PRECISIONS,
+    engine_name,
     layers_csv,
     onnx_name,
 )
 
 #: Files each stage writes whatever the backends (``layers`` adds one ``layers_<backend>.csv`` per backend).
 STAGE_FILES: dict[str, tuple[str, ...]] = {
-    "export": (MANIFEST, *(onnx_name(p) for p in PRECISIONS)),
+    "export": (MANIFEST, *(onnx_name(p) for p in PRECISIONS), *(engine_name(p) for p in PRECISIONS),
+               *(f"{engine_name(p)}.json" for p in PRECISIONS)),
     "validate": (PARITY_JSON, PARITY_CSV, PARITY_NPZ, PARITY_LAYERS_CSV),
     "latency": (LATENCY_CSV, LATENCY_JSON),
     "layers": (LAYERS_SUMMARY,),

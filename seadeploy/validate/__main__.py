@@ -22,9 +22,11 @@ from seadeploy.cli import (
     run_main,
 )
 from seadeploy.errors import ConfigError
+from seadeploy.export.pipeline import ExportOptions, summary_lines
+from seadeploy.export.runner import ONNX_REFERENCE, export_model, judge_onnx_files
 from seadeploy.fileio import check_out_folder
-from seadeploy.models.onnx_source import export_onnx_file, onnx_argument, summary
-from seadeploy.models.source import parse_floats
+from seadeploy.graphs.model_file import OnnxFile
+from seadeploy.models.source import ModelSource, onnx_argument
 from seadeploy.parity import add_rule_args, rules_from_args
 from seadeploy.runfolder import CHECKPOINT, PRECISIONS, onnx_name
 from seadeploy.validate.judge import validate_run
@@ -80,16 +82,53 @@ def _parser(matrix: bool) -> ArgumentParser:
 
 
 def _validate_onnx(args) -> int:
-    """``--onnx FILE``: lower to every requested precision and judge each against the fp32 file (models/onnx_source.py)."""
-    precisions = args.precision or ["fp16", "int8"]
-    dataset = None if args.dataset == "none" else args.dataset
+    """``--onnx FILE``: export it (fp32 copy, fp16/int8 lowered and judged against the fp32 graph) into ``--out``
+    (default: a temporary folder) and print the verdicts."""
+    precisions = tuple(dict.fromkeys(["fp32", *(args.precision or ["fp16", "int8"])]))
+    source = ModelSource.from_args(args)
+    opts = ExportOptions(precisions=precisions, dataset=None if args.dataset == "none" else args.dataset,
+                         data_root=args.data_root, eval_samples=args.samples or args.random or 32,
+                         rules=rules_from_args(args))
     with tempfile.TemporaryDirectory(prefix="seadeploy-validate-") as tmp:
         out = args.out or tmp
-        manifest = export_onnx_file(args.onnx, out, ["fp32", *[p for p in precisions if p != "fp32"]],
-                                    dataset=dataset, data_root=args.data_root, mean=parse_floats(args.mean, "--mean"),
-                                    std=parse_floats(args.std, "--std"), eval_samples=args.samples or args.random or 32)
-        print_json(manifest) if args.json else print("\n".join(summary(manifest, args.out or "")))
+        manifest = export_model(source, out, opts)
+        if args.json:
+            print_json({"out": args.out, "files": {p: f["parity"] for p, f in manifest.files.items()}})
+        else:
+            print("\n".join(summary_lines(manifest, args.out or "")))
     return 0
+
+
+def _validate_onnx_run(args, run: Path) -> int:
+    """An ONNX-only run folder (``export --onnx``, or convert's ONNX route): judge the lower-precision files its
+    manifest lists against its fp32 ``model.onnx`` on the dataset the manifest records, and say what was skipped."""
+    manifest = runfolder.read_manifest(run) if runfolder.has_manifest(run) else None
+    listed = [p for p in PRECISIONS if p != "fp32" and manifest is not None and p in manifest.files]
+    wanted = [p for p in (args.precision or listed) if p != "fp32"]
+    skipped = [p for p in wanted if p not in listed]
+    judged = [p for p in wanted if p in listed]
+    notes = [f"{p}: no {onnx_name(p)} in the manifest of this ONNX-only run (export --onnx ... --precision {p})"
+             for p in skipped]
+    notes += [f"{b}: not run (an ONNX-only run has no PyTorch model; its fp32 model.onnx is the reference)"
+              for b in args.backends if b.split(":")[0] != "ort"]
+    files = {"fp32": runfolder.inside(run, manifest.files["fp32"]["path"]) if manifest else run / onnx_name("fp32")}
+    files.update({p: runfolder.inside(run, manifest.files[p]["path"]) for p in judged})
+    of = OnnxFile.load(files["fp32"])
+    dataset = args.dataset or (manifest.dataset if manifest else None) or "synthetic"
+    mean, std = (list(manifest.mean), list(manifest.std)) if manifest else ([], [])
+    opts = ExportOptions(precisions=("fp32", *judged), data_root=args.data_root, eval_samples=args.samples or 32,
+                         rules=rules_from_args(args))
+    _, verdicts = judge_onnx_files(files, of,
+                                   "synthetic" if dataset == "none" else dataset, mean, std, opts)
+    rows = [v for p in judged for v in verdicts[p]]
+    if args.json:
+        print_json({"run": str(run), "reference": ONNX_REFERENCE, "comparisons": [v.to_row() for v in rows],
+                    "skipped": notes})
+    else:
+        print("\n".join([*(f"{'PASS' if v else 'FAIL'} {v.precision} vs fp32 ({v.inputs}, n={v.metrics.get('n')}): "
+                            f"{v.detail()}" for v in rows), *(f"skipped: {n}" for n in notes)])
+              or f"nothing to judge in '{run}': its fp32 model.onnx is the reference")
+    return 0 if all(rows) else 1
 
 
 def _main(argv: list[str] | None) -> int:
@@ -104,7 +143,7 @@ def _main(argv: list[str] | None) -> int:
         args.run_dir, args.onnx = onnx_argument(args.run_dir, args.onnx)
         run = Path(args.run_dir or "")
         if args.run_dir and _onnx_only_run(run):
-            args.onnx, args.run_dir = str(run / "model.onnx"), None  # an ONNX-only run (export --onnx): its fp32 file
+            return _validate_onnx_run(args, run)
         if args.onnx:
             return _validate_onnx(args)
         if not args.run_dir:

@@ -26,12 +26,13 @@ import pandas as pd
 
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, SeadeployError
-from seadeploy.export.pipeline import ExportOptions, load_source
+from seadeploy.export.pipeline import ExportOptions, source_checkpoint
 from seadeploy.export.runner import export_run
 from seadeploy.fileio import atomic_path, write_json
 from seadeploy.models import list_attention, list_models, model_defaults
 from seadeploy.models.build import load_model, resolve_spec
 from seadeploy.models.layers import recalibrate_batchnorm
+from seadeploy.models.source import ModelSource
 from seadeploy.parity import Comparison, RuleSet, default_rule
 from seadeploy.runfolder import PRECISIONS, ModelSpec
 from seadeploy.validate.judge import validate_run
@@ -107,7 +108,8 @@ def matrix_rules(model: str) -> RuleSet:
 def _export(model: str, attn: str, out: Path, precisions: Sequence[str], calib: int, samples: int) -> None:
     d = model_defaults(model)
     spec = resolve_spec(ModelSpec(model, attn=attn, num_classes=10, input_size=INPUT_SIZES.get(model, d.input_size)))
-    ckpt, _ = load_source(spec=spec, dataset=MATRIX_DATASET, seed=0)  # the same random weights on every run
+    # the same random weights on every run (seed 0)
+    ckpt = source_checkpoint(ModelSource.from_spec(spec), ExportOptions(dataset=MATRIX_DATASET, seed=0))
     real, _ = load_samples(MATRIX_DATASET, BN_SAMPLES // 2, split="train", input_size=spec.input_size,
                            mean=ckpt.mean, std=ckpt.std, seed=2)
     noise, _ = load_samples("synthetic", BN_SAMPLES // 2, input_size=spec.input_size, seed=3)

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from seadeploy.export.runner import export_model
+from seadeploy.models.source import ModelSource
 
 
 def _export(spec, out, opts):
     """``export_model`` in a pool worker: the weights come from ``opts.seed`` (export seeds the model it builds)."""
-    return export_model(spec, out, opts)
+    return export_model(ModelSource.from_spec(spec), out, opts)
 
 
 @pytest.fixture(scope="session")

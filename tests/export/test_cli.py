@@ -10,10 +10,11 @@ import torch
 from seadeploy.backends.ort import plain_session
 from seadeploy.errors import ParityFailure
 from seadeploy.export.__main__ import main
-from seadeploy.export.pipeline import ExportOptions, load_source
+from seadeploy.export.pipeline import ExportOptions, load_source, source_checkpoint
 from seadeploy.export.runner import export_run
 from seadeploy.fileio import sha256
 from seadeploy.models.build import load_model
+from seadeploy.models.source import ModelSource
 from seadeploy.parity import RuleSet
 from seadeploy.runfolder import Checkpoint, ModelSpec, read_manifest
 
@@ -128,10 +129,10 @@ def test_reexport_in_place_keeps_the_checkpoint(run):
 def test_models_from_flags_are_seeded():
     spec = ModelSpec("resnet20_cifar", attn="se")
     torch.manual_seed(123)  # the caller's RNG state must not matter, nor be consumed
-    a, _ = load_source(spec=spec, seed=0)
+    a = source_checkpoint(ModelSource.from_spec(spec), ExportOptions(seed=0))
     state = torch.random.get_rng_state()
-    b, _ = load_source(spec=spec, seed=0)
-    c, _ = load_source(spec=spec, seed=1)
+    b = source_checkpoint(ModelSource.from_spec(spec), ExportOptions(seed=0))
+    c = source_checkpoint(ModelSource.from_spec(spec), ExportOptions(seed=1))
     assert torch.equal(torch.random.get_rng_state(), state)
     assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
     assert not torch.equal(a.state_dict["fc.weight"], c.state_dict["fc.weight"])

@@ -7,9 +7,9 @@ import shutil
 import pytest
 import torch
 
-from seadeploy.export.pipeline import ExportOptions, load_source
-from seadeploy.export.runner import export_run
-from seadeploy.runfolder import ModelSpec
+from seadeploy.export.pipeline import ExportOptions
+from seadeploy.export.runner import export_model
+from seadeploy.models.source import ModelSource
 
 
 @pytest.fixture(scope="session")
@@ -17,9 +17,8 @@ def exported_run(tmp_path_factory):
     """Read-only: tests that modify files work on ``run_copy``."""
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("validate") / "run"
-    ckpt, src = load_source(spec=ModelSpec("resnet20_cifar", attn="se", num_classes=10, input_size=32), dataset="digits")
-    export_run(ckpt, out, ExportOptions(precisions=("fp32", "fp16", "int8"), calib_samples=16, eval_samples=32),
-               source_file=src)
+    export_model(ModelSource("resnet20_cifar", attn="se", num_classes=10, input_size=32), out,
+                 ExportOptions(precisions=("fp32", "fp16", "int8"), calib_samples=16, eval_samples=32, dataset="digits"))
     return out
 
 
