@@ -10,7 +10,7 @@ opset 18, dynamic batch; ``lower=False`` is the plain dynamo export, ``lower=Tru
 sequential), and timed side by side by ``seadeploy.profiling.timing.interleave``: every round runs every
 variant once with the same input, rotating who starts. The figure is the **thread CPU time** (with one
 intra-op thread ORT computes on the calling thread, so other processes on a shared machine cannot inflate
-it); ratios are medians of per-round paired ratios with a 95 % bootstrap interval. Targets (issue 11):
+it); ratios are medians of per-round paired ratios with a 95 % bootstrap interval. Targets:
 SE/none ≤ 1.10 and TSE/SE ≤ 1.05 with the lowering on. ``--profile`` adds ORT's per-node profile
 (kernel time by op type) of none and of SE with the lowering off and on: the SE overhead that remains is
 the part the runtime has no fused kernel for (see the closing lines it prints). Timing never enters a test.

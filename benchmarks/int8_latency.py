@@ -10,7 +10,7 @@ For each run folder (``checkpoint.safetensors``): the fp32 ONNX file is exported
 agreement int8 vs fp32 is measured on ``--eval-samples`` of the test split. Latency: fp32 and every int8 file
 are timed side by side by ``seadeploy.profiling.timing.interleave`` (one intra-op thread, thread CPU time,
 interleaved rounds, the same input); the ratio is the median of per-round int8/fp32 ratios with a 95 %
-bootstrap interval. Target (issue 11): int8/fp32 ≤ 0.70 for ``ort-cpu`` with agreement ≥ 99 %. The
+bootstrap interval. Target: int8/fp32 ≤ 0.70 for ``ort-cpu`` with agreement ≥ 99 %. The
 ``tensorrt`` form is shown for contrast: ORT CPU has no fused kernel for symmetric int8 activations.
 Timing never enters a test.
 """

@@ -1,6 +1,6 @@
 """Bring your own model end to end: a model defined in tests/fixtures/user_model.py (not in the zoo, attention not
 named ``attn``) through train → export fp32/fp16/int8 → validate → profiling layers → convert → compare, and its
-bare ONNX file through validate --onnx and every profiling command (issue 9 acceptance)."""
+bare ONNX file through validate --onnx and every profiling command."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fault suite: every stage given bad input as a hostile user would (issue 14, docs/promises.md).
+"""The fault suite: every stage given bad input as a hostile user would (docs/promises.md).
 
 Each case runs in-process through the stage's ``main(argv)`` (``seadeploy.cli.run_main``) and must give the
 documented exit code, exactly one stderr line starting with ``error:``, no traceback, and leave every file of

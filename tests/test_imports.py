@@ -1,4 +1,4 @@
-"""The package's import graph: no cycles between seadeploy's own modules (issue 12 item 4).
+"""The package's import graph: no cycles between seadeploy's own modules, and folders only import the layers below them.
 
 Every ``import``/``from ... import`` of a ``seadeploy`` module counts, wherever it sits in the file (a
 function-level import only hides a cycle until the function runs). Importing ``pkg.sub`` from outside ``pkg``

@@ -3,7 +3,7 @@
 The dynamo exporter writes an SE block as ``ReduceMean(H,W, keepdims=0) → Gemm → act → Gemm → Sigmoid →
 Unsqueeze → Mul``. On ONNX Runtime CPU the 2-D excitation leaves the blocked NCHWc layout: the squeeze runs as
 a plain ReduceMean, the Gemms on (N, C) vectors, and ORT inserts a ReorderOutput/ReorderInput pair around
-the attention (issue 11: 56 reorder nodes on resnet56_cifar, 7 % of the time). The same function written as
+the attention (56 reorder nodes on resnet56_cifar, 7 % of the time). The same function written as
 ``GlobalAveragePool → 1×1 Conv → act → 1×1 Conv → Sigmoid`` on (N, C, 1, 1) maps stays in NCHWc end to end
 (GlobalAveragePool and Conv have NCHWc kernels, the activations fuse into the convs)::
 

@@ -282,7 +282,7 @@ class Int8Target:
 
 #: ``ort-cpu``: asymmetric uint8 activations, int8 symmetric per-channel weights, int32 bias: ORT's x86 CPU
 #: kernels fuse DQ → Conv → Q into QLinearConv (u8s8). Symmetric int8 activations would run there as
-#: DequantizeLinear → fp32 Conv → QuantizeLinear, slower than fp32 (issue 11: 1.4–7×).
+#: DequantizeLinear → fp32 Conv → QuantizeLinear, slower than fp32 (1.4–7×, benchmarks/int8_latency.py).
 #: ``tensorrt``: symmetric int8 activations and weights, float bias, as TensorRT's explicit quantization needs.
 INT8_TARGETS: dict[str, Int8Target] = {
     "ort-cpu": Int8Target("ort-cpu", "QUInt8", False, True, "ONNX Runtime CPU (x86, QLinearConv u8s8)"),

@@ -59,9 +59,7 @@ def recalibrate_batchnorm(model: Any, x: Any, batch: int = 32) -> Any:
     error 2e-3 relative; on the mix, logits ≤ 150 and error 4e-6 relative on both).
 
     Only the BatchNorm layers run in training mode: dropout and stochastic depth stay in eval mode, so the
-    statistics are those of the deterministic inference graph and identical on every run (with the whole net
-    in training mode, EfficientNet's unseeded DropPath gave different statistics each run — running_var apart
-    by up to 0.6 — and the CI gate's verdict flipped between identical runs).
+    statistics are those of the deterministic inference graph and identical on every run.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     model.eval()

@@ -17,7 +17,7 @@ EXPORTERS = ("dynamo", "torchscript")
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
 def test_buffers_count_no_attention_in_resnet_d(exported, exporter):
-    # the 2×2 average-pool shortcut used to be taken for a tiled squeeze (3 blocks, 43,008 elements on a ResNet-D)
+    # a 2×2 average-pool shortcut is a downsampling, not a tiled squeeze
     report = analyse_buffers(exported("resnet_d", exporter))
     summary = report.summary()
     assert summary["attention_blocks"] == 0 and summary["attention_buffer_elements"] == 0 and report.blocks.empty

@@ -175,7 +175,7 @@ def test_batchnorm_recalibration_sets_exact_statistics():
 
 def test_batchnorm_recalibration_is_deterministic_with_dropout_and_drop_path():
     # DropPath/Dropout stay in eval mode: the same weights and inputs give bit-identical statistics whatever
-    # the global RNG state (in training mode they drew fresh masks each run and the CI gate flipped)
+    # the global RNG state
     torch.manual_seed(0)
     net = create_model("efficientnet_b0", attn="cbam", num_classes=10, input_size=32)
     x = torch.randn(16, 3, 32, 32)
