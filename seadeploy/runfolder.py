@@ -120,6 +120,8 @@ class Manifest:
     dynamic_axes: dict[str, Any] = dataclasses.field(default_factory=dict)
     files: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     engines: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: precisions whose file failed parity at export: kept for ``validate --layerwise`` but never used as vouched for
+    failed: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     checks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     versions: dict[str, str] = dataclasses.field(default_factory=library_versions)
     format_version: int = MANIFEST_VERSION
@@ -165,6 +167,9 @@ class Manifest:
             InputError: no such entry, an unsafe path, or the file is gone.
         """
         entries = self.engines if kind == "engines" else self.files
+        if precision in self.failed and kind == "files":
+            raise InputError(f"the {precision} file of '{run_dir}' failed parity at export (manifest 'failed'); "
+                             f"see why with python -m seadeploy.validate {run_dir} --layerwise --precision {precision}")
         if precision not in entries:
             have = ", ".join(entries) or "none"
             raise InputError(f"the run in '{run_dir}' has no {precision} "
@@ -178,7 +183,7 @@ class Manifest:
 
 def write_manifest(run_dir: str | os.PathLike, manifest: Manifest) -> Path:
     """Atomically write ``RUN/manifest.json``; refuses entries whose paths are not inside the folder."""
-    for kind in ("files", "engines"):
+    for kind in ("files", "engines", "failed"):
         for entry in getattr(manifest, kind).values():
             inside(run_dir, entry["path"], kind[:-1])
     return write_json(Path(run_dir) / MANIFEST, manifest.to_dict())
@@ -195,7 +200,7 @@ def read_manifest(run_dir: str | os.PathLike) -> Manifest:
     if not path.is_file():
         raise InputError(f"no {MANIFEST} in '{p}'; run `python -m seadeploy.export ... --out {p}` first")
     m = Manifest.from_dict(read_json(path), str(path))
-    for kind in ("files", "engines"):
+    for kind in ("files", "engines", "failed"):
         for entry in getattr(m, kind).values():
             inside(path.parent, entry["path"], kind[:-1])
     return m

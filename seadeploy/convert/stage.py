@@ -6,7 +6,8 @@ weight conversion, models/convert.py); ``OUT/checkpoint.safetensors`` records th
 (``attn="tse"``, ``attn_kwargs={"tile", "blocks"}``) so ``train`` fine-tunes it and ``export`` rebuilds it.
 ONNX route (``--onnx FILE``): :func:`~seadeploy.convert.onnx_rewrite.se_to_tse_onnx`.
 
-Both write ``OUT/model.onnx`` (the converted graph, static batch 1) and ``OUT/convert.json``: per block and in
+Both write ``OUT/model.onnx`` (the converted graph: a dynamic batch on the PyTorch route, as export writes, so
+``validate`` reads it like any run folder; the ONNX route keeps the file's batch) and ``OUT/convert.json``: per block and in
 total the attention buffer (profiling/dataflow.py), MACs, ONNX Runtime CPU latency before/after (interleaved
 rounds, one thread) and top-1 before/after on a labelled dataset. Everything is staged and moved into ``OUT``
 only when complete.
@@ -33,8 +34,9 @@ from seadeploy.convert.torch_rewrite import se_to_tse_structural, tiled_blocks, 
 from seadeploy.data import get_dataset
 from seadeploy.data.base import HALF, IMAGENET_STATS
 from seadeploy.data.samples import load_samples
-from seadeploy.errors import ConfigError
+from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.onnx_export import export_onnx
+from seadeploy.graphs.classify import classify
 from seadeploy.models import convert as zoo
 from seadeploy.models.build import load_model
 from seadeploy.models.onnx_source import rebatch_to_one
@@ -89,6 +91,12 @@ def _session(model: onnx.ModelProto):
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
+def _static_batch(model: onnx.ModelProto) -> bool:
+    inits = {i.name for i in model.graph.initializer}
+    vi = next(v for v in model.graph.input if v.name not in inits)
+    return vi.type.tensor_type.shape.dim[0].HasField("dim_value")
+
+
 def _input(model: onnx.ModelProto) -> tuple[str, list[int]]:
     inits = {i.name for i in model.graph.initializer}
     vi = next(v for v in model.graph.input if v.name not in inits)
@@ -132,7 +140,7 @@ def _accuracy(models: list[onnx.ModelProto], opts: ConvertOptions, size: int, me
     for m in models:
         s = _session(m)
         name, shape = _input(m)
-        b = shape[0]
+        b = shape[0] if _static_batch(m) else min(32, len(x))
         logits = np.concatenate([s.run(None, {name: x[i:i + b]})[0] for i in range(0, len(x) - b + 1, b)])
         out.append(float((logits.argmax(-1) == y[: len(logits)]).mean()))
     return out
@@ -171,8 +179,20 @@ def figures(before: onnx.ModelProto, after: onnx.ModelProto, opts: ConvertOption
 
 # -------------------------------------------------------------------------------------------- routes
 def _export(net, size: int, folder: Path, name: str) -> onnx.ModelProto:
-    path = export_onnx(net.eval(), folder / name, (3, size, size), dynamic_batch=False, example_batch=1)
+    path = export_onnx(net.eval(), folder / name, (3, size, size), dynamic_batch=True)
     return onnx.load(str(path))
+
+
+def _structural_records(before: onnx.ModelProto, tiles: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per block the graph analysis finds (graphs/classify.py), in graph order: its tile when the
+    PyTorch rewrite tiled it, else why it was kept; blocks tiled but not found in the graph are appended."""
+    classes = classify(before)
+    records = [{"block": c.block, "kind": c.kind, "tile": list(tiles[c.block]) if c.block in tiles else None,
+                **({} if c.block in tiles else {"reason": c.reason or "not found by the PyTorch rewrite "
+                                                "(its output is not x·g(x) with g constant over H×W)"})}
+               for c in classes]
+    seen = {c.block for c in classes}
+    return records + [{"block": p, "tile": list(t)} for p, t in tiles.items() if p not in seen]
 
 
 def _tile_value(tile: Any) -> Any:
@@ -185,6 +205,7 @@ def convert_torch(ckpt: Checkpoint, opts: ConvertOptions, work: Path) -> tuple[C
     spec = ckpt.spec
     net = load_model(ckpt)
     size = spec.input_size
+    before = _export(net, size, work, "before.onnx")
     if not is_external(spec.model):
         new = zoo.se_to_tse(net, tile=opts.tile) if opts.to == "tse" else zoo.tse_to_se(net)
         new_spec = new.spec
@@ -194,11 +215,19 @@ def convert_torch(ckpt: Checkpoint, opts: ConvertOptions, work: Path) -> tuple[C
     elif opts.to == "tse":
         if spec.attn == "tse":
             raise ConfigError("the model is already TSE (converted before); use --to se to go back first")
-        new = se_to_tse_structural(net, tile=opts.tile, input_size=size)
+        try:
+            new = se_to_tse_structural(net, tile=opts.tile, input_size=size)
+        except InputError as exc:  # say what the graph analysis found and why each block is kept
+            classes = classify(before)
+            if not classes:
+                raise
+            raise InputError(f"none of the {len(classes)} attention blocks can be rewritten: "
+                             + "; ".join(c.describe() for c in classes[:3])
+                             + (f" (+{len(classes) - 3} more)" if len(classes) > 3 else "")) from exc
         tiles = tiled_blocks(new)
         new_spec = dataclasses.replace(spec, attn="tse", attn_kwargs={"tile": _tile_value(opts.tile),
                                                                       "blocks": list(tiles)})
-        records = [{"block": p, "tile": list(t)} for p, t in tiles.items()]
+        records = _structural_records(before, tiles)
     else:
         if spec.attn != "tse":
             raise ConfigError(f"--to se needs a model converted to TSE by seadeploy.convert; '{spec.model}' is not")
@@ -211,7 +240,6 @@ def convert_torch(ckpt: Checkpoint, opts: ConvertOptions, work: Path) -> tuple[C
                      extra={**ckpt.extra, "converted": {"to": opts.to, "tile": _tile_value(opts.tile),
                                                          "from_attn": spec.attn}})
     load_model(out)  # the saved spec must rebuild these weights (raises InputError naming a misfit tensor)
-    before = _export(net, size, work, "before.onnx")
     after = _export(new, size, work, "after.onnx")  # export_onnx gives a converted model the deployable lowering
     return out, before, after, records
 

@@ -286,6 +286,9 @@ def summary_lines(manifest: Manifest, out: str | os.PathLike) -> list[str]:
         mem = e.get("device_memory_bytes")
         mem_text = f"{mem / 2**20:.1f} MiB device memory" if isinstance(mem, int | float) else "device memory unknown"
         lines.append(f"{precision:5s} {Path(out) / e['path']}: TensorRT {e['tensorrt']} on {e['gpu']}, {mem_text}")
+    for precision, f in manifest.failed.items():
+        lines.append(f"{precision:5s} FAILED parity: {Path(out) / f['path']} is kept for `validate {out} --layerwise "
+                     f"--precision {precision}` and marked failed in {MANIFEST} (no stage uses it)")
     passed = sum(bool(c["passed"]) for c in manifest.checks)
     seed = f"; weights from seed {manifest.seed}" if manifest.seed is not None else ""
     lines.append(f"manifest: {Path(out) / MANIFEST} ({passed}/{len(manifest.checks)} checks passed; lint is "

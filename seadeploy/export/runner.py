@@ -23,7 +23,7 @@ import onnxslim
 from seadeploy.artifacts import CHECKPOINT, MANIFEST, Checkpoint, ModelSpec, atomic_path, onnx_name, sha256
 from seadeploy.backends import create_backend
 from seadeploy.backends.torch_backend import TorchBackend
-from seadeploy.errors import ParityFailure
+from seadeploy.errors import ParityFailure, PartialFailure
 from seadeploy.export import checks, pipeline
 from seadeploy.export import precision as prec
 from seadeploy.export.manifest import new_manifest
@@ -59,13 +59,29 @@ def export_run(ckpt: Checkpoint, out: str | Path, opts: ExportOptions, source_fi
         files = {"fp32": _fp32(model, ckpt, stage, opts, manifest)}
         for precision in [p for p in opts.precisions if p != "fp32"]:
             files[precision] = _lower_precision(precision, ckpt, dataset, stage, opts, manifest)
-        _parity(model, ckpt, dataset, files, opts, rules, manifest)
+        failures = _parity(model, ckpt, dataset, files, opts, rules, manifest)
         names += [p.name for p in files.values()]
         if opts.engine:
-            names += _engines(stage, out, opts, manifest)
+            names += _engines(stage, out, [p for p in opts.precisions if p not in failures], opts, manifest)
         write_manifest(stage, manifest)
         pipeline.commit(stage, out, [*names, MANIFEST])
+    if failures:
+        raise PartialFailure(_failure_line(failures, manifest, out), manifest)
     return manifest
+
+
+#: What to try when a lower precision fails parity, by precision (one line with the failure).
+_REMEDIES = {"int8": "drop int8 (--precision fp32,fp16), calibrate on the model's own data (--dataset NAME "
+                     "--calib-samples N), or relax the rule (--min-top1 / --min-cosine / --atol)",
+             "fp16": "drop fp16 (--precision fp32), keep more in fp32 (--fp16-policy reductions-fp32), or relax the "
+                     "rule (--min-top1 / --min-cosine / --atol)"}
+
+
+def _failure_line(failures: dict[str, str], manifest: Manifest, out: Path) -> str:
+    first = next(iter(failures))
+    return (f"{', '.join(failures)} failed parity ({failures[first]}); written to {out}: "
+            f"{', '.join(manifest.files)} (the failed file is kept, marked failed in {MANIFEST}); to fix: "
+            f"{_REMEDIES.get(first, 'relax the rule (--min-top1 / --min-cosine / --atol)')}")
 
 
 def _checkpoint(ckpt: Checkpoint, stage: Path, out: Path, source: Path | None, manifest: Manifest) -> list[str]:
@@ -119,8 +135,12 @@ def _lower_precision(precision: str, ckpt: Checkpoint, dataset: str, stage: Path
 
 
 def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], opts: ExportOptions,
-            rules: RuleSet, manifest: Manifest) -> None:
-    """Every file vs the PyTorch fp32 model on seeded random inputs and real samples; raises on the first failure.
+            rules: RuleSet, manifest: Manifest) -> dict[str, str]:
+    """Every file vs the PyTorch fp32 model on seeded random inputs and real samples.
+
+    An fp32 failure raises (fp16/int8 are made from that file). A failed fp16/int8 file moves from
+    ``manifest.files`` to ``manifest.failed`` (kept for ``validate --layerwise``); returns ``{precision: first
+    failure}`` of those.
 
     Inference runs in batches of ``opts.eval_batch`` (random inputs at the batch sizes of
     :func:`~seadeploy.export.pipeline.random_batches`), so memory does not grow with the number of samples.
@@ -136,6 +156,7 @@ def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], 
                 "data": infer_batches(ref_be, x, batch, opts.progress, desc="PyTorch reference")}
     # what fp32/fp16 arithmetic itself does to the model, for the rules' noise floors (seadeploy/parity.py)
     floors = reference_noise(model, refs, sets, list(files))
+    failures: dict[str, str] = {}
     for precision, path in files.items():
         with create_backend("ort", path) as be:
             verdicts = compare_backend(be, {"random": refs["random"]}, {"random": sets["random"]},
@@ -158,13 +179,17 @@ def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], 
         manifest.files[precision] = {**entry, **{k: v for k, v in manifest.files[precision].items() if k != "path"}}
         failed = [v for v in verdicts if not v]
         if failed:
-            raise ParityFailure(f"{path.name}: does not match PyTorch fp32 ({failed[0].name}): "
-                                f"{'; '.join(failed[0].failures)}")
+            why = f"{path.name}: does not match PyTorch fp32 ({failed[0].name}): {'; '.join(failed[0].failures)}"
+            if precision == "fp32":
+                raise ParityFailure(why)
+            manifest.failed[precision] = manifest.files.pop(precision)
+            failures[precision] = why
+    return failures
 
 
-def _engines(stage: Path, out: Path, opts: ExportOptions, manifest: Manifest) -> list[str]:
+def _engines(stage: Path, out: Path, precisions: list[str], opts: ExportOptions, manifest: Manifest) -> list[str]:
     names = []
-    for precision in opts.precisions:
+    for precision in precisions:
         cfg = EngineConfig(precision=precision, workspace_mb=opts.workspace_mb, opt_batch=opts.batch,
                            max_batch=max(opts.max_batch, opts.batch), timing_cache=str(out / "trt_timing.cache"))
         sidecar = build_engine(stage / onnx_name(precision), stage, cfg)

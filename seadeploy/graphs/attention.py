@@ -94,7 +94,10 @@ class AttentionBlock:
 
     Attributes:
         name: the common module prefix of its nodes (metadata), else the name of its first reduction node.
-        kind: ``channel``, ``channel+spatial`` (CBAM) or ``shift`` (additive join: SB, additive global context).
+        kind: ``channel`` (SE-like ``x·g(squeeze(x))``), ``channel+spatial`` (CBAM), ``shift`` (additive join: SB),
+            ``global-context`` (attention pooling: a MatMul with weights computed from the map, joined by Add or
+            Mul) or ``selective-kernel`` (stacked branches weighted by a softmax across them);
+            :mod:`seadeploy.graphs.classify` says which the TSE lowering can rewrite.
         input: the tensor ``X`` the squeezes read; ``output``: what the (last) join writes.
         squeeze_ops: op types of the reductions; ``tiled``: a squeeze keeps a grid of tiles (TSE);
         ``reductions``: the reduction nodes themselves (part of ``squeeze``).
@@ -551,6 +554,10 @@ def _try_join(ix: GraphIndex, join: ir.Node, p: ir.Value, q: ir.Value) -> _Found
     excite = [n for n in branch if id(n) not in taken]
     squeeze = [*pre, *squeezes, *tail]
     kind = "channel" if join.op_type == "Mul" else "shift"
+    if any(n.op_type in MATMULS and len(ix.data_inputs(n)) == 2 for n in squeezes):
+        kind = "global-context"  # the pooling weights are computed from the map (softmax over H·W)
+    elif len(ix.shape(x) or ()) >= 5 and any(n.op_type in ("Softmax", "LogSoftmax") for n in (*gate, *excite)):
+        kind = "selective-kernel"  # stacked branches, weighted by a softmax across them
     return _Found(join, x, squeeze, excite, gate, [*scale, join], squeezes, kind)
 
 

@@ -50,7 +50,8 @@ def require_backend(spec: str) -> None:
 def available_precisions(run_dir: str | os.PathLike, backend: str) -> dict[str, Path]:
     """``{precision: path}`` the run folder has for ``backend`` (the backend decides which file)."""
     cls = backend_class(backend)
-    found = {p: cls.artifact(run_dir, p) for p in cls.precisions}
+    failed = read_manifest(run_dir).failed if has_manifest(run_dir) else {}  # export kept them for diagnosis only
+    found = {p: cls.artifact(run_dir, p) for p in cls.precisions if p not in failed}
     return {p: path for p, path in found.items() if path is not None}
 
 

@@ -83,7 +83,9 @@ class RunFolder:
         return is_trained(self.checkpoint.metrics)
 
     def available_precisions(self) -> list[str]:
-        return [p for p in PRECISIONS if (self.path / onnx_name(p)).is_file()]
+        """Precisions with a file, except those export recorded as failed (judged only when asked for by name)."""
+        failed = self.manifest.failed if self.manifest else {}
+        return [p for p in PRECISIONS if (self.path / onnx_name(p)).is_file() and p not in failed]
 
     def onnx_path(self, precision: str) -> Path:
         """The checked ONNX file of ``precision``.
