@@ -282,6 +282,9 @@ def summary_lines(manifest: Manifest, out: str | os.PathLike) -> list[str]:
             lines.append(f"{precision:5s} int8 target {q.get('target')}: activations {q.get('activations')}, weights "
                          f"{q.get('weights')}, bias {q.get('bias')}, {q.get('calibration')} on {q.get('calib_samples')} "
                          f"samples (runs on {q.get('runs_on')})")
+            if q.get("quantizer_log"):
+                lines.append(f"{precision:5s} note: ONNX Runtime's quantizer logged {len(q['quantizer_log'])} message(s), "
+                             f"recorded in the manifest (first: {q['quantizer_log'][0]})")
     for precision, e in manifest.engines.items():
         mem = e.get("device_memory_bytes")
         mem_text = f"{mem / 2**20:.1f} MiB device memory" if isinstance(mem, int | float) else "device memory unknown"
