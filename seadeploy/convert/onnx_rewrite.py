@@ -332,6 +332,14 @@ def load_onnx_file(path: str | Path) -> onnx.ModelProto:
         model = onnx.load(str(p), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf decode errors have several types
         raise InputError(f"'{p}' is not a readable ONNX file ({type(exc).__name__})") from exc
+    folder = check_external_data(p, model)
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        load_external_data_for_model(model, str(folder))
+    return model
+
+
+def check_external_data(p: Path, model: onnx.ModelProto) -> Path:
+    """Refuse (one line) external-data sidecars outside the model's folder or missing; returns the folder."""
     folder = p.resolve().parent
     for t in model.graph.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL:
@@ -342,6 +350,4 @@ def load_onnx_file(path: str | Path) -> onnx.ModelProto:
                                  "refusing to read it (move the sidecar next to the model)")
             if not target.is_file():
                 raise InputError(f"'{p}': external data file '{loc}' of tensor '{t.name}' is missing")
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-        load_external_data_for_model(model, str(folder))
-    return model
+    return folder

@@ -16,9 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import onnx
+
 from seadeploy import artifacts
 from seadeploy.artifacts import PRECISIONS
 from seadeploy.backends import Backend, backend_class, check_backend, create_backend
+from seadeploy.convert.onnx_rewrite import check_external_data
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.runfolder import has_manifest, read_manifest
 from seadeploy.validate.runfolder import RunFolder
@@ -118,8 +121,19 @@ def plan_file(path: str | os.PathLike, backends: Sequence[str], device: str = "c
     if not takers:
         runs = "; ".join(f"{s}: {', '.join(backend_class(s).file_suffixes) or 'run folders only'}" for s in backends)
         raise InputError(f"none of --backends {','.join(backends)} runs a '{p.suffix}' file ({runs})")
+    if p.suffix == ".onnx":
+        _check_sidecars(p)
     return [Source(s, FILE_PRECISION, p, tuple(backend_class(s).run_options(device=device).items())
                    if ":" not in s else ()) for s in takers]
+
+
+def _check_sidecars(p: Path) -> None:
+    """External data outside the model's folder (or missing) is one line here, before a runtime logs about it."""
+    try:
+        proto = onnx.load(str(p), load_external_data=False)
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the backend that opens it
+        return
+    check_external_data(p, proto)
 
 
 def open_backend(src: Source, threads: int | None = None, **extra: Any):
