@@ -41,7 +41,9 @@ def export_run(ckpt: Checkpoint, out: str | Path, opts: ExportOptions, source_fi
     """Export ``ckpt`` into run folder ``out`` and return the manifest written there.
 
     Raises:
-        ConfigError/InputError (exit 2), ParityFailure (exit 1), BackendUnavailable (exit 3, ``--engine``).
+        ConfigError/InputError (exit 2), ParityFailure (exit 1, fp32: nothing written), PartialFailure (exit 1,
+        fp16/int8: what passed is written and the failed file recorded under ``manifest.failed``; the exception
+        carries the manifest), BackendUnavailable (exit 3, ``--engine``).
     """
     opts.validate()
     out = Path(out)
