@@ -423,7 +423,10 @@ def run_compare(o: CompareOptions, *, progress: bool = False, log: Callable[[str
     """Run the study and write the report; returns the summary (``summary.json``) with ``exit_code``."""
     say = log or (lambda _m: None)
     variants = o.variants()
-    get_dataset(o.dataset, split="test", root=o.data_root)  # an unknown or missing dataset: one line, exit 2
+    info = get_dataset(o.dataset, split="test", root=o.data_root).info  # unknown or missing: one line, exit 2
+    if is_external(o.model) and not o.skip_train:  # factory arguments and weights, before the first stage
+        with torch.random.fork_rng(devices=[]):
+            o.source(variants[0], info.num_classes).build()
     for spec in o.backends:
         require_backend(spec)  # exit 3 with the install hint before anything runs
     check_out_folder(o.out)
@@ -485,7 +488,7 @@ def _parser() -> ArgumentParser:
                    help="fail the study (exit 1) when fp16/int8 parity is out of tolerance, at export or validate "
                         "(default: only an fp32 failure fails it; an fp16/int8 failure is a warning and that "
                         "precision is left out of the measurements)")
-    p.add_argument("--baseline", default=d.baseline, help="variant the ratios refer to (default se)")
+    p.add_argument("--baseline", default=None, help="variant the ratios refer to (default se; original for a user model)")
     add_common_args(p, out=False)
     return p
 
@@ -509,8 +512,10 @@ def _main(argv: list[str] | None) -> int:
                        backends=_csv(a.backends), threads=a.threads, duration_s=a.duration_s,
                        parity_samples=a.parity_samples, calib_samples=a.calib_samples,
                        limit_train=a.limit_train, limit_test=a.limit_test, skip_train=a.skip_train, strict_parity=a.strict_parity,
-                       baseline="original" if is_external(a.model) and a.baseline == "se" else a.baseline,
+                       baseline=a.baseline or ("original" if is_external(a.model) else CompareOptions.baseline),
                        device=a.device, model_args=tuple(a.model_arg), weights=a.weights, input_size=a.input_size)
+    if a.baseline and a.baseline not in (names := [v.name for v in o.variants()]):
+        raise ConfigError(f"--baseline {a.baseline} is not a variant of --attn ({', '.join(names)})")
     summary = run_compare(o, progress=progress_enabled(a.json), log=_log)
     print_json(summary) if a.json else print(format_summary(summary))
     return summary["exit_code"]

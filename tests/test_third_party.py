@@ -186,10 +186,16 @@ def test_quantizer_log_lines_are_recorded_not_printed(mixed_onnx, tmp_path, monk
     assert record["quantizer_log"] == ["Axis 1 is out-of-range for weight 'w' with rank 1 (×2)"]
 
 
-def test_compare_checks_the_dataset_before_any_stage(tmp_path, capsys):
-    assert compare.main(["--dataset", "bogus", "--out", str(tmp_path / "s")]) == 2
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--dataset", "bogus"], "unknown dataset 'bogus'"),
+    (["--attn", "se", "--baseline", "bogus"], "--baseline bogus is not a variant"),
+    (["--model", USER, "--attn", "original", "--weights", "missing.pt"], "--weights 'missing.pt' does not exist"),
+    (["--model", USER, "--attn", "original", "--model-arg", "bogus=1"], "unexpected keyword argument 'bogus'"),
+])
+def test_compare_checks_every_option_before_any_stage(argv, message, tmp_path, capsys):
+    assert compare.main([*argv, "--epochs", "0", "--input-size", "32", "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "bogus" in err[0]
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert not (tmp_path / "s").exists()
 
 
