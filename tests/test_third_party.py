@@ -94,6 +94,7 @@ def test_a_failed_precision_keeps_the_ones_that_passed(tmp_path, monkeypatch, ca
     assert list(available_precisions(out, "ort")) == ["fp32"]  # later stages never take it as vouched for
     report = validate_run(out, backends=("ort",), samples=8, random=4)
     assert report and {c.precision for c in report.comparisons} == {"fp32"}
+    assert any(w.startswith("int8 not judged: it failed parity at export") for w in report.warnings)
     asked = validate_run(out, backends=("ort",), precisions=["int8"], samples=8, random=4)
     assert not asked  # judged (and failing) only when asked for by name
 
