@@ -41,7 +41,7 @@ from seadeploy.cli import (
     run_main,
 )
 from seadeploy.data import DatasetInfo, get_dataset
-from seadeploy.errors import BackendUnavailable, ConfigError, InputError, ParityFailure, SeadeployError
+from seadeploy.errors import BackendUnavailable, ConfigError, InputError, ParityFailure, PartialFailure, SeadeployError
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
 from seadeploy.fileio import check_out_folder
@@ -157,7 +157,8 @@ class CompareOptions:
         for v in out:  # fail fast (exit 2) on a bad option, before minutes of training
             create_model(self.model, attn=v.attn, attn_kwargs=dict(v.attn_kwargs))
         if not self.batches or min(self.batches) < 1 or self.epochs < 0:
-            raise ConfigError(f"--batch must be ≥ 1 and --epochs ≥ 0 (got {self.epochs}, {list(self.batches)})")
+            raise ConfigError(f"--batch must be ≥ 1 and --epochs ≥ 0 (got --batch {','.join(map(str, self.batches))} "
+                              f"--epochs {self.epochs})")
         return out
 
     def _source_variants(self) -> list[Variant]:
@@ -178,7 +179,8 @@ class CompareOptions:
         if not out or len(set(names)) != len(names):
             raise ConfigError(f"--attn: {'duplicate variants' if out else 'no variants'} (e.g. original,tse:tile=7)")
         if self.epochs < 0 or not self.batches or min(self.batches) < 1:
-            raise ConfigError(f"--batch must be ≥ 1 and --epochs ≥ 0 (got {self.epochs}, {list(self.batches)})")
+            raise ConfigError(f"--batch must be ≥ 1 and --epochs ≥ 0 (got --batch {','.join(map(str, self.batches))} "
+                              f"--epochs {self.epochs})")
         return out
 
     def source(self, v: Variant, classes: int | None = None) -> ModelSource:
@@ -270,7 +272,8 @@ def _evaluate_source(ckpt: Checkpoint, v: Variant, o: CompareOptions, labels: in
 
 
 def _export(v: Variant, o: CompareOptions) -> dict[str, Any]:
-    """Export every precision; if that fails, retry without int8, then fp32 only, and report what was dropped."""
+    """Export every precision. A precision that fails parity is left out (export keeps what passed): a warning, or
+    a failed stage with ``--strict-parity``. Any other failure retries without int8, then fp32 only."""
     ckpt, src = load_source(v.run_dir)
     tries = list(dict.fromkeys([o.precisions, tuple(p for p in o.precisions if p != "int8"), ("fp32",)]))
     first: Exception | None = None
@@ -280,6 +283,10 @@ def _export(v: Variant, o: CompareOptions) -> dict[str, Any]:
                              int8_target=study_int8_target(o.backends))
         try:
             manifest = export_run(ckpt, v.run_dir, opts, source_file=src)
+        except PartialFailure as exc:  # an fp16/int8 parity failure; what passed is in the run folder
+            info = {"files": sorted(exc.result.files), "failed": sorted(exc.result.failed)}
+            text = f"{','.join(exc.result.failed)} left out: {_first_line(exc)}"
+            raise (PartialStage if o.strict_parity else StageWarning)(info, text) from None
         except BackendUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - retried with fewer precisions, re-raised when fp32 fails too
@@ -304,7 +311,8 @@ def study_int8_target(backends: tuple[str, ...]) -> str:
 
 def _validate(v: Variant, o: CompareOptions) -> dict[str, Any]:
     """ORT CPU parity of every exported precision. fp32 outside tolerance fails the stage; fp16/int8 outside
-    their (tighter, top-1 based) tolerances are measurements of the quantisation and only warn, unless strict."""
+    their (tighter, top-1 based) tolerances are measurements of the quantisation and only warn, unless strict
+    (the same rule as export's, :func:`_export`, and ``--strict-parity``'s help)."""
     report = validate_run(v.run_dir, backends=("ort",), dataset=o.dataset, root=o.data_root,
                           samples=o.parity_samples, threads=o.threads, seed=o.seed)
     failing = [c for c in report.comparisons if not c]
@@ -423,6 +431,10 @@ def run_compare(o: CompareOptions, *, progress: bool = False, log: Callable[[str
     """Run the study and write the report; returns the summary (``summary.json``) with ``exit_code``."""
     say = log or (lambda _m: None)
     variants = o.variants()
+    info = get_dataset(o.dataset, split="test", root=o.data_root).info  # unknown or missing: one line, exit 2
+    if is_external(o.model) and not o.skip_train:  # factory arguments and weights, before the first stage
+        with torch.random.fork_rng(devices=[]):
+            o.source(variants[0], info.num_classes).build()
     for spec in o.backends:
         require_backend(spec)  # exit 3 with the install hint before anything runs
     check_out_folder(o.out)
@@ -481,8 +493,10 @@ def _parser() -> ArgumentParser:
     p.add_argument("--limit-test", type=cli.positive_int, default=None, help="use only N test samples (smoke runs)")
     p.add_argument("--skip-train", action="store_true", help="reuse OUT/<variant>/checkpoint.safetensors")
     p.add_argument("--strict-parity", action="store_true",
-                   help="fail (exit 1) when fp16/int8 parity is out of tolerance too (default: fp32 only; others warn)")
-    p.add_argument("--baseline", default=d.baseline, help="variant the ratios refer to (default se)")
+                   help="fail the study (exit 1) when fp16/int8 parity is out of tolerance, at export or validate "
+                        "(default: only an fp32 failure fails it; an fp16/int8 failure is a warning and that "
+                        "precision is left out of the measurements)")
+    p.add_argument("--baseline", default=None, help="variant the ratios refer to (default se; original for a user model)")
     add_common_args(p, out=False)
     return p
 
@@ -506,8 +520,10 @@ def _main(argv: list[str] | None) -> int:
                        backends=_csv(a.backends), threads=a.threads, duration_s=a.duration_s,
                        parity_samples=a.parity_samples, calib_samples=a.calib_samples,
                        limit_train=a.limit_train, limit_test=a.limit_test, skip_train=a.skip_train, strict_parity=a.strict_parity,
-                       baseline="original" if is_external(a.model) and a.baseline == "se" else a.baseline,
+                       baseline=a.baseline or ("original" if is_external(a.model) else CompareOptions.baseline),
                        device=a.device, model_args=tuple(a.model_arg), weights=a.weights, input_size=a.input_size)
+    if a.baseline and a.baseline not in (names := [v.name for v in o.variants()]):
+        raise ConfigError(f"--baseline {a.baseline} is not a variant of --attn ({', '.join(names)})")
     summary = run_compare(o, progress=progress_enabled(a.json), log=_log)
     print_json(summary) if a.json else print(format_summary(summary))
     return summary["exit_code"]

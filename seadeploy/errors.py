@@ -36,3 +36,12 @@ class ParityFailure(SeadeployError, AssertionError):
     """A numeric check ran and its numbers are out of tolerance."""
 
     exit_code = 1
+
+
+class PartialFailure(ParityFailure):
+    """Some outputs failed their check while the others passed and were written; ``result`` is what was written
+    (an export's manifest), so the caller can still report it."""
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result

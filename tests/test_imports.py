@@ -112,8 +112,11 @@ def layer_order() -> dict[str, int]:
 
 
 def unit(module: str) -> str:
-    """The folder (or top-level module) a module belongs to: ``seadeploy.export.runner`` → ``export``."""
+    """The folder (or top-level module) a module belongs to: ``seadeploy.export.runner`` → ``export``; a command's
+    ``__main__`` is the top layer (it parses arguments and may call any stage)."""
     parts = module.split(".")
+    if parts[-1] == "__main__":
+        return "__main__"
     return parts[1] if len(parts) > 1 else "seadeploy"
 
 

@@ -6,9 +6,10 @@ rewrite for any other); ``OUT/checkpoint.safetensors`` records the conversion in
 (``attn="tse"``, ``attn_kwargs={"tile", "blocks"}``) so ``train`` fine-tunes it and ``export`` rebuilds it.
 ONNX route (``--onnx FILE``): :func:`~seadeploy.graphs.se_rewrite.se_to_tse_onnx`.
 
-Both write ``OUT/model.onnx`` (the converted graph, static batch 1) and ``OUT/convert.json``: per block and in
-total the attention buffer (profiling/dataflow.py), MACs (graphs/macs.py), ONNX Runtime CPU latency before/after
-(the timing core's interleaved rounds, one thread) and top-1 before/after on a labelled dataset. Everything is staged and moved into ``OUT``
+Both write ``OUT/model.onnx`` (the converted graph: a dynamic batch on the PyTorch route, as export writes, so
+``validate`` reads it like any run folder; the ONNX route keeps the file's batch) and ``OUT/convert.json``: per block and in
+total the attention buffer (profiling/dataflow.py), MACs (graphs/macs.py), ONNX Runtime CPU latency before/after (the timing core's
+interleaved rounds, one thread) and top-1 before/after on a labelled dataset. Everything is staged and moved into ``OUT``
 only when complete.
 """
 
@@ -30,8 +31,9 @@ from seadeploy.backends.ort import plain_session, shapes_by_running
 from seadeploy.data import get_dataset
 from seadeploy.data.base import HALF, IMAGENET_STATS
 from seadeploy.data.samples import load_samples
-from seadeploy.errors import ConfigError
+from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.onnx_export import export_onnx
+from seadeploy.graphs.classify import classify
 from seadeploy.graphs.load import load_model as load_onnx_file
 from seadeploy.graphs.macs import total_macs
 from seadeploy.graphs.model_file import rebatch_to_one
@@ -39,7 +41,8 @@ from seadeploy.graphs.ops import COMPUTE_OPS
 from seadeploy.graphs.se_rewrite import se_to_tse_onnx
 from seadeploy.models.build import load_model
 from seadeploy.models.rewrite import convert_model, tile_value
-from seadeploy.models.source import ModelSource
+from seadeploy.models.source import ModelSource, is_external
+from seadeploy.models.structural import tiled_blocks
 from seadeploy.profiling.dataflow import analyse_buffers
 from seadeploy.profiling.timing import Candidate, interleave
 from seadeploy.runfolder import CHECKPOINT, Checkpoint
@@ -64,6 +67,12 @@ class ConvertOptions:
 def onnx_macs(model: onnx.ModelProto) -> int:
     """Multiply-accumulates of Conv / ConvTranspose / Gemm / MatMul at batch 1 (the one MAC counter, graphs/macs.py)."""
     return total_macs(model, COMPUTE_OPS, shapes_by_running)
+
+
+def _static_batch(model: onnx.ModelProto) -> bool:
+    inits = {i.name for i in model.graph.initializer}
+    vi = next(v for v in model.graph.input if v.name not in inits)
+    return vi.type.tensor_type.shape.dim[0].HasField("dim_value")
 
 
 def _input(model: onnx.ModelProto) -> tuple[str, list[int]]:
@@ -116,7 +125,7 @@ def _accuracy(models: list[onnx.ModelProto], opts: ConvertOptions, size: int, me
     for m in models:
         s = plain_session(m, threads=1)
         name, shape = _input(m)
-        b = shape[0]
+        b = shape[0] if _static_batch(m) else min(32, len(x))
         logits = np.concatenate([s.run(None, {name: x[i:i + b]})[0] for i in range(0, len(x) - b + 1, b)])
         out.append(float((logits.argmax(-1) == y[: len(logits)]).mean()))
     return out
@@ -155,8 +164,20 @@ def figures(before: onnx.ModelProto, after: onnx.ModelProto, opts: ConvertOption
 
 # -------------------------------------------------------------------------------------------- routes
 def _export(net, size: int, folder: Path, name: str) -> onnx.ModelProto:
-    path = export_onnx(net.eval(), folder / name, (3, size, size), dynamic_batch=False, example_batch=1)
+    path = export_onnx(net.eval(), folder / name, (3, size, size), dynamic_batch=True)
     return onnx.load(str(path))
+
+
+def _structural_records(before: onnx.ModelProto, tiles: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per block the graph analysis finds (graphs/classify.py), in graph order: its tile when the
+    PyTorch rewrite tiled it, else why it was kept; blocks tiled but not found in the graph are appended."""
+    classes = classify(before)
+    records = [{"block": c.block, "kind": c.kind, "tile": list(tiles[c.block]) if c.block in tiles else None,
+                **({} if c.block in tiles else {"reason": c.reason or "not found by the PyTorch rewrite "
+                                                "(its output is not x·g(x) with g constant over H×W)"})}
+               for c in classes]
+    seen = {c.block for c in classes}
+    return records + [{"block": p, "tile": list(t)} for p, t in tiles.items() if p not in seen]
 
 
 def convert_torch(ckpt: Checkpoint, opts: ConvertOptions, work: Path) -> tuple[Checkpoint, onnx.ModelProto,
@@ -164,15 +185,26 @@ def convert_torch(ckpt: Checkpoint, opts: ConvertOptions, work: Path) -> tuple[C
     """PyTorch route: ``(converted checkpoint, before ONNX, after ONNX, block records)``."""
     spec = ckpt.spec
     net = load_model(ckpt)
-    new, new_spec, records = convert_model(net, spec, opts.to, opts.tile)
+    size = spec.input_size
+    before = _export(net, size, work, "before.onnx")
+    try:
+        new, new_spec, records = convert_model(net, spec, opts.to, opts.tile)
+    except InputError as exc:  # say what the graph analysis found and why each block is kept
+        classes = classify(before) if opts.to == "tse" else []
+        if not classes:
+            raise
+        raise InputError(f"none of the {len(classes)} attention blocks can be rewritten: "
+                         + "; ".join(c.describe() for c in classes[:3])
+                         + (f" (+{len(classes) - 3} more)" if len(classes) > 3 else "")) from exc
+    if is_external(spec.model) and opts.to == "tse":
+        records = _structural_records(before, tiled_blocks(new))
     new.spec = new_spec
     state = {k: v.detach().clone() for k, v in new.state_dict().items()}
     out = Checkpoint(spec=new_spec, state_dict=state, mean=ckpt.mean, std=ckpt.std, dataset=ckpt.dataset,
                      extra={**ckpt.extra, "converted": {"to": opts.to, "tile": tile_value(opts.tile),
                                                          "from_attn": spec.attn}})
     load_model(out)  # the saved spec must rebuild these weights (raises InputError naming a misfit tensor)
-    before = _export(net, spec.input_size, work, "before.onnx")
-    after = _export(new, spec.input_size, work, "after.onnx")  # export_onnx gives a converted model the deployable lowering
+    after = _export(new, size, work, "after.onnx")  # export_onnx gives a converted model the deployable lowering
     return out, before, after, records
 
 

@@ -15,6 +15,7 @@ from seadeploy.cli import (
     progress_enabled,
     run_main,
 )
+from seadeploy.errors import PartialFailure
 from seadeploy.export.lint import lint_onnx
 from seadeploy.export.pipeline import EVAL_BATCH, EVAL_SAMPLES, load_source, options_from_args, summary_lines
 from seadeploy.export.runner import export_model, export_run
@@ -76,17 +77,26 @@ def _main(argv: list[str] | None) -> int:
     run, source, opts = options_from_args(a, progress=progress_enabled(a.json))
     out = a.out or a.source
     check_out_folder(out)  # a file, or a folder under a file, is refused before any work
-    if source is not None:
-        manifest = export_model(source, out, opts)
-    else:
-        ckpt, src = load_source(run)
-        manifest = export_run(ckpt, out, opts, source_file=src)
+    try:
+        if source is not None:
+            manifest = export_model(source, out, opts)
+        else:
+            ckpt, src = load_source(run)
+            manifest = export_run(ckpt, out, opts, source_file=src)
+    except PartialFailure as exc:  # what passed was written: say so on stdout, then the one-line error (exit 1)
+        _print_result(a, out, exc.result)
+        raise
+    _print_result(a, out, manifest)
+    return 0
+
+
+def _print_result(a, out, manifest) -> None:
     if a.json:
         print_json({"out": str(out), "seed": manifest.seed,
-                    "files": {p: f["parity"] for p, f in manifest.files.items()}, "engines": list(manifest.engines)})
+                    "files": {p: f["parity"] for p, f in manifest.files.items()}, "engines": list(manifest.engines),
+                    "failed": {p: f["parity"] for p, f in manifest.failed.items()}})
     else:
         print("\n".join(summary_lines(manifest, out)))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -265,10 +265,16 @@ def summary_lines(manifest: Manifest, out: str | os.PathLike) -> list[str]:
             lines.append(f"{precision:5s} int8 target {q.get('target')}: activations {q.get('activations')}, weights "
                          f"{q.get('weights')}, bias {q.get('bias')}, {q.get('calibration')} on {q.get('calib_samples')} "
                          f"samples (runs on {q.get('runs_on')})")
+            if q.get("quantizer_log"):
+                lines.append(f"{precision:5s} note: ONNX Runtime's quantizer logged {len(q['quantizer_log'])} message(s), "
+                             f"recorded in the manifest (first: {q['quantizer_log'][0]})")
     for precision, e in manifest.engines.items():
         mem = e.get("device_memory_bytes")
         mem_text = f"{mem / 2**20:.1f} MiB device memory" if isinstance(mem, int | float) else "device memory unknown"
         lines.append(f"{precision:5s} {Path(out) / e['path']}: TensorRT {e['tensorrt']} on {e['gpu']}, {mem_text}")
+    for precision, f in manifest.failed.items():
+        lines.append(f"{precision:5s} FAILED parity: {Path(out) / f['path']} is kept for `validate {out} --layerwise "
+                     f"--precision {precision}` and marked failed in {MANIFEST} (no stage uses it)")
     passed = sum(bool(c["passed"]) for c in manifest.checks)
     seed = f"; weights from seed {manifest.seed}" if manifest.seed is not None else ""
     lines.append(f"manifest: {Path(out) / MANIFEST} ({passed}/{len(manifest.checks)} checks passed; lint is "

@@ -34,6 +34,7 @@ from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_floa
 from tqdm import tqdm
 
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.export.library_logs import captured_root_logs
 from seadeploy.export.lowering import drop_gate_broadcasts
 from seadeploy.export.onnx_export import INPUT_NAME, MODULE_KEY, restore_modules
 from seadeploy.fileio import atomic_path
@@ -368,26 +369,27 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
         if len(reader) < 1:
             raise ConfigError(NO_CALIBRATION_SAMPLES)
         out = Path(work) / "int8.onnx"
-        quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
-                        activation_type=getattr(QuantType, spec.activation_type), weight_type=QuantType.QInt8,
-                        per_channel=per_channel, nodes_to_exclude=list(exclude_nodes),
-                        calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": spec.symmetric_activations, "WeightSymmetric": True,
-                                       "QuantizeBias": spec.quantize_bias,
-                                       # a BatchNormalization scale is 1-D (channels on axis 0); ORT's default
-                                       # axis 1 is out of range there, so it logged a warning per BN and fell
-                                       # back to one scale per tensor
-                                       "QDQOpTypePerChannelSupportToAxis": {"BatchNormalization": 0},
-                                       # not CalibMaxIntermediateOutputs: ORT 1.32 drops those batches
-                                       # unmerged (MinMaxCalibrater.collect_data clears before computing)
-                                       "CalibStridedMinMax": calib_stride(len(reader), CALIB_GROUP)})
+        with captured_root_logs() as log:  # ORT's quantizer logs through the root logger; recorded, not printed
+            quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
+                            activation_type=getattr(QuantType, spec.activation_type), weight_type=QuantType.QInt8,
+                            per_channel=per_channel, nodes_to_exclude=list(exclude_nodes),
+                            calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"ActivationSymmetric": spec.symmetric_activations, "WeightSymmetric": True,
+                                           "QuantizeBias": spec.quantize_bias,
+                                           # a BatchNormalization scale is 1-D (channels on axis 0); ORT's default
+                                           # axis 1 is out of range there, so it logged a warning per BN and fell
+                                           # back to one scale per tensor
+                                           "QDQOpTypePerChannelSupportToAxis": {"BatchNormalization": 0},
+                                           # not CalibMaxIntermediateOutputs: ORT 1.32 drops those batches
+                                           # unmerged (MinMaxCalibrater.collect_data clears before computing)
+                                           "CalibStridedMinMax": calib_stride(len(reader), CALIB_GROUP)})
         reader.close()
         proto = propagate_modules(onnx.load(str(out)))
         with atomic_path(dst) as tmp:
             onnx.save_model(proto, str(tmp), save_as_external_data=False)
     n_q = sum(1 for n in proto.graph.node if n.op_type == "QuantizeLinear")
     return {"target": spec.name, "runs_on": spec.runs_on, "format": "QDQ", "activations": spec.activations,
-            "weights": "QInt8 symmetric", "per_channel": per_channel,
-            "bias": "int32" if spec.quantize_bias else "float32", "calibration": "MinMax",
-            "calib_samples": int(reader.samples), "calib_batch": batch, "quantize_nodes": n_q,
-            "excluded_nodes": list(exclude_nodes), "gate_broadcasts_dropped": dropped}
+            "weights": "QInt8 symmetric", "per_channel": per_channel, "bias": "int32" if spec.quantize_bias else "float32",
+            "calibration": "MinMax", "calib_samples": int(reader.samples), "calib_batch": batch, "quantize_nodes": n_q,
+            "excluded_nodes": list(exclude_nodes), "gate_broadcasts_dropped": dropped,
+            **({"quantizer_log": log} if log else {})}

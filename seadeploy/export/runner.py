@@ -23,7 +23,7 @@ import onnxslim
 from seadeploy.backends import create_backend
 from seadeploy.backends.torch_backend import TorchBackend
 from seadeploy.data.samples import load_samples
-from seadeploy.errors import ParityFailure
+from seadeploy.errors import ParityFailure, PartialFailure
 from seadeploy.export import checks, pipeline
 from seadeploy.export import precision as prec
 from seadeploy.export.manifest import new_manifest
@@ -46,7 +46,9 @@ def export_run(ckpt: Checkpoint, out: str | Path, opts: ExportOptions, source_fi
     """Export ``ckpt`` into run folder ``out`` and return the manifest written there.
 
     Raises:
-        ConfigError/InputError (exit 2), ParityFailure (exit 1), BackendUnavailable (exit 3, ``--engine``).
+        ConfigError/InputError (exit 2), ParityFailure (exit 1, fp32: nothing written), PartialFailure (exit 1,
+        fp16/int8: what passed is written and the failed file recorded under ``manifest.failed``; the exception
+        carries the manifest), BackendUnavailable (exit 3, ``--engine``).
     """
     opts.validate()
     out = Path(out)
@@ -64,13 +66,29 @@ def export_run(ckpt: Checkpoint, out: str | Path, opts: ExportOptions, source_fi
         files = {"fp32": _fp32(model, ckpt, stage, opts, manifest)}
         for precision in [p for p in opts.precisions if p != "fp32"]:
             files[precision] = _lower_precision(precision, ckpt, dataset, stage, opts, manifest)
-        _parity(model, ckpt, dataset, files, opts, rules, manifest)
+        failures = _parity(model, ckpt, dataset, files, opts, rules, manifest)
         names += [p.name for p in files.values()]
         if opts.engine:
-            names += _engines(stage, out, opts, manifest)
+            names += _engines(stage, out, [p for p in opts.precisions if p not in failures], opts, manifest)
         write_manifest(stage, manifest)
         pipeline.commit(stage, out, [*names, MANIFEST])
+    if failures:
+        raise PartialFailure(_failure_line(failures, manifest, out), manifest)
     return manifest
+
+
+#: What to try when a lower precision fails parity, by precision (one line with the failure).
+_REMEDIES = {"int8": "drop int8 (--precision fp32,fp16), calibrate on the model's own data (--dataset NAME "
+                     "--calib-samples N), or relax the rule (--min-top1 / --min-cosine / --atol)",
+             "fp16": "drop fp16 (--precision fp32), keep more in fp32 (--fp16-policy reductions-fp32), or relax the "
+                     "rule (--min-top1 / --min-cosine / --atol)"}
+
+
+def _failure_line(failures: dict[str, str], manifest: Manifest, out: Path) -> str:
+    first = next(iter(failures))
+    return (f"{', '.join(failures)} failed parity ({failures[first]}); written to {out}: "
+            f"{', '.join(manifest.files)} (the failed file is kept, marked failed in {MANIFEST}); to fix: "
+            f"{_REMEDIES.get(first, 'relax the rule (--min-top1 / --min-cosine / --atol)')}")
 
 
 def _checkpoint(ckpt: Checkpoint, stage: Path, out: Path, source: Path | None, manifest: Manifest) -> list[str]:
@@ -133,8 +151,13 @@ def _lower(precision: str, src: Path, calib: np.ndarray | None, dataset: str, st
 
 
 def _record(verdicts: list[Any], path: Path, precision: str, reference: str, rules: RuleSet, manifest: Manifest,
-            batches: tuple[int, ...] = ()) -> None:
-    """Record one file's verdicts (checks, its manifest entry) and raise ``ParityFailure`` when one failed."""
+            batches: tuple[int, ...] = ()) -> str | None:
+    """Record one file's verdicts (checks, its manifest entry) for both routes.
+
+    An fp32 failure raises ``ParityFailure`` (the lower precisions are made from that file); a failed fp16/int8 file
+    moves from ``manifest.files`` to ``manifest.failed`` (kept for ``validate --layerwise``) and its first failure
+    is returned; ``None`` when every verdict passed.
+    """
     for v in verdicts:
         v.info = {"reference": reference}
         manifest.checks.append(checks.parity_check(v, path.name).to_dict())
@@ -146,14 +169,22 @@ def _record(verdicts: list[Any], path: Path, precision: str, reference: str, rul
                                          "comparisons": rows, **({"notes": notes} if notes else {})})
     manifest.files[precision] = {**entry, **{k: v for k, v in manifest.files[precision].items() if k != "path"}}
     failed = [v for v in verdicts if not v]
-    if failed:
-        raise ParityFailure(f"{path.name}: does not match {reference} ({failed[0].name}): "
-                            f"{'; '.join(failed[0].failures)}")
+    if not failed:
+        return None
+    why = f"{path.name}: does not match {reference} ({failed[0].name}): {'; '.join(failed[0].failures)}"
+    if precision == "fp32":
+        raise ParityFailure(why)
+    manifest.failed[precision] = manifest.files.pop(precision)
+    return why
 
 
 def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], opts: ExportOptions,
-            rules: RuleSet, manifest: Manifest) -> None:
-    """Every file vs the PyTorch fp32 model on seeded random inputs and real samples; raises on the first failure.
+            rules: RuleSet, manifest: Manifest) -> dict[str, str]:
+    """Every file vs the PyTorch fp32 model on seeded random inputs and real samples.
+
+    An fp32 failure raises (fp16/int8 are made from that file). A failed fp16/int8 file moves from
+    ``manifest.files`` to ``manifest.failed`` (kept for ``validate --layerwise``); returns ``{precision: first
+    failure}`` of those.
 
     Inference runs in batches of ``opts.eval_batch`` (random inputs at the batch sizes of
     :func:`~seadeploy.export.pipeline.random_batches`), so memory does not grow with the number of samples.
@@ -169,6 +200,7 @@ def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], 
                 "data": infer_batches(ref_be, x, batch, opts.progress, desc="PyTorch reference")}
     # what fp32/fp16 arithmetic itself does to the model, for the rules' noise floors (seadeploy/parity.py)
     floors = reference_noise(model, refs, sets, list(files))
+    failures: dict[str, str] = {}
     for precision, path in files.items():
         with create_backend("ort", path) as be:
             verdicts = compare_backend(be, {"random": refs["random"]}, {"random": sets["random"]},
@@ -178,12 +210,15 @@ def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], 
                                         lambda kind, p=precision: rules.rule(p, kind), name="ort",
                                         precision=precision, batch=batch, progress=opts.progress,
                                         noise=floors.get(precision))
-        _record(verdicts, path, precision, REFERENCE, rules, manifest, sizes)
+        why = _record(verdicts, path, precision, REFERENCE, rules, manifest, sizes)
+        if why:
+            failures[precision] = why
+    return failures
 
 
-def _engines(stage: Path, out: Path, opts: ExportOptions, manifest: Manifest) -> list[str]:
+def _engines(stage: Path, out: Path, precisions: list[str], opts: ExportOptions, manifest: Manifest) -> list[str]:
     names = []
-    for precision in opts.precisions:
+    for precision in precisions:
         cfg = EngineConfig(precision=precision, workspace_mb=opts.workspace_mb, opt_batch=opts.batch,
                            max_batch=max(opts.max_batch, opts.batch), timing_cache=str(out / "trt_timing.cache"))
         sidecar = build_engine(stage / onnx_name(precision), stage, cfg)
@@ -228,11 +263,16 @@ def export_onnx_run(source: ModelSource, out: str | Path, opts: ExportOptions) -
             files[precision] = _lower(precision, files["fp32"], np.concatenate(of.chunks(calib)), dataset, stage, opts,
                                       manifest, batch=of.batch or 32)
         rules, verdicts = judge_onnx_files(files, of, dataset, mean, std, opts)
+        failures = {}
         for precision, path in files.items():
-            _record(verdicts[precision], path, precision, ONNX_REFERENCE, rules, manifest)
+            why = _record(verdicts[precision], path, precision, ONNX_REFERENCE, rules, manifest)
+            if why:
+                failures[precision] = why
             manifest.checks.append(lint_check(path))
         write_manifest(stage, manifest)
         pipeline.commit(stage, out, [*(p.name for p in files.values()), MANIFEST])
+    if failures:
+        raise PartialFailure(_failure_line(failures, manifest, out), manifest)
     return manifest
 
 

@@ -65,7 +65,7 @@ from seadeploy.graphs.blocks import (
 )
 from seadeploy.graphs.index import GraphIndex, node_module
 from seadeploy.graphs.load import load_ir
-from seadeploy.graphs.ops import BROADCASTS, GATE_FUNCS, JOINS, MIXING, NORMS, POINTWISE, SHAPE_OPS
+from seadeploy.graphs.ops import BROADCASTS, GATE_FUNCS, JOINS, MATMULS, MIXING, NORMS, POINTWISE, SHAPE_OPS
 from seadeploy.graphs.squeeze import channel_reduction, squeeze_kind
 
 _WALK_LIMIT = 400  # nodes one backward walk may visit before giving up (a join far from any squeeze)
@@ -234,6 +234,10 @@ def _try_join(ix: GraphIndex, join: ir.Node, p: ir.Value, q: ir.Value) -> _Found
     excite = [n for n in branch if id(n) not in taken]
     squeeze = [*pre, *squeezes, *tail]
     kind = "channel" if join.op_type == "Mul" else "shift"
+    if any(n.op_type in MATMULS and len(ix.data_inputs(n)) == 2 for n in squeezes):
+        kind = "global-context"  # the pooling weights are computed from the map (softmax over H·W)
+    elif len(ix.shape(x) or ()) >= 5 and any(n.op_type in ("Softmax", "LogSoftmax") for n in (*gate, *excite)):
+        kind = "selective-kernel"  # stacked branches, weighted by a softmax across them
     return _Found(join, x, squeeze, excite, gate, [*scale, join], squeezes, kind)
 
 

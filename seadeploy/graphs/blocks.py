@@ -17,7 +17,10 @@ class AttentionBlock:
 
     Attributes:
         name: the common module prefix of its nodes (metadata), else the name of its first reduction node.
-        kind: ``channel``, ``channel+spatial`` (CBAM) or ``shift`` (additive join: SB, additive global context).
+        kind: ``channel`` (SE-like ``x·g(squeeze(x))``), ``channel+spatial`` (CBAM), ``shift`` (additive join: SB),
+            ``global-context`` (attention pooling: a MatMul with weights computed from the map, joined by Add or
+            Mul) or ``selective-kernel`` (stacked branches weighted by a softmax across them);
+            :mod:`seadeploy.graphs.classify` says which the TSE lowering can rewrite.
         input: the tensor ``X`` the squeezes read; ``output``: what the (last) join writes.
         squeeze_ops: op types of the reductions; ``tiled``: a squeeze keeps a grid of tiles (TSE);
         ``reductions``: the reduction nodes themselves (part of ``squeeze``).

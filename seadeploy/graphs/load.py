@@ -49,19 +49,25 @@ def load_model(source: str | os.PathLike | onnx.ModelProto, *, external_data: bo
                          "not ONNX, re-export it")
     if not external_data:
         return model
-    folder = p.resolve().parent
-    external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    for t in external:
-        loc = next((e.value for e in t.external_data if e.key == "location"), "")
-        target = (folder / loc).resolve()
-        if folder not in target.parents:
-            raise InputError(f"'{p}': external data '{loc}' of tensor '{t.name}' is outside the model's folder; "
-                             "refusing to read it (move the sidecar next to the model)")
-        if not target.is_file():
-            raise InputError(f"'{p}': external data file '{loc}' of tensor '{t.name}' is missing")
-    if external:
+    folder = check_external_data(p, model)
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         load_external_data_for_model(model, str(folder))
     return model
+
+
+def check_external_data(p: Path, model: onnx.ModelProto) -> Path:
+    """Refuse (one line) external-data sidecars outside the model's folder or missing; returns the folder."""
+    folder = p.resolve().parent
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            loc = next((e.value for e in t.external_data if e.key == "location"), "")
+            target = (folder / loc).resolve()
+            if folder not in target.parents:
+                raise InputError(f"'{p}': external data '{loc}' of tensor '{t.name}' is outside the model's folder; "
+                                 "refusing to read it (move the sidecar next to the model)")
+            if not target.is_file():
+                raise InputError(f"'{p}': external data file '{loc}' of tensor '{t.name}' is missing")
+    return folder
 
 
 def load_ir(source: str | os.PathLike | onnx.ModelProto | ir.Model) -> ir.Model:

@@ -35,10 +35,10 @@ from onnx import helper, numpy_helper
 from seadeploy.errors import InputError
 from seadeploy.graphs.attention import find_attention
 from seadeploy.graphs.blocks import AttentionBlock
+from seadeploy.graphs.classify import join_node, tse_reason
 from seadeploy.graphs.index import GraphIndex
 from seadeploy.graphs.load import load_ir
 from seadeploy.graphs.ops import SHAPE_READS, TSE_MIXING, TSE_POINTWISE, TSE_SHAPE_OPS
-from seadeploy.graphs.squeeze import reduced_axes
 from seadeploy.tiles import stage_tiles
 
 
@@ -75,19 +75,6 @@ def _name_nodes(model: onnx.ModelProto) -> None:
         seen.add(n.name)
 
 
-def _global_average(ix: GraphIndex, node: ir.Node, shape: tuple) -> bool:
-    """A global average over H,W of a 4-D tensor (the squeezes the lowering rewrites)."""
-    if node.op_type == "GlobalAveragePool":
-        return True
-    if node.op_type == "ReduceMean":
-        return reduced_axes(ix, node) == [2, 3]
-    if node.op_type == "AveragePool":
-        kernel, strides = list(ix.attr(node, "kernel_shape") or []), list(ix.attr(node, "strides") or [])
-        return (kernel == list(shape[2:]) and strides in ([], kernel) and not any(ix.attr(node, "pads") or [])
-                and ix.attr(node, "auto_pad", "NOTSET") in ("NOTSET", "VALID"))
-    return False
-
-
 def _unsupported(ix: GraphIndex, node: ir.Node) -> str:
     """Why ``node`` on the excitation path has no 4-D tiled form (``""`` when it has one)."""
     op = node.op_type
@@ -112,31 +99,14 @@ def _unsupported(ix: GraphIndex, node: ir.Node) -> str:
 def _plan(ix: GraphIndex, b: AttentionBlock) -> Block:
     """The rewrite's view of one detected block, ``convertible=False`` with a reason when it is kept as is."""
     members = [ix.by_name[n] for n in b.nodes]
-    join = next((n for n in members if any(o.name == b.output for o in n.outputs)), None)
+    join = join_node(ix, b)
     pool = ix.by_name[b.reductions[0]] if b.reductions else None
     shape = ix.shape(pool.inputs[0]) if pool is not None and pool.inputs else None
     static = shape is not None and len(shape) == 4 and all(d is not None for d in shape[1:])
     c, h, w = (int(d) for d in shape[1:]) if static else (0, 0, 0)
+    reason = tse_reason(ix, b)  # the one classification every command reports (graphs/classify.py)
     blk = Block(b.name, pool.name if pool is not None else "", join.name if join is not None else "", b.input, "",
-                c, h, w, [], convertible=False)
-    if b.kind == "channel+spatial":
-        blk.reason = "CBAM: its spatial attention has no tiled form in the TSE lowering; block kept as SE"
-    elif b.kind != "channel":
-        blk.reason = f"additive join ({b.kind}: SB / additive global context); the TSE lowering rewrites x·g(x) only"
-    elif len(b.reductions) != 1:
-        blk.reason = f"{len(b.reductions)} squeezes ({', '.join(b.squeeze_ops)}); the lowering rewrites one average"
-    elif b.tiled:
-        blk.reason = "the squeeze is already tiled"
-    elif join is None or join.op_type != "Mul":
-        blk.reason = "no Mul scale join"
-    elif not static:
-        blk.reason = f"'{b.input}' has no static C×H×W shape"
-    elif not _global_average(ix, pool, shape):
-        blk.reason = f"{pool.op_type} squeeze ('{pool.name}'); the TSE lowering has average squeezes only"
-    elif pool.inputs[0].name != b.input:
-        blk.reason = f"the squeeze reads '{b.input}' through other ops; the lowering pools X directly"
-    else:
-        blk.convertible = True
+                c, h, w, [], convertible=not reason, reason=reason)
     if not blk.convertible:
         return blk
     # The data path: block nodes fed (transitively) by the squeeze's output, shape reads excluded.

@@ -9,9 +9,13 @@ python -m seadeploy.models table --models 'resnet*_cifar,vgg16_cifar' --attn non
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
 
 from seadeploy.cli import ArgumentParser, add_model_args, parse_kv_args, print_json, run_main
 from seadeploy.errors import ConfigError
+from seadeploy.export.onnx_export import export_onnx
+from seadeploy.graphs.classify import classify, kinds_line
 from seadeploy.models import list_attention, list_models, model_defaults
 from seadeploy.models.source import ModelSource, is_external
 from seadeploy.models.stats import compute_stats, model_stats, zoo_table
@@ -74,13 +78,27 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _source_stats(args):
-    """Stats of a user's model (models/source.py); its SE-like blocks are found by behaviour
-    (models/structural.py), listed in the summary, and their work measured (models/stats.measured_work)."""
+    """Stats of a user's model (models/source.py). Its attention blocks are the graph analysis's, with their kind
+    and why TSE keeps them (graphs/classify.py, as every other command reports them), plus any SE-like module found
+    by behaviour only (models/structural.py); their work is measured (models/stats.measured_work)."""
     src = ModelSource.from_args(args)
     net, spec = src.build(), src.spec()
-    stats = compute_stats(net, spec.input_size, blocks=[p for p, _ in find_se_modules(net, spec.input_size)])
-    stats.summary.update(model=spec.model, input_size=spec.input_size,
+    with tempfile.TemporaryDirectory(prefix="seadeploy-stats-") as tmp:
+        classes = classify(export_onnx(net, Path(tmp) / "model.onnx", spec.input_shape, dynamic_batch=False,
+                                       example_batch=1))
+    modules = dict(net.named_modules())
+    by_path = {c.block: c for c in classes if c.block in modules}
+    paths = list(by_path) + [p for p, _ in find_se_modules(net, spec.input_size) if p not in by_path]
+    stats = compute_stats(net, spec.input_size, blocks=paths)
+    if not stats.attention.empty:
+        kinds = {p: by_path[p].kind if p in by_path else "channel" for p in paths}
+        stats.attention.insert(1, "kind", stats.attention["module"].map(kinds))
+        stats.attention["tse_reason"] = stats.attention["module"].map(lambda p: by_path[p].reason if p in by_path else "")
+    stats.summary.update(model=spec.model, input_size=spec.input_size, attn_kinds=kinds_line(classes),
                          attn_modules=", ".join(stats.attention.get("module", [])) or "none")
+    unnamed = [c.block for c in classes if c.block not in modules]
+    if unnamed:
+        stats.summary["attn_unmapped"] = ", ".join(unnamed)  # graph blocks without a module path: work not measured
     return stats
 
 

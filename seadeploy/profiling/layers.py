@@ -24,6 +24,7 @@ from seadeploy.backends.ort import shapes_by_running
 from seadeploy.errors import ConfigError
 from seadeploy.graphs.attention import find_attention, print_warnings
 from seadeploy.graphs.blocks import AttentionGraph
+from seadeploy.graphs.classify import BlockClass, classify
 from seadeploy.graphs.index import node_modules
 from seadeploy.graphs.load import load_model
 from seadeploy.graphs.macs import node_params_macs
@@ -59,12 +60,18 @@ class LayerProfile:
     gaps: pd.DataFrame  # backend, precision, batch, layers, run_sum_ms, end_to_end_ms, gap_ms, gap_pct, ...
     attention_blocks: int | None = None  # channel-attention blocks of the run's ONNX graph (found by structure)
     warnings: list[str] = dataclasses.field(default_factory=list)
+    blocks: list[BlockClass] = dataclasses.field(default_factory=list)  # their kinds (graphs/classify.py)
 
     def __bool__(self) -> bool:
         return bool(len(self.gaps)) and bool((self.gaps["gap_pct"].abs() <= 100 * GAP_TOLERANCE).all())
 
     def to_frame(self) -> pd.DataFrame:
         return self.frame.copy()
+
+    def all_warnings(self) -> list[str]:
+        """Every warning the text report prints (the JSON summary carries the same list)."""
+        gap = [] if self else ["a per-layer sum is more than 15% away from its end-to-end median (see gap_pct)"]
+        return [*self.warnings, *gap]
 
     def attention(self) -> pd.DataFrame:
         """Attention share per block and ``TOTAL`` (see :func:`schema.attention_share`)."""
@@ -85,7 +92,8 @@ class LayerProfile:
         share = {f"{r['backend']}/{r['precision']}": float(r["pct_of_total"]) / 100.0 for r in total.to_dict("records")}
         return {"gaps": self.gaps.to_dict("records"), "attention_total": total.to_dict("records"),
                 "attention_blocks": self.attention_blocks, "attention_share": next(iter(share.values()), None),
-                "attention_share_by_backend": share, "warnings": list(self.warnings),
+                "attention_share_by_backend": share, "warnings": self.all_warnings(),
+                "blocks": [b.to_dict() for b in self.blocks],
                 "within_tolerance": bool(self)}
 
 
@@ -187,4 +195,5 @@ def profile_layers(run_dir: str | os.PathLike, backends: Sequence[str] = ("ort",
     if found is not None:
         print_warnings(found, onnx_path)
     return LayerProfile(frame=frame, gaps=pd.DataFrame(gaps), attention_blocks=None if found is None else len(found),
-                        warnings=[] if found is None else list(found.warnings))
+                        warnings=[] if found is None else list(found.warnings),
+                        blocks=classify(onnx_path) if found is not None and len(found) else [])

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from seadeploy import fileio, runfolder
 from seadeploy.cli import parse_kv_args, print_json
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.graphs.classify import BlockClass, block_lines, classify
 from seadeploy.graphs.se_rewrite import se_to_tse_onnx
 from seadeploy.profiling import graph
 from seadeploy.profiling.pipeline import (
@@ -225,8 +226,11 @@ def format_pipeline(report: PipelineReport, top: int = 10) -> str:
     return "\n".join(lines)
 
 
-def summary_with_sweep(report: PipelineReport | None, sweep: pd.DataFrame | None) -> dict[str, Any]:
+def summary_with_sweep(report: PipelineReport | None, sweep: pd.DataFrame | None,
+                       blocks: list[BlockClass] | None = None) -> dict[str, Any]:
     out = report.summary() if report is not None else {}
+    if blocks is not None:
+        out["attention_kinds"] = [b.to_dict() for b in blocks]
     if sweep is not None:
         out["tile_sweep"] = sweep.to_dict("records")
     return out
@@ -256,15 +260,16 @@ def main_pipeline(a) -> int:
             with fileio.atomic_path(a.plot) as tmp:
                 fig.savefig(tmp, format="png", dpi=100)
     depths: str | None = a.fifo_depths
-    report = None
+    report, blocks = None, []
     if not sweep_only(a):
         g = load_graph(a.run_dir, a.onnx, a.model, a.attn, attn_kwargs, a.input_size)
         report = run_pipeline(g, hw, depths, a.simulate)
+        blocks = classify(g.model)
     if a.json:
-        print_json(summary_with_sweep(report, sweep))
+        print_json(summary_with_sweep(report, sweep, blocks if report is not None else None))
         return 0
     if report is not None:
-        print(format_pipeline(report))
+        print("\n".join([format_pipeline(report), *block_lines(blocks)]))
     if sweep is not None:
         print("\ntile sweep:\n" + _fmt(sweep))
     return 0

@@ -18,9 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import onnx
+
 from seadeploy import runfolder
 from seadeploy.backends import Backend, backend_class, check_backend, create_backend
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.graphs.load import check_external_data
 from seadeploy.graphs.model_file import OnnxFile
 from seadeploy.runfolder import PRECISIONS, RunFolder, has_manifest, onnx_name, read_manifest
 
@@ -51,7 +54,8 @@ def require_backend(spec: str) -> None:
 def available_precisions(run_dir: str | os.PathLike, backend: str) -> dict[str, Path]:
     """``{precision: path}`` the run folder has for ``backend`` (the backend decides which file)."""
     cls = backend_class(backend)
-    found = {p: cls.artifact(run_dir, p) for p in cls.precisions}
+    failed = read_manifest(run_dir).failed if has_manifest(run_dir) else {}  # export kept them for diagnosis only
+    found = {p: cls.artifact(run_dir, p) for p in cls.precisions if p not in failed}
     return {p: path for p, path in found.items() if path is not None}
 
 
@@ -116,8 +120,19 @@ def plan_file(path: str | os.PathLike, backends: Sequence[str], device: str = "c
     if not takers:
         runs = "; ".join(f"{s}: {', '.join(backend_class(s).file_suffixes) or 'run folders only'}" for s in backends)
         raise InputError(f"none of --backends {','.join(backends)} runs a '{p.suffix}' file ({runs})")
+    if p.suffix == ".onnx":
+        _check_sidecars(p)
     return [Source(s, FILE_PRECISION, p, tuple(backend_class(s).run_options(device=device).items())
                    if ":" not in s else ()) for s in takers]
+
+
+def _check_sidecars(p: Path) -> None:
+    """External data outside the model's folder (or missing) is one line here, before a runtime logs about it."""
+    try:
+        proto = onnx.load(str(p), load_external_data=False)
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the backend that opens it
+        return
+    check_external_data(p, proto)
 
 
 def open_backend(src: Source, threads: int | None = None, **extra: Any):

@@ -16,6 +16,7 @@ import pandas as pd
 from seadeploy import runfolder
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.onnx_export import export_onnx
+from seadeploy.graphs.classify import block_lines, classify
 from seadeploy.models import create_model, model_defaults
 from seadeploy.profiling.dataflow import BufferReport, analyse_buffers
 from seadeploy.profiling.layers import LayerProfile
@@ -48,13 +49,21 @@ def buffers_for(run_dir: str | None = None, onnx_file: str | None = None, model:
     if model:
         with tempfile.TemporaryDirectory(prefix="seadeploy-buffers-") as tmp:
             path = model_onnx(model, attn, attn_kwargs or {}, input_size, tmp)
-            report = analyse_buffers(path, dtype_bytes=dtype_bytes)
+            report = _with_reasons(analyse_buffers(path, dtype_bytes=dtype_bytes), path)
         report.source = f"{model} attn={attn} {attn_kwargs or {}} @ {input_size or 'default'}"
         return report
     path = Path(onnx_file) if onnx_file else Path(run_dir) / runfolder.onnx_name("fp32")
     if run_dir and not path.is_file():
         raise InputError(f"'{path}' does not exist; export the run first (python -m seadeploy.export)")
-    return analyse_buffers(path, input_size=input_size, dtype_bytes=dtype_bytes)
+    return _with_reasons(analyse_buffers(path, input_size=input_size, dtype_bytes=dtype_bytes), path)
+
+
+def _with_reasons(report: BufferReport, path: Path) -> BufferReport:
+    """The per-block table with the one classification's TSE reason (graphs/classify.py; ``""``: convertible)."""
+    if len(report.blocks):
+        reasons = {c.block: c.reason for c in classify(path)}
+        report.blocks["tse_reason"] = report.blocks["block"].map(reasons).fillna("")
+    return report
 
 
 def format_buffers(report: BufferReport) -> str:
@@ -87,8 +96,9 @@ def format_layers(profile: LayerProfile, top: int = 15) -> str:
     for backend, part in profile.frame.groupby("backend", sort=False):
         cols = ["layer", "module", "op_type", "role", "time_ms", "time_pct"]
         lines += ["", f"slowest {top} layers ({backend}):", _fmt(part.nlargest(top, "time_ms")[cols])]
-    if not profile:
-        lines += ["", "WARNING: a per-layer sum is more than 15% away from its end-to-end median (see gap_pct)"]
+    if profile.blocks:
+        lines += ["", *block_lines(profile.blocks)]
+    lines += [""] * bool(profile.all_warnings()) + [f"WARNING: {w}" for w in profile.all_warnings()]
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 
 from seadeploy import runfolder
 from seadeploy.errors import InputError
+from seadeploy.graphs.classify import classify
 from seadeploy.profiling.schema import make_frame
 
 _HINT = "python -m seadeploy.{stage} ... --out {run}"
@@ -60,7 +61,25 @@ def read_run_info(run: Path) -> tuple[dict[str, Any], str | None]:
     # 0.8 % random-head accuracy as 80 %
     info.update(dataset=meta.get("dataset"), accuracy=float(acc) if acc is not None else float("nan"),
                 epochs=metrics.get("epoch"), params=params)
+    if info.get("attn") == "none" and ":" in str(info.get("model", "")):
+        info["attn"] = own_attention(run)
     return info, None if acc is not None else "the checkpoint records no test accuracy"
+
+
+def own_attention(run: Path) -> str:
+    """A user model's own attention (no ``--attn``: a timm/torchvision/file model), named by kind with the graph
+    analysis's count: ``own 15 channel`` (buffers.json's blocks, else the fp32 graph classified), ``none`` without."""
+    blocks, _, _ = read_buffers(run)
+    if blocks is not None and "kind" in blocks.columns:
+        kinds = list(blocks["kind"])
+    else:
+        manifest, _ = _read(runfolder.read_manifest, run) if runfolder.has_manifest(run) else (None, None)
+        try:
+            kinds = [c.kind for c in classify(manifest.file(run, "fp32"))] if manifest is not None else []
+        except InputError:
+            kinds = []
+    counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
+    return "own " + ", ".join(f"{n} {k}" for k, n in counts.items()) if counts else "none"
 
 
 def _numel(shape: list[int]) -> int:

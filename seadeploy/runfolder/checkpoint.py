@@ -220,4 +220,8 @@ def load_state_checked(model, state: dict[str, Any], source: str = "checkpoint",
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise InputError(f"{source} holds NaN/Inf in tensor '{k}' ({int((~torch.isfinite(v)).sum())} of {v.numel()} "
                              "values): the weights are broken (training diverged?); train again or use another checkpoint")
+    if getattr(state, "_metadata", None) is None and hasattr(own, "_metadata"):
+        # safetensors keeps tensors only; a module's own loading hook (MNASNet's) reads its version from here
+        state = type(own)(state)
+        state._metadata = own._metadata
     model.load_state_dict(state, strict=True)

@@ -83,7 +83,8 @@ class RunFolder:
         return (self.manifest.dataset if self.manifest else None) or self.checkpoint.dataset
 
     def available_precisions(self) -> list[str]:
-        """The precisions whose ONNX file this run holds: those the manifest lists, else the files by their names."""
+        """The precisions whose ONNX file this run holds: those the manifest lists (not those export recorded as
+        failed: judged only when asked for by name), else the files by their names."""
         if self.manifest is not None:
             return [p for p in PRECISIONS if p in self.manifest.files]
         return [p for p in PRECISIONS if (self.path / onnx_name(p)).is_file()]
@@ -92,7 +93,7 @@ class RunFolder:
         """ONNX files in the folder that the manifest does not list (left by an earlier export; never judged)."""
         if self.manifest is None:
             return []
-        listed = {Path(e["path"]).name for e in self.manifest.files.values()}
+        listed = {Path(e["path"]).name for e in [*self.manifest.files.values(), *self.manifest.failed.values()]}
         return [onnx_name(p) for p in PRECISIONS if onnx_name(p) not in listed and (self.path / onnx_name(p)).is_file()]
 
     def onnx_path(self, precision: str) -> Path:
@@ -104,11 +105,12 @@ class RunFolder:
         _check_precision(precision)
         flag = "" if precision == "fp32" else f" --precision {precision}"
         if self.manifest is not None:
-            if precision not in self.manifest.files:
+            entries = {**self.manifest.failed, **self.manifest.files}  # a failed file is judged when asked for by name
+            if precision not in entries:
                 raise InputError(f"the manifest of '{self.path}' lists no {precision} file (it lists: "
                                  f"{', '.join(self.manifest.files) or 'none'}); run python -m seadeploy.export "
                                  f"--out {self.path}{flag}")
-            path = inside(self.path, self.manifest.files[precision]["path"], "ONNX file")
+            path = inside(self.path, entries[precision]["path"], "ONNX file")
         else:
             path = self.path / onnx_name(precision)
         if not path.is_file():

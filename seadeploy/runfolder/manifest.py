@@ -36,7 +36,7 @@ MANIFEST_VERSIONS = (1, 2)
 #: The kind of every top-level field (``spec`` is checked by :class:`~seadeploy.runfolder.ModelSpec`).
 _FIELDS = {"input": OBJECT, "output": OBJECT, "opset": INTEGER, "dataset": TEXT, "seed": INTEGER, "weights": TEXT,
            "checkpoint": TEXT, "checkpoint_sha256": TEXT, "exporter": TEXT, "dynamic_axes": OBJECT, "files": OBJECT,
-           "engines": OBJECT, "checks": LIST, "versions": OBJECT}
+           "engines": OBJECT, "failed": OBJECT, "checks": LIST, "versions": OBJECT}
 _OPTIONAL = ("dataset", "seed", "weights", "checkpoint", "checkpoint_sha256", "exporter")
 #: The kinds of the keys a file / engine entry and a check record may carry (``path`` is checked by ``inside``).
 _ENTRY = {"precision": TEXT, "sha256": TEXT, "bytes": INTEGER, "parity": OBJECT,
@@ -69,6 +69,8 @@ class Manifest:
     dynamic_axes: dict[str, Any] = dataclasses.field(default_factory=dict)
     files: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     engines: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: precisions whose file failed parity at export: kept for ``validate --layerwise`` but never used as vouched for
+    failed: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     checks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     versions: dict[str, str] = dataclasses.field(default_factory=library_versions)
     format_version: int = MANIFEST_VERSION
@@ -108,6 +110,9 @@ class Manifest:
             InputError: no such entry, an unsafe path, or the file is gone.
         """
         entries = self.engines if kind == "engines" else self.files
+        if precision in self.failed and kind == "files":
+            raise InputError(f"the {precision} file of '{run_dir}' failed parity at export (manifest 'failed'); "
+                             f"see why with python -m seadeploy.validate {run_dir} --layerwise --precision {precision}")
         if precision not in entries:
             have = ", ".join(entries) or "none"
             raise InputError(f"the run in '{run_dir}' has no {precision} "
@@ -121,9 +126,9 @@ class Manifest:
 
 def write_manifest(run_dir: str | os.PathLike, manifest: Manifest) -> Path:
     """Atomically write ``RUN/manifest.json``; refuses entries whose paths are not inside the folder."""
-    for kind in ("files", "engines"):
+    for kind in ("files", "engines", "failed"):
         for entry in getattr(manifest, kind).values():
-            inside(run_dir, entry["path"], kind[:-1])
+            inside(run_dir, entry["path"], "file" if kind == "failed" else kind[:-1])
     return write_json(Path(run_dir) / MANIFEST, manifest.to_dict())
 
 
@@ -138,9 +143,9 @@ def read_manifest(run_dir: str | os.PathLike) -> Manifest:
     if not path.is_file():
         raise InputError(f"no {MANIFEST} in '{p}'; run `python -m seadeploy.export ... --out {p}` first")
     m = Manifest.from_dict(read_json(path), str(path))
-    for kind in ("files", "engines"):
+    for kind in ("files", "engines", "failed"):
         for entry in getattr(m, kind).values():
-            inside(path.parent, entry["path"], kind[:-1])
+            inside(path.parent, entry["path"], "file" if kind == "failed" else kind[:-1])
     return m
 
 
@@ -157,7 +162,7 @@ def _check_payload(data: dict[str, Any], where: str) -> None:
     for key in ("mean", "std"):
         if key in data:
             check_list_of(where, key, data[key], NUMBER)
-    for kind in ("files", "engines"):
+    for kind in ("files", "engines", "failed"):
         for precision, entry in (data.get(kind) or {}).items():
             if not isinstance(entry, dict) or "path" not in entry:
                 raise InputError(f"'{where}' has a malformed {kind} entry for {precision}; re-run export")

@@ -146,6 +146,9 @@ def validate_run(run_dir: str | os.PathLike, *, backends: Sequence[str] = ("ort"
     judged_trained = bool(ruleset.trained)
     sets, notes = make_inputs(folder, dataset=dataset, samples=samples, random=random, seed=seed, root=root,
                               replay=inputs)
+    failed = [p for p in (folder.manifest.failed if folder.manifest else {}) if p not in precisions]
+    notes += [f"{p} not judged: it failed parity at export (manifest 'failed'); --precision {p} judges it"
+              for p in failed]
     refs, reference, noise = reference_outputs(folder, sets, device, batch, progress, noise_precisions=precisions)
     comparisons, outputs, warnings = compare_backends(folder, backends, precisions, sets, refs, ruleset, batch=batch,
                                                       threads=threads, log=say, progress=progress, noise=noise)

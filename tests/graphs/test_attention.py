@@ -37,7 +37,7 @@ EXPECTED = {
     "shift_balance": {**_SE, "excite": ["Relu", "fc", "fc"], "gate": ["Mul", "Tanh"], "scale": ["Add"]},
     "tiled_se": {**_SE, "squeeze": ["AveragePool"], "scale": ["Mul", "Resize"]},
 }
-KINDS = {"cbam": "channel+spatial", "shift_balance": "shift"}
+KINDS = {"cbam": "channel+spatial", "shift_balance": "shift", "global_context": "global-context"}
 
 
 def _compute_roles(path, block) -> dict[str, list[str]]:
