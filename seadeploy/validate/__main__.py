@@ -61,6 +61,7 @@ def _parser(matrix: bool) -> ArgumentParser:
                        "and judged against it (its fp32 graph is the reference; --out keeps them)")
         p.add_argument("--mean", default=None, help="--onnx: input normalisation mean (default: the dataset's)")
         p.add_argument("--std", default=None, help="--onnx: input normalisation std (default: the dataset's)")
+        p.add_argument("--calib-samples", type=positive_int, default=64, help="--onnx: int8 calibration samples")
         p.add_argument("--backends", type=_csv, default=["ort"], help="torch, torch:cuda, ort, ort:cuda, ort:tensorrt, trt")
         p.add_argument("--dataset", default=None, help="labelled samples (default: the run's dataset; 'none' to skip)")
         p.add_argument("--data-root", default=None, help="dataset folder (cifar10, imagefolder)")
@@ -88,7 +89,7 @@ def _validate_onnx(args) -> int:
     source = ModelSource.from_args(args)
     opts = ExportOptions(precisions=precisions, dataset=None if args.dataset == "none" else args.dataset,
                          data_root=args.data_root, eval_samples=args.samples or args.random or 32,
-                         rules=rules_from_args(args))
+                         calib_samples=args.calib_samples, rules=rules_from_args(args))
     with tempfile.TemporaryDirectory(prefix="seadeploy-validate-") as tmp:
         out = args.out or tmp
         manifest = export_model(source, out, opts)

@@ -91,6 +91,9 @@ def _backend_for(spec: str, precision: str, folder: RunFolder, opts: dict[str, A
     """Create backend ``spec`` on the run's file of ``precision`` (the backend says which) and check it fits."""
     cls = backend_class(spec)
     path = cls.artifact(folder.path, precision)
+    if path is None and folder.manifest is not None and precision in folder.manifest.failed \
+            and ".onnx" in cls.file_suffixes:
+        path = folder.onnx_path(precision)  # a file that failed at export is judged when asked for by name
     if path is None:
         raise InputError(f"'{folder.path}' has no {cls.artifact_kind} for {precision}; run python -m seadeploy.export "
                          f"--out {folder.path} --precision {precision}")
