@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from seadeploy.data.samples import load_samples
-from seadeploy.errors import ConfigError, SeadeployError
+from seadeploy.errors import ConfigError, InputError, SeadeployError
 from seadeploy.export.pipeline import ExportOptions, source_checkpoint
 from seadeploy.export.runner import export_run
 from seadeploy.fileio import atomic_path, write_json
@@ -34,7 +34,7 @@ from seadeploy.models.build import load_model, resolve_spec
 from seadeploy.models.layers import recalibrate_batchnorm
 from seadeploy.models.source import ModelSource
 from seadeploy.parity import Comparison, RuleSet, default_rule
-from seadeploy.runfolder import PRECISIONS, ModelSpec
+from seadeploy.runfolder import PRECISIONS, ModelSpec, read_manifest
 from seadeploy.validate.judge import validate_run
 
 DEFAULT_MODELS = ("vgg16_cifar", "resnet20_cifar", "efficientnet_b0")
@@ -134,6 +134,9 @@ def run_case(model: str, attn: str, root: Path, precisions: Sequence[str], sampl
     stage = "export_s"
     try:
         _export(model, attn, root / name, precisions, calib, samples)
+        traps = [c for c in read_manifest(root / name).checks if c["name"] == "lint" and not c["passed"]]
+        if traps:  # a zoo export carries no error-level deployment trap (GatherND, ceil-mode pools ...)
+            raise InputError(f"lint of {traps[0]['file']}: {traps[0]['detail']}")
         row["export_s"], start, stage = round(time.perf_counter() - start, 2), time.perf_counter(), "validate_s"
         report = validate_run(root / name, backends=("ort",), precisions=precisions, samples=samples, random=random,
                               threads=threads, rules=matrix_rules(model))

@@ -69,3 +69,16 @@ def test_unknown_cases_are_config_errors():
     assert ("efficientnet_b0", "se") in cases and len({a for _, a in cases}) >= 6
     with pytest.raises(ConfigError, match="--jobs must be"):
         matrix.run_matrix(models=["resnet20_cifar"], attns=["se"], jobs=0)
+
+
+def test_a_zoo_export_with_a_deployment_trap_fails_its_case(exported_run, monkeypatch):
+    def export(model, attn, out, *args):
+        shutil.copytree(exported_run, out)
+        manifest = json.loads((out / "manifest.json").read_text())
+        lint = next(c for c in manifest["checks"] if c["name"] == "lint")
+        lint.update(passed=False, detail="1 errors, 0 warnings; first: gathernd at /attn/GatherND")
+        (out / "manifest.json").write_text(json.dumps(manifest))
+
+    monkeypatch.setattr(matrix, "_export", export)
+    report = matrix.run_matrix(models=["resnet20_cifar"], attns=["se"], samples=16, random=4, threads=1)
+    assert not report and "lint of model.onnx: 1 errors" in report.cases[0]["error"]
