@@ -95,7 +95,7 @@ def test_compare_end_to_end_tiny(tmp_path, capsys):
             "--duration-s", "0.05", "--parity-samples", "64", "--calib-samples", "16", "--out", str(out), "--json"]
     code = compare.main(argv)
     summary = json.loads(capsys.readouterr().out)
-    assert code == summary["exit_code"]
+    assert code == summary["exit_code"] == 0  # the study succeeded (an int8 miss only warns: the test below)
     stages = summary["stages"]
     assert {s: i["status"] for s, i in stages["se"].items()} == dict.fromkeys(compare.STAGES, "ok")
     assert all(stages["tse"][s]["status"] in ("ok", "partial") for s in compare.STAGES)
