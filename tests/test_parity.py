@@ -159,10 +159,8 @@ def test_int8_on_random_inputs_checks_nan_only():
 
 
 def test_untrained_models_drop_top1_but_keep_cosine():
-    flipped = _flip(20)
+    flipped = _flip(20)  # 10 % of the samples change class: fails a trained model's top-1 floor
     assert not _cmp(flipped, "int8")
-    relaxed = default_rule("int8", trained=False)
-    assert relaxed.min_top1 is None and relaxed.min_cosine == 0.98
     assert _cmp(REF * 1.01, "int8", trained=False) and _cmp(flipped, "int8", trained=False)
     assert not _cmp(-REF, "int8", trained=False)
     assert default_rule("fp32", trained=False) == default_rule("fp32")
