@@ -97,7 +97,7 @@ def _backend_for(spec: str, precision: str, folder: RunFolder, opts: dict[str, A
     checks = {".onnx": folder.onnx_path, ".engine": folder.engine_path}  # by file kind: shapes, engine sidecar
     if path.suffix in checks:
         checks[path.suffix](precision)
-    be = create_backend(spec, path, **cls.run_options(threads=opts.get("threads")))
+    be = create_backend(spec, path, **cls.run_options(threads=opts.get("threads"), precision=precision))
     folder.check_io(be.input_specs, None, f"'{folder.path.name}/{path.name}'")
     return be
 
