@@ -30,6 +30,7 @@ from seadeploy.export.manifest import new_manifest
 from seadeploy.export.onnx_export import export_onnx, restore_modules
 from seadeploy.export.pipeline import ExportOptions, file_entry, lint_check
 from seadeploy.export.trt_engine import EngineConfig, build_engine, require_tensorrt
+from seadeploy.int8_noise import int8_noise
 from seadeploy.models.build import load_model
 from seadeploy.parity import RuleSet, compare_backend, infer_batches, is_trained, noise_notes, reference_noise
 from seadeploy.runfolder import Manifest, write_manifest
@@ -136,6 +137,7 @@ def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], 
                 "data": infer_batches(ref_be, x, batch, opts.progress, desc="PyTorch reference")}
     # what fp32/fp16 arithmetic itself does to the model, for the rules' noise floors (seadeploy/parity.py)
     floors = reference_noise(model, refs, sets, list(files))
+    floors["int8"] = int8_noise(model, refs, sets, files.get("int8"))  # the int8 rounding, with the file's scales
     for precision, path in files.items():
         with create_backend("ort", path) as be:
             verdicts = compare_backend(be, {"random": refs["random"]}, {"random": sets["random"]},

@@ -23,6 +23,7 @@ from seadeploy.backends.torch_backend import TorchBackend
 from seadeploy.data import get_dataset
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError
+from seadeploy.int8_noise import int8_noise
 from seadeploy.models.build import load_model
 from seadeploy.parity import (
     Comparison,
@@ -172,7 +173,10 @@ def reference_outputs(folder: RunFolder, sets: Inputs, device: str, batch: int, 
     with TorchBackend(model, device=device, input_shape=folder.spec.input_shape) as be:
         refs = {k: infer_batches(be, x, batch, progress, desc=f"reference {k}") for k, (x, _) in sets.items()}
         reference = {"backend": "torch", "precision": "fp32", **be.info}
-    return refs, reference, reference_noise(model, refs, sets, noise_precisions)
+    noise = reference_noise(model, refs, sets, noise_precisions)
+    if "int8" in noise_precisions:  # the int8 rounding of the run's int8 file, with its scales
+        noise["int8"] = int8_noise(model, refs, sets, folder.onnx_path("int8"))
+    return refs, reference, noise
 
 
 def compare_backends(folder: RunFolder, backends: Sequence[str], precisions: Sequence[str], sets: Inputs,
