@@ -130,10 +130,15 @@ class OpenVinoBackend(Backend):
         return False
 
     def timed(self, feed: Mapping[str, Any]) -> Callable[[], Any]:
-        """``InferRequest.infer`` on the validated feed with shared input/output memory, nothing else."""
+        """``InferRequest.infer`` on the validated feed with shared input/output memory, nothing else.
+
+        Each timed call gets its own infer request: a request whose memory is shared keeps that shape, so one request
+        timed at batch 1 and then at batch 8 failed ("Could set new shape").
+        """
         checked = check_feed(feed, self.input_specs, self.name)
         self._infer(checked)  # errors surface here as InputError, not inside the timing loop
-        request = self.request
+        request = self.compiled.create_infer_request()
+        request.infer(checked, share_inputs=True, share_outputs=True)
 
         def call() -> None:
             request.infer(checked, share_inputs=True, share_outputs=True)

@@ -73,3 +73,13 @@ def test_extra_outputs_return_intermediate_tensors(tiny_onnx):
     with create_backend("openvino", tiny_onnx, threads=1, extra_outputs=[conv.output[0]]) as be:
         out = be.infer({"x": np.zeros((2, 3, 16, 16), np.float32)})
     assert set(out) == {"logits", conv.output[0]} and out[conv.output[0]].shape[0] == 2
+
+
+@needs_openvino
+def test_timed_calls_at_several_batches_share_one_backend(tiny_onnx):
+    """``profiling latency`` times one backend at each batch in turn; shared memory must not pin a shape."""
+    with create_backend("openvino", tiny_onnx, threads=1) as be:
+        calls = [be.timed({"x": np.zeros((b, 3, 16, 16), np.float32)}) for b in (1, 8)]
+        for call in (*calls, *calls):
+            call()
+        assert be.infer({"x": np.zeros((3, 3, 16, 16), np.float32)})["logits"].shape == (3, 10)
