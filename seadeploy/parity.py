@@ -27,7 +27,7 @@ fp32              every element within 1e-4·s_i + 1e-4·|ref|,    the same
 fp16              cosine ≥ 0.999, top-1 ≥ 99.5 %,                cosine ≥ 0.999
                   accuracy drop ≤ 0.5 %
 int8              cosine ≥ 0.99, top-1 ≥ 99 %,                   NaN/Inf only
-                  accuracy drop ≤ 1 %
+                  accuracy drop ≤ 1 % (noise floor below)
 ================  =============================================  ==============================================
 
 Why: fp32 files compute the same function as PyTorch, so they are judged element-wise. The absolute term is
@@ -42,7 +42,7 @@ reported only. int8 is judged on real samples only: its Q/DQ ranges are calibrat
 drives activations outside them, where clipping is the intended behaviour. Random inputs are never judged on
 top-1: noise has no right class and a near-tie flips on the smallest error.
 
-**Noise floors** (fp32 and fp16): a precision cannot be held closer to the reference than that precision's own
+**Noise floors** (fp32, fp16, int8): a precision cannot be held closer to the reference than that precision's own
 arithmetic gets on the same model. On a well-conditioned model that is far inside the bounds above and changes
 nothing; on an ill-conditioned one (a random deep network whose activations grow block after block, BatchNorm over
 near-constant descriptors) it is not. So the reference model is also run, on the first 16 samples of each input
@@ -54,7 +54,10 @@ implementations differ by about the sum of their errors against the exact result
 PyTorch-vs-float64 per sample: median 1.1-1.6, max 2.6 where the floor matters), 8 leaves headroom, and a cosine
 loss grows with the square of a relative error (8² = 64). fp16: the cosine and centred-cosine floors become
 min(floor, 1 − 4 · (PyTorch float16's own loss)); see ``FP16_NOISE_COSINE_FACTOR`` for the measured ratios.
-A wrong weight, op or layout moves a trained model's output far beyond either floor. Where a floor widens a bound,
+int8: the int8 file's scales fake-quantised in PyTorch (:mod:`seadeploy.int8_noise`) give the cosine, centred-cosine
+and top-1 losses of int8 rounding itself; those floors become min(floor, 1 − 4 · loss), and a file whose scales do
+not fit the model's activation ranges gets none. A wrong weight, op or layout moves a trained model's output far
+beyond either floor. Where a floor widens a bound,
 export and validate print a note naming the model ill-conditioned in that precision. An explicit ``--atol/--rtol``
 (element-wise) or ``--min-cosine`` (cosines) is exact; a model that does not run in float64/float16 gets no floor.
 

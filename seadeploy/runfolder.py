@@ -284,6 +284,13 @@ def read_latency(run_dir: str | os.PathLike) -> pd.DataFrame:
     return _read_csv(Path(run_dir) / LATENCY_CSV, f"python -m seadeploy.profiling latency {run_dir}")
 
 
+def read_latency_ratios(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The paired ratios ``latency.json`` records (``a``, ``b``, ``ratio``, ``ratio_low``, ``ratio_high``, ``clock``,
+    ``batch``); InputError when the file is missing or unreadable."""
+    data = _read_json_obj(Path(run_dir) / LATENCY_JSON, f"python -m seadeploy.profiling latency {run_dir}")
+    return [r for r in data.get("ratios", []) if isinstance(r, dict)]
+
+
 def write_layers(run_dir: str | os.PathLike, backend: str, frame: pd.DataFrame) -> Path:
     """``layers_<backend>.csv`` (the per-layer schema of :mod:`seadeploy.profiling.schema`)."""
     return _write_csv(Path(run_dir) / layers_csv(backend), frame)
