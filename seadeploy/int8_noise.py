@@ -11,9 +11,10 @@ top-1 disagreement. The int8 rules widen their cosine, centred-cosine and top-1 
 (``parity.INT8_NOISE_COSINE_FACTOR`` / ``INT8_NOISE_TOP1_FACTOR``, docs/parity.md); a quantised tensor inside a
 module (not its output) or of a module that runs more than once is not simulated.
 
-A wrong scale in the file must not excuse itself: each activation scale is checked against the range the layer's
-input takes on the samples; a file whose representable range is more than ``SCALE_SLACK``× wider than that range, or
-clips more than that, gets no floor (``Int8Probe.problem`` says which layer), so it is judged by the plain bounds.
+A wrong file must not excuse itself: each activation scale is checked against the range the layer's input takes on
+the samples (a representable range more than ``SCALE_SLACK``× wider or narrower), and each int8 weight against the
+model's own weight rounded the same way (a transposed kernel, a weight from another checkpoint); a file that fails
+either gets no floor (``Int8Probe.problem`` says which layer), so it is judged by the plain bounds.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from seadeploy.parity import FloatNoise, cosine_per_sample, output_scale
 #: (calibration ran on other samples of the dataset; MinMax ranges of post-ReLU maps vary by well under 2×)
 SCALE_SLACK = 4.0
 QUANTISED_OPS = ("Conv", "Gemm", "MatMul")
+#: fraction of a layer's int8 weight codes that may differ from the model's own rounding by more than 1 (ties and the
+#: calibration tool's rounding differ by 1 at most): beyond it the file does not hold this model's weights
+WEIGHT_MISMATCH = 0.01
 _RANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
 
 
@@ -51,6 +55,7 @@ class LayerQuant:
     qmin: int
     qmax: int
     weight_qmax: np.ndarray | None  # max |q| per output channel of the int8 weight, None: weight not quantised
+    weight_codes: np.ndarray | None = None  # the int8 weight, output channel first
 
 
 @dataclasses.dataclass
@@ -108,28 +113,41 @@ def file_quantisation(int8_path: str | os.PathLike) -> dict[str, LayerQuant]:
         if params is None:
             continue
         weight = dq.get(node.input[1]) if len(node.input) > 1 else None
-        wq = None
+        wq = codes = None
         if weight is not None and weight.input[0] in inits:
             q = np.abs(numpy_helper.to_array(inits[weight.input[0]]).astype(np.int32))
             axis = next((a.i for a in weight.attribute if a.name == "axis"), 1)
             per_channel = numpy_helper.to_array(inits[weight.input[1]]).size > 1
             # torch's channel axis is the output axis, the axis the file quantises per channel
             wq = np.moveaxis(q, axis, 0).reshape(q.shape[axis], -1).max(1) if per_channel else np.array([q.max()])
-        out[modules[node.name]] = LayerQuant(modules[node.name], *params, wq)
+            codes = np.moveaxis(numpy_helper.to_array(inits[weight.input[0]]).astype(np.int32), axis if per_channel
+                                else (0 if node.op_type == "Conv" else 1), 0)
+        out[modules[node.name]] = LayerQuant(modules[node.name], *params, wq, codes)
     return out
 
 
-def _fake_weight(module: nn.Module, quant: LayerQuant) -> None:
+def _fake_weight(name: str, module: nn.Module, quant: LayerQuant) -> str | None:
+    """Fake-quantise ``module``'s weight as the file does; the reason when the file's codes are not this weight's."""
     w = module.weight.data
     if quant.weight_qmax is None or quant.weight_qmax.shape[0] not in (1, w.shape[0]):
-        return
+        return None
     amax = w.reshape(w.shape[0], -1).abs().amax(1).double()
     if quant.weight_qmax.shape[0] == 1:  # one scale for the whole tensor
         amax = amax.max().expand(w.shape[0])
     qmax = torch.as_tensor(quant.weight_qmax, dtype=torch.float64).clamp(min=1)
     scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax)).float()
+    mine = torch.round(w.reshape(w.shape[0], -1) / scale[:, None]).numpy()
+    theirs = quant.weight_codes.reshape(mine.shape) if quant.weight_codes is not None and \
+        quant.weight_codes.size == mine.size else None
+    if theirs is not None:  # the same weight rounded: codes agree to ±1 (a folded BatchNorm may flip a channel's sign)
+        sign = np.where((mine * theirs).sum(1, keepdims=True) < 0, -1.0, 1.0)
+        off = float(np.mean(np.abs(sign * theirs - mine) > 1))
+        if off > WEIGHT_MISMATCH:
+            return (f"the int8 file's weights of {name} are not the model's weights rounded ({off:.0%} of the codes "
+                    "differ by more than 1): no int8 noise floor")
     module.weight.data = torch.fake_quantize_per_channel_affine(w, scale, torch.zeros(len(scale), dtype=torch.int32),
                                                                 0, -128, 127)
+    return None
 
 
 def int8_probe(model: nn.Module, x: np.ndarray, ref: np.ndarray, int8_path: str | os.PathLike, *,
@@ -149,8 +167,10 @@ def int8_probe(model: nn.Module, x: np.ndarray, ref: np.ndarray, int8_path: str 
             return (torch.fake_quantize_per_tensor_affine(t, q.scale, q.zero_point, q.qmin, q.qmax), *args[1:])
         return fn
 
+    mismatch = [why for name, q in layers.items() if (why := _fake_weight(name, named[name], q))]
+    if mismatch:
+        return Int8Probe(None, len(layers), mismatch[0])
     for name, q in layers.items():
-        _fake_weight(named[name], q)
         named[name].register_forward_pre_hook(pre_hook(name, q))
     n = len(x) if limit is None else min(int(limit), len(x))
     for name, (scale, zp, qmin, qmax) in output_quantisation(int8_path).items():

@@ -12,7 +12,7 @@ from seadeploy.backends import create_backend
 from seadeploy.export.precision import quantize_int8
 from seadeploy.int8_noise import file_quantisation, int8_probe
 from seadeploy.parity import FloatNoise, default_rule, parity_metrics
-from tests.fixtures.tiny import INPUT_SHAPE
+from tests.fixtures.tiny import INPUT_SHAPE, make_tiny_net
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +69,13 @@ def test_int8_floors_widen_by_the_stated_factor_and_explicit_bounds_stay_exact()
     assert rule.top1_floor(m) == pytest.approx(1 - 4 * 0.02) and rule.cosine_floor(m) == pytest.approx(1 - 4 * 0.01)
     assert rule.failures(m, labelled=True) == []
     assert any("top-1" in f for f in rule.override(min_top1=0.99).failures(m, labelled=True))
+
+
+def test_a_file_that_does_not_hold_the_models_weights_gets_no_floor(quantised):
+    """The reference with one kernel transposed (a layout bug): the file's codes are not its weights rounded."""
+    path, x = quantised
+    net = make_tiny_net()
+    conv = net.layer1[0]
+    conv.weight.data = conv.weight.data.transpose(2, 3).contiguous()
+    probe = int8_probe(net, x, _ref(net, x), path)
+    assert probe.summary is None and "are not the model's weights rounded" in probe.problem

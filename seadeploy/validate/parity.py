@@ -174,7 +174,7 @@ def reference_outputs(folder: RunFolder, sets: Inputs, device: str, batch: int, 
         refs = {k: infer_batches(be, x, batch, progress, desc=f"reference {k}") for k, (x, _) in sets.items()}
         reference = {"backend": "torch", "precision": "fp32", **be.info}
     noise = reference_noise(model, refs, sets, noise_precisions)
-    if "int8" in noise_precisions:  # the int8 rounding of the run's int8 file, with its scales
+    if "int8" in noise_precisions and "int8" in folder.available_precisions():  # the int8 rounding, the file's scales
         noise["int8"] = int8_noise(model, refs, sets, folder.onnx_path("int8"))
     return refs, reference, noise
 
