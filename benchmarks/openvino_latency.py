@@ -1,7 +1,7 @@
 """OpenVINO CPU latency: the cost of SE / TSE over no attention, and OpenVINO against ONNX Runtime.
 
     python benchmarks/openvino_latency.py attention                     # resnet56_cifar + vgg16_cifar, b1 + b32
-    python benchmarks/openvino_latency.py attention --models resnet56_cifar --batches 32 --profile
+    python benchmarks/openvino_latency.py attention --models resnet56_cifar --batches 32 --profile --lowering off
     python benchmarks/openvino_latency.py runtimes                      # every CIFAR backbone, se, b1 + b32
     python benchmarks/openvino_latency.py runtimes --models resnet20_cifar --attns none,se --rounds 20
 
@@ -42,10 +42,11 @@ TARGETS = {("se", "none"): 1.10, ("tse", "se"): 1.05}
 INT8_FORM = {"ort": "ort-cpu", "openvino": "openvino"}
 
 
-def export(model: str, attn: str, folder: Path, int8: bool) -> dict[str, Path]:
+def export(model: str, attn: str, folder: Path, int8: bool, lower: bool = True) -> dict[str, Path]:
     torch.manual_seed(0)
     size = model_defaults(model).input_size
-    fp32 = export_onnx(create_model(model, attn=attn).eval(), folder / f"{model}.{attn}.onnx", (3, size, size))
+    fp32 = export_onnx(create_model(model, attn=attn).eval(), folder / f"{model}.{attn}.onnx", (3, size, size),
+                       lower=lower)
     files = {"fp32": fp32}
     if int8:
         calib, _ = load_samples("digits", 128, split="train", seed=1, input_size=size)
@@ -68,7 +69,7 @@ def attention_study(a, folder: Path) -> None:
     print(row(["model", "batch", "ratio", "median", "low", "high", "clock", "target", "met"]))
     print("|---|---|---|---|---|---|---|---|---|")
     for model in a.models:
-        files = {attn: export(model, attn, folder, False)["fp32"] for attn in ("none", "se", "tse")}
+        files = {attn: export(model, attn, folder, False, a.lowering == "on")["fp32"] for attn in ("none", "se", "tse")}
         for batch in a.batches:
             opened = {k: create_backend("openvino", p, threads=1) for k, p in files.items()}
             feed = feed_for(model, batch)
@@ -125,6 +126,8 @@ def main() -> int:
     p.add_argument("--batches", default="1,32")
     p.add_argument("--rounds", type=int, default=40)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--lowering", choices=("on", "off"), default="on",
+                   help="attention: the export's SE lowering (gate broadcast for ONNX Runtime's NCHWc) on or off")
     a = p.parse_args()
     cifar = [m for m in list_models() if model_defaults(m).input_size <= 32]
     a.models = a.models.split(",") if a.models else (["resnet56_cifar", "vgg16_cifar"] if a.study == "attention"
