@@ -304,9 +304,12 @@ def _export(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
 def study_int8_target(backends: tuple[str, ...]) -> str:
     """The int8 form the study's latency backends run: TensorRT's symmetric s8 when a ``trt`` backend is timed,
-    else ONNX Runtime CPU's asymmetric u8 (the study must not time a form its backend runs slowly)."""
-    targets = {backend_class(b).int8_target(b) for b in backends}  # each backend says which form it runs well
-    return "tensorrt" if "tensorrt" in targets else "ort-cpu"
+    else ONNX Runtime CPU's asymmetric u8 when ONNX Runtime is timed (a study has one int8 file per variant), else
+    the one form the timed backends name (``openvino``); the study must not time a form its backend runs slowly."""
+    targets = {backend_class(b).int8_target(b) for b in backends} - {None}  # each backend says which form it runs well
+    if "tensorrt" in targets or "ort-cpu" in targets or len(targets) != 1:
+        return "tensorrt" if "tensorrt" in targets else "ort-cpu"
+    return targets.pop()
 
 
 def _validate(v: Variant, o: CompareOptions) -> dict[str, Any]:
@@ -483,7 +486,7 @@ def _parser() -> ArgumentParser:
                    help="LR warm-up (default 0.3 epoch)")
     p.add_argument("--out", default=d.out, metavar="DIR", help=f"study folder (default {d.out})")
     p.add_argument("--batch", default="1,8", help="latency batch sizes (per-layer profile at the largest)")
-    p.add_argument("--backends", default="torch,ort", help="profiling backends (torch, ort, ort:cuda, trt)")
+    p.add_argument("--backends", default="torch,ort", help="profiling backends (torch, ort, ort:cuda, trt, openvino)")
     p.add_argument("--threads", type=cli.positive_int, default=d.threads, help="pinned threads while timing (default 1)")
     p.add_argument("--duration-s", type=cli.positive_float, default=d.duration_s, help="timing window per configuration")
     p.add_argument("--parity-samples", type=cli.positive_int, default=d.parity_samples,

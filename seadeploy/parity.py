@@ -27,7 +27,7 @@ fp32              every element within 1e-4·s_i + 1e-4·|ref|,    the same
 fp16              cosine ≥ 0.999, top-1 ≥ 99.5 %,                cosine ≥ 0.999
                   accuracy drop ≤ 0.5 %
 int8              cosine ≥ 0.99, top-1 ≥ 99 %,                   NaN/Inf only
-                  accuracy drop ≤ 1 %
+                  accuracy drop ≤ 1 % (noise floor below)
 ================  =============================================  ==============================================
 
 Why: fp32 files compute the same function as PyTorch, so they are judged element-wise. The absolute term is
@@ -42,7 +42,7 @@ reported only. int8 is judged on real samples only: its Q/DQ ranges are calibrat
 drives activations outside them, where clipping is the intended behaviour. Random inputs are never judged on
 top-1: noise has no right class and a near-tie flips on the smallest error.
 
-**Noise floors** (fp32 and fp16): a precision cannot be held closer to the reference than that precision's own
+**Noise floors** (fp32, fp16, int8): a precision cannot be held closer to the reference than that precision's own
 arithmetic gets on the same model. On a well-conditioned model that is far inside the bounds above and changes
 nothing; on an ill-conditioned one (a random deep network whose activations grow block after block, BatchNorm over
 near-constant descriptors) it is not. So the reference model is also run, on the first 16 samples of each input
@@ -54,7 +54,10 @@ implementations differ by about the sum of their errors against the exact result
 PyTorch-vs-float64 per sample: median 1.1-1.6, max 2.6 where the floor matters), 8 leaves headroom, and a cosine
 loss grows with the square of a relative error (8² = 64). fp16: the cosine and centred-cosine floors become
 min(floor, 1 − 4 · (PyTorch float16's own loss)); see ``FP16_NOISE_COSINE_FACTOR`` for the measured ratios.
-A wrong weight, op or layout moves a trained model's output far beyond either floor. Where a floor widens a bound,
+int8: the int8 file's scales fake-quantised in PyTorch (:mod:`seadeploy.int8_noise`) give the cosine, centred-cosine
+and top-1 losses of int8 rounding itself; those floors become min(floor, 1 − 4 · loss), and a file whose scales do
+not fit the model's activation ranges gets none. A wrong weight, op or layout moves a trained model's output far
+beyond either floor. Where a floor widens a bound,
 export and validate print a note naming the model ill-conditioned in that precision. An explicit ``--atol/--rtol``
 (element-wise) or ``--min-cosine`` (cosines) is exact; a model that does not run in float64/float16 gets no floor.
 
@@ -86,7 +89,8 @@ from seadeploy.runfolder import PRECISIONS
 
 INPUT_KINDS = ("random", "data")
 METRIC_NAMES = ("max_abs", "mean_abs", "max_rel", "cosine", "cosine_min", "cosine_centered", "top1", "accuracy",
-                "ref_accuracy", "violations", "nonfinite", "ref_nonfinite", "float_noise", "float_noise_cosine")
+                "ref_accuracy", "violations", "nonfinite", "ref_nonfinite", "float_noise", "float_noise_cosine",
+                "float_noise_top1")
 _EPS = 1e-9  # fractions such as 1 - 198/200 are not exact in binary: 1 % allowed must accept 1 %
 
 
@@ -151,6 +155,7 @@ class FloatNoise:
     cosine_loss: float
     centered_loss: float
     n: int
+    top1_loss: float = math.nan  # fraction of samples whose argmax changes (measured for int8)
 
 
 #: the precisions with a noise floor, and the dtype the reference model runs in to measure it
@@ -322,6 +327,8 @@ class Rule:
     #: (the precision's own cosine loss on the reference model) where that is lower
     noise_factor: float | None = None
     noise_cosine_factor: float | None = None
+    #: int8: the top-1 floor is lowered to 1 − noise_top1_factor · (the simulated int8 model's top-1 disagreement)
+    noise_top1_factor: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("atol", "rtol"):
@@ -352,11 +359,11 @@ class Rule:
         ``float_noise`` is then the largest ``rel_i`` used.
         """
         m = parity_metrics(ref, out, labels, atol=self.atol, rtol=self.rtol, scale=self.scale)
-        summary = noise.summary if isinstance(noise, NoiseProbe) else noise
+        summary = getattr(noise, "summary", noise)  # a probe (NoiseProbe, int8_noise.Int8Probe) or its FloatNoise
         if summary is None:
             return m
         m.update(float_noise=summary.rel, float_noise_cosine=summary.cosine_loss,
-                 float_noise_centered=summary.centered_loss)
+                 float_noise_centered=summary.centered_loss, float_noise_top1=summary.top1_loss)
         if self.noise_factor is None or not m["violations"] > 0:  # NaN (non-finite outputs) or nothing to excuse
             return m
         r, o = np.asarray(ref, np.float64), np.asarray(out, np.float64)
@@ -382,6 +389,13 @@ class Rule:
         """``min_cosine_centered`` under the noise floor (see ``noise_cosine_factor``)."""
         return self._floor(self.min_cosine_centered, m.get("float_noise_centered"))
 
+    def top1_floor(self, m: Mapping[str, Any]) -> float | None:
+        """``min_top1`` under the int8 noise floor (see ``noise_top1_factor``)."""
+        loss = m.get("float_noise_top1")
+        if self.min_top1 is None or self.noise_top1_factor is None or loss is None or math.isnan(loss):
+            return self.min_top1
+        return min(self.min_top1, 1.0 - self.noise_top1_factor * loss)
+
     def failures(self, m: Mapping[str, Any], labelled: bool) -> list[str]:
         """Reasons ``m`` (from :func:`parity_metrics`) fails this rule; empty = pass."""
         if m.get("ref_nonfinite"):
@@ -402,8 +416,9 @@ class Rule:
         centered, cfloor = m.get("cosine_centered", math.nan), self.centered_floor(m)
         if cfloor is not None and centered == centered and not centered >= cfloor:
             out.append(f"input-dependent (centred) cosine {centered:.4f} < {cfloor:.6g}")
-        if labelled and self.min_top1 is not None and not m["top1"] >= self.min_top1 - _EPS:
-            out.append(f"top-1 agreement {m['top1']:.2%} < {self.min_top1:.2%}")
+        top1 = self.top1_floor(m)
+        if labelled and top1 is not None and not m["top1"] >= top1 - _EPS:
+            out.append(f"top-1 agreement {m['top1']:.2%} < {top1:.2%}")
         drop = m["ref_accuracy"] - m["accuracy"]
         if labelled and self.max_accuracy_drop is not None and not drop <= self.max_accuracy_drop + _EPS:
             out.append(f"accuracy {m['accuracy']:.2%} vs reference {m['ref_accuracy']:.2%} "
@@ -444,7 +459,7 @@ class Rule:
         if min_cosine is not None:
             kw.update(min_cosine=float(min_cosine), noise_cosine_factor=None)
         if min_top1 is not None:
-            kw["min_top1"] = float(min_top1)
+            kw.update(min_top1=float(min_top1), noise_top1_factor=None)
         return dataclasses.replace(self, **kw) if kw else self
 
 
@@ -455,16 +470,19 @@ class Rule:
 #: matrix, ``seadeploy validate matrix --out DIR``: (1 − cosine) / float_noise_cosine in DIR/matrix.csv; the 1.87 is
 #: random-weight EfficientNet-B0-SB on digits, the next 1.20); 4× leaves 2× headroom over the worst.
 FP32_NOISE_FACTOR, FP32_NOISE_COSINE_FACTOR, FP16_NOISE_COSINE_FACTOR = 8.0, 64.0, 4.0
+#: int8 (``seadeploy/int8_noise.py``: the file's scales fake-quantised in PyTorch): see docs/parity.md for the ratios
+INT8_NOISE_COSINE_FACTOR, INT8_NOISE_TOP1_FACTOR = 4.0, 4.0
 _FP32 = Rule(atol=1e-4, rtol=1e-4, scale=True, max_violations=0.0, min_cosine=0.9999, noise_factor=FP32_NOISE_FACTOR,
              noise_cosine_factor=FP32_NOISE_COSINE_FACTOR)
 _LOW = {"max_violations": None, "scale": True}
 _FP16 = {**_LOW, "noise_cosine_factor": FP16_NOISE_COSINE_FACTOR}
+_INT8 = {**_LOW, "noise_cosine_factor": INT8_NOISE_COSINE_FACTOR, "noise_top1_factor": INT8_NOISE_TOP1_FACTOR}
 _RULES: dict[tuple[str, str], Rule] = {
     ("fp32", "data"): _FP32,
     ("fp32", "random"): _FP32,
     ("fp16", "data"): Rule(5e-2, 5e-2, **_FP16, min_cosine=0.999, min_top1=0.995, max_accuracy_drop=0.005),
     ("fp16", "random"): Rule(5e-2, 5e-2, **_FP16, min_cosine=0.999),
-    ("int8", "data"): Rule(0.25, 0.25, **_LOW, min_cosine=0.99, min_top1=0.99, max_accuracy_drop=0.01),
+    ("int8", "data"): Rule(0.25, 0.25, **_INT8, min_cosine=0.99, min_top1=0.99, max_accuracy_drop=0.01),
     ("int8", "random"): Rule(0.25, 0.25, **_LOW),
 }
 #: Random weights: near-uniform logits flip top-1 on harmless errors; cosine floors only (module docstring).
@@ -690,7 +708,8 @@ def reference_noise(model: torch.nn.Module, refs: Mapping[str, np.ndarray], sets
             for p in precisions if p in NOISE_DTYPES}
 
 
-_NOISE_SOURCE = {"fp32": "PyTorch float32 against float64", "fp16": "PyTorch float16 against float32"}
+_NOISE_SOURCE = {"fp32": "PyTorch float32 against float64", "fp16": "PyTorch float16 against float32",
+                 "int8": "PyTorch with the int8 file's scales fake-quantised, against float32"}
 
 
 def noise_notes(comparisons: Sequence[Comparison]) -> list[str]:
@@ -707,6 +726,8 @@ def noise_notes(comparisons: Sequence[Comparison]) -> list[str]:
                                    ("centred cosine", r.min_cosine_centered, r.centered_floor(m))):
             if bound is not None and floor is not None and floor < bound:
                 widened.append(f"{name} to ≥ {floor:.6g}")
+        if r.min_top1 is not None and (top1 := r.top1_floor(m)) is not None and top1 < r.min_top1:
+            widened.append(f"top-1 agreement to ≥ {top1:.2%}")
         if widened:
             seen.add((c.precision, c.inputs))
             notes.append(f"{c.precision}/{c.inputs}: the model is ill-conditioned in {c.precision} on these inputs "

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from seadeploy import compare
-from seadeploy.compare import CompareOptions, Variant, run_variant
+from seadeploy.compare import CompareOptions, Variant, run_variant, study_int8_target
 from seadeploy.data import get_dataset
 from seadeploy.parity import is_trained
 from seadeploy.reports.study import StudyData, load_run
@@ -180,3 +180,12 @@ def test_epochs_0_evaluates_the_source_and_sizes_a_random_head_for_the_dataset(t
     assert states[0].keys() == states[1].keys()  # the same seeded initialisation, converted: same weights
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert load_run(v.run_dir, "original").runs.set_index("variant").at["original", "accuracy"] == metrics["top1"]
+
+
+def test_the_study_int8_form_follows_the_timed_runtimes():
+    """One int8 file per variant: TensorRT's form when trt is timed, else ONNX Runtime CPU's when ort is, else the
+    one form the timed backends name (an OpenVINO-only study gets OpenVINO's)."""
+    assert study_int8_target(("torch", "ort")) == "ort-cpu"
+    assert study_int8_target(("ort", "openvino")) == "ort-cpu"
+    assert study_int8_target(("torch", "openvino")) == "openvino"
+    assert study_int8_target(("ort", "trt")) == "tensorrt"

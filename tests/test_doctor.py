@@ -21,8 +21,8 @@ def test_json_report_covers_every_component(capsys):
     assert entry_point(["doctor", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     names = [c["name"] for c in report["checks"]]
-    assert names == ["python", "torch", "torch-cuda", "onnxruntime", "onnxruntime-gpu", "tensorrt", "pycuda", "timm",
-                     "torchvision", "kornia"]
+    assert names == ["python", "torch", "torch-cuda", "onnxruntime", "onnxruntime-gpu", "tensorrt", "pycuda", "openvino",
+                     "timm", "torchvision", "kornia"]
     by = {c["name"]: c for c in report["checks"]}
     assert by["python"]["ok"] and by["torch"]["ok"] and "cuda_available" in by["torch"]["detail"]
     assert "CPUExecutionProvider" in by["onnxruntime"]["detail"]["providers"]

@@ -8,7 +8,7 @@ providers) are imported only when the backend that needs them is created.
 
 # The registered backends (importing a module registers its class; none of them imports tensorrt, pycuda or a GPU
 # build of onnxruntime at import time), then the contract.
-from seadeploy.backends import ort, torch_backend, trt
+from seadeploy.backends import openvino, ort, torch_backend, trt
 from seadeploy.backends.base import (
     BACKENDS,
     Backend,
@@ -25,5 +25,5 @@ from seadeploy.backends.base import (
 )
 from seadeploy.runfolder import PRECISIONS
 
-__all__ = ["ort", "torch_backend", "trt", "BACKENDS", "PRECISIONS", "Backend", "TensorSpec", "available", "backend_class", "check_backend", "check_feed",
+__all__ = ["openvino", "ort", "torch_backend", "trt", "BACKENDS", "PRECISIONS", "Backend", "TensorSpec", "available", "backend_class", "check_backend", "check_feed",
            "create_backend", "default_threads", "list_backends", "parse_backend_spec", "resolve"]

@@ -19,7 +19,7 @@ The class owns everything the rest of the package needs to know about a backend,
 * ``artifact(run_dir, precision)`` and ``artifact_kind``: the file it runs for a run folder (checkpoint,
   ``model[.prec].onnx``, ``model.prec.engine``); ``file_suffixes``: the files it runs directly;
 * ``precisions``: what it can run; ``int8_target(spec)``: the int8 Q/DQ form it runs well;
-  ``run_options(threads=, device=)``: the generic settings it takes;
+  ``run_options(threads=, device=, precision=)``: the generic settings it takes;
 * ``timed(feed)``: the feed validated once, then the bare call to time (it may return a dict of extra
   per-call stage times in ms); ``in_caller_thread``: whether all its work runs on the calling thread
   (so thread CPU time measures it);
@@ -149,13 +149,20 @@ class Backend(abc.ABC):
         return None
 
     @classmethod
-    def run_options(cls, *, threads: int | None = None, device: str | None = None) -> dict[str, Any]:
-        """Constructor options for the generic settings: ``threads`` when the backend pins threads.
+    def run_options(cls, *, threads: int | None = None, device: str | None = None,
+                    precision: str | None = None) -> dict[str, Any]:
+        """Constructor options for the generic settings: ``threads`` when the backend pins threads, ``precision``
+        (the run-folder precision of the file it loads) when the backend takes one.
 
         ``device`` is a torch-style device string meant for the backends that take one (default: ignored).
+        ``precision`` is for a runtime whose precision is a compile setting besides the file (OpenVINO's
+        inference-precision hint); a backend whose files alone decide their numerics does not take it.
         """
         takes = inspect.signature(cls.__init__).parameters
-        return {"threads": int(threads)} if threads is not None and "threads" in takes else {}
+        opts: dict[str, Any] = {"threads": int(threads)} if threads is not None and "threads" in takes else {}
+        if precision is not None and "precision" in takes:
+            opts["precision"] = str(precision)
+        return opts
 
     @property
     def in_caller_thread(self) -> bool:

@@ -141,8 +141,9 @@ class TorchBackend(Backend):
         return run if precision in cls.precisions and (run / runfolder.CHECKPOINT).is_file() else None
 
     @classmethod
-    def run_options(cls, *, threads: int | None = None, device: str | None = None) -> dict[str, Any]:
-        return {**super().run_options(threads=threads), **({"device": device} if device else {})}
+    def run_options(cls, *, threads: int | None = None, device: str | None = None,
+                    precision: str | None = None) -> dict[str, Any]:
+        return {**super().run_options(threads=threads, precision=precision), **({"device": device} if device else {})}
 
     @property
     def in_caller_thread(self) -> bool:

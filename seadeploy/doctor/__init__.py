@@ -166,6 +166,23 @@ def check_tensorrt() -> Check:
     return Check("tensorrt", True, trt.__version__, detail)
 
 
+def check_openvino() -> Check:
+    disables = "the openvino backend (validate/profiling/compare --backends openvino, export --int8-target openvino)"
+    install = 'pip install -e ".[openvino]"'
+    if importlib.util.find_spec("openvino") is None:
+        return Check("openvino", False, None, {}, "OpenVINO is not installed (optional)", disables, install)
+    import openvino as ov  # noqa: PLC0415  optional: doctor reports whether it is installed
+
+    core = ov.Core()
+    devices = list(core.available_devices)
+    detail: dict[str, Any] = {"devices": devices}
+    if "CPU" in devices:  # what fp16 (the inference-precision hint) and int8 run as on this CPU
+        detail["cpu_capabilities"] = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        detail["cpu_default_inference_precision"] = core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+    return Check("openvino", bool(devices), _dist_version("openvino") or ov.get_version(), detail,
+                 None if devices else "OpenVINO sees no device", disables, install)
+
+
 def check_pycuda() -> Check:
     version = _dist_version("pycuda")
     if version is None:
@@ -198,6 +215,7 @@ CHECKS: tuple[tuple[str, Callable[[], Check]], ...] = (
     ("onnxruntime-gpu", check_ort_gpu),
     ("tensorrt", check_tensorrt),
     ("pycuda", check_pycuda),
+    ("openvino", check_openvino),
     ("timm", _library("timm", "--model timm:NAME (bring-your-own timm models)",
                       "pip install timm (with a torchvision that matches your torch)")),
     ("torchvision", _library("torchvision", "--model torchvision:NAME models",
@@ -267,6 +285,8 @@ def _trt_detail(d: dict[str, Any]) -> str:
 
 #: one-line summaries of a component's details, by component
 _DETAIL = {"torch": _torch_detail, "onnxruntime": _ort_detail, "tensorrt": _trt_detail,
+           "openvino": lambda d: (f"devices {', '.join(d.get('devices', []))}, CPU "
+                                  f"{'/'.join(d.get('cpu_capabilities', []))}" if d.get("devices") else ""),
            "torch-cuda": lambda d: ", ".join(d.get("devices", []))}
 
 

@@ -36,7 +36,8 @@ OPTIONS = [  # flag, type, default, help
     ("--seed", int, 0, "seed of the weights of a model built from flags (recorded in the manifest)"),
     ("--fp16-policy", str, "attention-fp32", "attention-fp32 | reductions-fp32 | all-fp16"),
     ("--int8-target", str, None, "where the int8 file will run: ort-cpu (asymmetric u8 activations, fused "
-     "QLinearConv on x86) | tensorrt (symmetric s8); default: tensorrt with --engine, else ort-cpu"),
+     "QLinearConv on x86) | tensorrt (symmetric s8) | openvino (u8s8, attention in float); default: tensorrt with "
+     "--engine, else ort-cpu"),
     ("--workspace-mb", positive_int, 1024, "TensorRT builder workspace"),
 ]
 

@@ -6,8 +6,8 @@ Precision is decided in the graph, so the same files serve ONNX Runtime and Tens
   :class:`Fp16Policy` that keeps the squeeze reductions, the excitation and the sigmoid inputs in fp32
   (an SE squeeze sums H×W values and can overflow 65504; sigmoid saturates early in fp16);
 * int8: ``quant_pre_process`` then ``quantize_static`` (QDQ, per-channel symmetric int8 weights), in the form
-  of its deployment target (``INT8_TARGETS``): asymmetric uint8 activations for ONNX Runtime CPU, symmetric
-  int8 for TensorRT; calibrated (MinMax, streamed in batches) on real samples of the run's dataset.
+  of its deployment target (``INT8_TARGETS``): asymmetric uint8 activations for ONNX Runtime CPU (and OpenVINO,
+  attention left in float), symmetric int8 for TensorRT; calibrated (MinMax, streamed in batches) on real data.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from seadeploy.export.library_logs import captured_root_logs
 from seadeploy.export.lowering import drop_gate_broadcasts
 from seadeploy.export.onnx_export import INPUT_NAME, MODULE_KEY, restore_modules
 from seadeploy.fileio import atomic_path
-from seadeploy.graphs.attention import keep_fp32_nodes
+from seadeploy.graphs.attention import find_attention, keep_fp32_nodes
 from seadeploy.graphs.index import GraphIndex
 from seadeploy.graphs.ops import FP16_GATES, GLOBAL_POOLS, NORMS, REDUCES
 
@@ -268,6 +268,7 @@ class Int8Target:
         symmetric_activations: zero point 0 (TensorRT's explicit quantization supports nothing else).
         quantize_bias: int32 bias (ORT fuses it into QLinearConv); TensorRT imports only int8 Q/DQ, so float.
         runs_on: what the form is for, shown in reports.
+        float_attention: leave every node of the attention blocks (found by graph structure) unquantised.
     """
 
     name: str
@@ -275,6 +276,7 @@ class Int8Target:
     symmetric_activations: bool
     quantize_bias: bool
     runs_on: str
+    float_attention: bool = False
 
     @property
     def activations(self) -> str:
@@ -285,17 +287,15 @@ class Int8Target:
 #: kernels fuse DQ → Conv → Q into QLinearConv (u8s8). Symmetric int8 activations would run there as
 #: DequantizeLinear → fp32 Conv → QuantizeLinear, slower than fp32 (1.4–7×, benchmarks/int8_latency.py).
 #: ``tensorrt``: symmetric int8 activations and weights, float bias, as TensorRT's explicit quantization needs.
+#: ``openvino``: ort-cpu's form with attention unquantised, the fastest on OpenVINO (benchmarks/openvino_int8.py).
 INT8_TARGETS: dict[str, Int8Target] = {
     "ort-cpu": Int8Target("ort-cpu", "QUInt8", False, True, "ONNX Runtime CPU (x86, QLinearConv u8s8)"),
     "tensorrt": Int8Target("tensorrt", "QInt8", True, False, "TensorRT (explicit Q/DQ, symmetric int8)"),
+    "openvino": Int8Target("openvino", "QUInt8", False, True, "OpenVINO CPU (u8s8 conv, attention in float)", True),
 }
-#: Old ``--int8-activations`` spellings.
-INT8_ACTIVATIONS = {"u8": "ort-cpu", "s8": "tensorrt"}
-#: Calibration batches ORT's MinMax calibrator keeps before folding them into running min/max (memory bound).
-CALIB_GROUP = 4
-#: Largest calibration batch, and the declared activation bytes a calibration batch may take (:func:`calib_batch`).
-CALIB_MAX_BATCH = 32
-CALIB_MEMORY_BYTES = 512 << 20
+INT8_ACTIVATIONS = {"u8": "ort-cpu", "s8": "tensorrt"}  # old ``--int8-activations`` spellings
+CALIB_GROUP = 4  # calibration batches ORT's MinMax calibrator keeps before folding them into running min/max
+CALIB_MAX_BATCH, CALIB_MEMORY_BYTES = 32, 512 << 20  # largest calibration batch, its activation bytes (calib_batch)
 NO_CALIBRATION_SAMPLES = "int8 calibration needs at least one sample (--calib-samples N)"
 
 
@@ -358,6 +358,8 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
         # Resize graphs and then drops a stray sym_shape_infer_temp.onnx into the working directory.
         source = onnx.load(str(src))
         dropped = drop_gate_broadcasts(source) if spec.name == "ort-cpu" else 0
+        blocks = find_attention(source).blocks if spec.float_attention else []
+        excluded = [*exclude_nodes, *(n for b in blocks for n in b.nodes)]
         onnx.save_model(source, str(Path(work) / "src.onnx"))
         quant_pre_process(str(Path(work) / "src.onnx"), str(pre), skip_symbolic_shape=True)
         onnx_pre = onnx.load(str(pre))
@@ -372,7 +374,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
         with captured_root_logs() as log:  # ORT's quantizer logs through the root logger; recorded, not printed
             quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
                             activation_type=getattr(QuantType, spec.activation_type), weight_type=QuantType.QInt8,
-                            per_channel=per_channel, nodes_to_exclude=list(exclude_nodes),
+                            per_channel=per_channel, nodes_to_exclude=excluded,
                             calibrate_method=CalibrationMethod.MinMax,
                             extra_options={"ActivationSymmetric": spec.symmetric_activations, "WeightSymmetric": True,
                                            "QuantizeBias": spec.quantize_bias,
@@ -389,7 +391,8 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike,
             onnx.save_model(proto, str(tmp), save_as_external_data=False)
     n_q = sum(1 for n in proto.graph.node if n.op_type == "QuantizeLinear")
     return {"target": spec.name, "runs_on": spec.runs_on, "format": "QDQ", "activations": spec.activations,
-            "weights": "QInt8 symmetric", "per_channel": per_channel, "bias": "int32" if spec.quantize_bias else "float32",
-            "calibration": "MinMax", "calib_samples": int(reader.samples), "calib_batch": batch, "quantize_nodes": n_q,
-            "excluded_nodes": list(exclude_nodes), "gate_broadcasts_dropped": dropped,
+            "weights": "QInt8 symmetric", "per_channel": per_channel,
+            "bias": "int32" if spec.quantize_bias else "float32", "calibration": "MinMax",
+            "calib_samples": int(reader.samples), "calib_batch": batch, "quantize_nodes": n_q,
+            "excluded_nodes": excluded, "float_attention": spec.float_attention, "gate_broadcasts_dropped": dropped,
             **({"quantizer_log": log} if log else {})}

@@ -33,6 +33,7 @@ from seadeploy.export.trt_engine import EngineConfig, build_engine, require_tens
 from seadeploy.fileio import atomic_path, sha256
 from seadeploy.graphs.load import load_model as load_onnx_model
 from seadeploy.graphs.model_file import OnnxFile
+from seadeploy.int8_noise import int8_noise
 from seadeploy.models.build import load_model
 from seadeploy.models.source import ModelSource
 from seadeploy.parity import RuleSet, compare_backend, infer_batches, is_trained, noise_notes, reference_noise
@@ -200,6 +201,7 @@ def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], 
                 "data": infer_batches(ref_be, x, batch, opts.progress, desc="PyTorch reference")}
     # what fp32/fp16 arithmetic itself does to the model, for the rules' noise floors (seadeploy/parity.py)
     floors = reference_noise(model, refs, sets, list(files))
+    floors["int8"] = int8_noise(model, refs, sets, files.get("int8"))  # the int8 rounding, with the file's scales
     failures: dict[str, str] = {}
     for precision, path in files.items():
         with create_backend("ort", path) as be:

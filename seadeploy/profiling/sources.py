@@ -90,8 +90,8 @@ def plan(run_dir: str | os.PathLike, backends: Sequence[str], precisions: Sequen
                 cls.precisions) else ""
             raise InputError(f"the run '{run}' has no {cls.artifact_kind} for {want}{runs} (it has: "
                              f"{', '.join(have) or 'none'}); run python -m seadeploy.export with the precision you need")
-        opts = tuple(cls.run_options(device=device).items()) if ":" not in spec else ()
-        out.extend(Source(spec, p, have[p], opts) for p in chosen)
+        out.extend(Source(spec, p, have[p], tuple(cls.run_options(device=device if ":" not in spec else None,
+                                                                  precision=p).items())) for p in chosen)
     check_graphs_belong(run, out)
     return out
 

@@ -177,3 +177,19 @@ def read_layer_gaps(run: Path) -> tuple[pd.DataFrame | None, str | None]:
     gaps = pd.DataFrame(data.get("gaps") or [])
     need = {"backend", "precision", "batch", "end_to_end_ms", "gap_pct"}
     return (gaps, None) if need <= set(gaps.columns) else (None, f"{runfolder.LAYERS_SUMMARY} has no gap table")
+
+
+def read_runtime_ratios(run: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """Ratios between two backends on one file of the run (same precision and batch, timed side by side): which
+    runtime is faster for this model. Labels are ``<source> <backend> <precision> b<batch>`` (profiling.latency)."""
+    ratios, why = _read(runfolder.read_latency_ratios, run)
+    if ratios is None:
+        return None, why
+    rows = []
+    for r in ratios:
+        a, b = str(r.get("a", "")).split(), str(r.get("b", "")).split()
+        if len(a) == len(b) == 4 and a[0] == b[0] and a[2:] == b[2:] and a[1] != b[1]:
+            rows.append({"backend": a[1], "other": b[1], "precision": a[2], "batch": int(a[3][1:]),
+                         "ratio": r.get("ratio"), "ratio_low": r.get("ratio_low"), "ratio_high": r.get("ratio_high"),
+                         "clock": r.get("clock")})
+    return pd.DataFrame(rows), None

@@ -93,6 +93,26 @@ def latency_phrase(r: pd.Series, b: pd.Series, where: str) -> str:
     return f"latency ({where}) {verdict}: {span} ({clock}; {ms})"
 
 
+def runtime_lines(runtimes: pd.DataFrame, batch: int | None = None) -> list[str]:
+    """"Which runtime is faster for this model": one sentence per pair of runtimes and precision, at ``batch`` (default:
+    the smallest), every variant's ratio with its interval; "faster" only where the interval excludes 1."""
+    if runtimes is None or runtimes.empty:
+        return []
+    df = runtimes[runtimes["batch"] == (batch if batch in set(runtimes["batch"]) else runtimes["batch"].min())]
+    lines = []
+    for (a, b, prec), g in df.groupby(["backend", "other", "precision"], sort=False):
+        parts = []
+        for _, r in g.iterrows():
+            verdict = tables.noise_label(r["ratio_low"], r["ratio_high"])
+            said = {"faster": f"{a} faster", "slower": f"{b} faster"}.get(verdict, verdict)
+            parts.append(f"{r['variant']} {_fmt(r['ratio'], '.2f', '×')} [{r['ratio_low']:.2f}, {r['ratio_high']:.2f}]"
+                         f" ({said})")
+        clock = "thread CPU time" if set(g["clock"]) == {"thread_cpu"} else "wall time"
+        lines.append(f"**Which runtime is faster** ({prec}, batch {int(g['batch'].iloc[0])}, {a} / {b}, {clock}, "
+                     f"timed side by side): {'; '.join(parts)}.")
+    return lines
+
+
 def _comparison(study: StudyData) -> pd.DataFrame:
     m = study.meta
     return tables.comparison_table(study.runs, study.latency, study.layers, study.buffer_totals,
@@ -106,7 +126,7 @@ def answer_section(study: StudyData, comp: pd.DataFrame) -> Section:
     if not lines:
         s.missing = _missing(study, "runs", default="fewer than two variants were run")
         return s
-    s.items += lines
+    s.items += lines + runtime_lines(study.runtimes, study.meta.get("report_batch"))
     n_test = study.meta.get("test_samples")
     if n_test:
         s.items.append(f"One test image is {100.0 / n_test:.2f} pp of accuracy ({n_test} test images): smaller "

@@ -15,7 +15,8 @@ import pandas as pd
 
 from seadeploy.reports import readers
 
-FRAMES = ("runs", "latency", "layers", "layer_gaps", "buffer_blocks", "buffer_totals", "parity", "training", "pipeline")
+FRAMES = ("runs", "latency", "layers", "layer_gaps", "buffer_blocks", "buffer_totals", "parity", "training", "pipeline",
+          "runtimes")
 
 
 @dataclasses.dataclass
@@ -37,6 +38,7 @@ class StudyData:
     parity: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     training: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     pipeline: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    runtimes: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # backend / other backend, side by side
     notes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     warnings: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -84,6 +86,8 @@ def load_run(run_dir: str | Path, variant: str | None = None, study: StudyData |
         if why:
             study.note(frame, f"{name}: {why}")
         _append(study, frame, _with_variant(df, name))
+    runtimes, _ = readers.read_runtime_ratios(run)  # optional: only a study timing two runtimes has them
+    _append(study, "runtimes", _with_variant(runtimes, name))
     gaps, _ = readers.read_layer_gaps(run)  # optional: the report falls back to latency.csv
     _append(study, "layer_gaps", _with_variant(gaps, name))
     blocks, totals, why = readers.read_buffers(run)

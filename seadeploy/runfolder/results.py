@@ -149,6 +149,16 @@ def read_latency(run_dir: str | os.PathLike) -> pd.DataFrame:
                          required=("backend", "precision", "batch", "median_ms"))
 
 
+def read_latency_ratios(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The paired ratios ``latency.json`` records (``a``, ``b``, ``ratio``, ``ratio_low``, ``ratio_high``, ``clock``,
+    ``batch``); InputError when the file is missing or unreadable, or a ratio's bounds are not numbers."""
+    data = _read_json_obj(Path(run_dir) / LATENCY_JSON, f"python -m seadeploy.profiling latency {run_dir}")
+    rows = [r for r in data.get("ratios", []) if isinstance(r, dict)]
+    for r in rows:
+        check_fields(LATENCY_JSON, r, {"ratio": NUMBER, "ratio_low": NUMBER, "ratio_high": NUMBER})
+    return rows
+
+
 def write_layers(run_dir: str | os.PathLike, backend: str, frame: pd.DataFrame) -> Path:
     """``layers_<backend>.csv`` (the per-layer schema of :mod:`seadeploy.profiling.schema`)."""
     return _write_csv(Path(run_dir) / layers_csv(backend), frame)

@@ -23,6 +23,7 @@ from seadeploy.data import get_dataset
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.fileio import library_versions
+from seadeploy.int8_noise import int8_noise
 from seadeploy.models.build import load_model
 from seadeploy.parity import (
     Comparison,
@@ -100,7 +101,7 @@ def _backend_for(spec: str, precision: str, folder: RunFolder, opts: dict[str, A
     checks = {".onnx": folder.onnx_path, ".engine": folder.engine_path}  # by file kind: shapes, engine sidecar
     if path.suffix in checks:
         checks[path.suffix](precision)
-    be = create_backend(spec, path, **cls.run_options(threads=opts.get("threads")))
+    be = create_backend(spec, path, **cls.run_options(threads=opts.get("threads"), precision=precision))
     folder.check_io({k: v.shape for k, v in be.input_specs.items()}, None, f"'{folder.path.name}/{path.name}'")
     return be
 
@@ -180,7 +181,10 @@ def reference_outputs(folder: RunFolder, sets: Inputs, device: str, batch: int, 
     with TorchBackend(model, device=device, input_shape=folder.spec.input_shape) as be:
         refs = {k: infer_batches(be, x, batch, progress, desc=f"reference {k}") for k, (x, _) in sets.items()}
         reference = {"backend": "torch", "precision": "fp32", **be.info}
-    return refs, reference, reference_noise(model, refs, sets, noise_precisions)
+    noise = reference_noise(model, refs, sets, noise_precisions)
+    if "int8" in noise_precisions and "int8" in folder.available_precisions():  # the int8 rounding, the file's scales
+        noise["int8"] = int8_noise(model, refs, sets, folder.onnx_path("int8"))
+    return refs, reference, noise
 
 
 def compare_backends(folder: RunFolder, backends: Sequence[str], precisions: Sequence[str], sets: Inputs,

@@ -88,6 +88,8 @@ VARIANTS = [
     pytest.param("ort:tensorrt", id="ort-tensorrt", marks=[pytest.mark.gpu, pytest.mark.trt]),
     pytest.param("trt", id="trt", marks=[pytest.mark.gpu, pytest.mark.trt]),
     pytest.param("onnx-ref", id="onnx-ref"),  # the test-only backend above
+    pytest.param("openvino", id="openvino", marks=pytest.mark.skipif(
+        importlib.util.find_spec("openvino") is None, reason="OpenVINO is not installed (pip install 'seadeploy[openvino]')")),
 ]
 
 
@@ -103,6 +105,8 @@ def make(tiny_net, tiny_onnx, tmp_path, onnx_ref):
             return create_backend(spec, tiny_net, input_shape=INPUT_SHAPE)
         if kind == onnx_ref:
             return create_backend(spec, tiny_onnx)
+        if kind == "openvino":
+            return create_backend(spec, tiny_onnx, threads=1)
         if kind == "ort":
             try:
                 return create_backend(spec, tiny_onnx, threads=1)
@@ -152,7 +156,7 @@ def test_backend_contract(spec, make, tiny_net):
         be.infer({"x": x})
 
 
-@pytest.mark.parametrize("spec", [p for p in VARIANTS if not p.marks])
+@pytest.mark.parametrize("spec", [p for p in VARIANTS if not any(m.name == "gpu" for m in p.marks)])
 def test_backend_class_owns_its_concept(spec, onnx_ref, tiny_onnx):
     cls = backend_class(spec)
     assert cls.name == spec.split(":")[0] and cls.precisions and set(cls.precisions) <= {"fp32", "fp16", "int8"}
@@ -167,6 +171,7 @@ def test_backend_class_owns_its_concept(spec, onnx_ref, tiny_onnx):
             assert callable(resolve(target))
     opts = cls.run_options(threads=1)
     assert opts in ({}, {"threads": 1})
+    assert set(cls.run_options(threads=1, precision="int8")) - set(opts) <= {"precision"}
 
 
 def test_plugin_backend_runs_through_latency_and_validate(onnx_ref, tiny_run):
@@ -225,7 +230,7 @@ def test_no_private_imports_or_backend_private_members_across_modules():
 
 
 def test_create_backend_rejects_unknown_names_and_options(tiny_onnx):
-    with pytest.raises(ConfigError, match="Valid choices: ort, torch, trt"):
+    with pytest.raises(ConfigError, match="Valid choices: openvino, ort, torch, trt"):
         create_backend("onnxruntime", tiny_onnx)
     with pytest.raises(ConfigError, match="has no option 'thread'.*threads"):
         create_backend("ort", tiny_onnx, thread=1)

@@ -199,3 +199,18 @@ def test_int8_quantizes_a_descriptor_batchnorm_scale_per_channel_without_warning
     for bn in bns:
         dq = producers[bn.input[1]]
         assert dq.op_type == "DequantizeLinear" and {a.name: a.i for a in dq.attribute}.get("axis") == 0
+
+
+def test_int8_for_openvino_leaves_the_attention_blocks_in_float(tiny_onnx, tmp_path):
+    calib = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
+    record = quantize_int8(tiny_onnx, tmp_path / "ov.onnx", calib, target="openvino")
+    assert record["target"] == "openvino" and record["float_attention"] and record["activations"] == "QUInt8 asymmetric"
+    proto = onnx.load(tmp_path / "ov.onnx")
+    modules = node_module_map(proto)
+    dequantised = {o for n in proto.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    reads_int8 = {modules.get(n.name, "") for n in proto.graph.node
+                  if n.op_type != "QuantizeLinear" and any(i in dequantised for i in n.input)}
+    # squeeze, excitation and gate read float (the block's input map is the dequantised conv output it multiplies)
+    assert not any(m.startswith("layer1.attn.") for m in reads_int8)
+    assert any(m.startswith(("layer1.conv", "stem")) for m in reads_int8)  # the convolutions are int8
+    assert len(record["excluded_nodes"]) >= 4

@@ -14,7 +14,7 @@ from seadeploy.parity import compare, default_rule
 from seadeploy.reports import load_run, load_study
 from seadeploy.reports.__main__ import main
 from seadeploy.reports.render import Table
-from seadeploy.reports.sections import build_sections
+from seadeploy.reports.sections import build_sections, runtime_lines
 from seadeploy.reports.study import StudyData
 from seadeploy.runfolder import Checkpoint, ModelSpec
 from seadeploy.train.history import write_metrics_csv
@@ -130,3 +130,23 @@ def test_checkpoint_accuracy_is_read_as_the_percent_it_is(tmp_path):
     Checkpoint(spec, build_model(spec).state_dict(), dataset="digits", metrics={"top1": 0.8}).save(
         tmp_path / "checkpoint.safetensors")
     assert load_run(tmp_path, "none").runs.iloc[0]["accuracy"] == 0.8
+
+
+def test_which_runtime_is_faster_is_answered_with_intervals_from_the_written_ratios(tmp_path):
+    """Ratios between two runtimes on one file (latency.json, written by the real writer) reach the answer."""
+    run = tmp_path / "se"
+    run.mkdir()
+    rows = pd.DataFrame([{"source": "se", "backend": b, "precision": "fp32", "batch": 1, "median_ms": 1.0}
+                         for b in ("ort", "openvino")])
+    ratios = [{"a": "se openvino fp32 b1", "b": "se ort fp32 b1", "ratio": 2.5, "ratio_low": 1.8, "ratio_high": 3.6,
+               "clock": "wall", "batch": 1},
+              {"a": "se openvino int8 b1", "b": "se ort int8 b1", "ratio": 0.97, "ratio_low": 0.9, "ratio_high": 1.1,
+               "clock": "wall", "batch": 1},
+              {"a": "se ort int8 b1", "b": "se ort fp32 b1", "ratio": 0.6, "ratio_low": 0.5, "ratio_high": 0.7,
+               "clock": "thread_cpu", "batch": 1}]  # same runtime: not a runtime comparison
+    runfolder.write_latency(run, rows, ratios=ratios)
+    study = load_run(run, "se")
+    assert len(study.runtimes) == 2 and set(study.runtimes["backend"]) == {"openvino"}
+    fp32, int8 = runtime_lines(study.runtimes)
+    assert "se 2.50× [1.80, 3.60] (ort faster)" in fp32 and "wall time" in fp32
+    assert "se 0.97× [0.90, 1.10] (within noise)" in int8  # never stronger than the interval allows
