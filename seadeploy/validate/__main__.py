@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from seadeploy import runfolder
+from seadeploy.backends import backend_class
 from seadeploy.cli import (
     ArgumentParser,
     device,
@@ -110,8 +111,8 @@ def _validate_onnx_run(args, run: Path) -> int:
     judged = [p for p in wanted if p in listed]
     notes = [f"{p}: no {onnx_name(p)} in the manifest of this ONNX-only run (export --onnx ... --precision {p})"
              for p in skipped]
-    notes += [f"{b}: not run (an ONNX-only run has no PyTorch model; its fp32 model.onnx is the reference)"
-              for b in args.backends if b.split(":")[0] != "ort"]
+    notes += [f"{b}: not run (an ONNX-only run has no PyTorch model; its fp32 model.onnx is the reference, judged "
+              "on ONNX Runtime)" for b in args.backends if ".onnx" not in backend_class(b).file_suffixes]
     files = {"fp32": runfolder.inside(run, manifest.files["fp32"]["path"]) if manifest else run / onnx_name("fp32")}
     files.update({p: runfolder.inside(run, manifest.files[p]["path"]) for p in judged})
     of = OnnxFile.load(files["fp32"])

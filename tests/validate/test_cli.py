@@ -92,7 +92,7 @@ def test_layerwise_on_a_clean_run_finds_no_divergence(run_copy, capsys):
 def test_missing_files_and_folders_exit_2(run_copy, tmp_path, capsys):
     (run_copy / "model.int8.onnx").unlink()
     assert main([str(run_copy), *FAST, "--precision", "int8"]) == 2
-    assert "has no ONNX files for int8; run python -m seadeploy.export" in capsys.readouterr().err
+    assert "model.int8.onnx' does not exist; run python -m seadeploy.export" in capsys.readouterr().err
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
     (run_copy / "checkpoint.safetensors").unlink()
