@@ -242,7 +242,7 @@ def entry_point(argv: Sequence[str] | None = None) -> int:
             return 2
         print(msg)
         return 0
-    name = f"seadeploy.{args[0]}" if args[0] == "compare" else f"seadeploy.{args[0]}.__main__"
+    name = f"seadeploy.{args[0]}.__main__"
     return int(importlib.import_module(name).main(args[1:]) or 0)
 
 
