@@ -27,6 +27,7 @@ from typing import Any
 
 from seadeploy.errors import ConfigError, SeadeployError
 from seadeploy.fileio import json_safe
+from seadeploy.parity.rules import RuleSet
 
 STAGES = ("train", "export", "validate", "profiling", "compare", "models", "reports", "convert", "doctor")
 
@@ -241,5 +242,28 @@ def entry_point(argv: Sequence[str] | None = None) -> int:
             return 2
         print(msg)
         return 0
-    name = f"seadeploy.{args[0]}" if args[0] == "compare" else f"seadeploy.{args[0]}.__main__"
+    name = f"seadeploy.{args[0]}.__main__"
     return int(importlib.import_module(name).main(args[1:]) or 0)
+
+
+# -------------------------------------------------------------------------------------------- parity rules
+def add_rule_args(parser: Any) -> None:
+    """``--atol --rtol --min-cosine --min-top1`` (Polygraphy-style bounds that replace the documented defaults)."""
+    parser.add_argument("--atol", type=non_negative_float, default=None,
+                        help="absolute tolerance, times each sample's output scale: |out-ref| <= atol*max(1,max|ref_i|) "
+                             "+ rtol*|ref| (makes the element-wise check binding at every precision)")
+    parser.add_argument("--rtol", type=non_negative_float, default=None, help="relative tolerance (see --atol)")
+    parser.add_argument("--min-cosine", type=finite_float, default=None, help="per-sample cosine floor (mean over samples)")
+    parser.add_argument("--min-top1", type=finite_float, default=None, help="top-1 agreement floor on labelled samples (0-1)")
+
+
+def any_rule_args(args: Any) -> bool:
+    """Whether any :func:`add_rule_args` flag was given."""
+    return any(getattr(args, k, None) is not None for k in ("atol", "rtol", "min_cosine", "min_top1"))
+
+
+def rules_from_args(args: Any, trained: bool | None = None) -> RuleSet:
+    """The :class:`RuleSet` of parsed :func:`add_rule_args` flags."""
+    rs = RuleSet(trained=trained, atol=args.atol, rtol=args.rtol, min_cosine=args.min_cosine, min_top1=args.min_top1)
+    rs.rule("fp32", "data")  # validates the values (ConfigError, exit 2)
+    return rs

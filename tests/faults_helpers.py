@@ -133,7 +133,7 @@ else:  # "staging": killed as soon as export has made its .export-<pid>-* folder
         return path
     tempfile.mkdtemp = mkdtemp
 import importlib
-main = importlib.import_module("seadeploy.compare" if stage == "compare" else f"seadeploy.{stage}.__main__").main
+main = importlib.import_module(f"seadeploy.{stage}.__main__").main
 sys.exit(main(args))
 """
 

@@ -14,10 +14,12 @@ import torch
 
 from seadeploy import compare
 from seadeploy.compare import CompareOptions, Variant, run_variant, study_int8_target
+from seadeploy.compare import stages as compare_stages
+from seadeploy.compare.__main__ import main as compare_main
+from seadeploy.compare.summary import apply_stage_notes, exit_code, format_summary
 from seadeploy.data import get_dataset
 from seadeploy.parity import is_trained
 from seadeploy.reports.study import StudyData, load_run
-from seadeploy.reports.summary import apply_stage_notes, exit_code, format_summary
 from seadeploy.runfolder import Checkpoint
 
 
@@ -32,7 +34,7 @@ from seadeploy.runfolder import Checkpoint
     (["--bogus"], "unrecognized arguments"),
 ])
 def test_bad_arguments_exit_2_before_any_work(argv, message, tmp_path, capsys):
-    assert compare.main([*argv, "--out", str(tmp_path / "s")]) == 2
+    assert compare_main([*argv, "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert not (tmp_path / "s").exists()
@@ -41,7 +43,7 @@ def test_bad_arguments_exit_2_before_any_work(argv, message, tmp_path, capsys):
 def test_unavailable_backend_exits_3(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: backend trt may be available")
-    assert compare.main(["--attn", "se", "--backends", "ort,trt", "--out", str(tmp_path / "s")]) == 3
+    assert compare_main(["--attn", "se", "--backends", "ort,trt", "--out", str(tmp_path / "s")]) == 3
     assert "TensorRT" in capsys.readouterr().err and not (tmp_path / "s").exists()
 
 
@@ -93,7 +95,7 @@ def test_compare_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "study"
     argv = ["--attn", "se,tse", "--epochs", "1", "--limit-train", "64", "--limit-test", "32", "--batch", "1,2",
             "--duration-s", "0.05", "--parity-samples", "64", "--calib-samples", "16", "--out", str(out), "--json"]
-    code = compare.main(argv)
+    code = compare_main(argv)
     summary = json.loads(capsys.readouterr().out)
     assert code == summary["exit_code"] == 0  # the study succeeded (an int8 miss only warns: the test below)
     stages = summary["stages"]
@@ -110,7 +112,7 @@ def test_compare_end_to_end_tiny(tmp_path, capsys):
 
 def test_skip_train_without_checkpoints_is_refused_before_any_stage(tmp_path, capsys):
     out = tmp_path / "study"
-    assert compare.main(["--attn", "se", "--skip-train", "--out", str(out), "--json"]) == 2
+    assert compare_main(["--attn", "se", "--skip-train", "--out", str(out), "--json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
     assert captured.err.startswith("error: --skip-train: no ") and "run once without --skip-train" in captured.err
@@ -135,7 +137,7 @@ def test_validate_fails_on_fp32_and_warns_on_lower_precisions(failing, strict, o
     class Report:
         comparisons = [_Comparison(p, [failing[p]] if p in failing else []) for p in ("fp32", "fp16", "int8")]  # noqa: RUF012  a stand-in report, read only
 
-    monkeypatch.setattr(compare, "validate_run", lambda *a, **k: Report())
+    monkeypatch.setattr(compare_stages, "validate_run", lambda *a, **k: Report())
     for stage in compare.STAGES:
         if stage != "validate":
             monkeypatch.setitem(compare.STAGE_FNS, stage, lambda v, o: {})
@@ -166,7 +168,7 @@ def test_epochs_0_evaluates_the_source_and_sizes_a_random_head_for_the_dataset(t
     v = o.variants()[0]
     v.run_dir.mkdir(parents=True)
     with pytest.raises(compare.StageWarning, match="outputs 12 classes and 'digits' has 10") as warned:
-        compare._train(v, o)
+        compare_stages._train(v, o)
     metrics = Checkpoint.load(v.run_dir).metrics
     assert metrics["test_samples"] == 32 and metrics["top1"] == warned.value.info["top1"]
     assert not is_trained(metrics)  # random initialisation keeps the untrained parity rules; --weights would not
@@ -175,7 +177,7 @@ def test_epochs_0_evaluates_the_source_and_sizes_a_random_head_for_the_dataset(t
     states = []
     for variant in pair.variants():
         variant.run_dir.mkdir(parents=True)
-        compare._source_checkpoint(variant, pair, get_dataset("digits", split="test").info)
+        compare_stages._source_checkpoint(variant, pair, get_dataset("digits", split="test").info)
         states.append(Checkpoint.load(variant.run_dir).state_dict)
     assert states[0].keys() == states[1].keys()  # the same seeded initialisation, converted: same weights
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

@@ -10,8 +10,8 @@ from onnx import numpy_helper
 
 from seadeploy.backends import create_backend
 from seadeploy.export.precision import quantize_int8
-from seadeploy.int8_noise import file_quantisation, int8_probe
 from seadeploy.parity import FloatNoise, default_rule, parity_metrics
+from seadeploy.parity.int8 import file_quantisation, int8_probe
 from tests.fixtures.tiny import INPUT_SHAPE, make_tiny_net
 
 

@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from seadeploy.cli import add_rule_args, rules_from_args
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.parity import (
     FloatNoise,
@@ -19,7 +20,6 @@ from seadeploy.parity import (
     Rule,
     RuleSet,
     Verdicts,
-    add_rule_args,
     compare,
     cosine_per_sample,
     default_rule,
@@ -27,7 +27,6 @@ from seadeploy.parity import (
     measure_float_noise,
     noise_notes,
     parity_metrics,
-    rules_from_args,
     violation_fraction,
 )
 from seadeploy.validate.report import ParityReport

@@ -15,8 +15,11 @@ import torch
 
 from seadeploy import compare
 from seadeploy.compare import CompareOptions, Variant, run_variant
+from seadeploy.compare import __main__ as compare_cli
+from seadeploy.compare import stages as compare_stages
+from seadeploy.compare.summary import exit_code
 from seadeploy.convert.stage import ConvertOptions, run_convert
-from seadeploy.errors import ConfigError, InputError, PartialFailure
+from seadeploy.errors import ConfigError, InputError, ParityFailure, PartialFailure
 from seadeploy.export import precision as prec
 from seadeploy.export import runner
 from seadeploy.export.__main__ import main as export_main
@@ -31,7 +34,6 @@ from seadeploy.profiling.schema import make_frame
 from seadeploy.profiling.sources import available_precisions
 from seadeploy.profiling.summaries import buffers_for, format_layers
 from seadeploy.reports.readers import read_run_info
-from seadeploy.reports.summary import exit_code
 from seadeploy.runfolder import Checkpoint, read_manifest, write_buffers
 from seadeploy.validate.judge import validate_run
 
@@ -102,7 +104,7 @@ def test_a_failed_precision_keeps_the_ones_that_passed(tmp_path, monkeypatch, ca
     ("int8", False, "warning", 0), ("int8", True, "partial", 1), ("fp32", False, "failed", 1)])
 def test_compare_export_parity_rule_is_the_helps(failure, strict, status, code, tmp_path, monkeypatch):
     """--help: only an fp32 failure fails the study; an fp16/int8 one warns (and is left out) unless --strict-parity."""
-    help_text = " ".join(compare._parser().format_help().split())
+    help_text = " ".join(compare_cli._parser().format_help().split())
     assert "only an fp32 failure fails it; an fp16/int8 failure is a warning" in help_text
 
     class Manifest:
@@ -110,11 +112,11 @@ def test_compare_export_parity_rule_is_the_helps(failure, strict, status, code, 
 
     def export_run(*a, **k):
         if failure == "fp32":
-            raise compare.ParityFailure("model.onnx: does not match PyTorch fp32")
+            raise ParityFailure("model.onnx: does not match PyTorch fp32")
         raise PartialFailure("int8 failed parity (top-1 agreement 94.72 % < 99.00 %)", Manifest())
 
-    monkeypatch.setattr(compare, "load_source", lambda run: (None, None))
-    monkeypatch.setattr(compare, "export_run", export_run)
+    monkeypatch.setattr(compare_stages, "load_source", lambda run: (None, None))
+    monkeypatch.setattr(compare_stages, "export_run", export_run)
     for stage in compare.STAGES:
         if stage != "export":
             monkeypatch.setitem(compare.STAGE_FNS, stage, lambda v, o: {})
@@ -193,7 +195,7 @@ def test_quantizer_log_lines_are_recorded_not_printed(mixed_onnx, tmp_path, monk
     (["--model", USER, "--attn", "original", "--model-arg", "bogus=1"], "unexpected keyword argument 'bogus'"),
 ])
 def test_compare_checks_every_option_before_any_stage(argv, message, tmp_path, capsys):
-    assert compare.main([*argv, "--epochs", "0", "--input-size", "32", "--out", str(tmp_path / "s")]) == 2
+    assert compare_cli.main([*argv, "--epochs", "0", "--input-size", "32", "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert not (tmp_path / "s").exists()

@@ -10,6 +10,7 @@ from seadeploy.cli import (
     ArgumentParser,
     add_common_args,
     add_model_args,
+    add_rule_args,
     positive_int,
     print_json,
     progress_enabled,
@@ -21,7 +22,6 @@ from seadeploy.export.pipeline import EVAL_BATCH, EVAL_SAMPLES, load_source, opt
 from seadeploy.export.runner import export_model, export_run
 from seadeploy.fileio import check_out_folder
 from seadeploy.models.source import onnx_argument
-from seadeploy.parity import add_rule_args
 
 OPTIONS = [  # flag, type, default, help
     ("--precision", str, "fp32", "comma-separated: fp32,fp16,int8 (fp32 is always written)"),

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from seadeploy.cli import any_rule_args, rules_from_args
 from seadeploy.data import get_dataset
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError, ParityFailure
@@ -37,8 +38,8 @@ from seadeploy.fileio import sha256, sweep_stale
 from seadeploy.graphs.load import load_model as load_onnx_model
 from seadeploy.models.build import load_model
 from seadeploy.models.source import ModelSource
-from seadeploy.parity import PRECISIONS, RuleSet, any_rule_args, rules_from_args
-from seadeploy.runfolder import CHECKPOINT, MANIFEST, Checkpoint, Manifest, stage_files
+from seadeploy.parity import RuleSet
+from seadeploy.runfolder import CHECKPOINT, MANIFEST, PRECISIONS, Checkpoint, Manifest, stage_files
 
 DEFAULT_DATASET = "digits"
 #: glibc's ``malloc_trim`` (None elsewhere, e.g. musl or macOS); see :func:`release_memory`.

@@ -33,10 +33,10 @@ from seadeploy.export.trt_engine import EngineConfig, build_engine, require_tens
 from seadeploy.fileio import atomic_path, sha256
 from seadeploy.graphs.load import load_model as load_onnx_model
 from seadeploy.graphs.model_file import OnnxFile
-from seadeploy.int8_noise import int8_noise
 from seadeploy.models.build import load_model
 from seadeploy.models.source import ModelSource
 from seadeploy.parity import RuleSet, compare_backend, infer_batches, is_trained, noise_notes, reference_noise
+from seadeploy.parity.int8 import int8_noise
 from seadeploy.runfolder import CHECKPOINT, MANIFEST, Checkpoint, Manifest, onnx_name, write_manifest
 
 REFERENCE = "PyTorch fp32 eval-mode model (CPU)"

@@ -15,11 +15,13 @@ from seadeploy import runfolder
 from seadeploy.backends import backend_class
 from seadeploy.cli import (
     ArgumentParser,
+    add_rule_args,
     device,
     non_negative_int,
     positive_int,
     print_json,
     progress_enabled,
+    rules_from_args,
     run_main,
 )
 from seadeploy.errors import ConfigError
@@ -28,7 +30,6 @@ from seadeploy.export.runner import ONNX_REFERENCE, export_model, judge_onnx_fil
 from seadeploy.fileio import check_out_folder
 from seadeploy.graphs.model_file import OnnxFile
 from seadeploy.models.source import ModelSource, onnx_argument
-from seadeploy.parity import add_rule_args, rules_from_args
 from seadeploy.runfolder import CHECKPOINT, PRECISIONS, onnx_name
 from seadeploy.validate.judge import validate_run
 from seadeploy.validate.junit import write_junit

@@ -23,7 +23,6 @@ from seadeploy.data import get_dataset
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.fileio import library_versions
-from seadeploy.int8_noise import int8_noise
 from seadeploy.models.build import load_model
 from seadeploy.parity import (
     Comparison,
@@ -35,6 +34,7 @@ from seadeploy.parity import (
     noise_notes,
     reference_noise,
 )
+from seadeploy.parity.int8 import int8_noise
 from seadeploy.runfolder import RunFolder, read_parity_inputs, write_parity
 from seadeploy.validate.layerwise_run import run_layerwise
 from seadeploy.validate.report import ParityReport

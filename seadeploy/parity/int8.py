@@ -32,8 +32,9 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from seadeploy.export.onnx_export import node_module_map
-from seadeploy.parity import FloatNoise, cosine_per_sample, output_scale
+from seadeploy.graphs.index import node_modules
+from seadeploy.parity.metrics import cosine_per_sample, output_scale
+from seadeploy.parity.noise import FloatNoise
 
 #: the representable range of an activation Q/DQ may differ from the samples' range by this factor either way
 #: (calibration ran on other samples of the dataset; MinMax ranges of post-ReLU maps vary by well under 2×)
@@ -84,7 +85,7 @@ def output_quantisation(int8_path: str | os.PathLike) -> dict[str, tuple[float, 
     """``{module path: (scale, zero point, qmin, qmax)}`` for each module whose output (the output of its last node in
     the graph) the int8 file quantises: the attention's gate and scale, a block's residual output."""
     proto = onnx.load(str(int8_path))
-    modules = node_module_map(proto)
+    modules = node_modules(proto)
     inits = {t.name: t for t in proto.graph.initializer}
     last: dict[str, onnx.NodeProto] = {}
     for node in proto.graph.node:
@@ -103,7 +104,7 @@ def output_quantisation(int8_path: str | os.PathLike) -> dict[str, tuple[float, 
 def file_quantisation(int8_path: str | os.PathLike) -> dict[str, LayerQuant]:
     """``{module path: LayerQuant}`` of every Conv / Gemm / MatMul whose data input the int8 file dequantises."""
     proto = onnx.load(str(int8_path))
-    modules = node_module_map(proto)
+    modules = node_modules(proto)
     inits = {t.name: t for t in proto.graph.initializer}
     dq = {n.output[0]: n for n in proto.graph.node if n.op_type == "DequantizeLinear"}
     out: dict[str, LayerQuant] = {}
