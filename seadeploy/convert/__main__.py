@@ -15,7 +15,8 @@ import sys
 from seadeploy import cli
 from seadeploy.convert.stage import ConvertOptions, format_report, run_convert
 from seadeploy.errors import ConfigError
-from seadeploy.models.source import ModelSource, parse_floats
+from seadeploy.models.factories import parse_floats
+from seadeploy.models.source import ModelSource
 
 
 def _tile(values: list[str]) -> object:

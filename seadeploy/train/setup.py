@@ -17,7 +17,8 @@ from seadeploy.errors import ConfigError, InputError, SeadeployError
 from seadeploy.models import model_defaults
 from seadeploy.models.build import build_model as build_spec_model  # this module's build_model also wraps DDP
 from seadeploy.models.build import resolve_spec
-from seadeploy.models.source import ModelSource, is_external, load_weights
+from seadeploy.models.factories import load_weights
+from seadeploy.models.source import ModelSource, is_external
 from seadeploy.runfolder import ModelSpec, load_state_checked
 from seadeploy.train.distributed import DistContext
 from seadeploy.train.recipes import TrainConfig
