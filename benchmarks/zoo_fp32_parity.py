@@ -40,7 +40,7 @@ def run_case(model: str, attn: str, seed: int) -> dict:
             manifest = export_model(ModelSource(model, attn=attn, num_classes=10, input_size=size),
                                     Path(tmp) / "run", ExportOptions(seed=seed))
             row["passed"] = True
-            for c in manifest.files["fp32"]["parity"]["comparisons"]:
+            for c in manifest.files["fp32"].parity["comparisons"]:
                 row[f"{c['inputs']}_max_abs"] = c["max_abs"]
                 row[f"{c['inputs']}_float_noise"] = c.get("float_noise")
         except SeadeployError as exc:  # a failed verdict is a row, not a crash of the sweep

@@ -27,7 +27,7 @@ STAGE_MODULES = {
     "validate": "seadeploy.validate.__main__",
     "profiling": "seadeploy.profiling.__main__",
     "reports": "seadeploy.reports.__main__",
-    "compare": "seadeploy.compare",
+    "compare": "seadeploy.compare.__main__",
     "models": "seadeploy.models.__main__",
 }
 

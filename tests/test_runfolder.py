@@ -14,6 +14,7 @@ from seadeploy.parity import compare, default_rule
 from seadeploy.runfolder import (
     MANIFEST_VERSION,
     STAGE_FILES,
+    FileEntry,
     Manifest,
     ModelSpec,
     read_buffers,
@@ -36,7 +37,7 @@ from seadeploy.validate.report import ParityReport
 def _manifest(**files) -> Manifest:
     spec = ModelSpec("resnet20_cifar", attn="se")
     return Manifest(spec=spec, input={"name": "x", "shape": ["batch", 3, 32, 32]}, output={"name": "logits"},
-                    opset=18, files={p: {"path": path} for p, path in files.items()})
+                    opset=18, files={p: FileEntry(path) for p, path in files.items()})
 
 
 def test_manifest_round_trip_and_files(run_dir):
@@ -79,7 +80,7 @@ def test_version_1_manifest_is_still_read(run_dir):
            "engines": {}, "checks": [], "versions": {}}
     (run_dir / "manifest.json").write_text(json.dumps(old))
     m = read_manifest(run_dir)
-    assert m.format_version == 1 and m.seed is None and m.files["fp32"]["parity"]["top1_agreement"] == 1.0
+    assert m.format_version == 1 and m.seed is None and m.files["fp32"].parity["top1_agreement"] == 1.0
 
 
 @pytest.mark.parametrize("text", ["", "{not json", "[1, 2]", json.dumps({"format_version": 1}),

@@ -88,8 +88,8 @@ def test_a_failed_precision_keeps_the_ones_that_passed(tmp_path, monkeypatch, ca
     assert "--precision fp32,fp16" in err[0] and "--dataset" in err[0] and "--min-top1" in err[0]
     assert f"fp32  {out / 'model.onnx'}" in cap.out and "int8  FAILED parity" in cap.out
     manifest = read_manifest(out)
-    assert list(manifest.files) == ["fp32"] and manifest.failed["int8"]["parity"]["passed"] is False
-    assert (out / manifest.failed["int8"]["path"]).is_file()  # kept for validate --layerwise
+    assert list(manifest.files) == ["fp32"] and manifest.failed["int8"].parity["passed"] is False
+    assert (out / manifest.failed["int8"].path).is_file()  # kept for validate --layerwise
     with pytest.raises(InputError, match="failed parity at export.*--layerwise --precision int8"):
         manifest.file(out, "int8")
     assert list(available_precisions(out, "ort")) == ["fp32"]  # later stages never take it as vouched for

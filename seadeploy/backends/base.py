@@ -231,7 +231,7 @@ def run_file(run_dir: str | os.PathLike, section: str, precision: str, default: 
         entry = runfolder.read_manifest(run).entry(precision, section)
         if not entry:
             return None
-        path = runfolder.inside(run, entry["path"], section[:-1])
+        path = runfolder.inside(run, entry.path, section[:-1])
     return path if path.is_file() else None
 
 

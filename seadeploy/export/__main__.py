@@ -94,8 +94,8 @@ def _main(argv: list[str] | None) -> int:
 def _print_result(a, out, manifest) -> None:
     if a.json:
         print_json({"out": str(out), "seed": manifest.seed,
-                    "files": {p: f["parity"] for p, f in manifest.files.items()}, "engines": list(manifest.engines),
-                    "failed": {p: f["parity"] for p, f in manifest.failed.items()}})
+                    "files": {p: f.parity for p, f in manifest.files.items()}, "engines": list(manifest.engines),
+                    "failed": {p: f.parity for p, f in manifest.failed.items()}})
     else:
         print("\n".join(summary_lines(manifest, out)))
 

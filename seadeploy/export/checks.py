@@ -13,12 +13,10 @@ Each check returns a :class:`Check` (a dataclass with ``__bool__``) that goes in
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -27,23 +25,7 @@ from seadeploy.backends import create_backend
 from seadeploy.errors import SeadeployError
 from seadeploy.graphs.load import load_model
 from seadeploy.parity import Comparison, Rule, compare, default_rule, infer_batches
-
-
-@dataclasses.dataclass
-class Check:
-    """One check that ran on one file."""
-
-    name: str
-    file: str
-    passed: bool
-    detail: str = ""
-    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return self.passed
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+from seadeploy.runfolder import Check
 
 
 def check_model_full(path: str | os.PathLike) -> Check:

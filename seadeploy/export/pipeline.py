@@ -33,13 +33,14 @@ from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError, ParityFailure
 from seadeploy.export import checks
 from seadeploy.export.lint import lint_onnx
+from seadeploy.export.onnx_export import BATCH_DIM, EXPORTER, INPUT_NAME, OUTPUT_NAME
 from seadeploy.export.precision import Fp16Policy, int8_target
-from seadeploy.fileio import sha256, sweep_stale
+from seadeploy.fileio import sweep_stale
 from seadeploy.graphs.load import load_model as load_onnx_model
 from seadeploy.models.build import load_model
 from seadeploy.models.source import ModelSource
 from seadeploy.parity import RuleSet
-from seadeploy.runfolder import CHECKPOINT, MANIFEST, PRECISIONS, Checkpoint, Manifest, stage_files
+from seadeploy.runfolder import CHECKPOINT, MANIFEST, PRECISIONS, Check, Checkpoint, Manifest, ModelSpec, stage_files
 
 DEFAULT_DATASET = "digits"
 #: glibc's ``malloc_trim`` (None elsewhere, e.g. musl or macOS); see :func:`release_memory`.
@@ -164,7 +165,7 @@ def random_batches(opts: ExportOptions) -> tuple[int, ...]:
     return (1, 3) if opts.dynamic_batch else (opts.batch,)
 
 
-def check_file(path: Path, feed_batch: int, record: list[dict[str, Any]]) -> None:
+def check_file(path: Path, feed_batch: int, record: list[Check]) -> None:
     """Checker, strict shape inference and declared-vs-runtime shapes; raises on the first failure.
 
     The checker and the shape inference read the file in C++; Python holds one graph, the inferred one.
@@ -179,7 +180,7 @@ def check_file(path: Path, feed_batch: int, record: list[dict[str, Any]]) -> Non
         results.append(checks.check_declared_shapes(inferred, {"x": x}, path.name))
     del inferred
     release_memory()
-    record.extend(r.to_dict() for r in results)
+    record.extend(results)
     failed = next((r for r in results if not r), None)
     if failed is not None:
         raise ParityFailure(f"{path.name}: check {failed.name} failed: {failed.detail}")
@@ -213,22 +214,15 @@ def eval_samples(ckpt: Checkpoint, dataset: str, opts: ExportOptions, split: str
                         seed=seed, root=opts.data_root)
 
 
-def lint_check(path: Path) -> dict[str, Any]:
+def lint_check(path: Path) -> Check:
     """The export lint as a manifest check record (recorded, never fatal: the shape/parity checks are)."""
     report = lint_onnx(path)
     release_memory()  # the graph lint loaded
     errors = len(report.errors)
     warnings = sum(1 for f in report.findings if f.severity == "warning")
     first = f"; first: {report.findings[0].rule} at {report.findings[0].node}" if report.findings else ""
-    return checks.Check("lint", path.name, bool(report), f"{errors} errors, {warnings} warnings{first}",
-                        {"findings": [{"rule": f.rule, "severity": f.severity, "node": f.node} for f in report.findings]}
-                        ).to_dict()
-
-
-def file_entry(path: Path, precision: str, parity: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """``manifest["files"][precision]``."""
-    return {"path": path.name, "precision": precision, "sha256": sha256(path), "bytes": path.stat().st_size,
-            "parity": parity, **extra}
+    return Check("lint", path.name, bool(report), f"{errors} errors, {warnings} warnings{first}",
+                 {"findings": [{"rule": f.rule, "severity": f.severity, "node": f.node} for f in report.findings]})
 
 
 def options_from_args(a: Any, progress: bool = False) -> tuple[str | None, ModelSource | None, ExportOptions]:
@@ -255,13 +249,13 @@ def summary_lines(manifest: Manifest, out: str | os.PathLike) -> list[str]:
     lines = []
     reference = "PyTorch" if manifest.checkpoint is not None else "the fp32 ONNX file"
     for precision, f in manifest.files.items():
-        for row in f["parity"]["comparisons"]:
+        for row in f.parity.get("comparisons", []):
             acc = f", accuracy {row['accuracy']:.4f}" if row.get("accuracy") == row.get("accuracy") and \
                 row.get("accuracy") is not None else ""
-            lines.append(f"{precision:5s} {Path(out) / f['path']} vs {reference} on {row['n']} {row['inputs']} samples: "
+            lines.append(f"{precision:5s} {Path(out) / f.path} vs {reference} on {row['n']} {row['inputs']} samples: "
                          f"max_abs {row['max_abs']:.3g}, cosine {row['cosine']:.6f}, top-1 {row['top1']:.4f}{acc}")
-        lines += [f"{precision:5s} note: {n}" for n in f["parity"].get("notes", [])]
-        q = f.get("quantization")
+        lines += [f"{precision:5s} note: {n}" for n in f.parity.get("notes", [])]
+        q = f.quantization
         if q:
             lines.append(f"{precision:5s} int8 target {q.get('target')}: activations {q.get('activations')}, weights "
                          f"{q.get('weights')}, bias {q.get('bias')}, {q.get('calibration')} on {q.get('calib_samples')} "
@@ -270,14 +264,36 @@ def summary_lines(manifest: Manifest, out: str | os.PathLike) -> list[str]:
                 lines.append(f"{precision:5s} note: ONNX Runtime's quantizer logged {len(q['quantizer_log'])} message(s), "
                              f"recorded in the manifest (first: {q['quantizer_log'][0]})")
     for precision, e in manifest.engines.items():
-        mem = e.get("device_memory_bytes")
+        mem = e.sidecar.get("device_memory_bytes")
         mem_text = f"{mem / 2**20:.1f} MiB device memory" if isinstance(mem, int | float) else "device memory unknown"
-        lines.append(f"{precision:5s} {Path(out) / e['path']}: TensorRT {e['tensorrt']} on {e['gpu']}, {mem_text}")
+        lines.append(f"{precision:5s} {Path(out) / e.path}: TensorRT {e.sidecar.get('tensorrt')} on "
+                     f"{e.sidecar.get('gpu')}, {mem_text}")
     for precision, f in manifest.failed.items():
-        lines.append(f"{precision:5s} FAILED parity: {Path(out) / f['path']} is kept for `validate {out} --layerwise "
+        lines.append(f"{precision:5s} FAILED parity: {Path(out) / f.path} is kept for `validate {out} --layerwise "
                      f"--precision {precision}` and marked failed in {MANIFEST} (no stage uses it)")
-    passed = sum(bool(c["passed"]) for c in manifest.checks)
+    passed = sum(bool(c) for c in manifest.checks)
     seed = f"; weights from seed {manifest.seed}" if manifest.seed is not None else ""
     lines.append(f"manifest: {Path(out) / MANIFEST} ({passed}/{len(manifest.checks)} checks passed; lint is "
                  f"advisory{seed})")
     return lines
+
+
+def new_manifest(spec: ModelSpec, *, mean: Any, std: Any, dataset: str | None, opset: int,
+                 dynamic_batch: bool = True, batch: int = 1, checkpoint: str | None = CHECKPOINT,
+                 seed: int | None = None, weights: str | None = None) -> Manifest:
+    """A manifest with files/checks/engines empty; ``seed``: the seed the weights were drawn with (from flags)."""
+    dim0: Any = BATCH_DIM if dynamic_batch else int(batch)
+    return Manifest(
+        spec=spec,
+        checkpoint=checkpoint,
+        mean=[float(v) for v in mean],
+        std=[float(v) for v in std],
+        dataset=dataset,
+        seed=seed,
+        weights=weights,
+        input={"name": INPUT_NAME, "shape": [dim0, *spec.input_shape], "dtype": "float32"},
+        output={"name": OUTPUT_NAME, "shape": [dim0, int(spec.num_classes)]},
+        opset=int(opset),
+        exporter=EXPORTER,
+        dynamic_axes={INPUT_NAME: {"0": BATCH_DIM}, OUTPUT_NAME: {"0": BATCH_DIM}} if dynamic_batch else {},
+    )

@@ -26,9 +26,8 @@ from seadeploy.data.samples import load_samples
 from seadeploy.errors import ParityFailure, PartialFailure
 from seadeploy.export import checks, pipeline
 from seadeploy.export import precision as prec
-from seadeploy.export.manifest import new_manifest
 from seadeploy.export.onnx_export import export_onnx, restore_modules
-from seadeploy.export.pipeline import ExportOptions, file_entry, lint_check
+from seadeploy.export.pipeline import ExportOptions, lint_check, new_manifest
 from seadeploy.export.trt_engine import EngineConfig, build_engine, require_tensorrt
 from seadeploy.fileio import atomic_path, sha256
 from seadeploy.graphs.load import load_model as load_onnx_model
@@ -37,7 +36,17 @@ from seadeploy.models.build import load_model
 from seadeploy.models.source import ModelSource
 from seadeploy.parity import RuleSet, compare_backend, infer_batches, is_trained, noise_notes, reference_noise
 from seadeploy.parity.int8 import int8_noise
-from seadeploy.runfolder import CHECKPOINT, MANIFEST, Checkpoint, Manifest, onnx_name, write_manifest
+from seadeploy.runfolder import (
+    CHECKPOINT,
+    MANIFEST,
+    Check,
+    Checkpoint,
+    EngineEntry,
+    FileEntry,
+    Manifest,
+    onnx_name,
+    write_manifest,
+)
 
 REFERENCE = "PyTorch fp32 eval-mode model (CPU)"
 ONNX_REFERENCE = "model.onnx (fp32) on ONNX Runtime CPU"
@@ -122,7 +131,7 @@ def _fp32(model: Any, ckpt: Checkpoint, stage: Path, opts: ExportOptions, manife
     extra = {"simplified": _simplify(path)} if opts.simplify else {}
     pipeline.check_file(path, pipeline.random_batches(opts)[0], manifest.checks)
     manifest.checks.append(lint_check(path))
-    manifest.files["fp32"] = {"path": path.name, **extra}
+    manifest.files["fp32"] = FileEntry(path.name, simplified=extra.get("simplified"))
     return path
 
 
@@ -142,12 +151,13 @@ def _lower(precision: str, src: Path, calib: np.ndarray | None, dataset: str, st
     """The fp16 / int8-QDQ file made from fp32 ``src`` (both routes), recorded with its recipe in the manifest."""
     path = stage / onnx_name(precision)
     if precision == "fp16":
-        record = {"policy": {"name": opts.fp16_policy, **prec.convert_fp16(src, path, prec.Fp16Policy.named(opts.fp16_policy))}}
+        policy = prec.convert_fp16(src, path, prec.Fp16Policy.named(opts.fp16_policy))
+        manifest.files[precision] = FileEntry(path.name, policy={"name": opts.fp16_policy, **policy})
     else:
         q = prec.quantize_int8(src, path, calib, target=opts.resolved_int8_target(), progress=opts.progress,
                                **({"batch": batch} if batch else {}))
-        record = {"quantization": {**q, "calibration_data": f"{dataset} train split, seed 1"}}
-    manifest.files[precision] = {"path": path.name, **record}
+        manifest.files[precision] = FileEntry(path.name, quantization={**q, "calibration_data": f"{dataset} train "
+                                                                                              "split, seed 1"})
     return path
 
 
@@ -161,14 +171,15 @@ def _record(verdicts: list[Any], path: Path, precision: str, reference: str, rul
     """
     for v in verdicts:
         v.info = {"reference": reference}
-        manifest.checks.append(checks.parity_check(v, path.name).to_dict())
+        manifest.checks.append(checks.parity_check(v, path.name))
     rows = [v.to_row() for v in verdicts]
     if rows and batches:
         rows[0]["batches"] = list(batches)
     notes = noise_notes(verdicts)
-    entry = file_entry(path, precision, {"passed": all(verdicts), "reference": reference, "rules": rules.to_dict(),
-                                         "comparisons": rows, **({"notes": notes} if notes else {})})
-    manifest.files[precision] = {**entry, **{k: v for k, v in manifest.files[precision].items() if k != "path"}}
+    entry = manifest.files[precision]
+    entry.precision, entry.sha256, entry.bytes = precision, sha256(path), path.stat().st_size
+    entry.parity = {"passed": all(verdicts), "reference": reference, "rules": rules.to_dict(), "comparisons": rows,
+                    **({"notes": notes} if notes else {})}
     failed = [v for v in verdicts if not v]
     if not failed:
         return None
@@ -224,9 +235,8 @@ def _engines(stage: Path, out: Path, precisions: list[str], opts: ExportOptions,
         cfg = EngineConfig(precision=precision, workspace_mb=opts.workspace_mb, opt_batch=opts.batch,
                            max_batch=max(opts.max_batch, opts.batch), timing_cache=str(out / "trt_timing.cache"))
         sidecar = build_engine(stage / onnx_name(precision), stage, cfg)
-        manifest.engines[precision] = {**sidecar, "sha256": sha256(stage / sidecar["path"])}
-        manifest.checks.append({"name": "trt.layer_precisions", "file": sidecar["path"],
-                                "passed": sidecar["precision_check"]["passed"], "detail": "", "metrics": {}})
+        manifest.engines[precision] = EngineEntry(sidecar["path"], sha256(stage / sidecar["path"]), sidecar)
+        manifest.checks.append(Check("trt.layer_precisions", sidecar["path"], sidecar["precision_check"]["passed"]))
         names += [sidecar["path"], sidecar["path"] + ".json"]
     return names
 
@@ -258,7 +268,7 @@ def export_onnx_run(source: ModelSource, out: str | Path, opts: ExportOptions) -
                         exporter=f"user file {of.path.name} (sha256 {sha256(of.path)})")
     with pipeline.staging(out) as stage:
         files = {"fp32": of.write(stage / onnx_name("fp32"))}
-        manifest.files["fp32"] = {"path": onnx_name("fp32")}
+        manifest.files["fp32"] = FileEntry(onnx_name("fp32"))
         for precision in [p for p in opts.precisions if p != "fp32"]:
             calib, _ = load_samples(dataset, opts.calib_samples, split="train", input_size=of.shape[1], mean=mean or None,
                                     std=std or None, seed=1, root=opts.data_root)

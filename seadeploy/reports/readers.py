@@ -35,7 +35,8 @@ def _read(reader: Any, *args: Any) -> tuple[Any, str | None]:
 def read_int8_target(run: Path) -> dict[str, Any]:
     """``{"int8_target": "ort-cpu (QUInt8 asymmetric)"}`` from the manifest's int8 file, else ``{}``."""
     manifest, _ = _read(runfolder.read_manifest, run) if runfolder.has_manifest(run) else (None, None)
-    q = (manifest.files.get("int8") or {}).get("quantization") if manifest is not None else None
+    entry = manifest.files.get("int8") if manifest is not None else None
+    q = entry.quantization if entry is not None else None
     return {"int8_target": f"{q['target']} ({q['activations']})"} if q and "target" in q else {}
 
 

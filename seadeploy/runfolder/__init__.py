@@ -35,6 +35,9 @@ from seadeploy.runfolder.folder import RunFolder
 from seadeploy.runfolder.manifest import (
     MANIFEST_VERSION,
     MANIFEST_VERSIONS,
+    Check,
+    EngineEntry,
+    FileEntry,
     Manifest,
     has_manifest,
     read_manifest,
@@ -91,7 +94,7 @@ __all__ = ["BUFFERS_JSON", "CHECKPOINT", "CURVES_PNG", "FORMAT_VERSION", "LAST_C
            "LATENCY_JSON", "LAYERS_SUMMARY", "LAYER_COLUMNS", "LAYER_DTYPES", "MANIFEST", "MANIFEST_VERSION",
            "MANIFEST_VERSIONS", "MAX_INPUT_FACTOR", "METRICS_COLUMNS", "METRICS_CSV", "PARITY_CSV", "PARITY_JSON",
            "PARITY_LAYERS_CSV", "PARITY_NPZ", "PIPELINE_JSON", "PRECISIONS", "REPORT_HTML", "REPORT_MD", "STAGE_FILES",
-           "TRAIN_STATE", "Checkpoint", "Manifest", "ModelSpec", "RunFolder", "check_input_size", "engine_name",
+           "TRAIN_STATE", "Check", "Checkpoint", "EngineEntry", "FileEntry", "Manifest", "ModelSpec", "RunFolder", "check_input_size", "engine_name",
            "has_manifest", "inside", "layers_csv", "load_state_checked", "onnx_name", "read_buffers", "read_latency", "read_latency_ratios",
            "read_layers", "read_layers_summary", "read_manifest", "read_parity", "read_parity_inputs", "read_pipeline",
            "read_training", "stage_files", "write_buffers", "write_latency", "write_layers", "write_layers_summary",

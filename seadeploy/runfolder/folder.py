@@ -93,7 +93,7 @@ class RunFolder:
         """ONNX files in the folder that the manifest does not list (left by an earlier export; never judged)."""
         if self.manifest is None:
             return []
-        listed = {Path(e["path"]).name for e in [*self.manifest.files.values(), *self.manifest.failed.values()]}
+        listed = {Path(e.path).name for e in [*self.manifest.files.values(), *self.manifest.failed.values()]}
         return [onnx_name(p) for p in PRECISIONS if onnx_name(p) not in listed and (self.path / onnx_name(p)).is_file()]
 
     def onnx_path(self, precision: str) -> Path:
@@ -110,7 +110,7 @@ class RunFolder:
                 raise InputError(f"the manifest of '{self.path}' lists no {precision} file (it lists: "
                                  f"{', '.join(self.manifest.files) or 'none'}); run python -m seadeploy.export "
                                  f"--out {self.path}{flag}")
-            path = inside(self.path, entries[precision]["path"], "ONNX file")
+            path = inside(self.path, entries[precision].path, "ONNX file")
         else:
             path = self.path / onnx_name(precision)
         if not path.is_file():
@@ -125,8 +125,8 @@ class RunFolder:
         if not path.is_file():
             raise InputError(f"'{path}' does not exist; build it with python -m seadeploy.export --out {self.path} "
                              f"--precision {precision} --engine (on a GPU machine)")
-        entry = (self.manifest.entry(precision, "engines") if self.manifest else None) or {}
-        if entry.get("sha256") and entry["sha256"] != sha256(path):
+        entry = self.manifest.entry(precision, "engines") if self.manifest else None
+        if entry is not None and entry.sha256 and entry.sha256 != sha256(path):
             raise InputError(f"'{path.name}' is not the engine export built for this run (sha256 differs from "
                              f"{MANIFEST}): it belongs to another model or export; rebuild it with export --engine")
         sidecar_file = path.with_suffix(".engine.json")
@@ -169,8 +169,8 @@ class RunFolder:
         if not ins:
             raise InputError(f"'{path}' has no inputs; it is not a model exported by seadeploy")
         self.check_io(ins, outs, f"'{path.name}'")
-        entry = (self.manifest.entry(precision) if self.manifest else None) or {}
-        if entry.get("sha256") and entry["sha256"] != sha256(path):
+        entry = self.manifest.entry(precision) if self.manifest else None
+        if entry is not None and entry.sha256 and entry.sha256 != sha256(path):
             self.warnings.append(f"{path.name} changed after export (sha256 differs from {MANIFEST})")
 
 

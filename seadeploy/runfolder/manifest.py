@@ -46,6 +46,71 @@ _CHECK = {"name": TEXT, "file": TEXT, "passed": BOOL, "detail": TEXT, "metrics":
 
 
 @dataclasses.dataclass
+class Check:
+    """One check that ran on one file (``manifest.checks``)."""
+
+    name: str
+    file: str
+    passed: bool
+    detail: str = ""
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class FileEntry:
+    """``manifest.files[precision]`` (and ``failed``): one ONNX file, how it was made and its parity verdict.
+
+    ``parity`` = ``{"passed", "reference", "rules", "comparisons": [row per input kind], "notes"}``; ``policy`` (fp16),
+    ``quantization`` (int8) and ``simplified`` (onnxslim) record the recipe; keys a newer seadeploy added are kept in
+    ``extra`` and written back.
+    """
+
+    path: str
+    precision: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    parity: dict[str, Any] = dataclasses.field(default_factory=dict)
+    policy: dict[str, Any] | None = None
+    quantization: dict[str, Any] | None = None
+    simplified: dict[str, Any] | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra" and v not in (None, {})}
+        return {**self.extra, **d}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileEntry:
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in data.items() if k in known},
+                   extra={k: v for k, v in data.items() if k not in known})
+
+
+@dataclasses.dataclass
+class EngineEntry:
+    """``manifest.engines[precision]``: a TensorRT engine, its ``sha256`` and its build sidecar (TensorRT version,
+    GPU, device memory, the precision check)."""
+
+    path: str
+    sha256: str | None = None
+    sidecar: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.sidecar, "path": self.path, **({"sha256": self.sha256} if self.sha256 else {})}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineEntry:
+        return cls(path=data["path"], sha256=data.get("sha256"),
+                   sidecar={k: v for k, v in data.items() if k not in ("path", "sha256")})
+
+
+@dataclasses.dataclass
 class Manifest:
     """``manifest.json``: what export wrote (``files``/``engines`` by precision, paths relative) and the checks.
 
@@ -67,17 +132,19 @@ class Manifest:
     checkpoint_sha256: str | None = None
     exporter: str | None = None
     dynamic_axes: dict[str, Any] = dataclasses.field(default_factory=dict)
-    files: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    engines: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    files: dict[str, FileEntry] = dataclasses.field(default_factory=dict)
+    engines: dict[str, EngineEntry] = dataclasses.field(default_factory=dict)
     #: precisions whose file failed parity at export: kept for ``validate --layerwise`` but never used as vouched for
-    failed: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    checks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    failed: dict[str, FileEntry] = dataclasses.field(default_factory=dict)
+    checks: list[Check] = dataclasses.field(default_factory=list)
     versions: dict[str, str] = dataclasses.field(default_factory=library_versions)
     format_version: int = MANIFEST_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["spec"] = self.spec.to_dict()
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d.update(spec=self.spec.to_dict(), files={p: e.to_dict() for p, e in self.files.items()},
+                 failed={p: e.to_dict() for p, e in self.failed.items()},
+                 engines={p: e.to_dict() for p, e in self.engines.items()}, checks=[c.to_dict() for c in self.checks])
         return {"format_version": d.pop("format_version"), **d}
 
     @classmethod
@@ -97,10 +164,15 @@ class Manifest:
             spec = ModelSpec.from_dict(data["spec"])
         except (TypeError, KeyError, ValueError, ConfigError) as exc:
             raise InputError(f"'{where}' has an unreadable model spec ({exc}); re-run export") from exc
-        known = {f.name for f in dataclasses.fields(cls)} - {"spec"}
-        return cls(spec=spec, **{k: v for k, v in data.items() if k in known})
+        known = {f.name for f in dataclasses.fields(cls)} - {"spec", "files", "failed", "engines", "checks"}
+        return cls(spec=spec, **{k: v for k, v in data.items() if k in known},
+                   files={p: FileEntry.from_dict(e) for p, e in data["files"].items()},
+                   failed={p: FileEntry.from_dict(e) for p, e in (data.get("failed") or {}).items()},
+                   engines={p: EngineEntry.from_dict(e) for p, e in (data.get("engines") or {}).items()},
+                   checks=[Check(**{k: c[k] for k in ("name", "file", "passed", "detail", "metrics") if k in c})
+                           for c in data.get("checks") or []])
 
-    def entry(self, precision: str, kind: str = "files") -> dict[str, Any] | None:
+    def entry(self, precision: str, kind: str = "files") -> FileEntry | EngineEntry | None:
         return (self.engines if kind == "engines" else self.files).get(precision)
 
     def file(self, run_dir: str | os.PathLike, precision: str = "fp32", kind: str = "files") -> Path:
@@ -118,7 +190,7 @@ class Manifest:
             raise InputError(f"the run in '{run_dir}' has no {precision} "
                              f"{'engine' if kind == 'engines' else 'ONNX file'} (it has: {have}); re-run export with "
                              f"--precision {precision}" + (" --engine" if kind == "engines" else ""))
-        path = inside(run_dir, entries[precision]["path"], "engine" if kind == "engines" else "ONNX file")
+        path = inside(run_dir, entries[precision].path, "engine" if kind == "engines" else "ONNX file")
         if not path.is_file():
             raise InputError(f"'{path}' listed in the manifest does not exist; re-run export")
         return path
@@ -128,7 +200,7 @@ def write_manifest(run_dir: str | os.PathLike, manifest: Manifest) -> Path:
     """Atomically write ``RUN/manifest.json``; refuses entries whose paths are not inside the folder."""
     for kind in ("files", "engines", "failed"):
         for entry in getattr(manifest, kind).values():
-            inside(run_dir, entry["path"], "file" if kind == "failed" else kind[:-1])
+            inside(run_dir, entry.path, "file" if kind == "failed" else kind[:-1])
     return write_json(Path(run_dir) / MANIFEST, manifest.to_dict())
 
 
@@ -145,7 +217,7 @@ def read_manifest(run_dir: str | os.PathLike) -> Manifest:
     m = Manifest.from_dict(read_json(path), str(path))
     for kind in ("files", "engines", "failed"):
         for entry in getattr(m, kind).values():
-            inside(path.parent, entry["path"], "file" if kind == "failed" else kind[:-1])
+            inside(path.parent, entry.path, "file" if kind == "failed" else kind[:-1])
     return m
 
 

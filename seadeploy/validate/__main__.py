@@ -96,7 +96,7 @@ def _validate_onnx(args) -> int:
         out = args.out or tmp
         manifest = export_model(source, out, opts)
         if args.json:
-            print_json({"out": args.out, "files": {p: f["parity"] for p, f in manifest.files.items()}})
+            print_json({"out": args.out, "files": {p: f.parity for p, f in manifest.files.items()}})
         else:
             print("\n".join(summary_lines(manifest, args.out or "")))
     return 0
@@ -114,8 +114,8 @@ def _validate_onnx_run(args, run: Path) -> int:
              for p in skipped]
     notes += [f"{b}: not run (an ONNX-only run has no PyTorch model; its fp32 model.onnx is the reference, judged "
               "on ONNX Runtime)" for b in args.backends if ".onnx" not in backend_class(b).file_suffixes]
-    files = {"fp32": runfolder.inside(run, manifest.files["fp32"]["path"]) if manifest else run / onnx_name("fp32")}
-    files.update({p: runfolder.inside(run, manifest.files[p]["path"]) for p in judged})
+    files = {"fp32": runfolder.inside(run, manifest.files["fp32"].path) if manifest else run / onnx_name("fp32")}
+    files.update({p: runfolder.inside(run, manifest.files[p].path) for p in judged})
     of = OnnxFile.load(files["fp32"])
     dataset = args.dataset or (manifest.dataset if manifest else None) or "synthetic"
     mean, std = (list(manifest.mean), list(manifest.std)) if manifest else ([], [])

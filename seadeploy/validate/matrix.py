@@ -134,9 +134,9 @@ def run_case(model: str, attn: str, root: Path, precisions: Sequence[str], sampl
     stage = "export_s"
     try:
         _export(model, attn, root / name, precisions, calib, samples)
-        traps = [c for c in read_manifest(root / name).checks if c["name"] == "lint" and not c["passed"]]
+        traps = [c for c in read_manifest(root / name).checks if c.name == "lint" and not c.passed]
         if traps:  # a zoo export carries no error-level deployment trap (GatherND, ceil-mode pools ...)
-            raise InputError(f"lint of {traps[0]['file']}: {traps[0]['detail']}")
+            raise InputError(f"lint of {traps[0].file}: {traps[0].detail}")
         row["export_s"], start, stage = round(time.perf_counter() - start, 2), time.perf_counter(), "validate_s"
         report = validate_run(root / name, backends=("ort",), precisions=precisions, samples=samples, random=random,
                               threads=threads, rules=matrix_rules(model))

@@ -59,8 +59,8 @@ def test_file_checks_record_every_check_and_stop_on_a_wrong_declaration(tmp_path
     onnx.save(_relu_model(["batch", 4]), good)
     record: list = []
     check_file(good, 3, record)
-    assert [r["name"] for r in record] == ["onnx.checker.full_check", "shape_inference.strict",
-                                           "declared_vs_runtime_shapes"] and all(r["passed"] for r in record)
+    assert [r.name for r in record] == ["onnx.checker.full_check", "shape_inference.strict",
+                                           "declared_vs_runtime_shapes"] and all(r.passed for r in record)
     onnx.save(_relu_model(["batch", 5]), bad)
     with pytest.raises(ParityFailure, match="bad.onnx: check"):
         check_file(bad, 3, record)

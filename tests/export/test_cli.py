@@ -38,16 +38,16 @@ def test_flags_export_writes_files_and_manifest(run):
     assert m.dataset == "digits" and len(m.mean) == 3 and m.opset == 18
     for precision in ("fp32", "fp16", "int8"):
         entry = m.files[precision]
-        assert entry["sha256"] == sha256(run / entry["path"])
-        rows = {r["inputs"]: r for r in entry["parity"]["comparisons"]}  # the rows validate writes, same rules
-        assert entry["parity"]["passed"] and rows["data"]["n"] == 24 and rows["random"]["n"] == 4
+        assert entry.sha256 == sha256(run / entry.path)
+        rows = {r["inputs"]: r for r in entry.parity["comparisons"]}  # the rows validate writes, same rules
+        assert entry.parity["passed"] and rows["data"]["n"] == 24 and rows["random"]["n"] == 4
         assert {"max_abs", "mean_abs", "top1", "cosine", "rule"} <= set(rows["data"])
-    assert m.files["int8"]["quantization"]["calib_samples"] == 16
-    assert m.files["fp16"]["policy"]["name"] == "attention-fp32"
-    names = {c["name"] for c in m.checks}
+    assert m.files["int8"].quantization["calib_samples"] == 16
+    assert m.files["fp16"].policy["name"] == "attention-fp32"
+    names = {c.name for c in m.checks}
     assert {"onnx.checker.full_check", "shape_inference.strict", "declared_vs_runtime_shapes", "parity.fp32.random",
             "parity.fp32.data", "parity.fp16.data", "parity.int8.data", "lint"} <= names
-    assert m.files["fp32"]["parity"]["comparisons"][0]["batches"] == [1, 3]  # not the export example batch (2)
+    assert m.files["fp32"].parity["comparisons"][0]["batches"] == [1, 3]  # not the export example batch (2)
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no staging leftovers
 
 
@@ -65,7 +65,7 @@ def test_reexport_run_dir_static_batch_simplified(run, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["files"]["fp32"]["passed"] and summary["out"] == str(out)
     m = read_manifest(out)
-    assert m.input["shape"] == [2, 3, 32, 32] and m.files["fp32"]["simplified"]["tool"] == "onnxslim"
+    assert m.input["shape"] == [2, 3, 32, 32] and m.files["fp32"].simplified["tool"] == "onnxslim"
     assert (out / "checkpoint.safetensors").read_bytes() == (run / "checkpoint.safetensors").read_bytes()
     assert m.checkpoint_sha256 == read_manifest(run).checkpoint_sha256 and m.seed is None  # weights not from flags
 

@@ -73,7 +73,7 @@ REQUIRED = {"onnx.checker.full_check", "shape_inference.strict", "declared_vs_ru
 
 
 def _fp32_graph(out, manifest) -> onnx.GraphProto:
-    return onnx.load(str(out / manifest.files["fp32"]["path"]), load_external_data=False).graph
+    return onnx.load(str(out / manifest.files["fp32"].path), load_external_data=False).graph
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -81,17 +81,17 @@ def test_export_passes_checks(case, zoo_exports):
     out, job = zoo_exports[case.key]
     job.result(timeout=1800)  # re-raises the export's own error (ParityFailure, ConfigError, ...)
     manifest = read_manifest(out)  # what the later stages read (the round trip itself: tests/test_runfolder.py)
-    passed = {c["name"] for c in manifest.checks if c["passed"]}
-    assert passed >= REQUIRED, [c for c in manifest.checks if not c["passed"]]
-    lint = next(c for c in manifest.checks if c["name"] == "lint")
-    assert lint["passed"], lint["detail"]  # no error-level deployment trap in any zoo model
+    passed = {c.name for c in manifest.checks if c.passed}
+    assert passed >= REQUIRED, [c for c in manifest.checks if not c.passed]
+    lint = next(c for c in manifest.checks if c.name == "lint")
+    assert lint.passed, lint.detail  # no error-level deployment trap in any zoo model
     assert manifest.input["shape"] == ["batch", 3, case.size, case.size] and manifest.seed == case.seed
     # one attention block per attention module, found by graph structure (names never decide it)
     model = create_model(case.model, case.attn, dict(case.attn_kwargs), input_size=case.size)
-    proto = onnx.load(str(out / manifest.files["fp32"]["path"]), load_external_data=False)
+    proto = onnx.load(str(out / manifest.files["fp32"].path), load_external_data=False)
     assert len(find_attention(proto).blocks) == len(attention_paths(model))
     assert "GatherND" not in {n.op_type for n in proto.graph.node}  # slow on every runtime: never in the zoo
-    assert manifest.files["fp32"]["parity"]["comparisons"][0]["batches"] == [1, 3]
+    assert manifest.files["fp32"].parity["comparisons"][0]["batches"] == [1, 3]
 
 
 @pytest.mark.parametrize("case", ODD_MAPS)

@@ -10,11 +10,11 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from seadeploy.export.manifest import new_manifest
 from seadeploy.export.onnx_export import export_onnx
+from seadeploy.export.pipeline import new_manifest
 from seadeploy.fileio import sha256
 from seadeploy.models.build import build_model
-from seadeploy.runfolder import Checkpoint, ModelSpec, write_manifest
+from seadeploy.runfolder import Checkpoint, FileEntry, ModelSpec, write_manifest
 
 
 def _w(name: str, shape: tuple[int, ...], seed: int = 0) -> onnx.TensorProto:
@@ -140,6 +140,6 @@ def make_run(run, attn: str = "se", attn_kwargs: dict | None = None):
     Checkpoint(spec=spec, state_dict=model.state_dict()).save(run / "checkpoint.safetensors")
     path = export_onnx(model, run / "model.onnx", (3, 32, 32))
     manifest = new_manifest(spec, mean=(0.5,) * 3, std=(0.5,) * 3, dataset=None, opset=18)
-    manifest.files["fp32"] = {"path": "model.onnx", "sha256": sha256(path)}
+    manifest.files["fp32"] = FileEntry("model.onnx", sha256=sha256(path))
     write_manifest(run, manifest)
     return run
