@@ -19,9 +19,11 @@ import tempfile
 
 import pandas as pd
 
+from seadeploy.dataflow.bounded import resolve_depths
+from seadeploy.dataflow.hardware import Graph, Hardware
+from seadeploy.dataflow.pipeline import analyse_pipeline
+from seadeploy.dataflow.simulate_rows import simulate
 from seadeploy.models import list_models
-from seadeploy.profiling.pipeline import Graph, Hardware, analyse_pipeline, resolve_depths
-from seadeploy.profiling.simulate import simulate
 from seadeploy.profiling.summaries import model_onnx
 
 

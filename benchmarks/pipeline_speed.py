@@ -16,9 +16,10 @@ import statistics
 import tempfile
 import time
 
-from seadeploy.profiling.dataflow import analyse_buffers
-from seadeploy.profiling.pipeline import Graph, Hardware, analyse_pipeline
-from seadeploy.profiling.simulate import simulate
+from seadeploy.dataflow.buffers import analyse_buffers
+from seadeploy.dataflow.hardware import Graph, Hardware
+from seadeploy.dataflow.pipeline import analyse_pipeline
+from seadeploy.dataflow.simulate_rows import simulate
 from seadeploy.profiling.summaries import model_onnx
 
 

@@ -42,6 +42,7 @@ from seadeploy.cli import (
     run_main,
 )
 from seadeploy.data import DatasetInfo, get_dataset
+from seadeploy.dataflow.report import hardware_from, load_graph, run_pipeline
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError, ParityFailure, SeadeployError
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
@@ -50,7 +51,6 @@ from seadeploy.models.source import ModelSource, is_external
 from seadeploy.models.zoo import create_model
 from seadeploy.profiling.latency import benchmark_latency
 from seadeploy.profiling.layers import profile_layers
-from seadeploy.profiling.pipeline_report import hardware_from, load_graph, run_pipeline
 from seadeploy.profiling.sources import plan, require_backend
 from seadeploy.profiling.summaries import buffers_for
 from seadeploy.reports.summary import format_summary, write_summary
@@ -366,7 +366,7 @@ def _buffers(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
 
 def _pipeline(v: Variant, o: CompareOptions) -> dict[str, Any]:
-    """Streaming accelerator: pipeline timing of the exported fp32 graph (profiling/pipeline.py) → pipeline.json."""
+    """Streaming accelerator: pipeline timing of the exported fp32 graph (dataflow/pipeline.py) → pipeline.json."""
     summary = run_pipeline(load_graph(run_dir=str(v.run_dir)), hardware_from(None, None, 200.0), "auto").summary()
     write_pipeline(v.run_dir, summary)
     return {k: summary[k] for k in ("fps", "initiation_interval_cycles", "fill_latency_cycles", "fifo_elements")}

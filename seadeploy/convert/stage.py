@@ -39,7 +39,7 @@ from seadeploy.models import convert as zoo
 from seadeploy.models.build import load_model
 from seadeploy.models.onnx_source import rebatch_to_one
 from seadeploy.models.source import ModelSource, is_external
-from seadeploy.profiling.dataflow import analyse_buffers
+from seadeploy.dataflow.buffers import analyse_buffers
 
 CONVERT_JSON = "convert.json"
 

@@ -25,7 +25,7 @@ from seadeploy.export.onnx_export import export_onnx
 from seadeploy.models.onnx_source import as_run_folder, onnx_argument, rebatch_to_one, static_batch
 from seadeploy.models.source import ModelSource, is_external
 from seadeploy.profiling import latency, layers, summaries
-from seadeploy.profiling import pipeline_report as pr
+from seadeploy.profiling.pipeline_command import main_pipeline
 
 
 def _csv(kind):
@@ -153,7 +153,7 @@ def _main_parsed(a) -> int:
         print_json(report.summary()) if a.json else print(summaries.format_buffers(report))
         return 0
     if a.cmd == "pipeline":
-        return pr.main_pipeline(a)
+        return main_pipeline(a)
     report = summaries.memory_for(a.run_dir, a.onnx, a.batch, a.input_size)
     print_json({**report.totals, "layers": report.frame.to_dict("records")}) if a.json else print(
         summaries.format_memory(report))

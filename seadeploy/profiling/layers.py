@@ -20,10 +20,10 @@ import pandas as pd
 
 from seadeploy import artifacts, runfolder
 from seadeploy.backends import resolve
+from seadeploy.dataflow.buffers import analyse_buffers
 from seadeploy.errors import ConfigError
 from seadeploy.graphs.attention import print_warnings
 from seadeploy.profiling import graph, sources
-from seadeploy.profiling.dataflow import analyse_buffers
 from seadeploy.profiling.memory import liveness
 from seadeploy.profiling.schema import attention_share, classify_role, make_frame
 

@@ -14,10 +14,10 @@ from typing import Any
 import pandas as pd
 
 from seadeploy import artifacts
+from seadeploy.dataflow.buffers import BufferReport, analyse_buffers
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.models import create_model, model_defaults
-from seadeploy.profiling.dataflow import BufferReport, analyse_buffers
 from seadeploy.profiling.layers import LayerProfile
 from seadeploy.profiling.memory import MemoryReport, activation_memory, engine_memory, ort_memory_fields
 

@@ -3,7 +3,7 @@
 Every node is a pipeline stage; tensors stream row by row (a row = W × C values). Where two paths
 that split from one tensor join again (the attention scale ``x * a``, a residual ``skip + main``),
 the operand that arrives early is held until the other arrives. Row-arrival times come from
-:mod:`seadeploy.profiling.propagate` twice: with window lags (→ **total pipeline buffering**, k×k
+:mod:`seadeploy.dataflow.propagate` twice: with window lags (→ **total pipeline buffering**, k×k
 line buffers added) and without them (→ **attention buffering**: only squeeze-caused lags remain).
 
 A row of an operand is *held* from its arrival until the join consumes it; the held amount of an
@@ -23,10 +23,10 @@ import numpy as np
 import onnx
 import pandas as pd
 
+from seadeploy.dataflow.arrival import BINARY, POOL_OPS, TOL, WINDOW_OPS, last_consumer, pad_dims, window_spec
+from seadeploy.dataflow.propagate import Propagation
 from seadeploy.graphs.attention import AttentionGraph, print_warnings
 from seadeploy.profiling import graph
-from seadeploy.profiling.arrival import BINARY, POOL_OPS, TOL, WINDOW_OPS, last_consumer, pad_dims, window_spec
-from seadeploy.profiling.propagate import Propagation
 
 JOIN_OPS = BINARY | {"Concat"}
 JOIN_COLUMNS = ["node", "op_type", "module", "block", "operand", "held_rows", "attention_rows", "H", "W", "C",

@@ -1,4 +1,4 @@
-"""The per-op rules that move row-arrival times through a graph (see :mod:`seadeploy.profiling.arrival`)."""
+"""The per-op rules that move row-arrival times through a graph (see :mod:`seadeploy.dataflow.arrival`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import onnx
 
-from seadeploy.profiling import movement  # noqa: F401  (registers the data-movement rules)
-from seadeploy.profiling.arrival import (
+from seadeploy.dataflow import movement  # noqa: F401  (registers the data-movement rules)
+from seadeploy.dataflow.arrival import (
     BINARY,
     CONSTANT_OPS,
     EPS,
@@ -23,8 +23,8 @@ from seadeploy.profiling.arrival import (
     window_rows,
     window_spec,
 )
+from seadeploy.dataflow.rules import RULES, elementwise, global_reduce, rule
 from seadeploy.profiling.graph import attrs
-from seadeploy.profiling.rules import RULES, elementwise, global_reduce, rule
 
 
 def is_tile_pool(node: onnx.NodeProto) -> bool:

@@ -17,20 +17,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from seadeploy import artifacts
-from seadeploy.cli import parse_kv_args, print_json
 from seadeploy.convert.onnx_rewrite import se_to_tse_onnx
+from seadeploy.dataflow.bounded import bounded_fifos, resolve_depths
+from seadeploy.dataflow.hardware import Graph, Hardware, load_folding
+from seadeploy.dataflow.pipeline import PipelineReport, analyse_pipeline
+from seadeploy.dataflow.simulate_rows import SimResult, simulate
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.profiling import graph
-from seadeploy.profiling.pipeline import (
-    Graph,
-    Hardware,
-    PipelineReport,
-    analyse_pipeline,
-    bounded_fifos,
-    load_folding,
-    resolve_depths,
-)
-from seadeploy.profiling.simulate import SimResult, simulate
 from seadeploy.profiling.summaries import model_onnx
 
 SWEEP_COLUMNS = ["tile", "attention_buffer_elements", "fifo_elements", "fifo_bytes", "fps",
@@ -184,7 +177,7 @@ def plot_tile_sweep(sweep: pd.DataFrame, title: str | None = None) -> Figure:
     return fig
 
 
-def _fmt(df: pd.DataFrame) -> str:
+def fmt_table(df: pd.DataFrame) -> str:
     return df.to_string(index=False, float_format=lambda v: f"{v:,.2f}") if len(df) else "(none)"
 
 
@@ -202,12 +195,12 @@ def format_pipeline(report: PipelineReport, top: int = 10) -> str:
              f"single-frame join buffering {f['buffer_elements']:,}, attention {f['attention_buffer_elements']:,}",
              "", "largest FIFOs:"]
     fifos = report.fifos.sort_values("fifo_elements", ascending=False).head(top)
-    lines.append(_fmt(fifos[["node", "kind", "block", "operand", "skew_cycles", "buffer_rows", "lead_rows",
+    lines.append(fmt_table(fifos[["node", "kind", "block", "operand", "skew_cycles", "buffer_rows", "lead_rows",
                              "fifo_rows", "fifo_elements"]]))
     if report.bounded is not None:
         bad = report.bounded[report.bounded["stall"] | report.bounded["deadlock"]]
         lines += ["", f"bounded FIFOs: {int(report.bounded['deadlock'].sum())} deadlock, "
-                  f"{int(report.bounded['stall'].sum())} stall", _fmt(bad.head(top))]
+                  f"{int(report.bounded['stall'].sum())} stall", fmt_table(bad.head(top))]
     if report.simulation is not None:
         s = report.simulation
         lines += ["", "simulated (unbounded FIFOs): II {:,.0f}, fill {:,.0f}, frame {:,.0f} cycles; differences: II "
@@ -230,46 +223,3 @@ def summary_with_sweep(report: PipelineReport | None, sweep: pd.DataFrame | None
     if sweep is not None:
         out["tile_sweep"] = sweep.to_dict("records")
     return out
-
-
-__all__ = ["load_graph", "onnx_path", "hardware_from", "run_pipeline", "parse_tiles", "sweep_tiles", "sweep_tiles_onnx", "plot_tile_sweep", "format_pipeline",
-           "compare_with_simulation", "summary_with_sweep", "main_pipeline"]
-
-
-def main_pipeline(a) -> int:
-    """``python -m seadeploy.profiling pipeline``: parsed arguments in, report printed (and plotted)."""
-    attn_kwargs = parse_kv_args(a.attn_arg)
-    hw = hardware_from(a.macs_per_cycle, a.folding, a.clock_mhz, a.dtype_bytes)
-    sweep = None
-    if a.sweep_tile:
-        if a.attn not in (None, "se", "tse"):
-            raise ConfigError(f"--sweep-tile compares SE and TSE tiles; --attn {a.attn} has no tile")
-        if a.model:
-            sweep = sweep_tiles(a.model, a.sweep_tile, hw, a.input_size, attn_kwargs)
-        else:  # a user's graph (--onnx FILE or RUN_DIR): each tile through the ONNX SE→TSE rewrite
-            if not (a.run_dir or a.onnx) or (a.run_dir and a.onnx):
-                raise ConfigError("--sweep-tile needs exactly one of RUN_DIR, --onnx FILE or --model NAME")
-            sweep = sweep_tiles_onnx(onnx_path(a.run_dir, a.onnx), a.sweep_tile, hw, a.input_size)
-        if a.plot:
-            name = a.model or Path(a.onnx or a.run_dir).name
-            fig = plot_tile_sweep(sweep, f"{name} @ {a.input_size or 'default'}")
-            with artifacts.atomic_path(a.plot) as tmp:
-                fig.savefig(tmp, format="png", dpi=100)
-    depths: str | None = a.fifo_depths
-    report = None
-    if not sweep_only(a):
-        g = load_graph(a.run_dir, a.onnx, a.model, a.attn, attn_kwargs, a.input_size)
-        report = run_pipeline(g, hw, depths, a.simulate)
-    if a.json:
-        print_json(summary_with_sweep(report, sweep))
-        return 0
-    if report is not None:
-        print(format_pipeline(report))
-    if sweep is not None:
-        print("\ntile sweep:\n" + _fmt(sweep))
-    return 0
-
-
-def sweep_only(a) -> bool:
-    """A tile sweep without --attn reports the sweep alone (the model itself is one of its rows)."""
-    return bool(a.sweep_tile) and a.attn is None
