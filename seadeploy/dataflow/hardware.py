@@ -32,6 +32,7 @@ MOVE_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose",
 DEFAULT_LATENCY = {"mac": 8, "reduce": 4, "elementwise": 2, "move": 0}
 PASS_THROUGH_ROWS = 2  # depth of a FIFO that only streams rows through (double buffering)
 NONE_NEEDED = 1e9
+GRANULARITIES = ("row", "pixel")
 
 
 @dataclasses.dataclass
@@ -45,6 +46,9 @@ class Hardware:
         clock_mhz: clock for FPS and seconds.
         latency: fixed cycles per op class (``mac``, ``reduce``, ``elementwise``, ``move``).
         dtype_bytes: bytes per element for FIFO bytes (default: each tensor's ONNX type).
+        granularity: ``row`` (this model) or ``pixel`` (:mod:`seadeploy.dataflow.pixel_pipeline`).
+        pixel_folding: the folding file's dict at pixel granularity (PE/SIMD per node, :mod:`~.folding`).
+        dtype_bits: bits per element at pixel granularity (FIFO widths, memory blocks; default 8).
     """
 
     macs_per_cycle: float = 4096.0
@@ -52,8 +56,15 @@ class Hardware:
     clock_mhz: float = 200.0
     latency: dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_LATENCY))
     dtype_bytes: int | None = None
+    granularity: str = "row"
+    pixel_folding: dict | None = None
+    dtype_bits: int | None = None
 
     def __post_init__(self) -> None:
+        if self.granularity not in GRANULARITIES:
+            raise ConfigError(f"--granularity must be one of {', '.join(GRANULARITIES)}, got '{self.granularity}'")
+        if self.dtype_bits is not None and self.dtype_bits < 1:
+            raise ConfigError(f"--dtype-bits must be ≥ 1, got {self.dtype_bits}")
         if not self.macs_per_cycle or self.macs_per_cycle <= 0:
             raise ConfigError(f"--macs-per-cycle must be > 0, got {self.macs_per_cycle}")
         if not self.clock_mhz or self.clock_mhz <= 0:

@@ -22,7 +22,7 @@ from seadeploy import artifacts
 from seadeploy.dataflow.arrival import POOL_OPS, WINDOW_OPS, window_spec
 from seadeploy.dataflow.buffers import held_elements
 from seadeploy.dataflow.fifos import peak_resident
-from seadeploy.dataflow.memory import bram18, uram
+from seadeploy.dataflow.memory import blocks
 from seadeploy.dataflow.pixel import PixelDesign, Stage, Timing
 from seadeploy.errors import InputError
 
@@ -85,6 +85,7 @@ def fifo_table(d: PixelDesign, steady: Timing, zero: Timing, dtype_bits: int) ->
             wpp = math.ceil(C / width)
             words = fifo * wpp
             in_words = max(fifo - win, 1) * wpp
+            n_bram, n_uram = blocks(in_words, width * dtype_bits)
             kind = "join" if joins else "window" if win else "stream"
             block = g.blocks.get(st.name)
             rows.append({"node": st.name, "op_type": st.node.op_type, "kind": kind, "block": block,
@@ -95,8 +96,7 @@ def fifo_table(d: PixelDesign, steady: Timing, zero: Timing, dtype_bits: int) ->
                          "fifo_elements": fifo * C, "window_positions": win, "words_per_position": wpp,
                          "word_bits": width * dtype_bits, "fifo_words": words, "fifo_bits": fifo * C * dtype_bits,
                          "fifo_bytes": math.ceil(fifo * C * dtype_bits / 8), "dtype_bytes": dtype_bits / 8,
-                         "in_fifo_words": in_words, "bram18": bram18(in_words, width * dtype_bits),
-                         "uram": uram(in_words, width * dtype_bits)})
+                         "in_fifo_words": in_words, "bram18": n_bram, "uram": n_uram})
     return pd.DataFrame(rows, columns=FIFO_COLUMNS)
 
 

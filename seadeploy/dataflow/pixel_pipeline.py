@@ -95,6 +95,7 @@ def analyse_pixel(source: str | os.PathLike | onnx.ModelProto | Graph, input_siz
     w_in = g.shapes[g.input_name][0][-1]
     mem = fifo_memory(fifos)
     joins = fifos[fifos["kind"] == "join"]
+    blocks = list(dict.fromkeys(b for b in g.blocks.values() if b))
     figures = {"granularity": "pixel", "initiation_interval_cycles": d.ii, "fps": hw.clock_mhz * 1e6 / d.ii,
                "bottleneck": top.name if top is not None and top.fold.cycles_per_frame() >= d.n_in else "input",
                "bottleneck_op": top.node.op_type if top is not None else None,
@@ -110,12 +111,14 @@ def analyse_pixel(source: str | os.PathLike | onnx.ModelProto | Graph, input_siz
                "fifo_elements": int(fifos["fifo_elements"].sum()), "fifo_bytes": int(fifos["fifo_bytes"].sum()),
                "fifo_words": int(fifos["fifo_words"].sum()), "fifo_bits": int(fifos["fifo_bits"].sum()),
                "dtype_bits": dtype_bits, "frames_computed": frames, "service_scale": 1.0}
+    att = attention_table(fifos, blocks)
+    for col, key in (("bypass_elements", "elements"), ("bypass_bits", "bits"), ("bram18", "bram18"), ("uram", "uram")):
+        figures[f"attention_bypass_{key}"] = int(att[col].sum())
+    figures.update({"fifo_bram18": mem["bram18"], "fifo_uram": mem["uram"]})
     figures["no_overlap_latency_ms"] = figures["no_overlap_latency_cycles"] / (hw.clock_mhz * 1e3)
-    blocks = sorted({b for b in g.blocks.values() if b}, key=list(dict.fromkeys(
-        b for b in g.blocks.values() if b)).index)
     shp = g.shapes[g.input_name][0]
     return PixelReport(g.source, tuple(shp), hw, nodes, fifos, figures, sorted(g.base.unknown), design=d,
-                       attention=attention_table(fifos, blocks), memory=mem)
+                       attention=att, memory=mem)
 
 
 def bound(report: PixelReport, spec) -> dict[tuple[str, int], int]:

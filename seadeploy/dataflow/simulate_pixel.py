@@ -34,148 +34,10 @@ from typing import Any
 import numpy as np
 import onnx
 
+from seadeploy.dataflow.sim_rules import ACCUMULATORS, costs, count, reads
 from seadeploy.profiling import graph
 
 INF = math.inf
-WIRING = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Tile", "Slice", "Split",
-                    "Gather", "Concat", "Identity", "Cast", "Dropout", "Shape", "Constant"})
-WINDOWS = frozenset({"Conv", "ConvInteger", "QLinearConv", "FusedConv", "MaxPool", "AveragePool", "LpPool",
-                     "QLinearAveragePool"})
-POOLS = frozenset({"MaxPool", "AveragePool", "LpPool", "QLinearAveragePool"})
-ACCUMULATORS = frozenset({"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax",
-                          "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceProd",
-                          "ReduceLogSum", "ReduceLogSumExp"})
-MATMULS = frozenset({"Gemm", "MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul"})
-
-
-def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(shape[2:]) if len(shape) >= 3 else ()
-
-
-def _count(shape: tuple[int, ...]) -> int:
-    return int(np.prod(_spatial(shape))) if len(shape) >= 3 else 1
-
-
-def _chan(shape: tuple[int, ...]) -> int:
-    return int(shape[1]) if len(shape) >= 3 else int(np.prod(shape[1:])) if len(shape) > 1 else 1
-
-
-def _window_axes(node, x, y, w) -> list[tuple[int, int, int, int]]:
-    at = graph.attrs(node)
-    n = len(x) - 2
-    k = list(at.get("kernel_shape") or (w[2:] if w is not None else [1] * n))
-    s = list(at.get("strides") or [1] * n)
-    dil = list(at.get("dilations") or [1] * n)
-    pads = list(at.get("pads") or [0] * (2 * n))
-    auto = at.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else str(auto)
-    out = []
-    for i in range(n):
-        pb = pads[i]
-        if auto in ("SAME_UPPER", "SAME_LOWER"):
-            tot = max(0, (y[2 + i] - 1) * s[i] + dil[i] * (k[i] - 1) + 1 - x[2 + i])
-            pb = tot // 2 if auto == "SAME_UPPER" else tot - tot // 2
-        elif auto == "VALID":
-            pb = 0
-        out.append((int(k[i]), int(s[i]), int(pb), int(dil[i])))
-    return out
-
-
-def _resize_index(node, n_in: int, n_out: int, consts) -> tuple[np.ndarray, np.ndarray]:
-    """(first, last) input index each output index of one axis reads under ONNX Resize semantics."""
-    at = graph.attrs(node)
-    text = lambda v, d: (v or d).decode() if isinstance(v or d, bytes) else str(v or d)  # noqa: E731
-    mode = text(at.get("mode"), b"nearest")
-    ctm = text(at.get("coordinate_transformation_mode"), b"half_pixel" if node.op_type == "Resize" else b"asymmetric")
-    near = text(at.get("nearest_mode"), b"round_prefer_floor")
-    o = np.arange(n_out, dtype=float)
-    scale = n_out / n_in
-    if ctm == "align_corners":
-        x = o * (n_in - 1) / max(n_out - 1, 1)
-    elif ctm in ("asymmetric", "tf_crop_and_resize"):
-        x = o / scale
-    elif ctm == "pytorch_half_pixel" and n_out == 1:
-        x = np.zeros_like(o)
-    else:
-        x = (o + 0.5) / scale - 0.5
-    if mode == "nearest":
-        f = {"floor": np.floor, "ceil": np.ceil, "round_prefer_ceil": lambda v: np.floor(v + 0.5)}.get(
-            near, lambda v: np.ceil(v - 0.5))
-        lo = hi = f(x)
-    else:
-        reach = 2 if mode == "cubic" else 1
-        lo, hi = np.floor(x) + 1 - reach, np.floor(x) + reach
-    return np.clip(lo, 0, n_in - 1).astype(np.int64), np.clip(hi, 0, n_in - 1).astype(np.int64)
-
-
-def reads(node: onnx.NodeProto, j: int, shapes: dict, consts: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(first, last) position of input ``j`` each output position of ``node`` reads (row-major positions)."""
-    x, y = shapes[node.input[j]][0], shapes[node.output[0]][0]
-    sx, sy = _spatial(x), _spatial(y)
-    n_in, n_out = _count(x), _count(y)
-    grid = np.arange(n_in).reshape(sx) if sx else np.zeros((), dtype=np.int64)
-    op = node.op_type
-    if op in WINDOWS and j == 0 and len(sx) == len(sy) and sx:
-        w = shapes[node.input[3 if op == "QLinearConv" else 1]][0] if op not in POOLS else None
-        lo_idx, hi_idx = [], []
-        for axis, (k, s, pb, d) in enumerate(_window_axes(node, x, y, w)):
-            o = np.arange(sy[axis])
-            lo_idx.append(np.clip(s * o - pb, 0, sx[axis] - 1))
-            hi_idx.append(np.clip(s * o - pb + d * (k - 1), 0, sx[axis] - 1))
-        lo = grid[np.ix_(*lo_idx)].ravel()
-        hi = grid[np.ix_(*hi_idx)].ravel()
-        return lo, hi
-    if op in ACCUMULATORS and sx:
-        if op.startswith("Global"):
-            axes = list(range(2, len(x)))
-        else:
-            at = graph.attrs(node)
-            axes = at.get("axes")
-            if axes is None and len(node.input) > 1 and node.input[1] in consts:
-                axes = [int(a) for a in np.atleast_1d(consts[node.input[1]])]
-            axes = list(range(len(x))) if axes is None else [a % len(x) for a in axes]
-        sp = tuple(a - 2 for a in axes if a >= 2)
-        hi = grid.max(axis=sp) if sp else grid
-        lo = grid.min(axis=sp) if sp else grid
-        if hi.size == n_out:
-            return np.ravel(lo), np.ravel(hi)
-    if op in ("Resize", "Upsample") and len(sx) == len(sy) and sx:
-        lo_idx, hi_idx = zip(*(_resize_index(node, sx[a], sy[a], consts) for a in range(len(sx))))
-        return grid[np.ix_(*lo_idx)].ravel(), grid[np.ix_(*hi_idx)].ravel()
-    if n_in == n_out:
-        return np.arange(n_out), np.arange(n_out)  # same positions (elementwise, a reshape keeping them)
-    if n_in == 1:
-        return np.zeros(n_out, np.int64), np.zeros(n_out, np.int64)  # a broadcast operand
-    return np.zeros(n_out, np.int64), np.full(n_out, n_in - 1)  # anything else: the whole input
-
-
-def costs(node: onnx.NodeProto, shapes: dict, pe: int, simd: int) -> tuple[float, float]:
-    """(cycles per output position, cycles per accumulated input position) for the folding."""
-    op = node.op_type
-    y = shapes[node.output[0]][0]
-    x = shapes[node.input[0]][0]
-    C = _chan(y)
-    if op in WIRING:
-        return 0.0, 0.0
-    if op in WINDOWS and op not in POOLS:
-        w = shapes[node.input[3 if op == "QLinearConv" else 1]][0]
-        k2 = int(np.prod(w[2:]))
-        group = graph.attrs(node).get("group", 1)
-        if group > 1 and group == _chan(x) == C:
-            return C * k2 / (pe * simd), 0.0
-        return (C / pe) * (k2 * int(w[1]) / simd), 0.0
-    if op in MATMULS:
-        a = shapes[node.input[0]][0]
-        k = a[0] if op == "Gemm" and graph.attrs(node).get("transA", 0) and len(a) == 2 else a[-1]
-        return (int(y[-1]) / pe) * (int(k) / simd), 0.0
-    if op in POOLS:
-        k2 = int(np.prod(graph.attrs(node).get("kernel_shape") or [1]))
-        return C * k2 / pe, 0.0
-    if op in ACCUMULATORS:
-        return C / pe, C / pe
-    if op == "Pad":
-        return C / simd, 0.0
-    return C / pe, 0.0
 
 
 @dataclasses.dataclass
@@ -246,7 +108,7 @@ def build(model: onnx.ModelProto, folding: dict[str, tuple[int, int]], latency: 
     consts = graph.constant_values(model)
     inits = {i.name for i in model.graph.initializer}
     src_name = next(vi.name for vi in model.graph.input if vi.name not in inits)
-    n_src = _count(shapes[src_name][0])
+    n_src = count(shapes[src_name][0])
     layers = {"__input__": Layer("__input__", n_src, 0.0, 0.0, 0.0)}
     producer = {src_name: "__input__"}
     per_frame = [float(n_src)]
@@ -257,10 +119,10 @@ def build(model: onnx.ModelProto, folding: dict[str, tuple[int, int]], latency: 
         pe, simd = folding.get(node.name, (1, 1))
         c, c_in = costs(node, shapes, pe, simd)
         y = shapes[node.output[0]][0]
-        lay = Layer(node.name, _count(y), c, c_in, float(latency.get(node.name, 0.0)))
+        lay = Layer(node.name, count(y), c, c_in, float(latency.get(node.name, 0.0)))
         for j in live:
             lo, hi = reads(node, j, shapes, consts)
-            n_in = _count(shapes[node.input[j]][0])
+            n_in = count(shapes[node.input[j]][0])
             hi = np.maximum.accumulate(hi).astype(np.int64)
             lo = np.minimum.accumulate(np.asarray(lo)[::-1])[::-1]
             lay.last[j] = hi.tolist()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from seadeploy import artifacts
 from seadeploy.cli import parse_kv_args, print_json
+from seadeploy.dataflow.pixel_fifos import write_depth_file
 from seadeploy.dataflow.report import (
     fmt_table,
     format_pipeline,
@@ -25,7 +26,9 @@ from seadeploy.errors import ConfigError
 def main_pipeline(a) -> int:
     """``python -m seadeploy.profiling pipeline``: parsed arguments in, report printed (and plotted)."""
     attn_kwargs = parse_kv_args(a.attn_arg)
-    hw = hardware_from(a.macs_per_cycle, a.folding, a.clock_mhz, a.dtype_bytes)
+    if a.granularity != "pixel" and (a.write_fifo_depths or a.dtype_bits):
+        raise ConfigError("--write-fifo-depths and --dtype-bits size FIFOs in words: add --granularity pixel")
+    hw = hardware_from(a.macs_per_cycle, a.folding, a.clock_mhz, a.dtype_bytes, a.granularity, a.dtype_bits)
     sweep = None
     if a.sweep_tile:
         if a.attn not in (None, "se", "tse"):
@@ -46,6 +49,8 @@ def main_pipeline(a) -> int:
     if not sweep_only(a):
         g = load_graph(a.run_dir, a.onnx, a.model, a.attn, attn_kwargs, a.input_size)
         report = run_pipeline(g, hw, depths, a.simulate)
+        if a.write_fifo_depths:
+            write_depth_file(report.fifos, a.write_fifo_depths)
     if a.json:
         print_json(summary_with_sweep(report, sweep))
         return 0
