@@ -133,6 +133,8 @@ class CompareOptions:
     input_size: int | None = None
     seed: int = 0
     device: str = "cpu"
+    #: The streaming-accelerator stage streams rows or positions (docs/dataflow.md).
+    granularity: str = "row"
 
     def variants(self) -> list[Variant]:
         """The variants with their attention kwargs (raises ``ConfigError`` for bad names or options)."""
@@ -367,7 +369,8 @@ def _buffers(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
 def _pipeline(v: Variant, o: CompareOptions) -> dict[str, Any]:
     """Streaming accelerator: pipeline timing of the exported fp32 graph (dataflow/pipeline.py) → pipeline.json."""
-    summary = run_pipeline(load_graph(run_dir=str(v.run_dir)), hardware_from(None, None, 200.0), "auto").summary()
+    hw = hardware_from(None, None, 200.0, granularity=o.granularity)
+    summary = run_pipeline(load_graph(run_dir=str(v.run_dir)), hw, "auto").summary()
     write_pipeline(v.run_dir, summary)
     return {k: summary[k] for k in ("fps", "initiation_interval_cycles", "fill_latency_cycles", "fifo_elements")}
 
@@ -475,6 +478,8 @@ def _parser() -> ArgumentParser:
     p.add_argument("--strict-parity", action="store_true",
                    help="fail (exit 1) when fp16/int8 parity is out of tolerance too (default: fp32 only; others warn)")
     p.add_argument("--baseline", default=d.baseline, help="variant the ratios refer to (default se)")
+    p.add_argument("--granularity", choices=("row", "pixel"), default=d.granularity,
+                   help="streaming-accelerator stage: rows (default) or positions, FINN-style")
     add_common_args(p, out=False)
     return p
 
@@ -499,7 +504,8 @@ def _main(argv: list[str] | None) -> int:
                        parity_samples=a.parity_samples, calib_samples=a.calib_samples,
                        limit_train=a.limit_train, limit_test=a.limit_test, skip_train=a.skip_train, strict_parity=a.strict_parity,
                        baseline="original" if is_external(a.model) and a.baseline == "se" else a.baseline,
-                       device=a.device, model_args=tuple(a.model_arg), weights=a.weights, input_size=a.input_size)
+                       device=a.device, model_args=tuple(a.model_arg), weights=a.weights, input_size=a.input_size,
+                       granularity=a.granularity)
     summary = run_compare(o, progress=progress_enabled(a.json), log=_log)
     print_json(summary) if a.json else print(format_summary(summary))
     return summary["exit_code"]

@@ -33,13 +33,13 @@ from seadeploy.convert.torch_rewrite import se_to_tse_structural, tiled_blocks, 
 from seadeploy.data import get_dataset
 from seadeploy.data.base import HALF, IMAGENET_STATS
 from seadeploy.data.samples import load_samples
+from seadeploy.dataflow.buffers import analyse_buffers
 from seadeploy.errors import ConfigError
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.models import convert as zoo
 from seadeploy.models.build import load_model
 from seadeploy.models.onnx_source import rebatch_to_one
 from seadeploy.models.source import ModelSource, is_external
-from seadeploy.dataflow.buffers import analyse_buffers
 
 CONVERT_JSON = "convert.json"
 

@@ -284,11 +284,13 @@ def method_section(study: StudyData) -> Section:
 STREAMING_COLUMNS = {"fps": "FPS", "initiation_interval_cycles": "II (cycles)", "bottleneck": "bottleneck",
                      "fill_latency_cycles": "fill latency (cycles)", "frame_latency_cycles": "frame latency (cycles)",
                      "no_overlap_latency_cycles": "no-overlap bound (cycles)", "fifo_elements": "zero-stall FIFOs (elem)",
-                     "attention_buffer_elements": "attention buffer (elem)"}
+                     "attention_buffer_elements": "attention buffer (elem)",
+                     "attention_bypass_elements": "attention bypass FIFOs (elem)",
+                     "attention_bypass_bram18": "bypass BRAM18", "attention_bypass_uram": "bypass URAM"}
 
 
 def streaming_section(study: StudyData) -> Section:
-    """Streaming accelerator (profiling/pipeline.py): each run's pipeline.json, written by compare's pipeline stage."""
+    """Streaming accelerator (seadeploy/dataflow): each run's pipeline.json, written by compare's pipeline stage."""
     s = Section("Streaming accelerator: pipeline timing", anchor="streaming")
     if study.pipeline.empty:
         s.missing = "the pipeline stage was not run (python -m seadeploy.profiling pipeline RUN_DIR)"
