@@ -7,7 +7,7 @@ weight conversion, models/convert.py); ``OUT/checkpoint.safetensors`` records th
 ONNX route (``--onnx FILE``): :func:`~seadeploy.convert.onnx_rewrite.se_to_tse_onnx`.
 
 Both write ``OUT/model.onnx`` (the converted graph, static batch 1) and ``OUT/convert.json``: per block and in
-total the attention buffer (profiling/dataflow.py), MACs, ONNX Runtime CPU latency before/after (interleaved
+total the attention buffer (dataflow/buffers.py), MACs, ONNX Runtime CPU latency before/after (interleaved
 rounds, one thread) and top-1 before/after on a labelled dataset. Everything is staged and moved into ``OUT``
 only when complete.
 """
