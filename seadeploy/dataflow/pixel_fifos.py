@@ -27,7 +27,7 @@ from seadeploy.dataflow.pixel import PixelDesign, Stage, Timing
 from seadeploy.errors import InputError
 
 FIFO_COLUMNS = ["node", "op_type", "kind", "block", "operand", "input_index", "H", "W", "C", "skew_cycles",
-                "buffer_positions", "buffer_rows", "buffer_elements", "attention_elements", "lead_positions",
+                "buffer_positions", "buffer_rows", "buffer_elements", "attention_elements", "lead_positions", "lead_capped",
                 "lead_rows", "fifo_positions", "fifo_rows", "fifo_elements", "window_positions", "words_per_position",
                 "word_bits", "fifo_words", "fifo_bits", "fifo_bytes", "dtype_bytes", "in_fifo_words", "bram18", "uram"]
 
@@ -76,8 +76,10 @@ def fifo_table(d: PixelDesign, steady: Timing, zero: Timing, dtype_bits: int) ->
             fifo = peak_resident(a, rel)
             first = peak_resident(a[:e.n], rel[:e.n])
             # At infinite speed positions pass in bunches at one instant; the lead counts those that wait, plus the
-            # arriving one.
-            lead = held_elements(zero.arrive[e.tensor], zero.release[(st.name, e.index)]) + 1
+            # arriving one. It is never above the zero-stall depth: where it would be, FIFOs upstream on the same
+            # path (a strided layer's input) hold the rest at the computed depths.
+            lead_inf = held_elements(zero.arrive[e.tensor], zero.release[(st.name, e.index)]) + 1
+            lead = min(lead_inf, fifo)
             skew = float(np.max(rel[-e.n:] - a[-e.n:])) if e.n else 0.0
             H, W, C = _geometry(g.base.shape(e.tensor))
             win = window_buffer(st, g.shapes, e.index)
@@ -92,7 +94,7 @@ def fifo_table(d: PixelDesign, steady: Timing, zero: Timing, dtype_bits: int) ->
                          "operand": e.tensor, "input_index": e.index, "H": H, "W": W, "C": C, "skew_cycles": skew,
                          "buffer_positions": first, "buffer_rows": first / W, "buffer_elements": first * C,
                          "attention_elements": fifo * C if joins and block else 0,
-                         "lead_positions": lead, "lead_rows": lead / W, "fifo_positions": fifo, "fifo_rows": fifo / W,
+                         "lead_positions": lead, "lead_capped": lead_inf > fifo, "lead_rows": lead / W, "fifo_positions": fifo, "fifo_rows": fifo / W,
                          "fifo_elements": fifo * C, "window_positions": win, "words_per_position": wpp,
                          "word_bits": width * dtype_bits, "fifo_words": words, "fifo_bits": fifo * C * dtype_bits,
                          "fifo_bytes": math.ceil(fifo * C * dtype_bits / 8), "dtype_bytes": dtype_bits / 8,
@@ -185,7 +187,8 @@ def resolve_depths(fifos: pd.DataFrame, spec: str | int | dict | None) -> dict[t
 
 
 def bounded_table(fifos: pd.DataFrame, depths: dict[tuple[str, int], int], service: dict[str, float]) -> pd.DataFrame:
-    """Per FIFO at the given capacity: ``deadlock`` below the lead, ``stall`` below the zero-stall depth, and a
+    """Per FIFO at the given capacity: ``deadlock`` below the lead (unless the lead is capped at the zero-stall depth:
+    then FIFOs upstream hold the rest and it stalls), ``stall`` below the zero-stall depth, and a
     first-order estimate of the producer's blocked cycles per frame: each missing position costs one service time
     of the consumer (``service``: cycles per output position per node)."""
     rows = []
@@ -194,7 +197,7 @@ def bounded_table(fifos: pd.DataFrame, depths: dict[tuple[str, int], int], servi
         deficit = max(0, int(r.fifo_positions) - d)
         rows.append({"node": r.node, "operand": r.operand, "kind": r.kind, "depth_positions": d,
                      "zero_stall_positions": int(r.fifo_positions), "lead_positions": int(r.lead_positions),
-                     "deadlock": bool(d < r.lead_positions), "stall": bool(d < r.fifo_positions),
+                     "deadlock": bool(d < r.lead_positions and not r.lead_capped), "stall": bool(d < r.fifo_positions),
                      "deficit_positions": deficit,
                      "est_blocked_cycles_per_frame": deficit * float(service.get(r.node, 0.0))})
     return pd.DataFrame(rows, columns=["node", "operand", "kind", "depth_positions", "zero_stall_positions",
