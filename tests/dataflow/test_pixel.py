@@ -33,6 +33,10 @@ def test_cycles_per_frame_are_finn_get_exp_cycles(graphs):
     r = analyse_pixel(graphs.se_block(), folding={"squeeze": {"PE": 2}, "scale": {"PE": 1}})
     cycles = dict(zip(r.nodes["node"], r.nodes["cycles_per_frame"]))
     assert cycles["squeeze"] == 74 and cycles["scale"] == 144
+    # a per-kind default is an upper bound: the largest divisor of the channels not above it (4 ch: PE 3 → 2)
+    r = analyse_pixel(graphs.se_block(), folding={"Defaults": {"eltwise": {"PE": 3}}, "squeeze": {"PE": 4}})
+    pe = dict(zip(r.nodes["node"], r.nodes["PE"]))
+    assert pe["scale"] == 2 and pe["squeeze"] == 4
 
 
 def test_a_folding_that_does_not_divide_is_a_one_line_error(graphs, tmp_path, capsys):
