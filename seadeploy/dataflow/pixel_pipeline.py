@@ -126,4 +126,11 @@ def bound(report: PixelReport, spec) -> dict[tuple[str, int], int]:
     depths = resolve_depths(report.fifos, spec)
     service = {s.name: s.fold.cycles_per_position() for s in report.design.stages}
     report.bounded = bounded_table(report.fifos, depths, service)
+    # Per node: the cycles its output waits for room, first order (a FIFO's deficit blocks the tensor's producer).
+    producer = {o: s.name for s in report.design.stages for o in s.node.output}
+    blocked: dict[str, float] = {}
+    for r in report.bounded.itertuples():
+        name = producer.get(r.operand, "input")
+        blocked[name] = blocked.get(name, 0.0) + float(r.est_blocked_cycles_per_frame)
+    report.nodes["est_blocked_cycles_per_frame"] = report.nodes["node"].map(blocked).fillna(0.0)
     return depths

@@ -96,6 +96,8 @@ def test_computed_depths_stall_never_and_one_below_the_lead_deadlocks(graphs, na
     table = bounded_table(r.fifos, {**auto, (first["node"], int(first["input_index"])): int(first["lead_positions"]) - 1},
                           {})
     assert table["deadlock"].sum() == 1 and table["stall"].sum() == 1
+    bound(r, {first["node"]: {"inFIFODepths": [0] * int(first["input_index"]) + [1]}})
+    assert r.deadlock and r.bounded["est_blocked_cycles_per_frame"].sum() > 0
 
 
 def test_tse_fills_sooner_with_a_smaller_bypass_than_se(graphs):
