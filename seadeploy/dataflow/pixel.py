@@ -160,19 +160,20 @@ def _fifo_order(release: np.ndarray, arrive: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.maximum(release, arrive))
 
 
-def run(d: PixelDesign, frames: int, scale: float = 1.0) -> Timing:
-    """Propagate ``frames`` frames through the design (``scale`` multiplies every service time and latency:
-    0 gives the infinite-speed schedule that defines each FIFO's lead)."""
+def run(d: PixelDesign, frames: int, scale: float = 1.0, period: float | None = None) -> Timing:
+    """Propagate ``frames`` frames through the design (``scale`` multiplies every service time and latency;
+    ``period``: the source's position period instead of the design's)."""
     g = d.graph
     n_src = d.n_in
-    src = (np.arange(frames)[:, None] * d.ii + np.arange(n_src)[None, :] * d.period).ravel()
+    period = d.period if period is None else period
+    src = (np.arange(frames)[:, None] * period * n_src + np.arange(n_src)[None, :] * period).ravel()
     arrive: dict[str, np.ndarray] = {g.input_name: src}
     start: dict[str, np.ndarray] = {}
     release: dict[tuple[str, int], np.ndarray] = {}
     for st in d.stages:
         f = st.fold
         n_out = f.n_out
-        c, lat = scale * f.cycles_per_position(), scale * st.latency
+        c, lat = scale * f.cycles_per_position(), (scale * st.latency if period == d.period else 0.0)
         need = np.full(frames * n_out, -np.inf)
         for e in st.edges:
             need = np.maximum(need, _gather(arrive[e.tensor], e.n, e.hi, frames))
@@ -250,3 +251,11 @@ def latencies(d: PixelDesign, t: Timing, frame: int) -> tuple[float, float]:
         firsts.append(float(part.min()))
         lasts.append(float(part.max()))
     return (min(firsts) - t0, max(lasts) - t0) if outs else (0.0, 0.0)
+
+
+def ordered_limit(d: PixelDesign) -> Timing:
+    """The infinite-speed schedule that keeps the hardware's order: the source one position per time unit, every
+    service time scaled so that all of them together stay below half a unit (latencies 0). Positions that a
+    global squeeze releases at one instant still pass each layer one after the other, in order."""
+    total = sum(s.fold.cycles_per_frame() for s in d.stages) or 1.0
+    return run(d, 1, scale=0.5 / total, period=1.0)

@@ -20,7 +20,6 @@ import pandas as pd
 
 from seadeploy import artifacts
 from seadeploy.dataflow.arrival import POOL_OPS, WINDOW_OPS, window_spec
-from seadeploy.dataflow.buffers import held_elements
 from seadeploy.dataflow.fifos import peak_resident
 from seadeploy.dataflow.memory import blocks
 from seadeploy.dataflow.pixel import PixelDesign, Stage, Timing
@@ -44,6 +43,16 @@ def window_buffer(st: Stage, shapes: dict, j: int) -> int:
     w = shapes[n.input[1]][0] if n.op_type not in POOL_OPS else None
     (kh, *_), (kw, *_) = window_spec(n, x, y, w)
     return 0 if kh * kw == 1 else (kh - 1) * x[3] + kw
+
+
+def resident_peak(arrive: np.ndarray, release: np.ndarray) -> int:
+    """``max_τ #{p : arrive_p ≤ τ < release_p}`` with exact comparisons (at least 1): the positions a FIFO holds at
+    once in the order-keeping limit (:func:`~seadeploy.dataflow.pixel.ordered_limit`), where the spacing of
+    positions released together is far below any tolerance."""
+    if not arrive.size:
+        return 0
+    a, c = np.sort(arrive), np.sort(release)
+    return int(max(1, np.max(np.searchsorted(a, a, side="right") - np.searchsorted(c, a, side="right"))))
 
 
 def _geometry(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -75,10 +84,9 @@ def fifo_table(d: PixelDesign, steady: Timing, zero: Timing, dtype_bits: int) ->
             a, rel = steady.arrive[e.tensor], steady.release[(st.name, e.index)]
             fifo = peak_resident(a, rel)
             first = peak_resident(a[:e.n], rel[:e.n])
-            # At infinite speed positions pass in bunches at one instant; the lead counts those that wait, plus the
-            # arriving one. It is never above the zero-stall depth: where it would be, FIFOs upstream on the same
-            # path (a strided layer's input) hold the rest at the computed depths.
-            lead_inf = held_elements(zero.arrive[e.tensor], zero.release[(st.name, e.index)]) + 1
+            # Never above the zero-stall depth: where it would be, FIFOs upstream on the same path (a strided
+            # layer's input) hold the rest at the computed depths.
+            lead_inf = resident_peak(zero.arrive[e.tensor], zero.release[(st.name, e.index)])
             lead = min(lead_inf, fifo)
             skew = float(np.max(rel[-e.n:] - a[-e.n:])) if e.n else 0.0
             H, W, C = _geometry(g.base.shape(e.tensor))

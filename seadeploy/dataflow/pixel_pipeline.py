@@ -18,7 +18,7 @@ import pandas as pd
 from seadeploy.dataflow.folding import folding_dict
 from seadeploy.dataflow.hardware import Graph, Hardware
 from seadeploy.dataflow.pipeline import PipelineReport
-from seadeploy.dataflow.pixel import PixelDesign, design, frames_needed, latencies, run
+from seadeploy.dataflow.pixel import PixelDesign, design, frames_needed, latencies, ordered_limit, run
 from seadeploy.dataflow.pixel_fifos import attention_table, bounded_table, fifo_memory, fifo_table, resolve_depths
 from seadeploy.errors import ConfigError
 
@@ -73,7 +73,7 @@ def analyse_pixel(source: str | os.PathLike | onnx.ModelProto | Graph, input_siz
     d = design(g, hw, folding)
     frames = frames_needed(d)
     t = run(d, frames)
-    zero = run(d, 1, scale=0.0)
+    zero = ordered_limit(d)
     fifos = fifo_table(d, t, zero, dtype_bits)
     fill, frame = latencies(d, t, frames - 1)
     fill0, frame0 = latencies(d, t, 0)
