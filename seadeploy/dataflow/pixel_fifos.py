@@ -2,9 +2,9 @@
 
 Per input edge of every stage (join operands, window inputs, streams): the steady-state zero-stall depth in
 positions (the most positions resident at once over several frames, the arriving one included; a position leaves
-when the last output position that reads it starts), the first frame's depth, and the *lead*: that depth at
-infinite speed — the positions an early operand must hold before the late one can exist; a FIFO below its lead
-deadlocks (docs/dataflow.md §4). A window's depth includes its sliding-window buffer of ``(k−1)·W + k`` positions,
+when the last output position that reads it starts), the first frame's depth, and the *lead*: that depth in the
+order-keeping infinite-speed limit — the positions an early operand must hold before the late one can exist; a
+FIFO below its lead deadlocks or, where other FIFOs on its path have slack, stalls (docs/dataflow.md §3). A window's depth includes its sliding-window buffer of ``(k−1)·W + k`` positions,
 which FINN builds inside the window generator; the FIFO in front of it is the rest.
 """
 

@@ -7,7 +7,9 @@ import ast
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from onnx import helper, numpy_helper
 
 import seadeploy.dataflow.simulate_pixel as sim_module
 from seadeploy.dataflow.memory import blocks, bram18, uram
@@ -98,6 +100,31 @@ def test_computed_depths_stall_never_and_one_below_the_lead_deadlocks(graphs, na
     assert table["deadlock"].sum() == 1 and table["stall"].sum() == 1
     bound(r, {first["node"]: {"inFIFODepths": [0] * int(first["input_index"]) + [1]}})
     assert r.deadlock and r.bounded["est_blocked_cycles_per_frame"].sum() > 0
+
+
+def _two_se(graphs):
+    """x(1,4,6,6) → SE → SE: the second squeeze's input arrives in one burst when the first gate is out."""
+    axes = numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "axes")
+    nodes, inits, src = [], [axes], "x"
+    for k in (1, 2):
+        w = numpy_helper.from_array(np.full((4, 4, 1, 1), 0.1, dtype=np.float32), f"w{k}")
+        nodes += [helper.make_node("ReduceMean", [src, "axes"], [f"z{k}"], name=f"squeeze{k}"),
+                  helper.make_node("Conv", [f"z{k}", f"w{k}"], [f"e{k}"], name=f"fc{k}"),
+                  helper.make_node("Sigmoid", [f"e{k}"], [f"g{k}"], name=f"gate{k}"),
+                  helper.make_node("Mul", [src, f"g{k}"], [f"y{k}"], name=f"scale{k}")]
+        inits.append(w)
+        src = f"y{k}"
+    return graphs.make_model(nodes, inits, (1, 4, 6, 6), "y2")
+
+
+def test_an_se_behind_an_se_still_holds_its_whole_frame(graphs):
+    # the second block's map arrives in a burst (everything waits for the first gate), but its squeeze still reads
+    # the positions one after the other: its bypass must hold all 36 before the second gate exists
+    r = analyse_pixel(_two_se(graphs))
+    f = r.fifos.set_index(["node", "input_index"])
+    assert f.loc[("scale1", 0), "lead_positions"] == 36 and f.loc[("scale2", 0), "lead_positions"] == 36
+    auto = bound(r, "auto")
+    assert simulate_report(r, {**auto, ("scale2", 0): 35}).deadlock
 
 
 def test_tse_fills_sooner_with_a_smaller_bypass_than_se(graphs):
