@@ -2,7 +2,7 @@
 
 Written to check :mod:`seadeploy.dataflow.pixel` without sharing its timing code: this module reads the ONNX
 graph and its shapes (:mod:`seadeploy.profiling.graph`) and a folding ``{node: (PE, SIMD)}``, and has its own
-node rules, written from how the hardware layers work:
+node rules (:mod:`seadeploy.dataflow.sim_rules`), written from how the hardware layers work:
 
 * which input positions an output position reads: a k×k stride-s window reads rows ``s·r − p … s·r − p + d(k−1)``
   and the same columns; an elementwise op the same position (a 1-position operand: its only one); a reduction

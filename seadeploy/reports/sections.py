@@ -304,6 +304,8 @@ def streaming_section(study: StudyData) -> Section:
     mpc, mhz = pd.to_numeric(first.get("macs_per_cycle"), errors="coerce"), pd.to_numeric(first.get("clock_mhz"), errors="coerce")
     budget = (f"per-layer folding from {first['folding']}" if isinstance(first.get("folding"), str)
               else f"{_fmt(mpc, '.0f')} MACs/cycle spread over the layers by MACs")
+    if first.get("granularity") == "pixel":  # positions, FINN-style (docs/dataflow.md)
+        budget = f"position streaming, FINN-style folding to {_fmt(mpc, '.0f')} MACs/cycle"
     s.items.append(f"Layer-pipelined dataflow accelerator, {budget}, {_fmt(mhz, '.0f')} MHz: a "
                    "global squeeze cannot release its scale before the last row of the map, so each SE block "
                    "delays the first output row by about a frame and needs a FIFO of the whole map.")
