@@ -80,6 +80,33 @@ def _resize_index(node, n_in: int, n_out: int, consts) -> tuple[np.ndarray, np.n
     return np.clip(lo, 0, n_in - 1).astype(np.int64), np.clip(hi, 0, n_in - 1).astype(np.int64)
 
 
+def _crop_or_pad(node, x, y, consts) -> list[np.ndarray] | None:
+    """Per spatial axis, the input index each output index carries: a Slice's ``start + i·step``; a Pad's
+    ``i − pad_begin``, a pad position going out with its nearest real one (clamped)."""
+    nd = len(x)
+    if node.op_type == "Pad":
+        pads = graph.attrs(node).get("pads")
+        if pads is None and len(node.input) > 1 and node.input[1] in consts:
+            pads = [int(v) for v in np.atleast_1d(consts[node.input[1]])]
+        if pads is None:
+            return None
+        axes = [int(a) % nd for a in np.atleast_1d(consts[node.input[3]])] if len(node.input) > 3 and \
+            node.input[3] in consts else list(range(nd))
+        begin = dict.fromkeys(range(nd), 0)
+        for i, a in enumerate(axes):
+            begin[a] = int(pads[i])
+        return [np.clip(np.arange(y[a]) - begin[a], 0, x[a] - 1) for a in range(2, nd)]
+    val = [consts.get(node.input[k]) if len(node.input) > k and node.input[k] else None for k in range(1, 5)]
+    if val[0] is None or val[1] is None:
+        return None
+    axes = [int(a) % nd for a in np.atleast_1d(val[2])] if val[2] is not None else list(range(len(np.atleast_1d(val[0]))))
+    steps = [int(s) for s in np.atleast_1d(val[3])] if val[3] is not None else [1] * len(axes)
+    idx = {a: np.arange(x[a]) for a in range(nd)}
+    for a, st, en, sp in zip(axes, np.atleast_1d(val[0]), np.atleast_1d(val[1]), steps):
+        idx[a] = np.arange(x[a])[slice(*slice(int(st), int(en), sp).indices(x[a]))]
+    return [idx[a] for a in range(2, nd)]
+
+
 def reads(node: onnx.NodeProto, j: int, shapes: dict, consts: dict) -> tuple[np.ndarray, np.ndarray]:
     """(first, last) position of input ``j`` each output position of ``node`` reads (row-major positions)."""
     x, y = shapes[node.input[j]][0], shapes[node.output[0]][0]
@@ -114,6 +141,11 @@ def reads(node: onnx.NodeProto, j: int, shapes: dict, consts: dict) -> tuple[np.
     if op in ("Resize", "Upsample") and len(sx) == len(sy) and sx:
         lo_idx, hi_idx = zip(*(_resize_index(node, sx[a], sy[a], consts) for a in range(len(sx))))
         return grid[np.ix_(*lo_idx)].ravel(), grid[np.ix_(*hi_idx)].ravel()
+    if op in ("Pad", "Slice") and len(sx) == len(sy) and sx:
+        idx = _crop_or_pad(node, x, y, consts)
+        if idx is not None:
+            g = grid[np.ix_(*idx)].ravel()
+            return g, g
     if n_in == n_out:
         return np.arange(n_out), np.arange(n_out)  # same positions (elementwise, a reshape keeping them)
     if n_in == 1:
