@@ -2,6 +2,8 @@
 
     OMP_NUM_THREADS=1 python benchmarks/pipeline_speed.py                       # exports once, then times
     OMP_NUM_THREADS=1 python benchmarks/pipeline_speed.py --onnx model.onnx --rounds 3
+    OMP_NUM_THREADS=1 python benchmarks/pipeline_speed.py --granularity pixel --model resnet50 --attn none \
+        --input-size 224 --folding benchmarks/folding_resnet50_224.json --frames 3     # targets: < 10 s, < 2 min
 
 Process CPU time (``time.process_time``; single-threaded Python + numpy with OMP_NUM_THREADS=1) and
 wall time per round; analytic and simulation rounds are interleaved; medians with min–max. Also
@@ -16,9 +18,13 @@ import statistics
 import tempfile
 import time
 
-from seadeploy.profiling.dataflow import analyse_buffers
-from seadeploy.profiling.pipeline import Graph, Hardware, analyse_pipeline
-from seadeploy.profiling.simulate import simulate
+from seadeploy.dataflow.buffers import analyse_buffers
+from seadeploy.dataflow.folding import read_folding
+from seadeploy.dataflow.hardware import Graph, Hardware
+from seadeploy.dataflow.pipeline import analyse_pipeline
+from seadeploy.dataflow.pixel_check import simulate_report
+from seadeploy.dataflow.pixel_pipeline import analyse_pixel
+from seadeploy.dataflow.simulate_rows import simulate
 from seadeploy.profiling.summaries import model_onnx
 
 
@@ -32,6 +38,28 @@ def spread(xs: list[float]) -> str:
     return f"{statistics.median(xs):.2f} s (min {min(xs):.2f}, max {max(xs):.2f}, n={len(xs)})"
 
 
+def main_pixel(a, path: str) -> None:
+    """Pixel granularity: the analytic model (graph load included) and a simulation of ``--frames`` frames."""
+    hw = Hardware(macs_per_cycle=a.macs_per_cycle)
+    folding = read_folding(a.folding) if a.folding else None
+    ana_cpu, ana_wall, sim_cpu, sim_wall = [], [], [], []
+    for _ in range(a.rounds):
+        rep, c, w = timed(lambda: analyse_pixel(path, hardware=hw, folding=folding))
+        ana_cpu.append(c)
+        ana_wall.append(w)
+        sim, c, w = timed(lambda rep=rep: simulate_report(rep, frames=a.frames))
+        sim_cpu.append(c)
+        sim_wall.append(w)
+    f = rep.figures
+    print(f"{a.onnx or f'{a.model} attn={a.attn} tile={a.tile} @ {a.input_size}'}, pixel granularity, "
+          f"{'folding ' + a.folding if a.folding else f'folded to {a.macs_per_cycle:g} MACs/cycle'}")
+    print(f"analytic (load + model, {f['frames_computed']} frames): cpu {spread(ana_cpu)}, wall {spread(ana_wall)}")
+    print(f"simulator ({sim.frames} frames, {sim.events:,} events): cpu {spread(sim_cpu)}, wall {spread(sim_wall)}")
+    print(f"II {f['initiation_interval_cycles']:,.0f} vs simulated {sim.initiation_interval_cycles:,.0f} cycles; "
+          f"frame latency {f['frame_latency_cycles']:,.0f} (steady) / first frame {f['first_frame_latency_cycles']:,.0f}"
+          f" vs simulated first frame {sim.first_frame[1]:,.0f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="efficientnet_b2")
@@ -40,9 +68,17 @@ def main() -> None:
     p.add_argument("--input-size", type=int, default=768)
     p.add_argument("--onnx", default=None, help="time this file instead of exporting the model")
     p.add_argument("--rounds", type=int, default=1, help="simulation rounds (analytic: 3 per simulation round)")
+    p.add_argument("--granularity", choices=("row", "pixel"), default="row")
+    p.add_argument("--folding", default=None, help="pixel: a folding file (default: folded to --macs-per-cycle)")
+    p.add_argument("--macs-per-cycle", type=float, default=4096)
+    p.add_argument("--frames", type=int, default=3, help="pixel: simulated frames")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="pipeline-speed-") as tmp:
-        path = a.onnx or model_onnx(a.model, a.attn, {"tile": a.tile} if a.tile else {}, a.input_size, tmp)
+        attn = None if a.attn == "none" else a.attn
+        path = a.onnx or model_onnx(a.model, attn, {"tile": a.tile} if a.tile else {}, a.input_size, tmp)
+        if a.granularity == "pixel":
+            main_pixel(a, str(path))
+            return
         hw = Hardware()
         ana_cpu, ana_wall, sim_cpu, sim_wall = [], [], [], []
         for _ in range(a.rounds):

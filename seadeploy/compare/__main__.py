@@ -55,6 +55,8 @@ def _parser() -> ArgumentParser:
                         "(default: only an fp32 failure fails it; an fp16/int8 failure is a warning and that "
                         "precision is left out of the measurements)")
     p.add_argument("--baseline", default=None, help="variant the ratios refer to (default se; original for a user model)")
+    p.add_argument("--granularity", choices=("row", "pixel"), default=d.granularity,
+                   help="streaming-accelerator stage: rows (default) or positions, FINN-style")
     add_common_args(p, out=False)
     return p
 
@@ -79,7 +81,8 @@ def _main(argv: list[str] | None) -> int:
                        parity_samples=a.parity_samples, calib_samples=a.calib_samples,
                        limit_train=a.limit_train, limit_test=a.limit_test, skip_train=a.skip_train, strict_parity=a.strict_parity,
                        baseline=a.baseline or ("original" if is_external(a.model) else CompareOptions.baseline),
-                       device=a.device, model_args=tuple(a.model_arg), weights=a.weights, input_size=a.input_size)
+                       device=a.device, model_args=tuple(a.model_arg), weights=a.weights, input_size=a.input_size,
+                       granularity=a.granularity)
     if a.baseline and a.baseline not in (names := [v.name for v in o.variants()]):
         raise ConfigError(f"--baseline {a.baseline} is not a variant of --attn ({', '.join(names)})")
     summary = run_compare(o, progress=progress_enabled(a.json), log=_log)

@@ -77,6 +77,8 @@ class CompareOptions:
     input_size: int | None = None
     seed: int = 0
     device: str = "cpu"
+    #: The streaming-accelerator stage streams rows or positions (docs/dataflow.md).
+    granularity: str = "row"
 
     def variants(self) -> list[Variant]:
         """The variants with their attention kwargs (raises ``ConfigError`` for bad names or options)."""

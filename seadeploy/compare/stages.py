@@ -17,13 +17,13 @@ from seadeploy.cli import (
 )
 from seadeploy.compare.options import CompareOptions, Variant
 from seadeploy.data import DatasetInfo, get_dataset
+from seadeploy.dataflow.report import hardware_from, load_graph, run_pipeline
 from seadeploy.errors import BackendUnavailable, InputError, ParityFailure, PartialFailure, SeadeployError
 from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
 from seadeploy.models.source import is_external
 from seadeploy.profiling.latency import benchmark_latency
 from seadeploy.profiling.layers import profile_layers
-from seadeploy.profiling.pipeline_report import hardware_from, load_graph, run_pipeline
 from seadeploy.profiling.sources import plan
 from seadeploy.profiling.summaries import buffers_for
 from seadeploy.runfolder import (
@@ -219,8 +219,9 @@ def _buffers(v: Variant, o: CompareOptions) -> dict[str, Any]:
 
 
 def _pipeline(v: Variant, o: CompareOptions) -> dict[str, Any]:
-    """Streaming accelerator: pipeline timing of the exported fp32 graph (profiling/pipeline.py) → pipeline.json."""
-    summary = run_pipeline(load_graph(run_dir=str(v.run_dir)), hardware_from(None, None, 200.0), "auto").summary()
+    """Streaming accelerator: pipeline timing of the exported fp32 graph (dataflow/pipeline.py) → pipeline.json."""
+    hw = hardware_from(None, None, 200.0, granularity=o.granularity)
+    summary = run_pipeline(load_graph(run_dir=str(v.run_dir)), hw, "auto").summary()
     write_pipeline(v.run_dir, summary)
     return {k: summary[k] for k in ("fps", "initiation_interval_cycles", "fill_latency_cycles", "fifo_elements")}
 

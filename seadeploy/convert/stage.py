@@ -8,7 +8,7 @@ ONNX route (``--onnx FILE``): :func:`~seadeploy.graphs.se_rewrite.se_to_tse_onnx
 
 Both write ``OUT/model.onnx`` (the converted graph: a dynamic batch on the PyTorch route, as export writes, so
 ``validate`` reads it like any run folder; the ONNX route keeps the file's batch) and ``OUT/convert.json``: per block and in
-total the attention buffer (profiling/dataflow.py), MACs (graphs/macs.py), ONNX Runtime CPU latency before/after (the timing core's
+total the attention buffer (dataflow/buffers.py), MACs (graphs/macs.py), ONNX Runtime CPU latency before/after (the timing core's
 interleaved rounds, one thread) and top-1 before/after on a labelled dataset. Everything is staged and moved into ``OUT``
 only when complete.
 """
@@ -31,6 +31,7 @@ from seadeploy.backends.ort import plain_session, shapes_by_running
 from seadeploy.data import get_dataset
 from seadeploy.data.base import HALF, IMAGENET_STATS
 from seadeploy.data.samples import load_samples
+from seadeploy.dataflow.buffers import analyse_buffers
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.graphs.classify import classify
@@ -43,7 +44,6 @@ from seadeploy.models.build import load_model
 from seadeploy.models.rewrite import convert_model, tile_value
 from seadeploy.models.source import ModelSource, is_external
 from seadeploy.models.structural import tiled_blocks
-from seadeploy.profiling.dataflow import analyse_buffers
 from seadeploy.profiling.timing import Candidate, interleave
 from seadeploy.runfolder import CHECKPOINT, Checkpoint
 

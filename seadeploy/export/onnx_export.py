@@ -31,6 +31,7 @@ from seadeploy.export.lowering import lower_for_ort
 from seadeploy.fileio import atomic_path
 from seadeploy.graphs.se_rewrite import se_to_tse_onnx
 from seadeploy.models.structural import tiled_blocks, tse_to_se_structural
+from seadeploy.models.zoo import create_model, model_defaults
 
 INPUT_NAME, OUTPUT_NAME, BATCH_DIM = "x", "logits", "batch"
 EXPORTER = "torch.onnx.export(dynamo=True)"
@@ -179,3 +180,11 @@ def restore_modules(proto: onnx.ModelProto, original: onnx.ModelProto) -> onnx.M
         if node.name in modules and not any(p.key == MODULE_KEY for p in node.metadata_props):
             node.metadata_props.add(key=MODULE_KEY, value=modules[node.name])
     return proto
+
+
+def model_onnx(model: str, attn: str | None, attn_kwargs: dict[str, Any], input_size: int | None,
+               folder: str | os.PathLike) -> Path:
+    """Export ``create_model(model, attn, attn_kwargs, input_size)`` to ``folder/model.onnx`` (batch 1, static)."""
+    size = input_size or model_defaults(model).input_size
+    net = create_model(model, attn=attn, attn_kwargs=attn_kwargs, input_size=size).eval()
+    return export_onnx(net, Path(folder) / "model.onnx", (3, size, size), dynamic_batch=False, example_batch=1)

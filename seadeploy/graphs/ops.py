@@ -63,7 +63,7 @@ LIFTABLE_BINARY = frozenset({"Mul", "Add", "Sub", "Div", "Pow", "Max", "Min"})
 FP16_GATES = ("Sigmoid", "HardSigmoid", "Softmax", "Tanh")
 
 # ---------------------------------------------------------------------------------- row-arrival model
-# The row-arrival model (profiling/arrival.py) reads these once the dataflow move lands (it still keeps a copy).
+# The dataflow model (seadeploy/dataflow) reads these.
 #: Elementwise ops with one data input: output row r needs input row r.
 UNARY = frozenset({"Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "BatchNormalization", "Cast", "CastLike",
                    "Ceil", "Celu", "Clip", "Cos", "Cosh", "Dropout", "DequantizeLinear", "DynamicQuantizeLinear",
@@ -122,3 +122,19 @@ TRT_UNSUPPORTED = frozenset({
     "SequenceMap", "SoftmaxCrossEntropyLoss", "SplitToSequence", "StringConcat", "StringNormalizer", "StringSplit",
     "TfIdfVectorizer", "Unique",
 })
+
+#: Ops whose outputs are constants for the dataflow model (no streamed data).
+CONSTANT_OPS = frozenset({"Shape", "Size", "Constant", "ConstantOfShape", "Range", "EyeLike", "RandomNormal",
+                          "RandomUniform"})
+#: Sliding-window ops: output row/position r needs the input window that ends at s·r + k − 1 − p.
+WINDOW_OPS = frozenset({"Conv", "ConvInteger", "QLinearConv", "MaxPool", "AveragePool", "LpPool",
+                        "QLinearAveragePool", "FusedConv"})
+#: Normalisations over a whole axis the dataflow model treats as a reduction over what they normalise.
+NORMALISE_OPS = frozenset({"Softmax", "LogSoftmax", "Hardmax", "LayerNormalization", "InstanceNormalization",
+                           "GroupNormalization", "LpNormalization", "MeanVarianceNormalization"})
+#: Ops a streaming accelerator runs on a MAC array (matrix-vector units).
+MAC_OPS = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger", "FusedConv", "Gemm", "MatMul",
+                     "MatMulInteger", "QLinearMatMul"})
+#: Ops that only move or relabel data (no arithmetic): free in the dataflow model's timing.
+MOVE_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Tile", "Slice", "Split",
+                      "Gather", "Concat", "Identity", "Cast", "Dropout", "Shape", "Constant"})

@@ -1,4 +1,4 @@
-"""Profiling: latency reports, per-layer latency, activation memory and the dataflow buffer model.
+"""Profiling: latency reports, per-layer latency, activation memory; the CLI of the dataflow model.
 
 Modules (imported on demand, so ``import seadeploy.profiling`` stays light):
 
@@ -13,8 +13,7 @@ Modules (imported on demand, so ``import seadeploy.profiling`` stays light):
   per-layer profiler each backend names (``Backend.layer_profiler``): ``layers_torch`` (torch.profiler), ``layers_ort`` (ORT node profiles of the
   optimised and the one-to-one graph), ``layers_trt`` (IProfiler + engine inspector).
 * :mod:`~seadeploy.profiling.memory` — ``activation_memory`` (shape inference + liveness), engine memory.
-* :mod:`~seadeploy.profiling.dataflow` — ``analyse_buffers`` (docs/architecture.md §5) on any static-shape ONNX;
-  row timing in :mod:`~seadeploy.profiling.arrival`, :mod:`~seadeploy.profiling.propagate`,
-  :mod:`~seadeploy.profiling.movement`.
+* the ``buffers`` and ``pipeline`` commands call the streaming-accelerator model of :mod:`seadeploy.dataflow`
+  (``pipeline_command`` holds the latter's glue).
 * :mod:`~seadeploy.profiling.summaries` — what the command line prints; ``python -m seadeploy.profiling``.
 """

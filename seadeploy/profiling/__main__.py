@@ -25,7 +25,7 @@ from seadeploy.export.onnx_export import export_onnx
 from seadeploy.graphs.model_file import rebatch_to_one, static_batch
 from seadeploy.models.source import ModelSource, is_external, onnx_argument
 from seadeploy.profiling import latency, layers, summaries
-from seadeploy.profiling import pipeline_report as pr
+from seadeploy.profiling.pipeline_command import main_pipeline
 from seadeploy.profiling.sources import as_run_folder
 
 
@@ -68,10 +68,17 @@ def _parser() -> ArgumentParser:
     q.add_argument("--onnx", default=None, help="any static-shape ONNX file")
     add_model_args(q)
     q.add_argument("--macs-per-cycle", type=float, default=None, help="global MAC budget (default 4096)")
-    q.add_argument("--folding", default=None, help="JSON {node: PE×SIMD | {PE, SIMD} | {macs_per_cycle}}")
+    q.add_argument("--folding", default=None, help="JSON {node: PE×SIMD | {PE, SIMD} | {macs_per_cycle}}; pixel: {node: {PE, SIMD}, Defaults}")
     q.add_argument("--clock-mhz", type=float, default=200.0)
     q.add_argument("--dtype-bytes", type=int, choices=(1, 2, 4), default=None)
-    q.add_argument("--fifo-depths", default=None, help="FILE (JSON {node/operand: rows}), auto, or N (a cap in rows)")
+    q.add_argument("--granularity", choices=("row", "pixel"), default="row",
+                   help="stream whole rows (default) or positions, FINN-style (docs/dataflow.md)")
+    q.add_argument("--dtype-bits", type=positive_int, default=None, help="bits per element at pixel granularity (default 8)")
+    q.add_argument("--fifo-depths", default=None,
+                   help="auto, N (a cap: rows; pixel: words) or FILE (rows: {node/operand: rows}; pixel: the "
+                        "--write-fifo-depths format)")
+    q.add_argument("--write-fifo-depths", default=None, metavar="FILE",
+                   help="pixel granularity: write the zero-stall depths {node: {inFIFODepths: [words]}} here")
     q.add_argument("--simulate", action="store_true", help="check against the discrete-event simulator")
     q.add_argument("--sweep-tile", type=_csv(str), default=None, help="e.g. 2,4,7,14,global (zoo --model; --onnx/RUN_DIR via the SE→TSE rewrite)")
     q.add_argument("--plot", default=None, help="write the tile-sweep plot (PNG) here")
@@ -154,7 +161,7 @@ def _main_parsed(a) -> int:
         print_json(report.summary()) if a.json else print(summaries.format_buffers(report))
         return 0
     if a.cmd == "pipeline":
-        return pr.main_pipeline(a)
+        return main_pipeline(a)
     report = summaries.memory_for(a.run_dir, a.onnx, a.batch, a.input_size)
     print_json({**report.totals, "layers": report.frame.to_dict("records")}) if a.json else print(
         summaries.format_memory(report))

@@ -21,6 +21,7 @@ import pandas as pd
 from seadeploy import runfolder
 from seadeploy.backends import resolve
 from seadeploy.backends.ort import shapes_by_running
+from seadeploy.dataflow.buffers import analyse_buffers
 from seadeploy.errors import ConfigError
 from seadeploy.graphs.attention import find_attention, print_warnings
 from seadeploy.graphs.blocks import AttentionGraph
@@ -30,7 +31,6 @@ from seadeploy.graphs.load import load_model
 from seadeploy.graphs.macs import node_params_macs
 from seadeploy.graphs.shapes import elem_size, infer_shapes, make_static
 from seadeploy.profiling import sources
-from seadeploy.profiling.dataflow import analyse_buffers
 from seadeploy.profiling.memory import liveness
 from seadeploy.profiling.schema import attention_roles, attention_share, classify_role, make_frame
 

@@ -6,7 +6,6 @@ the same tables).
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,25 +13,16 @@ from typing import Any
 import pandas as pd
 
 from seadeploy import runfolder
+from seadeploy.dataflow.buffers import BufferReport, analyse_buffers
 from seadeploy.errors import ConfigError, InputError
-from seadeploy.export.onnx_export import export_onnx
+from seadeploy.export.onnx_export import model_onnx
 from seadeploy.graphs.classify import block_lines, classify
-from seadeploy.models import create_model, model_defaults
-from seadeploy.profiling.dataflow import BufferReport, analyse_buffers
 from seadeploy.profiling.layers import LayerProfile
 from seadeploy.profiling.memory import MemoryReport, activation_memory, engine_memory, ort_memory_fields
 
 
 def _fmt(df: pd.DataFrame) -> str:
     return df.to_string(index=False, float_format=lambda v: f"{v:,.3f}") if len(df) else "(none)"
-
-
-def model_onnx(model: str, attn: str | None, attn_kwargs: dict[str, Any], input_size: int | None,
-               folder: str | os.PathLike) -> Path:
-    """Export ``create_model(model, attn, attn_kwargs, input_size)`` to ``folder/model.onnx`` (batch 1, static)."""
-    size = input_size or model_defaults(model).input_size
-    net = create_model(model, attn=attn, attn_kwargs=attn_kwargs, input_size=size).eval()
-    return export_onnx(net, Path(folder) / "model.onnx", (3, size, size), dynamic_batch=False, example_batch=1)
 
 
 def buffers_for(run_dir: str | None = None, onnx_file: str | None = None, model: str | None = None,

@@ -304,11 +304,13 @@ def method_section(study: StudyData) -> Section:
 STREAMING_COLUMNS = {"fps": "FPS", "initiation_interval_cycles": "II (cycles)", "bottleneck": "bottleneck",
                      "fill_latency_cycles": "fill latency (cycles)", "frame_latency_cycles": "frame latency (cycles)",
                      "no_overlap_latency_cycles": "no-overlap bound (cycles)", "fifo_elements": "zero-stall FIFOs (elem)",
-                     "attention_buffer_elements": "attention buffer (elem)"}
+                     "attention_buffer_elements": "attention buffer (elem)",
+                     "attention_bypass_elements": "attention bypass FIFOs (elem)",
+                     "attention_bypass_bram18": "bypass BRAM18", "attention_bypass_uram": "bypass URAM"}
 
 
 def streaming_section(study: StudyData) -> Section:
-    """Streaming accelerator (profiling/pipeline.py): each run's pipeline.json, written by compare's pipeline stage."""
+    """Streaming accelerator (seadeploy/dataflow): each run's pipeline.json, written by compare's pipeline stage."""
     s = Section("Streaming accelerator: pipeline timing", anchor="streaming")
     if study.pipeline.empty:
         s.missing = "the pipeline stage was not run (python -m seadeploy.profiling pipeline RUN_DIR)"
@@ -322,6 +324,8 @@ def streaming_section(study: StudyData) -> Section:
     mpc, mhz = pd.to_numeric(first.get("macs_per_cycle"), errors="coerce"), pd.to_numeric(first.get("clock_mhz"), errors="coerce")
     budget = (f"per-layer folding from {first['folding']}" if isinstance(first.get("folding"), str)
               else f"{_fmt(mpc, '.0f')} MACs/cycle spread over the layers by MACs")
+    if first.get("granularity") == "pixel":  # positions, FINN-style (docs/dataflow.md)
+        budget = f"position streaming, FINN-style folding to {_fmt(mpc, '.0f')} MACs/cycle"
     s.items.append(f"Layer-pipelined dataflow accelerator, {budget}, {_fmt(mhz, '.0f')} MHz: a "
                    "global squeeze cannot release its scale before the last row of the map, so each SE block "
                    "delays the first output row by about a frame and needs a FIFO of the whole map.")

@@ -209,7 +209,7 @@ def read_buffers(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def write_pipeline(run_dir: str | os.PathLike, summary: dict[str, Any]) -> Path:
-    """``pipeline.json``: the streaming-accelerator timing summary (``profiling/pipeline.py``): ``fps``,
+    """``pipeline.json``: the streaming-accelerator timing summary (``seadeploy/dataflow``): ``fps``,
     ``initiation_interval_cycles``, ``fill_latency_cycles``, ``fifo_elements``, ``hardware`` [, ...]."""
     return write_json(Path(run_dir) / PIPELINE_JSON, {**summary, "format_version": PIPELINE_VERSION})
 

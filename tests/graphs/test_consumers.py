@@ -6,8 +6,8 @@ import onnx
 import pandas as pd
 import pytest
 
+from seadeploy.dataflow.buffers import analyse_buffers
 from seadeploy.graphs.attention import find_attention
-from seadeploy.profiling.dataflow import analyse_buffers
 from seadeploy.profiling.layers import LayerProfile, node_info
 from seadeploy.profiling.memory import activation_memory
 from seadeploy.profiling.schema import ATTENTION_ROLES, make_frame

@@ -1,15 +1,15 @@
 """Rules for ops that move data without mixing rows: reshapes, slices, concatenation, resizes, matmuls.
 
-Each rule maps the arrival times with the data (see :mod:`seadeploy.profiling.arrival`).
+Each rule maps the arrival times with the data (see :mod:`seadeploy.dataflow.arrival`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from seadeploy.profiling.arrival import pad_dims, reshape_times, resize_rows, window_rows
-from seadeploy.profiling.graph import attrs
-from seadeploy.profiling.rules import global_reduce, out_ndim, rule
+from seadeploy.dataflow.arrival import pad_dims, reshape_times, resize_rows, window_rows
+from seadeploy.dataflow.rules import global_reduce, out_ndim, rule
+from seadeploy.graphs.index import attrs
 
 
 @rule("Reshape", "Flatten")

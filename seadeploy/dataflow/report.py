@@ -16,26 +16,26 @@ import onnx
 import pandas as pd
 from matplotlib.figure import Figure
 
-from seadeploy import fileio, runfolder
-from seadeploy.cli import parse_kv_args, print_json
+from seadeploy import runfolder
+from seadeploy.dataflow.bounded import bounded_fifos, resolve_depths
+from seadeploy.dataflow.folding import read_folding
+from seadeploy.dataflow.hardware import Graph, Hardware, load_folding
+from seadeploy.dataflow.pipeline import PipelineReport, analyse_pipeline
+from seadeploy.dataflow.pixel_check import compare_pixel
+from seadeploy.dataflow.pixel_pipeline import DEFAULT_DTYPE_BITS, PixelReport, analyse_pixel, bound
+from seadeploy.dataflow.simulate_rows import SimResult, simulate
 from seadeploy.errors import ConfigError, InputError
-from seadeploy.graphs.classify import BlockClass, block_lines, classify
+from seadeploy.export.onnx_export import model_onnx
+from seadeploy.graphs.classify import BlockClass
+from seadeploy.graphs.load import load_model
 from seadeploy.graphs.se_rewrite import se_to_tse_onnx
-from seadeploy.profiling import graph
-from seadeploy.profiling.pipeline import (
-    Graph,
-    Hardware,
-    PipelineReport,
-    analyse_pipeline,
-    bounded_fifos,
-    load_folding,
-    resolve_depths,
-)
-from seadeploy.profiling.simulate import SimResult, simulate
-from seadeploy.profiling.summaries import model_onnx
+from seadeploy.graphs.shapes import make_static
 
 SWEEP_COLUMNS = ["tile", "attention_buffer_elements", "fifo_elements", "fifo_bytes", "fps",
                  "initiation_interval_cycles", "fill_latency_cycles", "frame_latency_cycles", "bottleneck"]
+# At pixel granularity the sweep also gives the attention blocks' bypass FIFOs and all FIFOs in memory blocks.
+PIXEL_SWEEP_COLUMNS = ["attention_bypass_elements", "attention_bypass_bits", "attention_bypass_bram18",
+                       "attention_bypass_uram", "fifo_bits", "fifo_bram18", "fifo_uram"]
 
 
 def load_graph(run_dir: str | None = None, onnx_file: str | None = None, model: str | None = None,
@@ -63,11 +63,23 @@ def onnx_path(run_dir: str | None, onnx_file: str | None) -> Path:
 
 
 def hardware_from(macs_per_cycle: float | None, folding: str | None, clock_mhz: float,
-                  dtype_bytes: int | None = None) -> Hardware:
+                  dtype_bytes: int | None = None, granularity: str = "row", dtype_bits: int | None = None) -> Hardware:
+    """The accelerator of the command line; at pixel granularity the folding file is read as PE/SIMD per node."""
     if macs_per_cycle is not None and folding:
         raise ConfigError("give --macs-per-cycle or --folding, not both")
-    return Hardware(macs_per_cycle=macs_per_cycle or 4096.0, folding=load_folding(folding) if folding else None,
-                    clock_mhz=clock_mhz, dtype_bytes=dtype_bytes)
+    pixel = granularity == "pixel"
+    return Hardware(macs_per_cycle=macs_per_cycle or 4096.0,
+                    folding=load_folding(folding) if folding and not pixel else None, clock_mhz=clock_mhz,
+                    dtype_bytes=dtype_bytes, granularity=granularity,
+                    pixel_folding=read_folding(folding) if folding and pixel else None, dtype_bits=dtype_bits)
+
+
+def analyse(g: Graph, hw: Hardware) -> PipelineReport:
+    """The model ``hw.granularity`` names: rows (:func:`analyse_pipeline`) or positions (:func:`analyse_pixel`)."""
+    if hw.granularity != "pixel":
+        return analyse_pipeline(g, hardware=hw)
+    bits = hw.dtype_bits or (8 * hw.dtype_bytes if hw.dtype_bytes else DEFAULT_DTYPE_BITS)
+    return analyse_pixel(g, hardware=hw, folding=hw.pixel_folding, dtype_bits=bits)
 
 
 def compare_with_simulation(report: PipelineReport, g: Graph, depths: dict | None = None) -> tuple[dict, SimResult]:
@@ -99,7 +111,9 @@ def compare_with_simulation(report: PipelineReport, g: Graph, depths: dict | Non
 def run_pipeline(g: Graph, hw: Hardware, fifo_depths: str | int | None = None, sim: bool = False) -> PipelineReport:
     """Analytic report; with ``fifo_depths`` the bounded-FIFO table; with ``sim`` the simulator's figures
     (unbounded, and with the given depths when there are any)."""
-    report = analyse_pipeline(g, hardware=hw)
+    report = analyse(g, hw)
+    if isinstance(report, PixelReport):
+        return _run_pixel(report, fifo_depths, sim)
     depths = None
     if fifo_depths is not None:
         depths = resolve_depths(report, fifo_depths)
@@ -114,6 +128,32 @@ def run_pipeline(g: Graph, hw: Hardware, fifo_depths: str | int | None = None, s
                                else 0.0, "stalls": bounded["stalls"]}
         report.simulation = cmp_
     return report
+
+
+def _run_pixel(report: PixelReport, fifo_depths: str | int | None, sim: bool) -> PixelReport:
+    depths = bound(report, fifo_depths) if fifo_depths is not None else None
+    if sim:
+        cmp_, _ = compare_pixel(report)
+        if depths is not None:
+            bounded, bsim = compare_pixel(report, depths)
+            cmp_["bounded"] = {"deadlock": bsim.deadlock, "reason": bsim.reason,
+                               "throughput_vs_unbounded": (cmp_["simulated"]["initiation_interval_cycles"] /
+                                                           bsim.initiation_interval_cycles) if not bsim.deadlock
+                               else 0.0, "stalls": bounded["blocked"]}
+        report.simulation = cmp_
+    return report
+
+
+def _sweep_row(tile: str, r: PipelineReport) -> dict[str, Any]:
+    f = r.figures
+    row = {"tile": tile, **{k: f[k] for k in SWEEP_COLUMNS[1:]}}
+    if isinstance(r, PixelReport):
+        row.update({k: f[k] for k in PIXEL_SWEEP_COLUMNS})
+    return row
+
+
+def _sweep_frame(rows: list[dict], hw: Hardware) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS + (PIXEL_SWEEP_COLUMNS if hw.granularity == "pixel" else []))
 
 
 def parse_tiles(tiles: list[str]) -> list[int | None]:
@@ -136,10 +176,9 @@ def sweep_tiles(model: str, tiles: list[str], hw: Hardware, input_size: int | No
         else:
             kw["tile"] = size
             attn = "tse"
-        r = analyse_pipeline(load_graph(model=model, attn=attn, attn_kwargs=kw, input_size=input_size), hardware=hw)
-        f = r.figures
-        rows.append({"tile": tile, **{k: f[k] for k in SWEEP_COLUMNS[1:]}})
-    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+        rows.append(_sweep_row(tile, analyse(load_graph(model=model, attn=attn, attn_kwargs=kw,
+                                                        input_size=input_size), hw)))
+    return _sweep_frame(rows, hw)
 
 
 def sweep_tiles_onnx(source: str | os.PathLike | onnx.ModelProto, tiles: list[str], hw: Hardware,
@@ -152,7 +191,7 @@ def sweep_tiles_onnx(source: str | os.PathLike | onnx.ModelProto, tiles: list[st
         InputError: the graph has no SE block the rewrite can convert (one line, exit 2).
     """
     sizes = parse_tiles(tiles)
-    model = graph.make_static(graph.load_model(source), input_size, batch=1)  # the rewrite infers the rest
+    model = make_static(load_model(source), input_size, batch=1)  # the rewrite infers the rest
     rows = []
     for tile, size in zip(tiles, sizes, strict=True):
         variant = model
@@ -161,9 +200,8 @@ def sweep_tiles_onnx(source: str | os.PathLike | onnx.ModelProto, tiles: list[st
                 variant, _records = se_to_tse_onnx(model, size)
             except InputError as exc:
                 raise InputError(f"--sweep-tile rewrites SE blocks to TSE tiles: {exc}") from None
-        f = analyse_pipeline(Graph.load(variant), hardware=hw).figures
-        rows.append({"tile": tile, **{k: f[k] for k in SWEEP_COLUMNS[1:]}})
-    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+        rows.append(_sweep_row(tile, analyse(Graph.load(variant), hw)))
+    return _sweep_frame(rows, hw)
 
 
 def plot_tile_sweep(sweep: pd.DataFrame, title: str | None = None) -> Figure:
@@ -185,11 +223,13 @@ def plot_tile_sweep(sweep: pd.DataFrame, title: str | None = None) -> Figure:
     return fig
 
 
-def _fmt(df: pd.DataFrame) -> str:
+def fmt_table(df: pd.DataFrame) -> str:
     return df.to_string(index=False, float_format=lambda v: f"{v:,.2f}") if len(df) else "(none)"
 
 
 def format_pipeline(report: PipelineReport, top: int = 10) -> str:
+    if isinstance(report, PixelReport):
+        return format_pixel(report, top)
     f = report.figures
     hw = report.hardware
     lines = [f"streaming pipeline: {report.source}  input {list(report.input_shape)}",
@@ -203,12 +243,12 @@ def format_pipeline(report: PipelineReport, top: int = 10) -> str:
              f"single-frame join buffering {f['buffer_elements']:,}, attention {f['attention_buffer_elements']:,}",
              "", "largest FIFOs:"]
     fifos = report.fifos.sort_values("fifo_elements", ascending=False).head(top)
-    lines.append(_fmt(fifos[["node", "kind", "block", "operand", "skew_cycles", "buffer_rows", "lead_rows",
+    lines.append(fmt_table(fifos[["node", "kind", "block", "operand", "skew_cycles", "buffer_rows", "lead_rows",
                              "fifo_rows", "fifo_elements"]]))
     if report.bounded is not None:
         bad = report.bounded[report.bounded["stall"] | report.bounded["deadlock"]]
         lines += ["", f"bounded FIFOs: {int(report.bounded['deadlock'].sum())} deadlock, "
-                  f"{int(report.bounded['stall'].sum())} stall", _fmt(bad.head(top))]
+                  f"{int(report.bounded['stall'].sum())} stall", fmt_table(bad.head(top))]
     if report.simulation is not None:
         s = report.simulation
         lines += ["", "simulated (unbounded FIFOs): II {:,.0f}, fill {:,.0f}, frame {:,.0f} cycles; differences: II "
@@ -236,45 +276,41 @@ def summary_with_sweep(report: PipelineReport | None, sweep: pd.DataFrame | None
     return out
 
 
-__all__ = ["load_graph", "onnx_path", "hardware_from", "run_pipeline", "parse_tiles", "sweep_tiles", "sweep_tiles_onnx", "plot_tile_sweep", "format_pipeline",
-           "compare_with_simulation", "summary_with_sweep", "main_pipeline"]
-
-
-def main_pipeline(a) -> int:
-    """``python -m seadeploy.profiling pipeline``: parsed arguments in, report printed (and plotted)."""
-    attn_kwargs = parse_kv_args(a.attn_arg)
-    hw = hardware_from(a.macs_per_cycle, a.folding, a.clock_mhz, a.dtype_bytes)
-    sweep = None
-    if a.sweep_tile:
-        if a.attn not in (None, "se", "tse"):
-            raise ConfigError(f"--sweep-tile compares SE and TSE tiles; --attn {a.attn} has no tile")
-        if a.model:
-            sweep = sweep_tiles(a.model, a.sweep_tile, hw, a.input_size, attn_kwargs)
-        else:  # a user's graph (--onnx FILE or RUN_DIR): each tile through the ONNX SE→TSE rewrite
-            if not (a.run_dir or a.onnx) or (a.run_dir and a.onnx):
-                raise ConfigError("--sweep-tile needs exactly one of RUN_DIR, --onnx FILE or --model NAME")
-            sweep = sweep_tiles_onnx(onnx_path(a.run_dir, a.onnx), a.sweep_tile, hw, a.input_size)
-        if a.plot:
-            name = a.model or Path(a.onnx or a.run_dir).name
-            fig = plot_tile_sweep(sweep, f"{name} @ {a.input_size or 'default'}")
-            with fileio.atomic_path(a.plot) as tmp:
-                fig.savefig(tmp, format="png", dpi=100)
-    depths: str | None = a.fifo_depths
-    report, blocks = None, []
-    if not sweep_only(a):
-        g = load_graph(a.run_dir, a.onnx, a.model, a.attn, attn_kwargs, a.input_size)
-        report = run_pipeline(g, hw, depths, a.simulate)
-        blocks = classify(g.model)
-    if a.json:
-        print_json(summary_with_sweep(report, sweep, blocks if report is not None else None))
-        return 0
-    if report is not None:
-        print("\n".join([format_pipeline(report), *block_lines(blocks)]))
-    if sweep is not None:
-        print("\ntile sweep:\n" + _fmt(sweep))
-    return 0
-
-
-def sweep_only(a) -> bool:
-    """A tile sweep without --attn reports the sweep alone (the model itself is one of its rows)."""
-    return bool(a.sweep_tile) and a.attn is None
+def format_pixel(report: PixelReport, top: int = 10) -> str:
+    """The pixel-granularity report as text: figures, largest FIFOs, memory, attention bypasses, checks."""
+    f, hw, m = report.figures, report.hardware, report.memory
+    lines = [f"streaming pipeline (pixel granularity): {report.source}  input {list(report.input_shape)}",
+             f"hardware: {'folding file' if hw.pixel_folding else f'folded to {hw.macs_per_cycle:g} MACs/cycle'}, "
+             f"{hw.clock_mhz:g} MHz, {f['dtype_bits']}-bit data, {f['macs_per_cycle_used']:,.0f} MACs/cycle used",
+             f"initiation interval {f['initiation_interval_cycles']:,.0f} cycles  → {f['fps']:,.2f} FPS  "
+             f"(bottleneck {f['bottleneck']})",
+             f"fill latency  {f['fill_latency_cycles']:,.0f} cycles   frame latency {f['frame_latency_cycles']:,.0f} "
+             f"cycles ({f['frame_latency_ms']:.3f} ms)   no-overlap bound {f['no_overlap_latency_cycles']:,.0f} cycles",
+             f"FIFOs for zero stall: {m['fifo_bits']:,} bits in {m['bram18']} BRAM18 or {m['uram']} URAM; window "
+             f"buffers {m['window_buffer_bits']:,} bits; attention bypasses {f['attention_bypass_elements']:,} elements",
+             "", "largest FIFOs:"]
+    fifos = report.fifos.sort_values("fifo_bits", ascending=False).head(top)
+    lines.append(fmt_table(fifos[["node", "kind", "block", "operand", "input_index", "lead_positions",
+                                  "fifo_positions", "fifo_rows", "fifo_words", "fifo_bits", "bram18", "uram"]]))
+    if report.attention is not None and len(report.attention):
+        lines += ["", "attention bypass FIFOs:", fmt_table(report.attention)]
+    if report.bounded is not None:
+        bad = report.bounded[report.bounded["stall"] | report.bounded["deadlock"]]
+        lines += ["", f"bounded FIFOs: {int(report.bounded['deadlock'].sum())} deadlock, "
+                  f"{int(report.bounded['stall'].sum())} stall", fmt_table(bad.head(top))]
+    if report.simulation is not None:
+        s = report.simulation
+        lines += ["", "simulated (unbounded FIFOs, {} frames): II {:,.0f}, fill {:,.0f}, frame {:,.0f} cycles; "
+                  "differences: II {:.3g}, fill {:.3g}, frame {:.3g} position periods; FIFO {} positions".format(
+                      s["simulated"]["frames"], s["simulated"]["initiation_interval_cycles"],
+                      s["simulated"]["fill_latency_cycles"], s["simulated"]["frame_latency_cycles"],
+                      s["initiation_interval_diff_positions"], s["fill_latency_diff_positions"],
+                      s["frame_latency_diff_positions"], s["fifo_max_diff_positions"])]
+        if "bounded" in s:
+            b = s["bounded"]
+            lines.append(f"simulated with the given depths: deadlock {b['deadlock']}, throughput "
+                         f"{b['throughput_vs_unbounded']:.4%} of unbounded, {len(b['stalls'])} layers blocked "
+                         f"{b['reason']}")
+    if report.unknown_ops:
+        lines.append(f"WARNING: no rule for {', '.join(report.unknown_ops)}; treated as global reductions")
+    return "\n".join(lines)

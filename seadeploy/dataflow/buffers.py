@@ -3,7 +3,7 @@
 Every node is a pipeline stage; tensors stream row by row (a row = W × C values). Where two paths
 that split from one tensor join again (the attention scale ``x * a``, a residual ``skip + main``),
 the operand that arrives early is held until the other arrives. Row-arrival times come from
-:mod:`seadeploy.profiling.propagate` twice: with window lags (→ **total pipeline buffering**, k×k
+:mod:`seadeploy.dataflow.propagate` twice: with window lags (→ **total pipeline buffering**, k×k
 line buffers added) and without them (→ **attention buffering**: only squeeze-caused lags remain).
 
 A row of an operand is *held* from its arrival until the join consumes it; the held amount of an
@@ -24,10 +24,13 @@ import onnx
 import pandas as pd
 
 from seadeploy.backends.ort import shapes_by_running
-from seadeploy.graphs.attention import AttentionGraph, print_warnings
-from seadeploy.profiling import graph
-from seadeploy.profiling.arrival import BINARY, POOL_OPS, TOL, WINDOW_OPS, last_consumer, pad_dims, window_spec
-from seadeploy.profiling.propagate import Propagation
+from seadeploy.dataflow.arrival import POOL_OPS, TOL, last_consumer, pad_dims, window_spec
+from seadeploy.dataflow.propagate import Propagation
+from seadeploy.graphs.attention import AttentionGraph, find_attention, node_blocks, print_warnings
+from seadeploy.graphs.index import attrs, constant_values, node_modules
+from seadeploy.graphs.load import load_model
+from seadeploy.graphs.ops import BINARY, WINDOW_OPS
+from seadeploy.graphs.shapes import elem_size, infer_shapes, make_static
 
 JOIN_OPS = BINARY | {"Concat"}
 JOIN_COLUMNS = ["node", "op_type", "module", "block", "operand", "held_rows", "attention_rows", "H", "W", "C",
@@ -113,7 +116,7 @@ def _operand_held(prop: Propagation, node: onnx.NodeProto, idx: int) -> int:
     a = pad_dims(prop.times[name], nd)
     consume = pad_dims(prop.times[node.output[0]], nd)
     if node.op_type == "Concat":
-        consume = consume.max(axis=graph.attrs(node)["axis"] % nd, keepdims=True)
+        consume = consume.max(axis=attrs(node)["axis"] % nd, keepdims=True)
     others = [pad_dims(prop.times[i], nd) for j, i in enumerate(node.input) if j != idx and prop.times.get(i) is not None]
     if node.op_type != "Concat" and all(np.all(a >= o - TOL) for o in others):
         return 0  # the late operand: nothing waits for it
@@ -146,7 +149,7 @@ def _joins(full: Propagation, sq: Propagation, ctx: dict) -> list[dict]:
                 continue
             name = node.input[j]
             H, W, C = _row_geometry(full.shape(name))
-            nbytes = ctx["dtype_bytes"] or graph.elem_size(full.shapes[name][1])
+            nbytes = ctx["dtype_bytes"] or elem_size(full.shapes[name][1])
             block = ctx["blocks"].get(node.name) or (sq.labels.get(node.output[0]) if att else None)
             rows.append({"node": node.name, "op_type": node.op_type, "module": ctx["modules"].get(node.name, ""),
                          "block": block, "operand": name, "held_rows": tot / max(W * C, 1),
@@ -176,7 +179,7 @@ def _line_buffers(full: Propagation, ctx: dict) -> list[dict]:
         release = np.where(last >= 0, emit[np.maximum(last, 0)], arrive)
         held = held_elements(arrive, release)
         H, W, C = _row_geometry(in_shape)
-        nbytes = ctx["dtype_bytes"] or graph.elem_size(full.shapes[node.input[0]][1])
+        nbytes = ctx["dtype_bytes"] or elem_size(full.shapes[node.input[0]][1])
         rows.append({"node": node.name, "op_type": node.op_type, "module": ctx["modules"].get(node.name, ""),
                      "block": ctx["blocks"].get(node.name), "kernel": k, "stride": s, "held_rows": held, "H": H,
                      "W": W, "C": C, "elements": held * W * C, "dtype_bytes": nbytes, "bytes": held * W * C * nbytes})
@@ -208,14 +211,14 @@ def analyse_buffers(source: str | os.PathLike | onnx.ModelProto, input_size: int
         input_size: spatial size N for inputs with dynamic H/W (required then: ``ConfigError`` otherwise).
         dtype_bytes: bytes per element for the byte columns; default each tensor's own ONNX type.
     """
-    model = graph.load_model(source)
-    static = graph.make_static(model, input_size=input_size, batch=1)
-    shapes = graph.infer_shapes(static, shapes_by_running)
-    consts = graph.constant_values(static)
-    modules = graph.node_modules(static)
-    found = graph.attention(static)
+    model = load_model(source)
+    static = make_static(model, input_size=input_size, batch=1)
+    shapes = infer_shapes(static, shapes_by_running)
+    consts = constant_values(static)
+    modules = node_modules(static)
+    found = find_attention(static)
     print_warnings(found, source if not isinstance(source, onnx.ModelProto) else "")
-    blocks = graph.node_blocks(static, found)
+    blocks = node_blocks(static, found)
     full = Propagation(static, shapes, consts, blocks, window_lags=True).run()
     sq = Propagation(static, shapes, consts, blocks, window_lags=False).run()
     ctx = {"model": static, "modules": modules, "blocks": blocks, "dtype_bytes": dtype_bytes}

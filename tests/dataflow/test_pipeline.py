@@ -1,5 +1,5 @@
-"""Streaming-pipeline timing: analytic model (profiling/pipeline.py) against the buffer model, hand-derived
-figures and the discrete-event simulator (profiling/simulate.py), on the tiny graphs of conftest.py."""
+"""Streaming-pipeline timing: analytic model (dataflow/pipeline.py) against the buffer model, hand-derived
+figures and the discrete-event simulator (dataflow/simulate_rows.py), on the tiny graphs of conftest.py."""
 
 from __future__ import annotations
 
@@ -10,19 +10,14 @@ import pandas as pd
 import pytest
 from onnx import helper, numpy_helper
 
+from seadeploy.dataflow.bounded import bounded_fifos, resolve_depths
+from seadeploy.dataflow.buffers import analyse_buffers
+from seadeploy.dataflow.hardware import Graph, Hardware, load_folding
+from seadeploy.dataflow.pipeline import analyse_pipeline
+from seadeploy.dataflow.report import SWEEP_COLUMNS, plot_tile_sweep
+from seadeploy.dataflow.simulate_rows import simulate
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.profiling.__main__ import main as profiling_main
-from seadeploy.profiling.dataflow import analyse_buffers
-from seadeploy.profiling.pipeline import (
-    Graph,
-    Hardware,
-    analyse_pipeline,
-    bounded_fifos,
-    load_folding,
-    resolve_depths,
-)
-from seadeploy.profiling.pipeline_report import SWEEP_COLUMNS, plot_tile_sweep
-from seadeploy.profiling.simulate import simulate
 
 BUILDERS = ["conv_chain", "se_block", "tse_block", "tse_pool_block", "residual", "se_residual"]
 

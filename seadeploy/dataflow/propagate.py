@@ -1,4 +1,4 @@
-"""The per-op rules that move row-arrival times through a graph (see :mod:`seadeploy.profiling.arrival`)."""
+"""The per-op rules that move row-arrival times through a graph (see :mod:`seadeploy.dataflow.arrival`)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,20 @@ import dataclasses
 import numpy as np
 import onnx
 
-from seadeploy.profiling import movement  # noqa: F401  (registers the data-movement rules)
-from seadeploy.profiling.arrival import (
-    BINARY,
-    CONSTANT_OPS,
+from seadeploy.dataflow import movement  # noqa: F401  (registers the data-movement rules)
+from seadeploy.dataflow.arrival import (
     EPS,
-    NORMALISE_OPS,
     POOL_OPS,
     REDUCE_OPS,
-    UNARY,
-    WINDOW_OPS,
     Arr,
     compress,
     pad_dims,
     window_rows,
     window_spec,
 )
-from seadeploy.profiling.graph import attrs
-from seadeploy.profiling.rules import RULES, elementwise, global_reduce, rule
+from seadeploy.dataflow.rules import RULES, elementwise, global_reduce, rule
+from seadeploy.graphs.index import attrs
+from seadeploy.graphs.ops import BINARY, CONSTANT_OPS, NORMALISE_OPS, UNARY, WINDOW_OPS
 
 
 def is_tile_pool(node: onnx.NodeProto) -> bool:

@@ -1,9 +1,9 @@
-"""Row-level discrete-event simulation of a layer-pipelined streaming accelerator (issue 15).
+"""Row-level discrete-event simulation of a layer-pipelined streaming accelerator (row granularity).
 
-Written separately from the analytic model (:mod:`seadeploy.profiling.pipeline`) to check it: no
+Written separately from the analytic model (:mod:`seadeploy.dataflow.pipeline`) to check it: no
 arrival-time algebra is shared. What is shared is the description of the design — the graph, which
 rows of each input an output row reads, and each stage's hardware cost
-(:func:`~seadeploy.profiling.pipeline.stage_costs`) — and the simulator executes it:
+(:func:`~seadeploy.dataflow.hardware.stage_costs`) — and the simulator executes it:
 
 * every node is a stage that fires its output rows in order, frame after frame; a firing starts when
   the rows it reads are in its input FIFOs, ``gap`` after its previous start, and while its output is
@@ -18,8 +18,8 @@ rows of each input an output row reads, and each stage's hardware cost
   the full FIFOs and blocked stages are reported.
 
 Which rows an output row reads (``hi``: the last, ``lo``: the first) comes from the per-op row rules of
-:mod:`seadeploy.profiling.propagate` applied to row *indices* (not times):
-:func:`~seadeploy.profiling.pipeline.row_index`, part of the graph description both models share. Hand-written event loop on
+:mod:`seadeploy.dataflow.propagate` applied to row *indices* (not times):
+:func:`~seadeploy.dataflow.hardware.row_index`, part of the graph description both models share. Hand-written event loop on
 ``heapq``: a SimPy process per stage would add a dependency and run slower for ~10⁵ row events.
 """
 
@@ -33,9 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from seadeploy.errors import ConfigError
-from seadeploy.profiling.arrival import pad_dims
-from seadeploy.profiling.pipeline import (
+from seadeploy.dataflow.arrival import pad_dims
+from seadeploy.dataflow.hardware import (
     NONE_NEEDED,
     PASS_THROUGH_ROWS,
     Graph,
@@ -45,6 +44,7 @@ from seadeploy.profiling.pipeline import (
     rule_for,
     stage_costs,
 )
+from seadeploy.errors import ConfigError
 
 INF = math.inf
 

@@ -1,7 +1,7 @@
-"""The rule registry of the row-arrival propagation (:mod:`seadeploy.profiling.propagate`) and the two fallback rules.
+"""The rule registry of the row-arrival propagation (:mod:`seadeploy.dataflow.propagate`) and the two fallback rules.
 
-A rule is ``fn(prop, node, inputs) -> (outputs, reduced_rows)``; :mod:`~seadeploy.profiling.propagate` holds the
-compute/window rules and :mod:`~seadeploy.profiling.movement` the data-movement ones, both registered here.
+A rule is ``fn(prop, node, inputs) -> (outputs, reduced_rows)``; :mod:`~seadeploy.dataflow.propagate` holds the
+compute/window rules and :mod:`~seadeploy.dataflow.movement` the data-movement ones, both registered here.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
-from seadeploy.profiling.arrival import Arr, max_of
+from seadeploy.dataflow.arrival import Arr, max_of
 
 if TYPE_CHECKING:
-    from seadeploy.profiling.propagate import Propagation
+    from seadeploy.dataflow.propagate import Propagation
 
 RULES: dict[str, Callable[[Propagation, onnx.NodeProto, list[Arr]], tuple[list[Arr], bool]]] = {}
 

@@ -1,6 +1,6 @@
 """The row-streaming buffer model on tiny graphs whose buffers are derived by hand in the comments.
 
-Conventions of the model (docs/architecture.md §5, seadeploy.profiling.arrival): time is counted in input
+Conventions of the model (docs/architecture.md §5, seadeploy.dataflow.arrival): time is counted in input
 rows; row r of the input arrives at time r; a k×k/s window emits output row o when input row
 min(H−1, s·o − pad + k − 1) has arrived; a reduction over rows emits ε after its last input row; no
 tensor emits rows faster than its row period (H_input / H); a row is held from its arrival until its
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from onnx import helper, numpy_helper
 
+from seadeploy.dataflow.buffers import analyse_buffers, held_elements
 from seadeploy.errors import ConfigError
-from seadeploy.profiling.dataflow import analyse_buffers, held_elements
 
 
 def test_held_elements_counts_overlapping_residency():

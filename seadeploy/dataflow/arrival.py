@@ -30,23 +30,15 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 
+from seadeploy.graphs.index import attrs
 from seadeploy.graphs.ops import REDUCES, TILE_POOLS
-from seadeploy.profiling.graph import attrs
 
 EPS = 0.01  # "after the last row": smaller than any row period, summed over dozens of squeezes still < 1
 TOL = 1e-4  # times closer than this are equal (float round-off between paths)
 Arr = np.ndarray | None
 
-UNARY = frozenset(["Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "BatchNormalization", "Cast", "CastLike", "Ceil", "Celu", "Clip", "Cos", "Cosh", "Dropout", "DequantizeLinear", "DynamicQuantizeLinear", "Elu", "Erf", "Exp", "Floor", "Gelu", "HardSigmoid", "HardSwish", "Identity", "IsInf", "IsNaN", "LeakyRelu", "Log", "Mish", "Neg", "Not", "PRelu", "QuantizeLinear", "Reciprocal", "Relu", "Round", "Selu", "Shrink", "Sigmoid", "Sign", "Sin", "Sinh", "Softplus", "Softsign", "Sqrt", "Swish", "Tan", "Tanh", "ThresholdedRelu", "FastGelu", "QuickGelu", "BiasGelu"])
-BINARY = frozenset(["Add", "And", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "Div", "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Max", "Mean", "Min", "Mod", "Mul", "Or", "Pow", "Sub", "Sum", "Where", "Xor"])
-CONSTANT_OPS = frozenset({"Shape", "Size", "Constant", "ConstantOfShape", "Range", "EyeLike", "RandomNormal",
-                          "RandomUniform"})
-WINDOW_OPS = frozenset({"Conv", "ConvInteger", "QLinearConv", "MaxPool", "AveragePool", "LpPool",
-                        "QLinearAveragePool", "FusedConv"})
 POOL_OPS = TILE_POOLS
 REDUCE_OPS = REDUCES | {"ArgMax", "ArgMin"}
-NORMALISE_OPS = frozenset({"Softmax", "LogSoftmax", "Hardmax", "LayerNormalization", "InstanceNormalization",
-                           "GroupNormalization", "LpNormalization", "MeanVarianceNormalization"})
 
 
 def pad_dims(a: np.ndarray, ndim: int) -> np.ndarray:
