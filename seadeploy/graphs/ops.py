@@ -138,3 +138,5 @@ MAC_OPS = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger", "Fus
 #: Ops that only move or relabel data (no arithmetic): free in the dataflow model's timing.
 MOVE_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Tile", "Slice", "Split",
                       "Gather", "Concat", "Identity", "Cast", "Dropout", "Shape", "Constant"})
+#: Ops whose int8 QDQ form quantises an activation input (the int8 noise floor simulates their input rounding).
+QUANTISED_OPS = frozenset({"Conv", "Gemm", "MatMul"})

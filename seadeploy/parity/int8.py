@@ -33,13 +33,13 @@ from onnx import numpy_helper
 from torch import nn
 
 from seadeploy.graphs.index import node_modules
+from seadeploy.graphs.ops import QUANTISED_OPS
 from seadeploy.parity.metrics import cosine_per_sample, output_scale
 from seadeploy.parity.noise import FloatNoise
 
 #: the representable range of an activation Q/DQ may differ from the samples' range by this factor either way
 #: (calibration ran on other samples of the dataset; MinMax ranges of post-ReLU maps vary by well under 2×)
 SCALE_SLACK = 4.0
-QUANTISED_OPS = ("Conv", "Gemm", "MatMul")
 #: fraction of a layer's int8 weight codes that may differ from the model's own rounding by more than 1 (ties and the
 #: calibration tool's rounding differ by 1 at most): beyond it the file does not hold this model's weights
 WEIGHT_MISMATCH = 0.01

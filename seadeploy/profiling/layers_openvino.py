@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seadeploy.graphs.ops import COMPUTE_OPS
 from seadeploy.profiling.latency import make_feed
 from seadeploy.profiling.layers import Timing, attach_nodes, node_info
 from seadeploy.profiling.schema import make_frame
 from seadeploy.profiling.sources import input_shape, open_backend
 
-COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 _TOKEN = re.compile(r"[A-Za-z0-9_.]+")
 
 

@@ -12,6 +12,9 @@ import seadeploy
 from seadeploy.graphs import ops
 
 PACKAGE = Path(seadeploy.__file__).parent
+#: The one home, and the independent pixel simulator, which classifies nodes by its own rules on purpose: a mistake in
+#: the shared sets must not make the analytic model and its checker agree with each other.
+OWN_SETS = {"graphs/ops.py", "dataflow/sim_rules.py"}
 ONNX_OPS = {s.name for s in onnx.defs.get_all_schemas_with_history()}
 
 
@@ -45,7 +48,7 @@ def test_op_type_sets_are_defined_only_in_graphs_ops():
     elsewhere = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
-        if rel == "graphs/ops.py":
+        if rel in OWN_SETS:
             continue
         elsewhere += [f"{rel}:{line}: {name}" for name, line in op_sets(ast.parse(path.read_text()))]
     assert elsewhere == [], "op-type sets outside seadeploy/graphs/ops.py (define them there, import them):\n" + \
