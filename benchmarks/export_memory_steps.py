@@ -86,12 +86,12 @@ def main() -> int:
     t0, c0 = time.perf_counter(), _cpu()
     import onnx  # noqa: PLC0415  imports are timed as a step of their own
 
-    from seadeploy.export import checks, onnx_export, pipeline, runner  # noqa: PLC0415
+    from seadeploy.export import checks, onnx_export, runner, steps  # noqa: PLC0415
     from seadeploy.export import precision as prec  # noqa: PLC0415
     from seadeploy.models.source import ModelSource  # noqa: PLC0415
 
     print(f"imports: {time.perf_counter() - t0:.1f} s, {_cpu() - c0:.1f} s CPU, RSS {_status()[0]:.0f} MiB")
-    steps = {pipeline: ["source_checkpoint", "check_file", "eval_samples", "release_memory"],
+    step_fns = {steps: ["source_checkpoint", "check_file", "eval_samples", "release_memory"],
              runner: ["load_model", "_checkpoint", "export_onnx", "lint_check", "_lower_precision", "_parity",
                       "infer_batches", "reference_noise", "create_backend", "compare_backend", "write_manifest"],
              onnx_export: ["_run_exporter", "annotate_modules", "lower_for_ort"],
@@ -99,12 +99,12 @@ def main() -> int:
              checks: ["check_model_full", "infer_shapes_strict", "check_declared_shapes",
                       "create_backend"],
              prec: ["convert_fp16", "quantize_int8", "quant_pre_process", "quantize_static"]}
-    for module, names in steps.items():
+    for module, names in step_fns.items():
         for name in names:
             if hasattr(module, name):
                 _wrap(module, name)
     source = ModelSource(a.model, attn=a.attn, input_size=a.input_size)
-    opts = pipeline.ExportOptions(precisions=tuple(p.strip() for p in a.precision.split(",") if p.strip()))
+    opts = steps.ExportOptions(precisions=tuple(p.strip() for p in a.precision.split(",") if p.strip()))
     verdict = "passed"
     with tempfile.TemporaryDirectory(prefix="seadeploy-steps-") as tmp:
         try:

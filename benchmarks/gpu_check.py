@@ -42,12 +42,12 @@ import torch
 
 from seadeploy.backends import create_backend
 from seadeploy.doctor import collect, render, summary
-from seadeploy.export.pipeline import ExportOptions
 from seadeploy.export.runner import export_model
+from seadeploy.export.steps import ExportOptions
 from seadeploy.fileio import write_json, write_text
 from seadeploy.models.source import ModelSource
 from seadeploy.profiling.latency import benchmark_latency
-from seadeploy.profiling.layers import profile_layers
+from seadeploy.profiling.per_layer import profile_layers
 from seadeploy.profiling.schema import attention_share
 
 NO_GPU = 3

@@ -13,7 +13,7 @@ the comparison. Top-1 agreement
 int8 vs fp32 (both on OpenVINO) on ``--eval-samples`` test samples. Latency: OpenVINO fp32 and every int8 file side
 by side (``seadeploy.profiling.timing.interleave``: one inference thread, one stream, interleaved rounds, the same
 input, wall clock since OpenVINO runs the graph on its own thread); the ratio is the median of per-round int8/fp32
-ratios with a 95 % bootstrap interval. Target (issue 20): int8/fp32 ≤ 0.70 (the interval's upper end) with
+ratios with a 95 % bootstrap interval. Target: int8/fp32 ≤ 0.70 (the interval's upper end) with
 agreement ≥ 99 %. Timing never enters a test.
 """
 

@@ -12,7 +12,7 @@ f32 inference precision; ONNX Runtime: one intra-op thread, sequential) and time
 ``seadeploy.profiling.timing.interleave`` (every round runs every candidate once with the same input, rotating who
 starts). OpenVINO runs the graph on its own thread, so every ratio here is on **wall time** (ratios are medians of
 per-round paired ratios with a 95 % bootstrap interval; a pair shares the machine's load). ``attention``: targets
-(issue 20) SE/none ≤ 1.10 and TSE/SE ≤ 1.05 on OpenVINO fp32; ``--profile`` adds OpenVINO's per-layer counters
+SE/none ≤ 1.10 and TSE/SE ≤ 1.05 on OpenVINO fp32; ``--profile`` adds OpenVINO's per-layer counters
 (``profiling/layers_openvino.py``) of each variant: the attention share of the executed-node time by role, the floor
 the runtime's kernels set. ``runtimes``: OpenVINO / ONNX Runtime per precision; the verdict says "faster" only when
 the interval excludes 1. Timing never enters a test.

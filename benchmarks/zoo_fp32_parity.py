@@ -25,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from seadeploy.errors import SeadeployError
-from seadeploy.export.pipeline import ExportOptions
 from seadeploy.export.runner import export_model
+from seadeploy.export.steps import ExportOptions
 from seadeploy.models import list_attention, list_models, model_defaults
 from seadeploy.models.source import ModelSource
 

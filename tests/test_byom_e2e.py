@@ -38,6 +38,7 @@ def trained(tmp_path_factory, single_thread) -> Path:
     return run
 
 
+@pytest.mark.slow  # train, convert and a two-variant study: the slow set (CI runs it once)
 def test_pytorch_route(trained, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained, run)

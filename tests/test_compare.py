@@ -91,6 +91,7 @@ def _check_study_outputs(out, summary, variants):
             assert (out / v / name).is_file(), f"{v}/{name}"
 
 
+@pytest.mark.slow  # every stage for two variants; the default study is CI's first command as well
 def test_compare_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "study"
     argv = ["--attn", "se,tse", "--epochs", "1", "--limit-train", "64", "--limit-test", "32", "--batch", "1,2",

@@ -29,7 +29,7 @@ from seadeploy.models.build import load_model
 from seadeploy.models.source import ModelSource
 from seadeploy.parity import RuleSet, default_rule
 from seadeploy.profiling.__main__ import main as profiling_main
-from seadeploy.profiling.layers import LayerProfile
+from seadeploy.profiling.per_layer import LayerProfile
 from seadeploy.profiling.schema import make_frame
 from seadeploy.profiling.sources import available_precisions
 from seadeploy.profiling.summaries import buffers_for, format_layers

@@ -74,7 +74,7 @@ class Backend(abc.ABC):
     artifact_kind: ClassVar[str] = "files"
     #: suffixes of files this backend runs when given a file instead of a run folder
     file_suffixes: ClassVar[tuple[str, ...]] = ()
-    #: ``"module:function"`` of the per-layer profiler (``profiling.layers.profile_layers`` calls it), or None
+    #: ``"module:function"`` of the per-layer profiler (``profiling.per_layer.profile_layers`` calls it), or None
     layer_profiler: ClassVar[str | None] = None
     #: ``"module:function"`` of the layer-wise parity check (``validate --layerwise``), or None
     layerwise: ClassVar[str | None] = None

@@ -17,13 +17,13 @@ from seadeploy.cli import (
 )
 from seadeploy.compare.options import CompareOptions, Variant
 from seadeploy.data import DatasetInfo, get_dataset
-from seadeploy.dataflow.report import hardware_from, load_graph, run_pipeline
+from seadeploy.dataflow.analysis import hardware_from, load_graph, run_pipeline
 from seadeploy.errors import BackendUnavailable, InputError, ParityFailure, PartialFailure, SeadeployError
-from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
+from seadeploy.export.steps import ExportOptions, load_source
 from seadeploy.models.source import is_external
 from seadeploy.profiling.latency import benchmark_latency
-from seadeploy.profiling.layers import profile_layers
+from seadeploy.profiling.per_layer import profile_layers
 from seadeploy.profiling.sources import plan
 from seadeploy.profiling.summaries import buffers_for
 from seadeploy.runfolder import (

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from pathlib import Path
@@ -20,8 +19,9 @@ import onnx
 
 from seadeploy.backends.ort import shapes_by_running
 from seadeploy.dataflow.arrival import POOL_OPS, pad_dims
+from seadeploy.dataflow.folding import read_folding
 from seadeploy.dataflow.propagate import Propagation
-from seadeploy.dataflow.rules import RULES, elementwise, global_reduce
+from seadeploy.dataflow.row_rules import RULES, elementwise, global_reduce
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.graphs.attention import node_blocks
 from seadeploy.graphs.index import constant_values, node_modules
@@ -80,14 +80,7 @@ def load_folding(path: str | os.PathLike) -> dict[str, float]:
     config: MACs/cycle = PE × SIMD) or ``{node: {"macs_per_cycle": N}}``; a ``"Defaults"`` entry applies
     to every MAC-bearing node not listed."""
     p = Path(path)
-    try:
-        raw = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(f"folding file '{p}' does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"folding file '{p}' is not readable JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"folding file '{p}' must hold a JSON object {{node: PE×SIMD or {{PE, SIMD}}}}")
+    raw = read_folding(p)
     out: dict[str, float] = {}
     for node, val in raw.items():
         if isinstance(val, (int, float)) and not isinstance(val, bool):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from seadeploy.dataflow.arrival import pad_dims, reshape_times, resize_rows, window_rows
-from seadeploy.dataflow.rules import global_reduce, out_ndim, rule
+from seadeploy.dataflow.row_rules import global_reduce, out_ndim, rule
 from seadeploy.graphs.index import attrs
 
 

@@ -20,8 +20,8 @@ import pandas as pd
 
 from seadeploy import fileio
 from seadeploy.dataflow.arrival import POOL_OPS, window_spec
+from seadeploy.dataflow.fifo_memory import blocks
 from seadeploy.dataflow.fifos import peak_resident
-from seadeploy.dataflow.memory import blocks
 from seadeploy.dataflow.pixel import PixelDesign, Stage, Timing
 from seadeploy.errors import InputError
 from seadeploy.graphs.ops import WINDOW_OPS

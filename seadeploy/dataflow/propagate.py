@@ -18,7 +18,7 @@ from seadeploy.dataflow.arrival import (
     window_rows,
     window_spec,
 )
-from seadeploy.dataflow.rules import RULES, elementwise, global_reduce, rule
+from seadeploy.dataflow.row_rules import RULES, elementwise, global_reduce, rule
 from seadeploy.graphs.index import attrs
 from seadeploy.graphs.ops import BINARY, CONSTANT_OPS, NORMALISE_OPS, UNARY, WINDOW_OPS
 

@@ -18,8 +18,8 @@ from seadeploy.cli import (
 )
 from seadeploy.errors import PartialFailure
 from seadeploy.export.lint import lint_onnx
-from seadeploy.export.pipeline import EVAL_BATCH, EVAL_SAMPLES, load_source, options_from_args, summary_lines
 from seadeploy.export.runner import export_model, export_run
+from seadeploy.export.steps import EVAL_BATCH, EVAL_SAMPLES, load_source, options_from_args, summary_lines
 from seadeploy.fileio import check_out_folder
 from seadeploy.models.source import onnx_argument
 

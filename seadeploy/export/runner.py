@@ -24,10 +24,10 @@ from seadeploy.backends import create_backend
 from seadeploy.backends.torch_backend import TorchBackend
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ParityFailure, PartialFailure
-from seadeploy.export import checks, pipeline
+from seadeploy.export import checks, steps
 from seadeploy.export import precision as prec
 from seadeploy.export.onnx_export import export_onnx, restore_modules
-from seadeploy.export.pipeline import ExportOptions, lint_check, new_manifest
+from seadeploy.export.steps import ExportOptions, lint_check, new_manifest
 from seadeploy.export.trt_engine import EngineConfig, build_engine, require_tensorrt
 from seadeploy.fileio import atomic_path, sha256
 from seadeploy.graphs.load import load_model as load_onnx_model
@@ -64,14 +64,14 @@ def export_run(ckpt: Checkpoint, out: str | Path, opts: ExportOptions, source_fi
     out = Path(out)
     if opts.engine:
         require_tensorrt()  # fail fast (exit 3) before minutes of ONNX work
-    dataset = opts.dataset or ckpt.dataset or pipeline.DEFAULT_DATASET
+    dataset = opts.dataset or ckpt.dataset or steps.DEFAULT_DATASET
     seed = ckpt.extra.get("seed") if source_file is None else None
     manifest = new_manifest(ckpt.spec, mean=ckpt.mean, std=ckpt.std, dataset=dataset, opset=opts.opset,
                             dynamic_batch=opts.dynamic_batch, batch=opts.batch, seed=seed,
                             weights=ckpt.extra.get("weights"))
     rules = (opts.rules or RuleSet()).for_model(is_trained(ckpt.metrics))
     model = load_model(ckpt)
-    with pipeline.staging(out) as stage:
+    with steps.staging(out) as stage:
         names = _checkpoint(ckpt, stage, out, source_file, manifest)
         files = {"fp32": _fp32(model, ckpt, stage, opts, manifest)}
         for precision in [p for p in opts.precisions if p != "fp32"]:
@@ -81,7 +81,7 @@ def export_run(ckpt: Checkpoint, out: str | Path, opts: ExportOptions, source_fi
         if opts.engine:
             names += _engines(stage, out, [p for p in opts.precisions if p not in failures], opts, manifest)
         write_manifest(stage, manifest)
-        pipeline.commit(stage, out, [*names, MANIFEST])
+        steps.commit(stage, out, [*names, MANIFEST])
     if failures:
         raise PartialFailure(_failure_line(failures, manifest, out), manifest)
     return manifest
@@ -127,9 +127,9 @@ def _fp32(model: Any, ckpt: Checkpoint, stage: Path, opts: ExportOptions, manife
     path = stage / onnx_name("fp32")
     export_onnx(model, path, ckpt.spec.input_shape, opset=opts.opset, dynamic_batch=opts.dynamic_batch,
                 example_batch=2 if opts.dynamic_batch else opts.batch)
-    pipeline.release_memory()  # the exporter's garbage (ExportedProgram, graph copies), before the checks load
+    steps.release_memory()  # the exporter's garbage (ExportedProgram, graph copies), before the checks load
     extra = {"simplified": _simplify(path)} if opts.simplify else {}
-    pipeline.check_file(path, pipeline.random_batches(opts)[0], manifest.checks)
+    steps.check_file(path, steps.random_batches(opts)[0], manifest.checks)
     manifest.checks.append(lint_check(path))
     manifest.files["fp32"] = FileEntry(path.name, simplified=extra.get("simplified"))
     return path
@@ -138,10 +138,10 @@ def _fp32(model: Any, ckpt: Checkpoint, stage: Path, opts: ExportOptions, manife
 def _lower_precision(precision: str, ckpt: Checkpoint, dataset: str, stage: Path, opts: ExportOptions,
                      manifest: Manifest) -> Path:
     """Write and graph-check the fp16 / int8-QDQ file of a PyTorch source (int8 calibrated on the train split)."""
-    calib = pipeline.eval_samples(ckpt, dataset, opts, split="train", n=opts.calib_samples, seed=1)[0] \
+    calib = steps.eval_samples(ckpt, dataset, opts, split="train", n=opts.calib_samples, seed=1)[0] \
         if precision == "int8" else None
     path = _lower(precision, stage / onnx_name("fp32"), calib, dataset, stage, opts, manifest)
-    pipeline.check_file(path, pipeline.random_batches(opts)[0], manifest.checks)
+    steps.check_file(path, steps.random_batches(opts)[0], manifest.checks)
     manifest.checks.append(lint_check(path))
     return path
 
@@ -199,11 +199,11 @@ def _parity(model: Any, ckpt: Checkpoint, dataset: str, files: dict[str, Path], 
     failure}`` of those.
 
     Inference runs in batches of ``opts.eval_batch`` (random inputs at the batch sizes of
-    :func:`~seadeploy.export.pipeline.random_batches`), so memory does not grow with the number of samples.
+    :func:`~seadeploy.export.steps.random_batches`), so memory does not grow with the number of samples.
     """
-    sizes = pipeline.random_batches(opts)
+    sizes = steps.random_batches(opts)
     noise = np.concatenate(checks.seeded_inputs(ckpt.spec.input_shape, sizes))
-    x, y = pipeline.eval_samples(ckpt, dataset, opts)
+    x, y = steps.eval_samples(ckpt, dataset, opts)
     sets = {"random": (noise, None), "data": (x, y)}
     rand_batch = max(sizes) if opts.dynamic_batch else opts.batch  # dynamic: batches of 3 then 1, never 2
     batch = opts.eval_batch if opts.dynamic_batch else opts.batch
@@ -249,7 +249,7 @@ def export_model(source: ModelSource, out: str | Path, opts: ExportOptions) -> M
     """
     if not source.has_torch_model:
         return export_onnx_run(source, out, opts)
-    return export_run(pipeline.source_checkpoint(source, opts), out, opts)
+    return export_run(steps.source_checkpoint(source, opts), out, opts)
 
 
 def export_onnx_run(source: ModelSource, out: str | Path, opts: ExportOptions) -> Manifest:
@@ -266,7 +266,7 @@ def export_onnx_run(source: ModelSource, out: str | Path, opts: ExportOptions) -
                         input={"name": of.input_name, "shape": [of.batch or "batch", *of.shape], "dtype": "float32"},
                         output={"name": of.proto.graph.output[0].name, "shape": [of.batch or "batch", of.num_classes]},
                         exporter=f"user file {of.path.name} (sha256 {sha256(of.path)})")
-    with pipeline.staging(out) as stage:
+    with steps.staging(out) as stage:
         files = {"fp32": of.write(stage / onnx_name("fp32"))}
         manifest.files["fp32"] = FileEntry(onnx_name("fp32"))
         for precision in [p for p in opts.precisions if p != "fp32"]:
@@ -282,7 +282,7 @@ def export_onnx_run(source: ModelSource, out: str | Path, opts: ExportOptions) -
                 failures[precision] = why
             manifest.checks.append(lint_check(path))
         write_manifest(stage, manifest)
-        pipeline.commit(stage, out, [*(p.name for p in files.values()), MANIFEST])
+        steps.commit(stage, out, [*(p.name for p in files.values()), MANIFEST])
     if failures:
         raise PartialFailure(_failure_line(failures, manifest, out), manifest)
     return manifest

@@ -9,7 +9,7 @@ Modules (imported on demand, so ``import seadeploy.profiling`` stays light):
 * :mod:`~seadeploy.profiling.latency` — ``benchmark_latency(sources, backends, batches)`` → ``LatencyReport``
   (several run folders / ONNX files timed side by side); TensorRT stage times in
   :mod:`~seadeploy.profiling.trt_timing`.
-* :mod:`~seadeploy.profiling.layers` — ``profile_layers(run_dir, backends)`` → ``LayerProfile`` with the
+* :mod:`~seadeploy.profiling.per_layer` — ``profile_layers(run_dir, backends)`` → ``LayerProfile`` with the
   per-layer profiler each backend names (``Backend.layer_profiler``): ``layers_torch`` (torch.profiler), ``layers_ort`` (ORT node profiles of the
   optimised and the one-to-one graph), ``layers_trt`` (IProfiler + engine inspector).
 * :mod:`~seadeploy.profiling.memory` — ``activation_memory`` (shape inference + liveness), engine memory.

@@ -24,7 +24,7 @@ from seadeploy.errors import ConfigError
 from seadeploy.export.onnx_export import export_onnx
 from seadeploy.graphs.model_file import rebatch_to_one, static_batch
 from seadeploy.models.source import ModelSource, is_external, onnx_argument
-from seadeploy.profiling import latency, layers, summaries
+from seadeploy.profiling import latency, per_layer, summaries
 from seadeploy.profiling.pipeline_command import main_pipeline
 from seadeploy.profiling.sources import as_run_folder
 
@@ -119,7 +119,7 @@ def _main(argv: list[str] | None) -> int:
 def _layers_of_file(a) -> int:
     with as_run_folder(a.onnx) as (run, of):
         a.batch = a.batch or [of.batch or 8]
-        prof = layers.profile_layers(run, a.backends, batch=a.batch[0], precisions=a.precision or ("fp32",),
+        prof = per_layer.profile_layers(run, a.backends, batch=a.batch[0], precisions=a.precision or ("fp32",),
                                      threads=a.threads, runs=a.runs, warmup_runs=a.warmup_runs,
                                      duration_s=a.duration_s, device=a.device)
         print_json(prof.summary()) if a.json else print(summaries.format_layers(prof))
@@ -146,7 +146,7 @@ def _main_parsed(a) -> int:
             print(report.format_table())
         return 0
     if a.cmd == "layers":
-        prof = layers.profile_layers(a.run_dir, a.backends, batch=a.batch[0], precisions=a.precision or ("fp32",),
+        prof = per_layer.profile_layers(a.run_dir, a.backends, batch=a.batch[0], precisions=a.precision or ("fp32",),
                                      threads=a.threads, runs=a.runs, warmup_runs=a.warmup_runs,
                                      duration_s=a.duration_s, device=a.device)
         prof.write(a.run_dir)

@@ -6,7 +6,7 @@ the graph the CPU plugin executes: its name, layer type, the kernel it chose (``
 executed graph (``CompiledModel.get_runtime_model()``) names the ONNX nodes each executed node computes in
 ``rt_info["originalLayersNames"]`` (``node_Conv_450,node_relu_1``: the Conv with the ReLU fused into it), so
 every row carries the ONNX nodes it covers (``fused``), its principal node, module, role and attention block
-(:func:`~seadeploy.profiling.layers.node_info`, from the graph analysis). A layout copy (``Reorder``) computes
+(:func:`~seadeploy.profiling.per_layer.node_info`, from the graph analysis). A layout copy (``Reorder``) computes
 no ONNX node: it is charged to the ONNX node it converts for (named in its own name), with no params or MACs.
 """
 
@@ -23,7 +23,7 @@ import pandas as pd
 
 from seadeploy.graphs.ops import COMPUTE_OPS
 from seadeploy.profiling.latency import make_feed
-from seadeploy.profiling.layers import Timing, attach_nodes, node_info
+from seadeploy.profiling.per_layer import Timing, attach_nodes, node_info
 from seadeploy.profiling.schema import make_frame
 from seadeploy.profiling.sources import input_shape, open_backend
 

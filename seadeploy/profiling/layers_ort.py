@@ -27,7 +27,7 @@ from seadeploy.errors import InputError
 from seadeploy.graphs.index import GraphIndex
 from seadeploy.graphs.load import load_model
 from seadeploy.profiling.latency import make_feed
-from seadeploy.profiling.layers import Timing, attach_nodes, node_info
+from seadeploy.profiling.per_layer import Timing, attach_nodes, node_info
 from seadeploy.profiling.schema import make_frame
 from seadeploy.profiling.sources import open_backend
 

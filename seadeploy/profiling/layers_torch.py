@@ -23,7 +23,7 @@ from torch import nn
 from seadeploy.errors import ConfigError
 from seadeploy.graphs.ops import SQUEEZE_OPS, VIEW_OPS
 from seadeploy.profiling.latency import make_feed
-from seadeploy.profiling.layers import Timing, attach_nodes, node_info
+from seadeploy.profiling.per_layer import Timing, attach_nodes, node_info
 from seadeploy.profiling.schema import classify_role, make_frame
 from seadeploy.profiling.sources import input_shape, open_backend
 from seadeploy.profiling.timing import measure

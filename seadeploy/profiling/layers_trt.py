@@ -24,7 +24,7 @@ from seadeploy.backends.trt_support import engine_information
 from seadeploy.export.engine_inspect import parse_inspector_json
 from seadeploy.graphs.ops import COMPUTE_OPS
 from seadeploy.profiling.latency import make_feed
-from seadeploy.profiling.layers import Timing, attach_nodes, node_info
+from seadeploy.profiling.per_layer import Timing, attach_nodes, node_info
 from seadeploy.profiling.schema import make_frame
 from seadeploy.profiling.sources import input_shape, open_backend
 from seadeploy.profiling.trt_timing import measure_trt_stages

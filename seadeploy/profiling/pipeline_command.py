@@ -7,8 +7,7 @@ from pathlib import Path
 
 from seadeploy import fileio
 from seadeploy.cli import parse_kv_args, print_json
-from seadeploy.dataflow.pixel_fifos import write_depth_file
-from seadeploy.dataflow.report import (
+from seadeploy.dataflow.analysis import (
     fmt_table,
     format_pipeline,
     hardware_from,
@@ -20,6 +19,7 @@ from seadeploy.dataflow.report import (
     sweep_tiles,
     sweep_tiles_onnx,
 )
+from seadeploy.dataflow.pixel_fifos import write_depth_file
 from seadeploy.errors import ConfigError
 from seadeploy.graphs.classify import block_lines, classify
 

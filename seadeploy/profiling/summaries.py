@@ -17,8 +17,8 @@ from seadeploy.dataflow.buffers import BufferReport, analyse_buffers
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.export.onnx_export import model_onnx
 from seadeploy.graphs.classify import block_lines, classify
-from seadeploy.profiling.layers import LayerProfile
 from seadeploy.profiling.memory import MemoryReport, activation_memory, engine_memory, ort_memory_fields
+from seadeploy.profiling.per_layer import LayerProfile
 
 
 def _fmt(df: pd.DataFrame) -> str:

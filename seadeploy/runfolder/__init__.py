@@ -15,7 +15,7 @@ Every file name, the checkpoint format and what each result file holds live here
 * :mod:`~seadeploy.runfolder.results` — parity, latency, per-layer, buffers, pipeline and training files;
 * :mod:`~seadeploy.runfolder.folder` — :class:`RunFolder`: the reference checkpoint, the files the manifest lists,
   and their consistency;
-* :mod:`~seadeploy.runfolder.stages` — which stage writes which file (what a re-run removes first);
+* :mod:`~seadeploy.runfolder.stage_files` — which stage writes which file (what a re-run removes first);
 * :mod:`~seadeploy.runfolder.paths` and :mod:`~seadeploy.runfolder.fields` — recorded paths stay inside the
   folder; field and column type checks.
 
@@ -88,7 +88,7 @@ from seadeploy.runfolder.results import (
     write_parity,
     write_pipeline,
 )
-from seadeploy.runfolder.stages import STAGE_FILES, stage_files
+from seadeploy.runfolder.stage_files import STAGE_FILES, stage_files
 
 __all__ = ["BUFFERS_JSON", "CHECKPOINT", "CURVES_PNG", "FORMAT_VERSION", "LAST_CHECKPOINT", "LATENCY_CSV",
            "LATENCY_JSON", "LAYERS_SUMMARY", "LAYER_COLUMNS", "LAYER_DTYPES", "MANIFEST", "MANIFEST_VERSION",

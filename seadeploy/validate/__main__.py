@@ -25,8 +25,8 @@ from seadeploy.cli import (
     run_main,
 )
 from seadeploy.errors import ConfigError
-from seadeploy.export.pipeline import ExportOptions, summary_lines
 from seadeploy.export.runner import ONNX_REFERENCE, export_model, judge_onnx_files
+from seadeploy.export.steps import ExportOptions, summary_lines
 from seadeploy.fileio import check_out_folder
 from seadeploy.graphs.model_file import OnnxFile
 from seadeploy.models.source import ModelSource, onnx_argument

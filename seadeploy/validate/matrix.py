@@ -26,8 +26,8 @@ import pandas as pd
 
 from seadeploy.data.samples import load_samples
 from seadeploy.errors import ConfigError, InputError, SeadeployError
-from seadeploy.export.pipeline import ExportOptions, source_checkpoint
 from seadeploy.export.runner import export_run
+from seadeploy.export.steps import ExportOptions, source_checkpoint
 from seadeploy.fileio import atomic_path, write_json
 from seadeploy.models import list_attention, list_models, model_defaults
 from seadeploy.models.build import load_model, resolve_spec

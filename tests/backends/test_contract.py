@@ -28,7 +28,7 @@ from seadeploy.backends.base import run_file
 from seadeploy.errors import BackendUnavailable, ConfigError, InputError
 from seadeploy.export.trt_engine import EngineConfig, build_engine
 from seadeploy.profiling.latency import benchmark_latency
-from seadeploy.profiling.layers import profile_layers
+from seadeploy.profiling.per_layer import profile_layers
 from seadeploy.profiling.sources import plan
 from seadeploy.validate import validate_run
 

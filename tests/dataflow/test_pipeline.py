@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from onnx import helper, numpy_helper
 
+from seadeploy.dataflow.analysis import SWEEP_COLUMNS, plot_tile_sweep
 from seadeploy.dataflow.bounded import bounded_fifos, resolve_depths
 from seadeploy.dataflow.buffers import analyse_buffers
 from seadeploy.dataflow.hardware import Graph, Hardware, load_folding
 from seadeploy.dataflow.pipeline import analyse_pipeline
-from seadeploy.dataflow.report import SWEEP_COLUMNS, plot_tile_sweep
 from seadeploy.dataflow.simulate_rows import simulate
 from seadeploy.errors import ConfigError, InputError
 from seadeploy.profiling.__main__ import main as profiling_main
@@ -102,9 +102,8 @@ def _cropped_se(graphs):
 def test_bunched_rows_queue_for_the_accumulator(graphs):
     # The squeeze is the bottleneck (1 MAC/cycle, 96 cycles a frame → 16 cycles per accumulated row, 2 input-row
     # periods) and its 6 rows arrive 1 period apart: they queue, the last is accumulated 5 periods after it arrives
-    # (not 2), and 3 rows wait in its input FIFO. The analytic model must carry both (the old one took the last
-    # row's arrival + one row's service: 3 periods early, and no FIFO for the queue, so the simulator with the
-    # analytic depths blocked). Exact, not within a row: the squeeze costs no EPS in the timed model.
+    # (not 2), and 3 rows wait in its input FIFO. The analytic model must carry both, or the simulator blocks at the
+    # analytic depths. Exact, not within a row: the squeeze is timed, not given a fixed row offset.
     g = Graph.load(_cropped_se(graphs))
     hw = Hardware(folding={"Defaults": 1000, "squeeze": 1})
     r, s = analyse_pipeline(g, hardware=hw), simulate(g, hw)
@@ -113,6 +112,8 @@ def test_bunched_rows_queue_for_the_accumulator(graphs):
     for key, got in (("fill_latency_cycles", s.fill_latency_cycles), ("frame_latency_cycles", s.frame_latency_cycles),
                      ("first_frame_latency_cycles", s.first_frame[1])):
         assert f[key] == pytest.approx(got, abs=1e-3 * period), key
+    # 3 = the rows queued at the squeeze (above); 11 = the skip rows the scale holds until the late gate arrives —
+    # both are what the discrete-event simulator measures on its own (the next line)
     assert r.auto_depths() == {("squeeze", 0): 3, ("scale", 0): 11}
     assert all(s.fifo_rows[k] == v for k, v in r.auto_depths().items())
     bounded = simulate(g, hw, resolve_depths(r, "auto"))

@@ -12,7 +12,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 import seadeploy.dataflow.simulate_pixel as sim_module
-from seadeploy.dataflow.memory import blocks, bram18, uram
+from seadeploy.dataflow.fifo_memory import blocks, bram18, uram
 from seadeploy.dataflow.pixel_check import compare_pixel, simulate_report
 from seadeploy.dataflow.pixel_fifos import bounded_table
 from seadeploy.dataflow.pixel_pipeline import analyse_pixel, bound
@@ -160,10 +160,13 @@ def test_the_simulator_imports_no_analytic_timing_code():
     mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
         a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     ours = {m for m in mods if m and m.startswith("seadeploy")}
-    assert ours == {"seadeploy.dataflow.sim_rules", "seadeploy.profiling"}
+    # only the ONNX loading, index and shapes (the graph home, and the runtime that measures a shape inference
+    # leaves open) besides its own rules
+    graph_only = {"seadeploy.graphs.index", "seadeploy.graphs.shapes", "seadeploy.graphs.load", "seadeploy.backends.ort"}
+    assert ours <= graph_only | {"seadeploy.dataflow.sim_rules"} and "seadeploy.dataflow.sim_rules" in ours
     rules = ast.parse(Path(sim_module.__file__).with_name("sim_rules.py").read_text())
     assert {n.module for n in ast.walk(rules) if isinstance(n, ast.ImportFrom) and n.module.startswith("seadeploy")} \
-        == {"seadeploy.profiling"}
+        <= graph_only
 
 
 def test_cli_pixel_json_and_fifo_depth_file(graphs, tmp_path, capsys):

@@ -6,7 +6,7 @@ from onnx import TensorProto, helper
 
 from seadeploy.errors import InputError, ParityFailure
 from seadeploy.export import checks
-from seadeploy.export.pipeline import check_file
+from seadeploy.export.steps import check_file
 from seadeploy.graphs.load import load_model
 from seadeploy.parity import default_rule
 

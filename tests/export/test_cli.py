@@ -10,8 +10,8 @@ import torch
 from seadeploy.backends.ort import plain_session
 from seadeploy.errors import ParityFailure
 from seadeploy.export.__main__ import main
-from seadeploy.export.pipeline import ExportOptions, load_source, source_checkpoint
 from seadeploy.export.runner import export_run
+from seadeploy.export.steps import ExportOptions, load_source, source_checkpoint
 from seadeploy.fileio import sha256
 from seadeploy.models.build import load_model
 from seadeploy.models.source import ModelSource

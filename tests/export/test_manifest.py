@@ -1,6 +1,6 @@
 """What export puts in a new manifest (the schema itself is tested in tests/test_runfolder.py)."""
 
-from seadeploy.export.pipeline import new_manifest
+from seadeploy.export.steps import new_manifest
 from seadeploy.runfolder import MANIFEST_VERSION, ModelSpec, read_manifest, write_manifest
 
 

@@ -24,7 +24,7 @@ import onnxruntime as ort
 import pytest
 
 from seadeploy.export.onnx_export import export_onnx
-from seadeploy.export.pipeline import ExportOptions
+from seadeploy.export.steps import ExportOptions
 from seadeploy.graphs.attention import find_attention
 from seadeploy.models import create_attention, create_model, list_attention
 from seadeploy.models.rewrite import attention_paths

@@ -8,8 +8,8 @@ import pytest
 
 from seadeploy.dataflow.buffers import analyse_buffers
 from seadeploy.graphs.attention import find_attention
-from seadeploy.profiling.layers import LayerProfile, node_info
 from seadeploy.profiling.memory import activation_memory
+from seadeploy.profiling.per_layer import LayerProfile, node_info
 from seadeploy.profiling.schema import ATTENTION_ROLES, make_frame
 
 EXPORTERS = ("dynamo", "torchscript")
@@ -80,7 +80,7 @@ def test_layer_roles_and_blocks_by_structure(exported):
 def test_node_info_reuses_the_callers_analysis(exported, monkeypatch):
     path = exported("eca", "dynamo")
     found = find_attention(path)
-    monkeypatch.setattr("seadeploy.profiling.layers.find_attention", lambda *_: pytest.fail("analysed twice"))
+    monkeypatch.setattr("seadeploy.profiling.per_layer.find_attention", lambda *_: pytest.fail("analysed twice"))
     nodes = node_info(path, batch=1, found=found)
     assert set(nodes["block"].dropna()) == {"stage1.eca", "stage2.eca"}
 

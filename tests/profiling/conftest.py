@@ -11,7 +11,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from seadeploy.export.onnx_export import export_onnx
-from seadeploy.export.pipeline import new_manifest
+from seadeploy.export.steps import new_manifest
 from seadeploy.fileio import sha256
 from seadeploy.models.build import build_model
 from seadeploy.runfolder import Checkpoint, FileEntry, ModelSpec, write_manifest

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from seadeploy.profiling.layers import profile_layers
 from seadeploy.profiling.layers_openvino import aggregate_counters, map_executed
+from seadeploy.profiling.per_layer import profile_layers
 from seadeploy.profiling.schema import check_frame
 
 ORDER = ["node_Conv_447", "node_relu", "node_mean", "node_linear", "node_relu_2", "node_mul_44"]

@@ -8,8 +8,8 @@ import pytest
 from onnx import helper
 
 from seadeploy.profiling import schema
-from seadeploy.profiling.layers import profile_layers
 from seadeploy.profiling.layers_ort import aggregate_nodes, map_optimized_nodes, parse_node_events
+from seadeploy.profiling.per_layer import profile_layers
 from tests.profiling.conftest import make_run
 
 

@@ -10,8 +10,8 @@ import torch
 from seadeploy.errors import ConfigError
 from seadeploy.models.build import load_model
 from seadeploy.profiling import schema
-from seadeploy.profiling.layers import profile_layers
 from seadeploy.profiling.layers_torch import kineto_lines_dropped, onnx_op, sequence_roles
+from seadeploy.profiling.per_layer import profile_layers
 from seadeploy.runfolder import Checkpoint
 
 

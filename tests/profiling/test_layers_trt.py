@@ -10,8 +10,8 @@ import pytest
 from seadeploy.export.engine_inspect import parse_inspector_json
 from seadeploy.export.trt_engine import EngineConfig, build_engine
 from seadeploy.profiling.latency import benchmark_latency
-from seadeploy.profiling.layers import attach_nodes, node_info, profile_layers
 from seadeploy.profiling.layers_trt import aggregate_layer_times, onnx_nodes_in_name, trt_rows
+from seadeploy.profiling.per_layer import attach_nodes, node_info, profile_layers
 
 ORDER = ["squeeze", "fc1", "act", "fc2", "gate", "scale"]  # the se_block graph of conftest
 

@@ -7,8 +7,8 @@ import shutil
 import pytest
 import torch
 
-from seadeploy.export.pipeline import ExportOptions
 from seadeploy.export.runner import export_model
+from seadeploy.export.steps import ExportOptions
 from seadeploy.models.source import ModelSource
 
 

@@ -14,8 +14,8 @@ import torch
 from onnx import numpy_helper
 
 from seadeploy.errors import InputError
-from seadeploy.export.pipeline import ExportOptions, load_source
 from seadeploy.export.runner import export_run
+from seadeploy.export.steps import ExportOptions, load_source
 from seadeploy.fileio import sha256
 from seadeploy.models.build import build_model
 from seadeploy.profiling.sources import plan

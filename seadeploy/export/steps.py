@@ -1,4 +1,5 @@
-"""What the export stage needs around the exported files: options, the source checkpoint, staging, samples.
+"""The export stage's steps around the exported files: options, the source checkpoint, staging and commit, checks, samples,
+the manifest it starts from and the summary it prints.
 
 ::
 
