@@ -1,6 +1,6 @@
 """What export puts in a new manifest (the schema itself is tested in tests/test_runfolder.py)."""
 
-from seadeploy.export.steps import new_manifest
+from seadeploy.export.steps import commit, new_manifest
 from seadeploy.runfolder import MANIFEST_VERSION, ModelSpec, read_manifest, write_manifest
 
 
@@ -25,3 +25,18 @@ def test_new_manifest_records_io_exporter_and_seed(run_dir):
 def test_static_batch_shapes():
     m = _manifest(dynamic=False)
     assert m.input["shape"][0] == 4 and m.dynamic_axes == {}
+
+
+def test_commit_removes_the_export_files_it_did_not_write(tmp_path):
+    """A re-export with fewer precisions leaves no file that its manifest does not vouch for."""
+    out, stage = tmp_path / "run", tmp_path / "run" / ".export-stage"
+    stage.mkdir(parents=True)
+    for name in ("checkpoint.safetensors", "model.onnx", "model.fp16.onnx", "model.int8.onnx", "model.int8.engine",
+                 "latency.csv"):
+        (out / name).write_text("old")
+    for name in ("model.onnx", "manifest.json"):
+        (stage / name).write_text("new")
+    commit(stage, out, ["model.onnx", "manifest.json"])
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["checkpoint.safetensors", "latency.csv",
+                                                                    "manifest.json", "model.onnx"]
+    assert (out / "model.onnx").read_text() == "new"
