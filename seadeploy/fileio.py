@@ -150,7 +150,7 @@ def sha256(path: str | os.PathLike) -> str:
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that decide numerics, for manifests and checkpoints."""
-    import importlib.metadata as md  # noqa: PLC0415  ~40 ms: kept off the CLI's start-up path (cli imports artifacts)
+    import importlib.metadata as md  # noqa: PLC0415  ~40 ms: kept off the CLI's start-up path (cli imports fileio)
 
     out = {"python": platform.python_version()}
     for name in ("seadeploy", "torch", "numpy", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "tensorrt"):

@@ -1,6 +1,6 @@
 """Build the PyTorch model a :class:`~seadeploy.runfolder.ModelSpec` (plain data) or a checkpoint describes.
 
-``artifacts`` holds the spec and checkpoint formats and knows nothing of the zoo; this module is where a spec
+``runfolder`` holds the spec and checkpoint formats and knows nothing of the zoo; this module is where a spec
 meets the backbone registry (:mod:`seadeploy.models.zoo`) or a user's model source (:mod:`seadeploy.models.source`).
 """
 

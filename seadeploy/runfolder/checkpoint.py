@@ -139,7 +139,7 @@ class Checkpoint:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Atomically write weights + metadata to ``path`` (a ``.safetensors`` file)."""
-        from safetensors.torch import save_file  # noqa: PLC0415  artifacts stays torch-free: reports and run-folder readers import it (torch: ~1.8 s)
+        from safetensors.torch import save_file  # noqa: PLC0415  the run folder stays torch-free: reports and run-folder readers import it (torch: ~1.8 s)
 
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict.items()}
         with atomic_path(path) as tmp:
@@ -149,7 +149,7 @@ class Checkpoint:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Checkpoint:
         """Load a checkpoint file, or ``checkpoint.safetensors`` inside a run folder. Never unpickles."""
-        from safetensors.torch import load_file  # noqa: PLC0415  artifacts stays torch-free: reports and run-folder readers import it (torch: ~1.8 s)
+        from safetensors.torch import load_file  # noqa: PLC0415  the run folder stays torch-free: reports and run-folder readers import it (torch: ~1.8 s)
 
         p = Path(path)
         if p.is_dir():
@@ -186,7 +186,7 @@ def load_state_checked(model, state: dict[str, Any], source: str = "checkpoint",
     Also refused, never cast: a tensor whose dtype differs from the model's own (float weights stored as
     int32 would be truncated to integers by ``load_state_dict``), and a floating tensor holding NaN/Inf.
     """
-    import torch  # noqa: PLC0415  artifacts stays torch-free: reports and run-folder readers import it (torch: ~1.8 s)
+    import torch  # noqa: PLC0415  the run folder stays torch-free: reports and run-folder readers import it (torch: ~1.8 s)
 
     own = model.state_dict()
     if not isinstance(state, dict):
