@@ -14,6 +14,7 @@ import torch
 from onnx import numpy_helper
 
 from seadeploy.errors import InputError
+from seadeploy.export.__main__ import main as export_main
 from seadeploy.export.runner import export_run
 from seadeploy.export.steps import ExportOptions, load_source
 from seadeploy.fileio import sha256
@@ -200,3 +201,17 @@ def test_only_the_files_the_manifest_lists_are_judged_and_timed(run_copy):
     assert [s.precision for s in plan(run_copy, ["ort"])] == ["fp32", "fp16"]
     with pytest.raises(InputError, match="lists no int8 file"):
         RunFolder.load(run_copy).onnx_path("int8")
+
+
+def test_an_onnx_only_run_is_judged_as_it_is(tiny_onnx, tmp_path, capsys):
+    """``validate RUN`` on a folder that ``export --onnx`` wrote with fp32 only judges what its manifest lists (nothing
+    to judge: fp32 is the reference) and names what it skipped; it re-creates no fp16/int8 files."""
+    run = tmp_path / "run"
+    assert export_main(["--onnx", str(tiny_onnx), "--precision", "fp32", "--dataset", "synthetic",
+                        "--eval-samples", "8", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main([str(run), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["comparisons"] == [] and sorted(p.name for p in run.glob("*.onnx")) == ["model.onnx"]
+    assert main([str(run), "--precision", "int8", "--json"]) == 0
+    assert any("no model.int8.onnx in the manifest" in n for n in json.loads(capsys.readouterr().out)["skipped"])
