@@ -245,10 +245,7 @@ def format_pipeline(report: PipelineReport, top: int = 10) -> str:
     fifos = report.fifos.sort_values("fifo_elements", ascending=False).head(top)
     lines.append(fmt_table(fifos[["node", "kind", "block", "operand", "skew_cycles", "buffer_rows", "lead_rows",
                              "fifo_rows", "fifo_elements"]]))
-    if report.bounded is not None:
-        bad = report.bounded[report.bounded["stall"] | report.bounded["deadlock"]]
-        lines += ["", f"bounded FIFOs: {int(report.bounded['deadlock'].sum())} deadlock, "
-                  f"{int(report.bounded['stall'].sum())} stall", fmt_table(bad.head(top))]
+    lines += _bounded_lines(report.bounded, top)
     if report.simulation is not None:
         s = report.simulation
         lines += ["", "simulated (unbounded FIFOs): II {:,.0f}, fill {:,.0f}, frame {:,.0f} cycles; differences: II "
@@ -264,6 +261,15 @@ def format_pipeline(report: PipelineReport, top: int = 10) -> str:
     if report.unknown_ops:
         lines.append(f"WARNING: no row rule for {', '.join(report.unknown_ops)}; treated as global reductions")
     return "\n".join(lines)
+
+
+def _bounded_lines(bounded: pd.DataFrame | None, top: int) -> list[str]:
+    """The given-depth FIFOs that stall or deadlock (both granularities' reports)."""
+    if bounded is None:
+        return []
+    bad = bounded[bounded["stall"] | bounded["deadlock"]]
+    return ["", f"bounded FIFOs: {int(bounded['deadlock'].sum())} deadlock, {int(bounded['stall'].sum())} stall",
+            fmt_table(bad.head(top))]
 
 
 def summary_with_sweep(report: PipelineReport | None, sweep: pd.DataFrame | None,
@@ -294,10 +300,7 @@ def format_pixel(report: PixelReport, top: int = 10) -> str:
                                   "fifo_positions", "fifo_rows", "fifo_words", "fifo_bits", "bram18", "uram"]]))
     if report.attention is not None and len(report.attention):
         lines += ["", "attention bypass FIFOs:", fmt_table(report.attention)]
-    if report.bounded is not None:
-        bad = report.bounded[report.bounded["stall"] | report.bounded["deadlock"]]
-        lines += ["", f"bounded FIFOs: {int(report.bounded['deadlock'].sum())} deadlock, "
-                  f"{int(report.bounded['stall'].sum())} stall", fmt_table(bad.head(top))]
+    lines += _bounded_lines(report.bounded, top)
     if report.simulation is not None:
         s = report.simulation
         lines += ["", "simulated (unbounded FIFOs, {} frames): II {:,.0f}, fill {:,.0f}, frame {:,.0f} cycles; "

@@ -11,6 +11,18 @@ from seadeploy.dataflow.pipeline import PipelineReport
 from seadeploy.errors import InputError
 
 
+def read_depth_spec(spec: str, unit: str) -> object:
+    """The JSON a ``--fifo-depths FILE`` holds (one-line ``InputError`` when it is missing or not JSON); ``unit``
+    names what a bare number would have meant (rows or words) for the message."""
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(f"--fifo-depths '{spec}' is neither auto, a number of {unit} nor an existing JSON file")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise InputError(f"FIFO depth file '{path}' is not JSON ({exc})") from None
+
+
 def resolve_depths(report: PipelineReport, spec: str | int | dict | None) -> dict[tuple[str, int], int]:
     """FIFO depths in rows for every FIFO of ``report``: ``"auto"`` (the zero-stall depths), an int cap
     (``min(auto, N)``), a dict or a JSON file ``{"node/operand": rows}`` (unlisted FIFOs stay at auto; a
@@ -22,13 +34,7 @@ def resolve_depths(report: PipelineReport, spec: str | int | dict | None) -> dic
         cap = int(spec)
         return {k: min(v, cap) for k, v in auto.items()}
     if isinstance(spec, str):
-        path = Path(spec)
-        if not path.is_file():
-            raise InputError(f"--fifo-depths '{spec}' is neither auto, a number of rows nor an existing JSON file")
-        try:
-            spec = json.loads(path.read_text())
-        except ValueError as exc:
-            raise InputError(f"FIFO depth file '{path}' is not JSON ({exc})") from None
+        spec = read_depth_spec(spec, "rows")
     if not isinstance(spec, dict):
         raise InputError("FIFO depths must be a JSON object {\"node/operand\": rows}")
     by_name = {f"{r.node}/{r.operand}": (r.node, int(r.input_index)) for r in report.fifos.itertuples()}

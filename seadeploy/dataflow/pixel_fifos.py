@@ -10,7 +10,6 @@ which FINN builds inside the window generator; the FIFO in front of it is the re
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -20,6 +19,7 @@ import pandas as pd
 
 from seadeploy import fileio
 from seadeploy.dataflow.arrival import POOL_OPS, window_spec
+from seadeploy.dataflow.bounded import read_depth_spec
 from seadeploy.dataflow.fifo_memory import blocks
 from seadeploy.dataflow.fifos import peak_resident
 from seadeploy.dataflow.pixel import PixelDesign, Stage, Timing
@@ -173,13 +173,7 @@ def resolve_depths(fifos: pd.DataFrame, spec: str | int | dict | None) -> dict[t
         cap = int(spec)
         return {k: min(v, positions_of(k, cap)) for k, v in auto.items()}
     if isinstance(spec, str):
-        path = Path(spec)
-        if not path.is_file():
-            raise InputError(f"--fifo-depths '{spec}' is neither auto, a number of words nor an existing JSON file")
-        try:
-            spec = json.loads(path.read_text())
-        except ValueError as exc:
-            raise InputError(f"FIFO depth file '{path}' is not JSON ({exc})") from None
+        spec = read_depth_spec(spec, "words")
     if not isinstance(spec, dict):
         raise InputError('FIFO depths must be a JSON object {"node": {"inFIFODepths": [words, ...]}}')
     out = dict(auto)

@@ -260,20 +260,22 @@ def export_onnx_run(source: ModelSource, out: str | Path, opts: ExportOptions) -
     of = source.onnx_file()
     out, dataset = Path(out), opts.dataset or "synthetic"
     mean, std = list(source.mean or ()), list(source.std or ())
-    manifest = Manifest(spec=of.spec(), checkpoint=None, mean=[float(v) for v in mean], std=[float(v) for v in std],
-                        dataset=dataset, opset=max((o.version for o in of.proto.opset_import if o.domain in ("", "ai.onnx")),
-                                                   default=0),
-                        input={"name": of.input_name, "shape": [of.batch or "batch", *of.shape], "dtype": "float32"},
-                        output={"name": of.proto.graph.output[0].name, "shape": [of.batch or "batch", of.num_classes]},
-                        exporter=f"user file {of.path.name} (sha256 {sha256(of.path)})")
+    opset = max((o.version for o in of.proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    manifest = new_manifest(of.spec(), mean=mean, std=std, dataset=dataset, opset=opset, checkpoint=None,
+                            dynamic_batch=of.batch is None, batch=of.batch or 1, input_name=of.input_name,
+                            output_name=of.proto.graph.output[0].name,
+                            exporter=f"user file {of.path.name} (sha256 {sha256(of.path)})")
     with steps.staging(out) as stage:
         files = {"fp32": of.write(stage / onnx_name("fp32"))}
         manifest.files["fp32"] = FileEntry(onnx_name("fp32"))
+        calib = None
+        if "int8" in opts.precisions:
+            calib = np.concatenate(of.chunks(load_samples(dataset, opts.calib_samples, split="train",
+                                                          input_size=of.shape[1], mean=mean or None, std=std or None,
+                                                          seed=1, root=opts.data_root)[0]))
         for precision in [p for p in opts.precisions if p != "fp32"]:
-            calib, _ = load_samples(dataset, opts.calib_samples, split="train", input_size=of.shape[1], mean=mean or None,
-                                    std=std or None, seed=1, root=opts.data_root)
-            files[precision] = _lower(precision, files["fp32"], np.concatenate(of.chunks(calib)), dataset, stage, opts,
-                                      manifest, batch=of.batch or 32)
+            files[precision] = _lower(precision, files["fp32"], calib, dataset, stage, opts, manifest,
+                                      batch=of.batch or 32)
         rules, verdicts = judge_onnx_files(files, of, dataset, mean, std, opts)
         failures = {}
         for precision, path in files.items():

@@ -281,8 +281,10 @@ def summary_lines(manifest: Manifest, out: str | os.PathLike) -> list[str]:
 
 def new_manifest(spec: ModelSpec, *, mean: Any, std: Any, dataset: str | None, opset: int,
                  dynamic_batch: bool = True, batch: int = 1, checkpoint: str | None = CHECKPOINT,
-                 seed: int | None = None, weights: str | None = None) -> Manifest:
-    """A manifest with files/checks/engines empty; ``seed``: the seed the weights were drawn with (from flags)."""
+                 seed: int | None = None, weights: str | None = None, input_name: str = INPUT_NAME,
+                 output_name: str = OUTPUT_NAME, exporter: str = EXPORTER) -> Manifest:
+    """A manifest with files/checks/engines empty; ``seed``: the seed the weights were drawn with (from flags);
+    ``input_name``/``output_name``/``exporter``: a user's ONNX file keeps its own."""
     dim0: Any = BATCH_DIM if dynamic_batch else int(batch)
     return Manifest(
         spec=spec,
@@ -292,9 +294,9 @@ def new_manifest(spec: ModelSpec, *, mean: Any, std: Any, dataset: str | None, o
         dataset=dataset,
         seed=seed,
         weights=weights,
-        input={"name": INPUT_NAME, "shape": [dim0, *spec.input_shape], "dtype": "float32"},
-        output={"name": OUTPUT_NAME, "shape": [dim0, int(spec.num_classes)]},
+        input={"name": input_name, "shape": [dim0, *spec.input_shape], "dtype": "float32"},
+        output={"name": output_name, "shape": [dim0, int(spec.num_classes)]},
         opset=int(opset),
-        exporter=EXPORTER,
-        dynamic_axes={INPUT_NAME: {"0": BATCH_DIM}, OUTPUT_NAME: {"0": BATCH_DIM}} if dynamic_batch else {},
+        exporter=exporter,
+        dynamic_axes={input_name: {"0": BATCH_DIM}, output_name: {"0": BATCH_DIM}} if dynamic_batch else {},
     )

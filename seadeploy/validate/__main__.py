@@ -114,8 +114,7 @@ def _validate_onnx_run(args, run: Path) -> int:
              for p in skipped]
     notes += [f"{b}: not run (an ONNX-only run has no PyTorch model; its fp32 model.onnx is the reference, judged "
               "on ONNX Runtime)" for b in args.backends if ".onnx" not in backend_class(b).file_suffixes]
-    files = {"fp32": runfolder.inside(run, manifest.files["fp32"].path) if manifest else run / onnx_name("fp32")}
-    files.update({p: runfolder.inside(run, manifest.files[p].path) for p in judged})
+    files = {p: manifest.file(run, p) for p in ("fp32", *judged)} if manifest else {"fp32": run / onnx_name("fp32")}
     of = OnnxFile.load(files["fp32"])
     dataset = args.dataset or (manifest.dataset if manifest else None) or "synthetic"
     mean, std = (list(manifest.mean), list(manifest.std)) if manifest else ([], [])
