@@ -27,7 +27,7 @@ from seadeploy.errors import SeadeployError
 from seadeploy.export.runner import export_model
 from seadeploy.export.steps import ExportOptions
 from seadeploy.models import list_attention, list_models, model_defaults
-from seadeploy.runfolder import ModelSpec
+from seadeploy.models.source import ModelSource
 from seadeploy.validate import validate_run
 
 
@@ -37,7 +37,7 @@ def run_case(model: str, attn: str, seed: int) -> dict:
     start = time.process_time()
     with tempfile.TemporaryDirectory(prefix="seadeploy-ovzoo-") as tmp:
         try:
-            export_model(ModelSpec(model, attn=attn, num_classes=10, input_size=size), Path(tmp) / "run",
+            export_model(ModelSource(model, attn=attn, num_classes=10, input_size=size), Path(tmp) / "run",
                          ExportOptions(seed=seed))
             report = validate_run(Path(tmp) / "run", backends=["openvino"], precisions=["fp32"], threads=1,
                                   write=False)
